@@ -1,0 +1,59 @@
+// A block key: 1..32 opaque bytes, stored inline so index entries and lookup
+// batches allocate nothing per key. The client library's keys are SHA-256
+// chain hashes (32 bytes); engines may pass their own shorter hashes.
+//
+// Thread safety: a value type; const methods are safe from any thread.
+#ifndef KVCACHE_CLIENT_KEY_BLOCK_KEY_H_
+#define KVCACHE_CLIENT_KEY_BLOCK_KEY_H_
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+
+namespace kvcache {
+
+class BlockKey {
+ public:
+  static constexpr size_t kMaxBytes = 32;
+
+  // The empty key. It is never a valid block key; it stands for "no parent".
+  BlockKey() = default;
+
+  // Returns INVALID_ARGUMENT unless 1 <= bytes.size() <= kMaxBytes.
+  static absl::StatusOr<BlockKey> FromBytes(absl::string_view bytes);
+
+  // Parses lowercase or uppercase hex (2..64 digits, even count).
+  static absl::StatusOr<BlockKey> FromHex(absl::string_view hex);
+
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  const uint8_t* data() const { return bytes_.data(); }
+  absl::string_view view() const {
+    return {reinterpret_cast<const char*>(bytes_.data()), size_};
+  }
+  std::string ToBytes() const { return std::string(view()); }
+  std::string ToHex() const;
+
+  friend bool operator==(const BlockKey& a, const BlockKey& b) {
+    return a.size_ == b.size_ && std::memcmp(a.bytes_.data(), b.bytes_.data(), a.size_) == 0;
+  }
+  friend bool operator!=(const BlockKey& a, const BlockKey& b) { return !(a == b); }
+  friend bool operator<(const BlockKey& a, const BlockKey& b) { return a.view() < b.view(); }
+
+  template <typename H>
+  friend H AbslHashValue(H h, const BlockKey& k) {
+    return H::combine(std::move(h), k.view());
+  }
+
+ private:
+  uint8_t size_ = 0;
+  std::array<uint8_t, kMaxBytes> bytes_{};
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_CLIENT_KEY_BLOCK_KEY_H_

@@ -1,0 +1,286 @@
+#include "kvstore/block_index.h"
+
+#include <algorithm>
+#include <deque>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace kvcache {
+namespace {
+
+int64_t NowMicros() { return absl::GetCurrentTimeNanos() / 1000; }
+
+// How far into a shard's leaf order pressure eviction looks past pinned leaves.
+constexpr int kMaxPinnedLeavesSkipped = 64;
+
+}  // namespace
+
+BlockIndex::BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes)
+    : pinned_bytes_(pinned_bytes) {
+  shards_.reserve(std::max(shards, 1));
+  for (int i = 0; i < std::max(shards, 1); ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+BlockIndex::Shard& BlockIndex::ShardOf(const EntryKey& k) {
+  return *shards_[absl::HashOf(k) % shards_.size()];
+}
+
+void BlockIndex::Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_micros) {
+  const uint64_t tick = clock_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (e.children == 0) {
+    shard.leaves.erase({e.tick, k});
+    shard.leaves.insert({tick, k});
+  }
+  e.tick = tick;
+  e.last_access_micros = now_micros;
+}
+
+void BlockIndex::Remove(Shard& shard, const EntryKey& k) {
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end()) return;
+  if (it->second.children == 0) shard.leaves.erase({it->second.tick, k});
+  blocks_.fetch_sub(1, std::memory_order_relaxed);
+  bytes_.fetch_sub(it->second.block->meta().size, std::memory_order_relaxed);
+  shard.entries.erase(it);
+}
+
+void BlockIndex::ChildRemoved(const EntryKey& parent) {
+  Shard& shard = ShardOf(parent);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(parent);
+  if (it == shard.entries.end() || it->second.children == 0) return;
+  if (--it->second.children == 0) shard.leaves.insert({it->second.tick, parent});
+}
+
+size_t BlockIndex::LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
+                               std::vector<uint64_t>* sizes) {
+  const int64_t now = NowMicros();
+  size_t hits = 0;
+  for (const BlockKey& key : chain) {
+    const EntryKey k{ns, key};
+    Shard& shard = ShardOf(k);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.entries.find(k);
+    if (it == shard.entries.end()) break;
+    Touch(shard, k, it->second, now);
+    if (sizes != nullptr) sizes->push_back(it->second.block->meta().size);
+    ++hits;
+  }
+  return hits;
+}
+
+std::optional<BlockPin> BlockIndex::Pin(NamespaceId ns, const BlockKey& key) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end()) return std::nullopt;
+  Touch(shard, k, it->second, NowMicros());
+  ++it->second.hits;
+  return BlockPin(it->second.block, pinned_bytes_);
+}
+
+InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages) {
+  const EntryKey parent{ns, meta.parent};
+  if (meta.parent.empty()) {
+    meta.root = meta.key;
+    meta.depth = 1;
+  } else {
+    Shard& ps = ShardOf(parent);
+    absl::MutexLock lock(&ps.mu);
+    auto it = ps.entries.find(parent);
+    if (it == ps.entries.end()) return InsertOutcome::kParentMissing;
+    meta.root = it->second.block->meta().root;
+    meta.depth = it->second.block->meta().depth + 1;
+    // Count the child now, so the parent stops being an evictable leaf
+    // before the child becomes visible.
+    if (it->second.children++ == 0) ps.leaves.erase({it->second.tick, parent});
+  }
+  const EntryKey k{ns, meta.key};
+  const uint64_t size = meta.size;
+  bool inserted = false;
+  {
+    Shard& shard = ShardOf(k);
+    absl::MutexLock lock(&shard.mu);
+    auto [it, fresh] = shard.entries.try_emplace(k);
+    inserted = fresh;
+    if (fresh) {
+      meta.created_micros = NowMicros();
+      it->second.block = std::make_shared<CachedBlock>(std::move(meta), std::move(pages));
+      it->second.tick = clock_.fetch_add(1, std::memory_order_relaxed) + 1;
+      it->second.last_access_micros = it->second.block->meta().created_micros;
+      shard.leaves.insert({it->second.tick, k});
+      blocks_.fetch_add(1, std::memory_order_relaxed);
+      bytes_.fetch_add(size, std::memory_order_relaxed);
+    }
+  }
+  if (inserted) return InsertOutcome::kStored;
+  if (!parent.key.empty()) ChildRemoved(parent);
+  return InsertOutcome::kAlreadyCached;
+}
+
+std::optional<uint64_t> BlockIndex::EvictOneLeaf() {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    // Find the globally oldest unpinned leaf: the first unpinned one of each
+    // shard's leaf order, compared across shards.
+    uint64_t best_tick = UINT64_MAX;
+    Shard* best_shard = nullptr;
+    EntryKey best_key{};
+    for (auto& shard : shards_) {
+      absl::MutexLock lock(&shard->mu);
+      int skipped = 0;
+      for (const auto& [tick, k] : shard->leaves) {
+        if (tick >= best_tick || skipped++ > kMaxPinnedLeavesSkipped) break;
+        // use_count is exact enough here: pins are only created under this
+        // lock, so an unpinned block cannot gain a reader while we hold it.
+        if (shard->entries.at(k).block.use_count() == 1) {
+          best_tick = tick;
+          best_shard = shard.get();
+          best_key = k;
+          break;
+        }
+      }
+    }
+    if (best_shard == nullptr) return std::nullopt;
+    std::shared_ptr<const CachedBlock> victim;
+    {
+      absl::MutexLock lock(&best_shard->mu);
+      auto it = best_shard->entries.find(best_key);
+      if (it == best_shard->entries.end() || it->second.children != 0 ||
+          it->second.tick != best_tick || it->second.block.use_count() != 1) {
+        continue;  // changed since we looked; look again
+      }
+      victim = it->second.block;  // freed after the lock is dropped
+      Remove(*best_shard, best_key);
+    }
+    if (!victim->meta().parent.empty()) ChildRemoved({best_key.ns, victim->meta().parent});
+    return victim->meta().size;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<EvictCount> BlockIndex::EvictKey(NamespaceId ns, const BlockKey& key,
+                                                bool dry_run) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  std::shared_ptr<const CachedBlock> victim;
+  {
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.entries.find(k);
+    if (it == shard.entries.end()) {
+      return absl::NotFoundError(absl::StrCat("block ", key.ToHex(), " is not cached"));
+    }
+    if (it->second.children > 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("block ", key.ToHex(), " has ", it->second.children,
+                       " cached children; evict its subtree instead"));
+    }
+    victim = it->second.block;
+    if (!dry_run) Remove(shard, k);
+  }
+  if (!dry_run && !victim->meta().parent.empty()) ChildRemoved({ns, victim->meta().parent});
+  return EvictCount{1, victim->meta().size};
+}
+
+std::vector<BlockIndex::EntryKey> BlockIndex::CollectSubtree(NamespaceId ns,
+                                                             const BlockKey& root_key) {
+  std::optional<BlockView> top = Inspect(ns, root_key);
+  if (!top.has_value()) return {};
+  // Every descendant shares the chain root of `root_key`; gather those and
+  // walk parent links down from root_key.
+  absl::flat_hash_map<BlockKey, std::vector<BlockKey>> children;
+  for (auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    for (const auto& [k, e] : shard->entries) {
+      const BlockMeta& m = e.block->meta();
+      if (k.ns == ns && m.root == top->meta.root && !m.parent.empty()) {
+        children[m.parent].push_back(k.key);
+      }
+    }
+  }
+  std::vector<EntryKey> out = {{ns, root_key}};
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto it = children.find(out[i].key);
+    if (it == children.end()) continue;
+    for (const BlockKey& c : it->second) out.push_back({ns, c});
+  }
+  return out;
+}
+
+absl::StatusOr<EvictCount> BlockIndex::EvictSubtree(NamespaceId ns, const BlockKey& key,
+                                                    bool dry_run) {
+  std::vector<EntryKey> subtree = CollectSubtree(ns, key);
+  if (subtree.empty()) {
+    return absl::NotFoundError(absl::StrCat("block ", key.ToHex(), " is not cached"));
+  }
+  EvictCount count;
+  BlockKey top_parent;
+  // Leaves first (reverse of the walk), so no reader ever sees a hole.
+  for (auto it = subtree.rbegin(); it != subtree.rend(); ++it) {
+    Shard& shard = ShardOf(*it);
+    std::shared_ptr<const CachedBlock> victim;
+    {
+      absl::MutexLock lock(&shard.mu);
+      auto e = shard.entries.find(*it);
+      if (e == shard.entries.end()) continue;
+      victim = e->second.block;
+      if (!dry_run) Remove(shard, *it);
+    }
+    ++count.blocks;
+    count.bytes += victim->meta().size;
+    if (it->key == key) top_parent = victim->meta().parent;
+  }
+  if (!dry_run && !top_parent.empty()) ChildRemoved({ns, top_parent});
+  return count;
+}
+
+EvictCount BlockIndex::EvictNamespaces(absl::Span<const NamespaceId> namespaces, bool dry_run) {
+  const absl::flat_hash_set<NamespaceId> wanted(namespaces.begin(), namespaces.end());
+  EvictCount count;
+  for (auto& shard : shards_) {
+    std::vector<std::shared_ptr<const CachedBlock>> victims;  // freed unlocked
+    absl::MutexLock lock(&shard->mu);
+    std::vector<EntryKey> doomed;
+    for (const auto& [k, e] : shard->entries) {
+      if (!wanted.contains(k.ns)) continue;
+      ++count.blocks;
+      count.bytes += e.block->meta().size;
+      doomed.push_back(k);
+    }
+    if (dry_run) continue;
+    for (const EntryKey& k : doomed) {
+      victims.push_back(shard->entries.at(k).block);
+      Remove(*shard, k);
+    }
+  }
+  return count;
+}
+
+std::optional<BlockView> BlockIndex::Inspect(NamespaceId ns, const BlockKey& key) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end()) return std::nullopt;
+  const Entry& e = it->second;
+  return BlockView{ns, e.block->meta(), e.children, e.hits, e.last_access_micros,
+                   static_cast<uint32_t>(e.block.use_count() - 1)};
+}
+
+std::vector<BlockView> BlockIndex::Snapshot(absl::Span<const NamespaceId> namespaces) {
+  const absl::flat_hash_set<NamespaceId> wanted(namespaces.begin(), namespaces.end());
+  std::vector<BlockView> out;
+  for (auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    for (const auto& [k, e] : shard->entries) {
+      if (!wanted.contains(k.ns)) continue;
+      out.push_back(BlockView{k.ns, e.block->meta(), e.children, e.hits, e.last_access_micros,
+                              static_cast<uint32_t>(e.block.use_count() - 1)});
+    }
+  }
+  return out;
+}
+
+}  // namespace kvcache

@@ -1,0 +1,143 @@
+// The block index: a sharded prefix forest of cached blocks.
+//
+// Invariants:
+//  1. Every block records its parent; a block is inserted only while its
+//     parent is cached, so a chain that is cached is cached from its root.
+//  2. Pressure eviction drops leaves only (blocks with no cached children),
+//     least recently used first, so what is cached stays prefix-closed.
+//  3. A pinned block (a BlockPin exists) is never chosen by pressure
+//     eviction. Operator eviction may unlink it; its pages then live until
+//     the last pin is gone, and no new reader can find it.
+//
+// Each shard has one mutex over its map and its ordered set of leaves. No
+// method holds two shard locks at once: a child and its parent may live in
+// different shards, and the parent's child count is updated under the
+// parent's own lock, after the child's lock is released.
+//
+// Thread safety: all methods may be called from any thread.
+#ifndef KVCACHE_KVSTORE_BLOCK_INDEX_H_
+#define KVCACHE_KVSTORE_BLOCK_INDEX_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "client/key/block_key.h"
+#include "kvstore/cached_block.h"
+#include "kvstore/namespace_table.h"
+
+namespace kvcache {
+
+enum class InsertOutcome { kStored, kAlreadyCached, kParentMissing };
+
+// What one block looks like from outside, for Lookup, Inspect and List.
+struct BlockView {
+  NamespaceId ns = 0;
+  BlockMeta meta;
+  uint32_t children = 0;
+  uint64_t hits = 0;
+  int64_t last_access_micros = 0;
+  uint32_t readers = 0;  // pins other than the index's own reference
+};
+
+struct EvictCount {
+  uint64_t blocks = 0;
+  uint64_t bytes = 0;
+};
+
+class BlockIndex {
+ public:
+  // `shards` >= 1. `pinned_bytes` is where BlockPins count; not owned.
+  BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes);
+  BlockIndex(const BlockIndex&) = delete;
+  BlockIndex& operator=(const BlockIndex&) = delete;
+
+  // Counts how many leading keys of `chain` are cached (stopping at the first
+  // miss), marks them used, and appends their sizes to `sizes` if non-null.
+  size_t LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
+                     std::vector<uint64_t>* sizes);
+
+  // A pin on a cached block, marked used and counted as a hit; nullopt if
+  // the block is not cached.
+  std::optional<BlockPin> Pin(NamespaceId ns, const BlockKey& key);
+
+  // Makes a verified block visible. The parent (meta.parent, empty for a
+  // root) must be cached; root, depth come from it. On any outcome other than
+  // kStored the pages are freed.
+  InsertOutcome Insert(NamespaceId ns, BlockMeta meta, PageRun pages);
+
+  // Drops the least recently used unpinned leaf in the whole index. Returns
+  // its size, or nullopt if every leaf is pinned (or the index is empty).
+  std::optional<uint64_t> EvictOneLeaf();
+
+  // Operator eviction. EvictKey: NOT_FOUND if absent, FAILED_PRECONDITION if
+  // the block has cached children (use EvictSubtree). With dry_run nothing
+  // changes and the count says what would be dropped.
+  absl::StatusOr<EvictCount> EvictKey(NamespaceId ns, const BlockKey& key, bool dry_run);
+  absl::StatusOr<EvictCount> EvictSubtree(NamespaceId ns, const BlockKey& key, bool dry_run);
+  EvictCount EvictNamespaces(absl::Span<const NamespaceId> namespaces, bool dry_run);
+
+  std::optional<BlockView> Inspect(NamespaceId ns, const BlockKey& key);
+  // Every block of the given namespaces (a snapshot; order unspecified).
+  std::vector<BlockView> Snapshot(absl::Span<const NamespaceId> namespaces);
+
+  uint64_t blocks() const { return blocks_.load(std::memory_order_relaxed); }
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+
+ private:
+  struct EntryKey {
+    NamespaceId ns;
+    BlockKey key;
+    friend bool operator==(const EntryKey& a, const EntryKey& b) {
+      return a.ns == b.ns && a.key == b.key;
+    }
+    friend bool operator<(const EntryKey& a, const EntryKey& b) {
+      return a.ns != b.ns ? a.ns < b.ns : a.key < b.key;
+    }
+    template <typename H>
+    friend H AbslHashValue(H h, const EntryKey& k) {
+      return H::combine(std::move(h), k.ns, k.key);
+    }
+  };
+  struct Entry {
+    std::shared_ptr<const CachedBlock> block;
+    uint32_t children = 0;
+    uint64_t hits = 0;
+    uint64_t tick = 0;  // logical recency; orders the leaf set
+    int64_t last_access_micros = 0;
+  };
+  struct Shard {
+    absl::Mutex mu;
+    absl::flat_hash_map<EntryKey, Entry> entries ABSL_GUARDED_BY(mu);
+    std::set<std::pair<uint64_t, EntryKey>> leaves ABSL_GUARDED_BY(mu);  // by tick
+  };
+
+  Shard& ShardOf(const EntryKey& k);
+  // Marks an entry used now. REQUIRES: shard.mu held.
+  void Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_micros)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Unlinks an entry. REQUIRES: shard.mu held.
+  void Remove(Shard& shard, const EntryKey& k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // One child of `parent` is gone: decrements its count, making it a leaf at 0.
+  void ChildRemoved(const EntryKey& parent);
+  // Keys of `root_key`'s subtree in namespace ns, root first.
+  std::vector<EntryKey> CollectSubtree(NamespaceId ns, const BlockKey& root_key);
+
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<uint64_t>* const pinned_bytes_;  // not owned
+  std::atomic<uint64_t> clock_{0};
+  std::atomic<uint64_t> blocks_{0};
+  std::atomic<uint64_t> bytes_{0};
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_KVSTORE_BLOCK_INDEX_H_

@@ -1,0 +1,183 @@
+#include "kvstore/block_index.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace kvcache {
+namespace {
+
+BlockKey Key(const std::string& s) { return *BlockKey::FromBytes(s); }
+
+class BlockIndexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    arena_ = std::move(*HostArena::Create({.capacity_bytes = 1 << 20, .page_bytes = 4096}));
+    index_ = std::make_unique<BlockIndex>(4, &pinned_);
+  }
+
+  InsertOutcome Put(const std::string& key, const std::string& parent, uint64_t size = 100) {
+    BlockMeta meta;
+    meta.key = Key(key);
+    if (!parent.empty()) meta.parent = Key(parent);
+    meta.size = size;
+    return index_->Insert(ns_, meta, std::move(*arena_->Allocate(size)));
+  }
+
+  size_t Lookup(std::vector<std::string> chain) {
+    std::vector<BlockKey> keys;
+    for (auto& s : chain) keys.push_back(Key(s));
+    return index_->LookupChain(ns_, keys, nullptr);
+  }
+
+  std::string EvictOne() {
+    std::vector<BlockView> before = index_->Snapshot({ns_});
+    if (!index_->EvictOneLeaf().has_value()) return "";
+    std::vector<BlockView> after = index_->Snapshot({ns_});
+    for (auto& b : before) {
+      bool still = false;
+      for (auto& a : after) still |= a.meta.key == b.meta.key;
+      if (!still) return b.meta.key.ToBytes();
+    }
+    return "?";
+  }
+
+  std::atomic<uint64_t> pinned_{0};
+  std::unique_ptr<HostArena> arena_;
+  std::unique_ptr<BlockIndex> index_;
+  NamespaceId ns_ = 0;
+};
+
+TEST_F(BlockIndexTest, LookupCountsLeadingRunOnly) {
+  ASSERT_EQ(Put("a", ""), InsertOutcome::kStored);
+  ASSERT_EQ(Put("b", "a"), InsertOutcome::kStored);
+  EXPECT_EQ(Lookup({"a", "b", "c"}), 2u);
+  EXPECT_EQ(Lookup({"x", "a", "b"}), 0u);
+  EXPECT_EQ(Lookup({"a", "x", "b"}), 1u);  // a hole stops the scan
+  std::vector<uint64_t> sizes;
+  EXPECT_EQ(index_->LookupChain(ns_, {Key("a"), Key("b")}, &sizes), 2u);
+  EXPECT_EQ(sizes, (std::vector<uint64_t>{100, 100}));
+  EXPECT_EQ(index_->LookupChain(ns_ + 1, {Key("a")}, nullptr), 0u);  // other namespace
+}
+
+TEST_F(BlockIndexTest, InsertNeedsCachedParentAndSetsDepth) {
+  EXPECT_EQ(Put("b", "a"), InsertOutcome::kParentMissing);
+  EXPECT_EQ(arena_->used_bytes(), 0u);  // pages of a rejected block are freed
+  ASSERT_EQ(Put("a", ""), InsertOutcome::kStored);
+  ASSERT_EQ(Put("b", "a"), InsertOutcome::kStored);
+  EXPECT_EQ(Put("b", "a"), InsertOutcome::kAlreadyCached);
+  auto v = index_->Inspect(ns_, Key("b"));
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->meta.depth, 2u);
+  EXPECT_EQ(v->meta.root, Key("a"));
+  EXPECT_EQ(index_->Inspect(ns_, Key("a"))->children, 1u);  // duplicate did not count twice
+  EXPECT_EQ(index_->blocks(), 2u);
+  EXPECT_EQ(index_->bytes(), 200u);
+}
+
+TEST_F(BlockIndexTest, EvictsLeavesFirstThenLeastRecentlyUsed) {
+  ASSERT_EQ(Put("a", ""), InsertOutcome::kStored);
+  ASSERT_EQ(Put("b", "a"), InsertOutcome::kStored);
+  ASSERT_EQ(Put("c", "b"), InsertOutcome::kStored);
+  ASSERT_EQ(Put("d", ""), InsertOutcome::kStored);
+  EXPECT_EQ(Lookup({"a"}), 1u);  // a is now the most recent, but not a leaf
+  // c is the oldest leaf; then b becomes a leaf with its old recency (older
+  // than d); then d; a goes last.
+  EXPECT_EQ(EvictOne(), "c");
+  EXPECT_EQ(EvictOne(), "b");
+  EXPECT_EQ(EvictOne(), "d");
+  EXPECT_EQ(EvictOne(), "a");
+  EXPECT_EQ(EvictOne(), "");
+  EXPECT_EQ(arena_->used_bytes(), 0u);
+}
+
+TEST_F(BlockIndexTest, PinnedLeafSurvivesPressureAndKeepsPages) {
+  ASSERT_EQ(Put("a", "", 5000), InsertOutcome::kStored);
+  ASSERT_EQ(Put("b", "", 5000), InsertOutcome::kStored);
+  std::optional<BlockPin> pin = index_->Pin(ns_, Key("a"));
+  ASSERT_TRUE(pin.has_value());
+  EXPECT_EQ(pinned_.load(), 5000u);
+  EXPECT_EQ(EvictOne(), "b");  // a is older but pinned
+  EXPECT_EQ(EvictOne(), "");   // only a pinned leaf left
+  // Operator eviction unlinks it; the pages stay until the reader is done.
+  ASSERT_TRUE(index_->EvictKey(ns_, Key("a"), false).ok());
+  EXPECT_EQ(index_->Inspect(ns_, Key("a")), std::nullopt);
+  EXPECT_EQ(arena_->used_bytes(), 2u * 4096);
+  pin.reset();
+  EXPECT_EQ(pinned_.load(), 0u);
+  EXPECT_EQ(arena_->used_bytes(), 0u);
+}
+
+TEST_F(BlockIndexTest, OperatorEvictionByKeySubtreeAndNamespace) {
+  ASSERT_EQ(Put("a", ""), InsertOutcome::kStored);
+  ASSERT_EQ(Put("b", "a"), InsertOutcome::kStored);
+  ASSERT_EQ(Put("c", "b"), InsertOutcome::kStored);
+  ASSERT_EQ(Put("c2", "b"), InsertOutcome::kStored);
+  ASSERT_EQ(Put("z", ""), InsertOutcome::kStored);
+  EXPECT_EQ(index_->EvictKey(ns_, Key("b"), false).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(index_->EvictKey(ns_, Key("q"), false).status().code(), absl::StatusCode::kNotFound);
+  auto dry = index_->EvictSubtree(ns_, Key("b"), true);
+  ASSERT_TRUE(dry.ok());
+  EXPECT_EQ(dry->blocks, 3u);
+  EXPECT_EQ(dry->bytes, 300u);
+  EXPECT_EQ(index_->blocks(), 5u);  // a dry run changes nothing
+  ASSERT_EQ(index_->EvictSubtree(ns_, Key("b"), false)->blocks, 3u);
+  EXPECT_EQ(Lookup({"a", "b"}), 1u);
+  EXPECT_EQ(index_->Inspect(ns_, Key("a"))->children, 0u);
+  EXPECT_TRUE(index_->Inspect(ns_, Key("a")).has_value());
+  EXPECT_EQ(EvictOne(), "z");  // a is a leaf again, but the lookup made it recent
+  EvictCount all = index_->EvictNamespaces({ns_}, false);
+  EXPECT_EQ(all.blocks, 1u);
+  EXPECT_EQ(index_->blocks(), 0u);
+  EXPECT_EQ(arena_->used_bytes(), 0u);
+}
+
+TEST_F(BlockIndexTest, ConcurrentUseStaysPrefixClosed) {
+  // Writers insert chains, an evictor drops leaves, readers pin and look up;
+  // afterwards every cached block's parent must still be cached.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 3; ++w) {
+    threads.emplace_back([&, w] {
+      for (int chain = 0; chain < 200; ++chain) {
+        std::string parent;
+        for (int i = 0; i < 8; ++i) {
+          std::string key = "w" + std::to_string(w) + "c" + std::to_string(chain % 20) + "b" +
+                            std::to_string(i);
+          auto pages = arena_->Allocate(100);
+          if (!pages.ok()) {
+            index_->EvictOneLeaf();
+            break;
+          }
+          BlockMeta meta;
+          meta.key = Key(key);
+          if (!parent.empty()) meta.parent = Key(parent);
+          meta.size = 100;
+          if (index_->Insert(ns_, meta, std::move(*pages)) == InsertOutcome::kParentMissing) break;
+          parent = key;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (!stop) {
+      index_->EvictOneLeaf();
+      auto pin = index_->Pin(ns_, Key("w0c1b0"));
+      Lookup({"w1c2b0", "w1c2b1", "w1c2b2"});
+    }
+  });
+  for (int i = 0; i < 3; ++i) threads[i].join();
+  stop = true;
+  threads.back().join();
+  std::vector<BlockView> all = index_->Snapshot({ns_});
+  for (const BlockView& b : all) {
+    if (b.meta.parent.empty()) continue;
+    EXPECT_TRUE(index_->Inspect(ns_, b.meta.parent).has_value()) << b.meta.key.ToBytes();
+  }
+  EXPECT_EQ(index_->blocks(), all.size());
+  EXPECT_EQ(pinned_.load(), 0u);
+}
+
+}  // namespace
+}  // namespace kvcache

@@ -1,0 +1,137 @@
+#include "offload/host_arena.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace kvcache {
+
+PageRun::PageRun(PageRun&& other) noexcept
+    : arena_(other.arena_), pages_(std::move(other.pages_)), size_(other.size_) {
+  other.arena_ = nullptr;
+  other.pages_.clear();
+  other.size_ = 0;
+}
+
+PageRun& PageRun::operator=(PageRun&& other) noexcept {
+  if (this != &other) {
+    Release();
+    arena_ = other.arena_;
+    pages_ = std::move(other.pages_);
+    size_ = other.size_;
+    other.arena_ = nullptr;
+    other.pages_.clear();
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+PageRun::~PageRun() { Release(); }
+
+void PageRun::Release() {
+  if (arena_ != nullptr && !pages_.empty()) arena_->Free(pages_);
+  arena_ = nullptr;
+  pages_.clear();
+  size_ = 0;
+}
+
+void PageRun::Write(uint64_t offset, absl::Span<const uint8_t> src) {
+  const uint8_t* from = src.data();
+  ForEachPiece(offset, src.size(), [&from](const uint8_t* piece, size_t n) {
+    std::memcpy(const_cast<uint8_t*>(piece), from, n);
+    from += n;
+  });
+}
+
+void PageRun::Read(uint64_t offset, absl::Span<uint8_t> dst) const {
+  uint8_t* to = dst.data();
+  ForEachPiece(offset, dst.size(), [&to](const uint8_t* piece, size_t n) {
+    std::memcpy(to, piece, n);
+    to += n;
+  });
+}
+
+absl::StatusOr<std::unique_ptr<HostArena>> HostArena::Create(const Options& options) {
+  const uint64_t page = options.page_bytes;
+  if (page < 4096 || page > (64u << 20) || (page & (page - 1)) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page size ", page, " must be a power of two in [4 KiB, 64 MiB]"));
+  }
+  const uint64_t pages = options.capacity_bytes / page;
+  if (pages == 0 || pages > UINT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat("host capacity ", options.capacity_bytes,
+                                                   " must hold 1 to 2^32-1 pages of ", page));
+  }
+  const uint64_t bytes = pages * page;
+  int fd = memfd_create("kvcache-host-arena", MFD_CLOEXEC);
+  if (fd >= 0 && ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  void* base = fd >= 0 ? mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                       : mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) {
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("mapping a ", bytes, "-byte host arena failed: ", std::strerror(err)));
+  }
+  madvise(base, bytes, MADV_HUGEPAGE);  // best effort: fewer TLB misses on copies
+  return std::unique_ptr<HostArena>(new HostArena(static_cast<uint8_t*>(base), fd,
+                                                  static_cast<uint32_t>(page),
+                                                  static_cast<uint32_t>(pages)));
+}
+
+HostArena::HostArena(uint8_t* base, int fd, uint32_t page_bytes, uint32_t page_count)
+    : base_(base), fd_(fd), page_bytes_(page_bytes), page_count_(page_count) {
+  free_pages_.resize(page_count);
+  // Hand out low pages first: they are the ones already faulted in.
+  for (uint32_t i = 0; i < page_count; ++i) free_pages_[i] = page_count - 1 - i;
+}
+
+HostArena::~HostArena() {
+  munmap(base_, capacity_bytes());
+  if (fd_ >= 0) close(fd_);
+}
+
+uint32_t HostArena::PagesFor(uint64_t bytes) const {
+  return static_cast<uint32_t>(std::max<uint64_t>(1, (bytes + page_bytes_ - 1) / page_bytes_));
+}
+
+absl::StatusOr<PageRun> HostArena::Allocate(uint64_t bytes) {
+  const uint64_t need = bytes / page_bytes_ + 1;  // overflow-safe upper bound check
+  if (need > page_count_ + 1ull) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(bytes, " bytes exceed the host arena (", capacity_bytes(), " bytes)"));
+  }
+  const uint32_t n = PagesFor(bytes);
+  std::vector<uint32_t> pages;
+  {
+    absl::MutexLock lock(&mu_);
+    if (free_pages_.size() < n) {
+      return absl::ResourceExhaustedError(absl::StrCat("host arena has ", free_pages_.size(),
+                                                       " free pages, ", n, " needed"));
+    }
+    pages.assign(free_pages_.end() - n, free_pages_.end());
+    free_pages_.resize(free_pages_.size() - n);
+  }
+  return PageRun(this, std::move(pages), bytes);
+}
+
+void HostArena::Free(absl::Span<const uint32_t> pages) {
+  absl::MutexLock lock(&mu_);
+  free_pages_.insert(free_pages_.end(), pages.begin(), pages.end());
+}
+
+uint64_t HostArena::used_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return uint64_t{page_count_ - static_cast<uint32_t>(free_pages_.size())} * page_bytes_;
+}
+
+}  // namespace kvcache

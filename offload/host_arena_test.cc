@@ -1,0 +1,76 @@
+#include "offload/host_arena.h"
+
+#include <numeric>
+
+#include "gtest/gtest.h"
+
+namespace kvcache {
+namespace {
+
+std::unique_ptr<HostArena> MakeArena(uint64_t capacity, uint32_t page) {
+  auto arena = HostArena::Create({.capacity_bytes = capacity, .page_bytes = page});
+  EXPECT_TRUE(arena.ok()) << arena.status();
+  return std::move(*arena);
+}
+
+TEST(HostArenaTest, RejectsBadOptions) {
+  EXPECT_EQ(HostArena::Create({.capacity_bytes = 1 << 20, .page_bytes = 3000}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(HostArena::Create({.capacity_bytes = 100, .page_bytes = 4096}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(HostArenaTest, AllocatesWholePagesAllOrNothing) {
+  auto arena = MakeArena(16 * 4096, 4096);
+  EXPECT_EQ(arena->capacity_bytes(), 16u * 4096);
+  auto a = arena->Allocate(10 * 4096 + 1);  // 11 pages
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->page_count(), 11u);
+  EXPECT_EQ(arena->used_bytes(), 11u * 4096);
+  auto b = arena->Allocate(6 * 4096);  // only 5 left
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(arena->used_bytes(), 11u * 4096);
+  auto huge = arena->Allocate(~0ull);
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted);
+  auto empty = arena->Allocate(0);  // a zero-byte block still takes a page
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->page_count(), 1u);
+}
+
+TEST(HostArenaTest, RunFreesPagesOnDestruction) {
+  auto arena = MakeArena(8 * 4096, 4096);
+  {
+    auto run = arena->Allocate(8 * 4096);
+    ASSERT_TRUE(run.ok());
+    PageRun moved = std::move(*run);
+    EXPECT_EQ(arena->used_bytes(), 8u * 4096);
+  }
+  EXPECT_EQ(arena->used_bytes(), 0u);
+}
+
+TEST(HostArenaTest, BytesRoundTripAcrossPageBoundaries) {
+  auto arena = MakeArena(64 * 4096, 4096);
+  const uint64_t size = 3 * 4096 + 123;
+  auto run = arena->Allocate(size);
+  ASSERT_TRUE(run.ok());
+  std::vector<uint8_t> data(size);
+  std::iota(data.begin(), data.end(), 7);
+  run->Write(0, absl::MakeSpan(data).first(5000));
+  run->Write(5000, absl::MakeSpan(data).subspan(5000));
+  std::vector<uint8_t> out(size);
+  run->Read(0, absl::MakeSpan(out));
+  EXPECT_EQ(out, data);
+  std::vector<uint8_t> mid(4100);
+  run->Read(4000, absl::MakeSpan(mid));
+  EXPECT_TRUE(std::equal(mid.begin(), mid.end(), data.begin() + 4000));
+  size_t pieces = 0, total = 0;
+  run->ForEachPiece(4000, 4100, [&](const uint8_t*, size_t n) {
+    ++pieces;
+    total += n;
+  });
+  EXPECT_EQ(pieces, 2u);
+  EXPECT_EQ(total, 4100u);
+}
+
+}  // namespace
+}  // namespace kvcache

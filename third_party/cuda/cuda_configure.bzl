@@ -1,0 +1,58 @@
+"""Finds a local CUDA toolkit when the workspace is configured.
+
+Creates @local_cuda with:
+  - defs.bzl: CUDA_ENABLED (bool) and CUDA_PATH (string);
+  - :cudart: the static CUDA runtime and headers (empty when CUDA is absent).
+Search order: $CUDA_HOME, $CUDA_PATH, the directory above `nvcc` on PATH,
+/usr/local/cuda. Set KVCACHE_NO_CUDA=1 to build without CUDA on purpose.
+Nothing is downloaded.
+"""
+
+def _find_cuda(ctx):
+    if ctx.os.environ.get("KVCACHE_NO_CUDA", "") == "1":
+        return None
+    candidates = []
+    for var in ["CUDA_HOME", "CUDA_PATH"]:
+        value = ctx.os.environ.get(var, "")
+        if value:
+            candidates.append(value)
+    nvcc = ctx.which("nvcc")
+    if nvcc:
+        candidates.append(str(nvcc.dirname.dirname))
+    candidates.append("/usr/local/cuda")
+    for path in candidates:
+        root = ctx.path(path)
+        if (root.get_child("include").get_child("cuda_runtime_api.h").exists and
+            root.get_child("lib64").get_child("libcudart_static.a").exists):
+            return root
+    return None
+
+def _cuda_configure_impl(ctx):
+    root = _find_cuda(ctx)
+    if root == None:
+        ctx.file("defs.bzl", "CUDA_ENABLED = False\nCUDA_PATH = \"\"\n")
+        ctx.file("BUILD.bazel", """
+package(default_visibility = ["//visibility:public"])
+cc_library(name = "cudart")
+""")
+        return
+    ctx.symlink(root.get_child("include"), "include")
+    ctx.symlink(root.get_child("lib64").get_child("libcudart_static.a"), "lib/libcudart_static.a")
+    ctx.file("defs.bzl", "CUDA_ENABLED = True\nCUDA_PATH = \"%s\"\n" % root)
+    ctx.file("BUILD.bazel", """
+package(default_visibility = ["//visibility:public"])
+cc_library(
+    name = "cudart",
+    hdrs = glob(["include/**/*.h", "include/**/*.hpp"]),
+    includes = ["include"],
+    srcs = ["lib/libcudart_static.a"],
+    linkopts = ["-ldl", "-lpthread", "-lrt"],
+    defines = ["KVCACHE_HAVE_CUDA=1"],
+)
+""")
+
+cuda_configure = repository_rule(
+    implementation = _cuda_configure_impl,
+    environ = ["CUDA_HOME", "CUDA_PATH", "PATH", "KVCACHE_NO_CUDA"],
+    local = True,
+)

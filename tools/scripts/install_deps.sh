@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what kvcache needs from Debian 12's packages, only what is missing.
+# Idempotent: a second run installs nothing. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap          # Bazel 4.2.3, runs offline with third_party/bazel shims
+  g++ pkg-config
+  protobuf-compiler libprotobuf-dev
+  protobuf-compiler-grpc libgrpc++-dev
+  libabsl-dev librocksdb-dev liburing-dev libssl-dev libxxhash-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev
+  python3                  # regenerates the key test vectors
+  redis-server             # the reference kvbench measures against
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install_deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install_deps: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
