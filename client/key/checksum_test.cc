@@ -1,0 +1,34 @@
+#include "client/key/checksum.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace kvcache {
+namespace {
+
+absl::Span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+TEST(ChecksumTest, KnownValues) {
+  // XXH3-64, seed 0 (values from the xxHash reference implementation).
+  EXPECT_EQ(BlockChecksum({}), 0x2d06800538d394c2ull);
+  EXPECT_EQ(BlockChecksum(Bytes("a")), 0xe6c632b61e964e1full);
+}
+
+TEST(ChecksumTest, StreamMatchesOneShotForAnySplit) {
+  std::string data(100000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 31 + 7);
+  const uint64_t want = BlockChecksum(Bytes(data));
+  for (size_t step : {size_t{1}, size_t{7}, size_t{4096}, size_t{65536}}) {
+    ChecksumStream s;
+    for (size_t off = 0; off < data.size(); off += step) {
+      s.Update(Bytes(data).subspan(off, std::min(step, data.size() - off)));
+    }
+    EXPECT_EQ(s.Digest(), want) << step;
+  }
+}
+
+}  // namespace
+}  // namespace kvcache

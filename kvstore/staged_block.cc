@@ -1,0 +1,47 @@
+#include "kvstore/staged_block.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace kvcache {
+
+StagedBlock::StagedBlock(NamespaceId ns, BlockMeta meta, PageRun pages,
+                         std::optional<BlockPin> parent_pin, std::atomic<uint64_t>* staged_bytes)
+    : ns_(ns),
+      meta_(std::move(meta)),
+      pages_(std::move(pages)),
+      parent_pin_(std::move(parent_pin)),
+      staged_bytes_(staged_bytes) {
+  staged_bytes_->fetch_add(meta_.size, std::memory_order_relaxed);
+}
+
+StagedBlock::~StagedBlock() { staged_bytes_->fetch_sub(meta_.size, std::memory_order_relaxed); }
+
+absl::Status StagedBlock::Append(absl::Span<const uint8_t> data) {
+  if (data.size() > meta_.size - received_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "block ", meta_.key.ToHex(), ": ", received_ + data.size(),
+        " bytes sent, more than its declared size ", meta_.size));
+  }
+  pages_.Write(received_, data);
+  checksum_.Update(data);
+  received_ += data.size();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<InsertOutcome> StagedBlock::Commit(BlockIndex& index) {
+  if (!complete()) {
+    return absl::InvalidArgumentError(absl::StrCat("block ", meta_.key.ToHex(), " ended after ",
+                                                   received_, " of ", meta_.size, " bytes"));
+  }
+  const uint64_t actual = checksum_.Digest();
+  if (actual != meta_.checksum) {
+    return absl::DataLossError(absl::StrCat("block ", meta_.key.ToHex(),
+                                            ": checksum mismatch (client said ", meta_.checksum,
+                                            ", bytes hash to ", actual, ")"));
+  }
+  InsertOutcome outcome = index.Insert(ns_, meta_, std::move(pages_));
+  parent_pin_.reset();
+  return outcome;
+}
+
+}  // namespace kvcache

@@ -1,0 +1,87 @@
+#include "kvstore/staged_block.h"
+
+#include "gtest/gtest.h"
+#include "kvstore/block_store.h"
+
+namespace kvcache {
+namespace {
+
+absl::Span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+class StagedBlockTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(*BlockStore::Create(
+        {.arena = {.capacity_bytes = 64 * 4096, .page_bytes = 4096}, .index_shards = 2}));
+  }
+  std::unique_ptr<StagedBlock> Stage(const std::string& key, const std::string& payload,
+                                     uint64_t checksum) {
+    BlockMeta meta;
+    meta.key = *BlockKey::FromBytes(key);
+    meta.size = payload.size();
+    meta.checksum = checksum;
+    return std::make_unique<StagedBlock>(0, meta, std::move(*store_->AllocateEvicting(meta.size)),
+                                         std::nullopt, &store_->staged_bytes());
+  }
+  std::unique_ptr<BlockStore> store_;
+};
+
+TEST_F(StagedBlockTest, InvisibleUntilCommittedThenByteExact) {
+  const std::string payload(10000, 'x');
+  auto staged = Stage("k", payload, BlockChecksum(Bytes(payload)));
+  ASSERT_TRUE(staged->Append(Bytes(payload).first(6000)).ok());
+  EXPECT_EQ(store_->staged_bytes().load(), 10000u);
+  EXPECT_FALSE(store_->index().Pin(0, *BlockKey::FromBytes("k")).has_value());
+  ASSERT_TRUE(staged->Append(Bytes(payload).subspan(6000)).ok());
+  auto outcome = staged->Commit(store_->index());
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(*outcome, InsertOutcome::kStored);
+  staged.reset();
+  EXPECT_EQ(store_->staged_bytes().load(), 0u);
+  auto pin = store_->index().Pin(0, *BlockKey::FromBytes("k"));
+  ASSERT_TRUE(pin.has_value());
+  std::string out(10000, '\0');
+  pin->block().pages().Read(0, absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), out.size()));
+  EXPECT_EQ(out, payload);
+}
+
+TEST_F(StagedBlockTest, ChecksumMismatchIsDataLossAndLeavesNothing) {
+  const std::string payload(5000, 'y');
+  auto staged = Stage("k", payload, BlockChecksum(Bytes(payload)) ^ 1);
+  ASSERT_TRUE(staged->Append(Bytes(payload)).ok());
+  EXPECT_EQ(staged->Commit(store_->index()).status().code(), absl::StatusCode::kDataLoss);
+  staged.reset();
+  EXPECT_EQ(store_->index().blocks(), 0u);
+  EXPECT_EQ(store_->arena().used_bytes(), 0u);
+  EXPECT_EQ(store_->staged_bytes().load(), 0u);
+}
+
+TEST_F(StagedBlockTest, OverrunAndShortBlocksAreInvalid) {
+  const std::string payload(100, 'z');
+  auto staged = Stage("k", payload, BlockChecksum(Bytes(payload)));
+  ASSERT_TRUE(staged->Append(Bytes(payload).first(60)).ok());
+  EXPECT_EQ(staged->Append(Bytes(payload)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(staged->received(), 60u);
+  EXPECT_EQ(staged->Commit(store_->index()).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StagedBlockTest, AllocateEvictingDropsLeavesButNeverTooBig) {
+  EXPECT_EQ(store_->AllocateEvicting(65 * 4096).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  for (int i = 0; i < 4; ++i) {
+    const std::string payload(16 * 4096, static_cast<char>('a' + i));
+    auto staged = Stage(std::string(1, 'a' + i), payload, BlockChecksum(Bytes(payload)));
+    ASSERT_TRUE(staged->Append(Bytes(payload)).ok());
+    ASSERT_EQ(*staged->Commit(store_->index()), InsertOutcome::kStored);
+  }
+  EXPECT_EQ(store_->arena().used_bytes(), 64u * 4096);
+  auto pages = store_->AllocateEvicting(20 * 4096);  // needs two blocks dropped
+  ASSERT_TRUE(pages.ok());
+  EXPECT_EQ(store_->evicted_blocks(), 2u);
+  EXPECT_EQ(store_->index().blocks(), 2u);
+}
+
+}  // namespace
+}  // namespace kvcache
