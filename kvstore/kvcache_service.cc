@@ -1,0 +1,273 @@
+#include "kvstore/kvcache_service.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "kvstore/fetch_reactor.h"
+#include "kvstore/put_reactor.h"
+
+namespace kvcache {
+namespace {
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// A block key named together with its namespace, as Evict and Inspect take it.
+struct KeyInNamespace {
+  NamespaceId ns;
+  BlockKey key;
+};
+
+absl::StatusOr<std::optional<KeyInNamespace>> ResolveKey(ServiceContext& context,
+                                                         const std::string& tenant,
+                                                         const std::string& ns,
+                                                         const std::string& key_bytes) {
+  if (absl::Status s = ValidateNamespace(ns, context.limits); !s.ok()) return s;
+  absl::StatusOr<BlockKey> key = BlockKey::FromBytes(key_bytes);
+  if (!key.ok()) return key.status();
+  std::optional<NamespaceId> id = context.store.namespaces().Find(tenant, ns);
+  if (!id.has_value()) return std::optional<KeyInNamespace>();
+  return std::optional<KeyInNamespace>(KeyInNamespace{*id, *key});
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* KvCacheService::Lookup(grpc::CallbackServerContext* ctx,
+                                                 const v1::LookupRequest* request,
+                                                 v1::LookupResponse* response) {
+  return Done(ctx, DoLookup(TenantOf(*ctx), *request, *response));
+}
+
+absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::LookupRequest& request,
+                                      v1::LookupResponse& response) {
+  if (absl::Status s = ValidateNamespace(request.namespace_(), context_.limits); !s.ok()) return s;
+  if (request.keys_size() > static_cast<int>(context_.limits.max_keys_per_request)) {
+    return absl::InvalidArgumentError(absl::StrCat("lookup of ", request.keys_size(),
+                                                   " keys; at most ",
+                                                   context_.limits.max_keys_per_request));
+  }
+  std::vector<BlockKey> keys;
+  keys.reserve(request.keys_size());
+  for (int i = 0; i < request.keys_size(); ++i) {
+    absl::StatusOr<BlockKey> key = BlockKey::FromBytes(request.keys(i));
+    if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat("key ", i, ": ", key.status().message()));
+    keys.push_back(*key);
+  }
+  size_t hits = 0;
+  std::vector<uint64_t> sizes;
+  if (std::optional<NamespaceId> ns = context_.store.namespaces().Find(tenant, request.namespace_())) {
+    sizes.reserve(keys.size());
+    hits = context_.store.index().LookupChain(*ns, keys, &sizes);
+  }
+  response.set_hit_count(static_cast<uint32_t>(hits));
+  for (uint64_t size : sizes) {
+    v1::BlockLocation* b = response.add_blocks();
+    b->set_tier(v1::TIER_HOST);
+    b->set_size(size);
+  }
+  ServiceCounters& c = context_.counters;
+  c.lookups.fetch_add(1, std::memory_order_relaxed);
+  c.lookup_keys.fetch_add(keys.size(), std::memory_order_relaxed);
+  c.lookup_hit_keys.fetch_add(hits, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+grpc::ServerReadReactor<v1::PutRequest>* KvCacheService::Put(grpc::CallbackServerContext* ctx,
+                                                             v1::PutResponse* response) {
+  return new PutReactor(context_, TenantOf(*ctx), response);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* KvCacheService::Fetch(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) {
+  return new FetchReactor(context_, TenantOf(*ctx), *request);
+}
+
+grpc::ServerUnaryReactor* KvCacheService::Evict(grpc::CallbackServerContext* ctx,
+                                                const v1::EvictRequest* request,
+                                                v1::EvictResponse* response) {
+  return Done(ctx, DoEvict(TenantOf(*ctx), *request, *response));
+}
+
+absl::Status KvCacheService::DoEvict(const std::string& tenant, const v1::EvictRequest& request,
+                                     v1::EvictResponse& response) {
+  BlockIndex& index = context_.store.index();
+  const bool dry = request.dry_run();
+  absl::StatusOr<EvictCount> count;
+  switch (request.target_case()) {
+    case v1::EvictRequest::kKey:
+    case v1::EvictRequest::kSubtree: {
+      const bool subtree = request.target_case() == v1::EvictRequest::kSubtree;
+      const v1::KeyRef& ref = subtree ? request.subtree() : request.key();
+      auto resolved = ResolveKey(context_, tenant, ref.namespace_(), ref.key());
+      if (!resolved.ok()) return resolved.status();
+      if (!resolved->has_value()) {
+        return absl::NotFoundError(absl::StrCat("namespace '", ref.namespace_(), "' has no blocks"));
+      }
+      const KeyInNamespace& k = **resolved;
+      count = subtree ? index.EvictSubtree(k.ns, k.key, dry) : index.EvictKey(k.ns, k.key, dry);
+      break;
+    }
+    case v1::EvictRequest::kNamespace: {
+      if (absl::Status s = ValidateNamespace(request.namespace_(), context_.limits); !s.ok()) return s;
+      std::optional<NamespaceId> ns = context_.store.namespaces().Find(tenant, request.namespace_());
+      count = ns.has_value() ? index.EvictNamespaces({*ns}, dry) : EvictCount{};
+      break;
+    }
+    case v1::EvictRequest::kAll:
+      if (!request.all()) return absl::InvalidArgumentError("evict all=false selects nothing");
+      count = index.EvictNamespaces(context_.store.namespaces().IdsOfTenant(tenant), dry);
+      break;
+    case v1::EvictRequest::TARGET_NOT_SET:
+      return absl::InvalidArgumentError("evict needs a key, subtree, namespace or all");
+  }
+  if (!count.ok()) return count.status();
+  response.set_blocks(count->blocks);
+  response.set_bytes(count->bytes);
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* KvCacheService::List(grpc::CallbackServerContext* ctx,
+                                               const v1::ListRequest* request,
+                                               v1::ListResponse* response) {
+  return Done(ctx, DoList(TenantOf(*ctx), *request, *response));
+}
+
+absl::Status KvCacheService::DoList(const std::string& tenant, const v1::ListRequest& request,
+                                    v1::ListResponse& response) {
+  NamespaceTable& names = context_.store.namespaces();
+  std::vector<NamespaceId> ids;
+  if (request.namespace_().empty()) {
+    ids = names.IdsOfTenant(tenant);
+  } else if (std::optional<NamespaceId> id = names.Find(tenant, request.namespace_())) {
+    ids.push_back(*id);
+  }
+  // One row per (namespace, root), ordered by that pair; the page token is the
+  // last row's pair, so pages stay consistent while blocks come and go.
+  std::map<std::pair<std::string, std::string>, v1::PrefixInfo> rows;
+  for (const BlockView& b : context_.store.index().Snapshot(ids)) {
+    std::string ns = names.Name(b.ns).name;
+    v1::PrefixInfo& row = rows[{ns, b.meta.root.ToBytes()}];
+    if (row.blocks() == 0) {
+      row.set_namespace_(ns);
+      row.set_root_key(b.meta.root.ToBytes());
+      row.add_tiers(v1::TIER_HOST);
+    }
+    row.set_depth(std::max(row.depth(), b.meta.depth));
+    row.set_blocks(row.blocks() + 1);
+    row.set_bytes(row.bytes() + b.meta.size);
+    row.set_hits(row.hits() + b.hits);
+    row.set_last_access_unix_micros(std::max(row.last_access_unix_micros(), b.last_access_micros));
+  }
+  auto it = rows.begin();
+  if (!request.page_token().empty()) {
+    std::string token;
+    if (!absl::WebSafeBase64Unescape(request.page_token(), &token) ||
+        token.find('\0') == std::string::npos) {
+      return absl::InvalidArgumentError("bad page token");
+    }
+    const size_t cut = token.find('\0');
+    it = rows.upper_bound({token.substr(0, cut), token.substr(cut + 1)});
+  }
+  const uint32_t page = std::clamp<uint32_t>(request.page_size() == 0 ? 100 : request.page_size(),
+                                             1, context_.limits.max_list_page);
+  for (uint32_t n = 0; it != rows.end() && n < page; ++it, ++n) {
+    *response.add_prefixes() = it->second;
+  }
+  if (it != rows.end()) {
+    const auto& last = std::prev(it)->first;
+    response.set_next_page_token(
+        absl::WebSafeBase64Escape(absl::StrCat(last.first, std::string(1, '\0'), last.second)));
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* KvCacheService::Inspect(grpc::CallbackServerContext* ctx,
+                                                  const v1::InspectRequest* request,
+                                                  v1::InspectResponse* response) {
+  return Done(ctx, DoInspect(TenantOf(*ctx), *request, *response));
+}
+
+absl::Status KvCacheService::DoInspect(const std::string& tenant,
+                                       const v1::InspectRequest& request,
+                                       v1::InspectResponse& response) {
+  auto resolved = ResolveKey(context_, tenant, request.namespace_(), request.key());
+  if (!resolved.ok()) return resolved.status();
+  std::optional<BlockView> view;
+  if (resolved->has_value()) view = context_.store.index().Inspect((*resolved)->ns, (*resolved)->key);
+  if (!view.has_value()) {
+    return absl::NotFoundError(
+        absl::StrCat("block ", absl::BytesToHexString(request.key()), " is not cached"));
+  }
+  const BlockMeta& m = view->meta;
+  response.set_namespace_(request.namespace_());
+  response.set_key(m.key.ToBytes());
+  response.set_parent_key(m.parent.ToBytes());
+  response.set_root_key(m.root.ToBytes());
+  response.set_depth(m.depth);
+  response.set_size(m.size);
+  response.set_checksum(m.checksum);
+  response.set_tier(v1::TIER_HOST);
+  response.set_children(view->children);
+  response.set_hits(view->hits);
+  response.set_created_unix_micros(m.created_micros);
+  response.set_last_access_unix_micros(view->last_access_micros);
+  response.set_readers(view->readers);
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* KvCacheService::Stats(grpc::CallbackServerContext* ctx,
+                                                const v1::StatsRequest* /*request*/,
+                                                v1::StatsResponse* response) {
+  DoStats(*response);
+  return Done(ctx, absl::OkStatus());
+}
+
+void KvCacheService::DoStats(v1::StatsResponse& response) {
+  BlockStore& store = context_.store;
+  const ServiceCounters& c = context_.counters;
+  auto load = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+
+  v1::TierStats* gpu = response.add_tiers();
+  gpu->set_tier(v1::TIER_GPU);
+  gpu->set_enabled(false);
+  gpu->set_detail(context_.gpu_detail);
+
+  v1::TierStats* host = response.add_tiers();
+  host->set_tier(v1::TIER_HOST);
+  host->set_enabled(true);
+  host->set_detail(absl::StrCat("DRAM arena, ", store.arena().page_bytes(), "-byte pages",
+                                store.arena().fd() >= 0 ? ", memfd" : ", anonymous"));
+  host->set_capacity_bytes(store.arena().capacity_bytes());
+  host->set_used_bytes(store.arena().used_bytes());
+  host->set_blocks(store.index().blocks());
+  host->set_hits(load(c.lookup_hit_keys));
+  host->set_misses(load(c.lookup_keys) - load(c.lookup_hit_keys));
+  host->set_bytes_in(load(c.bytes_in));
+  host->set_bytes_out(load(c.bytes_out));
+
+  v1::TierStats* nvme = response.add_tiers();
+  nvme->set_tier(v1::TIER_NVME);
+  nvme->set_enabled(false);
+  nvme->set_detail("not configured");
+
+  response.set_pinned_bytes(load(store.pinned_bytes()));
+  response.set_staged_bytes(load(store.staged_bytes()));
+  response.set_lookups(load(c.lookups));
+  response.set_lookup_keys(load(c.lookup_keys));
+  response.set_lookup_hit_keys(load(c.lookup_hit_keys));
+  response.set_puts_stored(load(c.puts_stored));
+  response.set_puts_rejected(load(c.puts_rejected));
+  response.set_fetches(load(c.fetches));
+  response.set_evicted_blocks(store.evicted_blocks());
+  response.set_version(kVersion);
+  response.set_uptime_seconds(absl::ToInt64Seconds(absl::Now() - context_.started));
+  response.set_page_bytes(store.arena().page_bytes());
+}
+
+}  // namespace kvcache

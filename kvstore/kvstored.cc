@@ -1,0 +1,158 @@
+// kvstored: the kvcache daemon. Serves a host-DRAM KV-block cache over gRPC.
+// Run with --help for every flag.
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/byte_size.h"
+#include "gpu/gpu_probe.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "kvstore/block_store.h"
+#include "kvstore/kvcache_service.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "Address to serve gRPC on, host:port. Port 0 picks a free port (see --port_file).");
+ABSL_FLAG(bool, allow_remote, false,
+          "Allow a non-loopback --listen address. There is no TLS or authentication yet, so "
+          "anyone who can reach the port can read and evict every block.");
+ABSL_FLAG(std::string, host_capacity, "1GiB",
+          "Size of the host-DRAM arena, mapped once at start (e.g. 512MiB, 64GiB).");
+ABSL_FLAG(std::string, page_size, "256KiB",
+          "Arena page size, a power of two in [4KiB, 64MiB]. A block uses whole pages.");
+ABSL_FLAG(std::string, max_block_size, "64MiB", "Largest block a Put may store.");
+ABSL_FLAG(std::string, max_chunk_size, "4MiB", "Largest payload per Fetch reply message.");
+ABSL_FLAG(std::string, max_message_size, "16MiB",
+          "Largest gRPC message accepted; bigger ones fail with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_concurrent_streams, 256, "HTTP/2 concurrent streams per connection.");
+ABSL_FLAG(int, max_keys_per_request, 65536, "Most keys one Lookup may carry.");
+ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
+ABSL_FLAG(int, drain_timeout_s, 10,
+          "On SIGTERM/SIGINT, seconds to let in-flight calls finish before cancelling them.");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, write the bound port to this file once serving (for scripts and tests).");
+
+namespace kvcache {
+namespace {
+
+bool IsLoopback(const std::string& address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:");
+}
+
+uint64_t SizeFlag(const absl::Flag<std::string>& flag, const char* name) {
+  absl::StatusOr<uint64_t> v = ParseByteSize(absl::GetFlag(flag));
+  if (!v.ok()) {
+    std::cerr << "kvstored: --" << name << ": " << v.status().message() << "\n";
+    std::exit(2);
+  }
+  return *v;
+}
+
+int Run() {
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  if (!IsLoopback(listen) && !absl::GetFlag(FLAGS_allow_remote)) {
+    std::cerr << "kvstored: refusing to listen on " << listen
+              << " without --allow_remote (no TLS or authentication yet)\n";
+    return 2;
+  }
+  BlockStore::Options store_options;
+  store_options.arena.capacity_bytes = SizeFlag(FLAGS_host_capacity, "host_capacity");
+  store_options.arena.page_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_page_size, "page_size"));
+  store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
+  absl::StatusOr<std::unique_ptr<BlockStore>> store = BlockStore::Create(store_options);
+  if (!store.ok()) {
+    std::cerr << "kvstored: host tier: " << store.status().message() << "\n";
+    return 1;
+  }
+  ServiceLimits limits;
+  limits.max_block_bytes = SizeFlag(FLAGS_max_block_size, "max_block_size");
+  limits.max_chunk_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_max_chunk_size, "max_chunk_size"));
+  limits.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
+  const uint64_t max_message = SizeFlag(FLAGS_max_message_size, "max_message_size");
+  const GpuProbe gpu = ProbeGpu();
+
+  ServiceContext context{**store, limits, gpu.detail, absl::Now(), {}};
+  KvCacheService service(context);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message));
+  builder.SetMaxSendMessageSize(static_cast<int>(max_message));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             absl::GetFlag(FLAGS_max_concurrent_streams));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Large frames and write buffers: blocks are megabytes, not messages of bytes.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 16 * 1024 * 1024 - 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 8 * 1024 * 1024);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::cerr << "kvstored: cannot listen on " << listen << " (in use, or a bad address?)\n";
+    return 1;
+  }
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  const std::string bound = absl::StrCat(host, ":", port);
+  if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
+    std::ofstream(path) << port << "\n";
+  }
+  std::cout << "kvstored " << kVersion << " listening on " << bound << "\n"
+            << "  host tier: " << FormatBytes((*store)->arena().capacity_bytes()) << " in "
+            << FormatBytes((*store)->arena().page_bytes()) << " pages"
+            << ((*store)->arena().fd() >= 0 ? " (memfd)" : " (anonymous)") << "\n"
+            << "  GPU tier:  off (" << gpu.detail << ")\n"
+            << "  NVMe tier: off (not configured)\n"
+            << "Try it:  kvctl --server " << bound << " stats\n"
+            << "Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
+            << std::flush;
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cout << "kvstored: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", draining for up to "
+            << absl::GetFlag(FLAGS_drain_timeout_s) << "s" << std::endl;
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
+  server->Wait();
+  std::cout << "kvstored: stopped" << std::endl;
+  return 0;
+}
+
+}  // namespace
+}  // namespace kvcache
+
+int main(int argc, char** argv) {
+  // Block the stop signals before gRPC starts threads, so only sigwait sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::SetProgramUsageMessage(
+      "kvstored: the kvcache daemon. Caches KV blocks of LLM prompts in host DRAM and serves\n"
+      "them over gRPC (service kvcache.v1.KvCache, with health checking and reflection).\n\n"
+      "  kvstored                                  # 1 GiB host tier on 127.0.0.1:50051\n"
+      "  kvstored --host_capacity=16GiB --listen=127.0.0.1:7070\n\n"
+      "Sizes take units: 4096, 256KiB, 64MiB, 16GiB (KiB=1024, KB=1000).");
+  absl::ParseCommandLine(argc, argv);
+  return kvcache::Run();
+}

@@ -1,0 +1,65 @@
+// What every RPC handler of the daemon shares: the store, the limits it
+// enforces on input, and the counters Stats reports.
+//
+// Thread safety: the store and counters are thread-safe; limits are const.
+#ifndef KVCACHE_KVSTORE_SERVICE_CONTEXT_H_
+#define KVCACHE_KVSTORE_SERVICE_CONTEXT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "kvstore/block_store.h"
+
+namespace kvcache {
+
+inline constexpr char kVersion[] = "0.1.0";
+
+// Checked before anything is allocated for a request.
+struct ServiceLimits {
+  uint64_t max_block_bytes = 64ull << 20;
+  uint32_t max_keys_per_request = 1 << 16;
+  uint32_t max_fetch_items = 1 << 14;
+  uint32_t max_chunk_bytes = 4 << 20;  // Fetch payload per message
+  size_t max_namespace_bytes = 512;
+  uint32_t max_list_page = 1000;
+};
+
+struct ServiceCounters {
+  std::atomic<uint64_t> lookups{0};
+  std::atomic<uint64_t> lookup_keys{0};
+  std::atomic<uint64_t> lookup_hit_keys{0};
+  std::atomic<uint64_t> puts_stored{0};
+  std::atomic<uint64_t> puts_rejected{0};
+  std::atomic<uint64_t> fetches{0};
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> bytes_out{0};
+};
+
+struct ServiceContext {
+  BlockStore& store;
+  const ServiceLimits limits;
+  // Why there is no GPU tier (or which GPU backs it); shown in Stats.
+  const std::string gpu_detail;
+  const absl::Time started;
+  ServiceCounters counters;
+};
+
+// The caller's tenant. The daemon has no authentication yet and serves only
+// loopback (or an operator's explicit --allow_remote), so every caller is the
+// one "default" tenant; the index already scopes every entry by tenant.
+std::string TenantOf(const grpc::CallbackServerContext& context);
+
+// INVALID_ARGUMENT unless 1 <= size <= limits.max_namespace_bytes.
+absl::Status ValidateNamespace(absl::string_view ns, const ServiceLimits& limits);
+
+// The single place an absl::Status becomes a grpc::Status.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_KVSTORE_SERVICE_CONTEXT_H_
