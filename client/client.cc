@@ -1,0 +1,313 @@
+#include "client/client.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "client/key/checksum.h"
+#include "proto/fetch_chunk_codec.h"
+
+namespace kvcache {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+void SetDeadline(grpc::ClientContext& ctx, absl::Duration deadline) {
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+}
+
+// Splits targets into up to `parts` contiguous runs of about equal bytes.
+std::vector<absl::Span<const FetchTarget>> SplitByBytes(absl::Span<const FetchTarget> targets,
+                                                        int parts, uint64_t total) {
+  std::vector<absl::Span<const FetchTarget>> out;
+  const uint64_t per_part = (total + parts - 1) / parts;
+  size_t start = 0;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    bytes += targets[i].dest.size();
+    if (bytes >= per_part || i + 1 == targets.size()) {
+      out.push_back(targets.subspan(start, i + 1 - start));
+      start = i + 1;
+      bytes = 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& options) {
+  if (options.address.empty()) return absl::InvalidArgumentError("client: address is empty");
+  if (options.fetch_streams < 1 || options.fetch_streams > 64) {
+    return absl::InvalidArgumentError("client: fetch_streams must be in [1, 64]");
+  }
+  if (options.chunk_bytes < 4096 || options.chunk_bytes > (16u << 20)) {
+    return absl::InvalidArgumentError("client: chunk_bytes must be in [4 KiB, 16 MiB]");
+  }
+  if (options.deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("client: deadline must be positive");
+  }
+  return std::unique_ptr<Client>(new Client(options));
+}
+
+Client::Client(const ClientOptions& options) : options_(options) {
+  for (int i = 0; i < options.fetch_streams; ++i) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(static_cast<int>(options.chunk_bytes) + (1 << 20));
+    args.SetMaxSendMessageSize(static_cast<int>(options.chunk_bytes) + (1 << 20));
+    args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 16 * 1024 * 1024 - 1);
+    args.SetInt(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 8 * 1024 * 1024);
+    // A connection of its own per channel, so streams do not share one socket.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("kvcache.channel_index", i);
+    channels_.push_back(
+        grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args));
+  }
+  stub_ = v1::KvCache::NewStub(channels_[0]);
+  put_thread_ = std::thread([this] { PutLoop(); });
+}
+
+Client::~Client() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  put_thread_.join();
+}
+
+LookupResult Client::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
+  lookups_.fetch_add(1, std::memory_order_relaxed);
+  LookupResult result;
+  v1::LookupRequest request;
+  request.set_namespace_(ns);
+  for (const BlockKey& k : keys) request.add_keys(k.data(), k.size());
+  v1::LookupResponse response;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.deadline);
+  result.status = FromGrpc(stub_->Lookup(&ctx, request, &response));
+  if (result.status.ok() && (response.hit_count() > keys.size() ||
+                             response.blocks_size() != static_cast<int>(response.hit_count()))) {
+    result.status = absl::InternalError("daemon sent a malformed LookupResponse");
+  }
+  if (!result.status.ok()) {
+    lookup_errors_.fetch_add(1, std::memory_order_relaxed);
+    return result;
+  }
+  result.hits = response.hit_count();
+  for (const v1::BlockLocation& b : response.blocks()) result.sizes.push_back(b.size());
+  return result;
+}
+
+LookupResult Client::LookupTokens(const KeySchema& schema, absl::Span<const uint32_t> tokens) {
+  absl::StatusOr<std::vector<BlockKey>> keys = ChainKeys(schema, tokens);
+  if (!keys.ok()) {
+    LookupResult miss;
+    miss.status = keys.status();
+    return miss;
+  }
+  return Lookup(schema.NamespaceName(), *keys);
+}
+
+FetchResult Client::Fetch(const std::string& ns, absl::Span<const FetchTarget> targets) {
+  fetches_.fetch_add(1, std::memory_order_relaxed);
+  FetchResult result;
+  uint64_t total = 0;
+  for (const FetchTarget& t : targets) {
+    if (t.dest.empty()) {
+      result.status = absl::InvalidArgumentError("fetch target with an empty buffer");
+      fetch_errors_.fetch_add(1, std::memory_order_relaxed);
+      return result;
+    }
+    total += t.dest.size();
+  }
+  if (targets.empty()) return result;
+  const int streams = total >= options_.split_fetch_bytes
+                          ? static_cast<int>(std::min<size_t>(options_.fetch_streams, targets.size()))
+                          : 1;
+  std::vector<absl::Span<const FetchTarget>> parts = SplitByBytes(targets, streams, total);
+  std::vector<size_t> completed(parts.size(), 0);
+  std::vector<absl::Status> status(parts.size());
+  std::vector<std::thread> helpers;
+  for (size_t p = 1; p < parts.size(); ++p) {
+    helpers.emplace_back([&, p] {
+      status[p] = FetchOneStream(static_cast<int>(p), ns, parts[p], &completed[p]);
+    });
+  }
+  status[0] = FetchOneStream(0, ns, parts[0], &completed[0]);
+  for (std::thread& t : helpers) t.join();
+  // The result is the leading run of targets that all arrived.
+  for (size_t p = 0; p < parts.size(); ++p) {
+    result.blocks += completed[p];
+    if (!status[p].ok() && result.status.ok()) result.status = status[p];
+    if (completed[p] < parts[p].size()) break;
+  }
+  if (!result.status.ok()) fetch_errors_.fetch_add(1, std::memory_order_relaxed);
+  return result;
+}
+
+absl::Status Client::FetchOneStream(int channel, const std::string& ns,
+                                    absl::Span<const FetchTarget> targets, size_t* completed) {
+  v1::FetchRequest request;
+  request.set_namespace_(ns);
+  request.set_max_chunk_bytes(options_.chunk_bytes);
+  for (const FetchTarget& t : targets) {
+    v1::FetchItem* item = request.add_items();
+    item->set_key(t.key.data(), t.key.size());
+    item->set_offset(t.offset);
+    item->set_length(t.dest.size());
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.deadline);
+  // Fetch replies are read raw, so payload bytes go from gRPC's receive
+  // buffers straight into the caller's memory (fetch_chunk_codec.h).
+  const grpc::internal::RpcMethod method("/kvcache.v1.KvCache/Fetch",
+                                         grpc::internal::RpcMethod::SERVER_STREAMING,
+                                         channels_[channel]);
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channels_[channel].get(),
+                                                                    method, &ctx, request));
+  absl::Status error;
+  uint64_t received = 0;  // bytes of targets[*completed] so far
+  grpc::ByteBuffer buffer;
+  std::vector<grpc::Slice> slices;
+  std::vector<absl::Span<const uint8_t>> pieces;
+  while (reader->Read(&buffer)) {
+    slices.clear();
+    pieces.clear();
+    if (!buffer.Dump(&slices).ok()) {
+      error = absl::InternalError("unreadable fetch reply");
+      break;
+    }
+    for (const grpc::Slice& s : slices) pieces.emplace_back(s.begin(), s.size());
+    absl::StatusOr<DecodedFetchChunk> chunk = DecodeFetchChunk(pieces);
+    if (!chunk.ok()) {
+      error = chunk.status();
+      break;
+    }
+    const FetchChunkHeader& h = chunk->header;
+    if (*completed >= targets.size() || h.item_index != *completed) {
+      error = absl::InternalError(absl::StrCat("fetch reply for item ", h.item_index, " out of order"));
+      break;
+    }
+    const FetchTarget& t = targets[*completed];
+    if (h.offset != t.offset + received || h.data_length > t.dest.size() - received) {
+      error = absl::InternalError("fetch reply with a range that was not asked for");
+      break;
+    }
+    for (absl::Span<const uint8_t> piece : chunk->data) {
+      std::memcpy(t.dest.data() + received, piece.data(), piece.size());
+      received += piece.size();
+    }
+    fetched_bytes_.fetch_add(h.data_length, std::memory_order_relaxed);
+    if (received < t.dest.size()) continue;
+    const bool whole_block = t.offset == 0 && t.dest.size() == h.block_size;
+    if (options_.verify_checksums && whole_block && BlockChecksum(t.dest) != h.block_checksum) {
+      error = absl::DataLossError(absl::StrCat("block ", t.key.ToHex(), " failed its checksum"));
+      break;
+    }
+    ++*completed;
+    received = 0;
+  }
+  if (!error.ok()) ctx.TryCancel();
+  absl::Status finish = FromGrpc(reader->Finish());
+  return error.ok() ? finish : error;
+}
+
+absl::StatusOr<std::vector<v1::PutOutcome>> Client::Put(const std::string& ns,
+                                                        const BlockKey& parent,
+                                                        absl::Span<const PutBlock> blocks) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.deadline);
+  v1::PutResponse response;
+  std::unique_ptr<grpc::ClientWriter<v1::PutRequest>> writer = stub_->Put(&ctx, &response);
+  BlockKey previous = parent;
+  v1::PutRequest request;
+  for (const PutBlock& block : blocks) {
+    v1::PutBlockHeader* header = request.mutable_header();
+    header->set_namespace_(ns);
+    header->set_key(block.key.data(), block.key.size());
+    header->set_parent_key(previous.data(), previous.size());
+    header->set_size(block.payload.size());
+    header->set_checksum(BlockChecksum(
+        {reinterpret_cast<const uint8_t*>(block.payload.data()), block.payload.size()}));
+    size_t offset = 0;
+    do {
+      const size_t n = std::min<size_t>(options_.chunk_bytes, block.payload.size() - offset);
+      request.set_data(block.payload.data() + offset, n);
+      offset += n;
+      if (!writer->Write(request)) break;
+      request.Clear();
+    } while (offset < block.payload.size());
+    request.Clear();
+    previous = block.key;
+  }
+  writer->WritesDone();
+  absl::Status status = FromGrpc(writer->Finish());
+  if (!status.ok()) return status;
+  std::vector<v1::PutOutcome> outcomes;
+  for (int o : response.outcomes()) outcomes.push_back(static_cast<v1::PutOutcome>(o));
+  return outcomes;
+}
+
+bool Client::PutAsync(const std::string& ns, const BlockKey& parent,
+                      std::vector<PutBlock> blocks) {
+  uint64_t bytes = 0;
+  for (const PutBlock& b : blocks) bytes += b.payload.size();
+  uint64_t inflight = inflight_put_bytes_.load();
+  do {
+    if (inflight + bytes > options_.max_inflight_put_bytes) {
+      puts_dropped_.fetch_add(blocks.size(), std::memory_order_relaxed);
+      return false;
+    }
+  } while (!inflight_put_bytes_.compare_exchange_weak(inflight, inflight + bytes));
+  absl::MutexLock lock(&mu_);
+  put_queue_.push_back(PutJob{ns, parent, std::move(blocks), bytes});
+  return true;
+}
+
+void Client::PutLoop() {
+  while (true) {
+    PutJob job;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Client* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+            return !c->put_queue_.empty() || c->stopping_;
+          },
+          this));
+      if (put_queue_.empty()) return;  // stopping, and nothing left to send
+      job = std::move(put_queue_.front());
+      put_queue_.pop_front();
+      put_busy_ = true;
+    }
+    absl::StatusOr<std::vector<v1::PutOutcome>> outcomes = Put(job.ns, job.parent, job.blocks);
+    if (outcomes.ok()) {
+      puts_sent_.fetch_add(job.blocks.size(), std::memory_order_relaxed);
+    } else {
+      put_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+    inflight_put_bytes_.fetch_sub(job.bytes);
+    absl::MutexLock lock(&mu_);
+    put_busy_ = false;
+  }
+}
+
+void Client::Flush() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](Client* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+        return c->put_queue_.empty() && !c->put_busy_;
+      },
+      this));
+}
+
+ClientCounters Client::counters() const {
+  auto load = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+  return ClientCounters{load(lookups_),       load(lookup_errors_), load(fetches_),
+                        load(fetch_errors_),  load(fetched_bytes_), load(puts_sent_),
+                        load(puts_dropped_),  load(put_errors_)};
+}
+
+}  // namespace kvcache

@@ -1,0 +1,150 @@
+// Client: what an inference worker links to use one kvstored node.
+//
+//   auto client = kvcache::Client::Create({.address = "127.0.0.1:50051"});
+//   std::vector<BlockKey> keys = *ChainKeys(schema, prompt_tokens);
+//   LookupResult hit = (*client)->Lookup(schema.NamespaceName(), keys);
+//   ... fetch keys[0, hit.hits) into KV buffers, prefill the rest, then
+//   (*client)->PutAsync(ns, parent_of_first_new, new_blocks);
+//
+// Every call has a deadline, and every failure is a miss: the result carries
+// the error (and a counter goes up) but never throws or blocks the worker
+// for longer than the deadline, so the worker can always fall back to
+// prefill. PutAsync never blocks: over its in-flight byte budget it drops the
+// blocks and counts them.
+//
+// Thread safety: all methods may be called from any thread at once.
+#ifndef KVCACHE_CLIENT_CLIENT_H_
+#define KVCACHE_CLIENT_CLIENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "client/key/block_key.h"
+#include "client/key/key_schema.h"
+#include "grpcpp/grpcpp.h"
+#include "kvcache/v1/kvcache.grpc.pb.h"
+
+namespace kvcache {
+
+struct ClientOptions {
+  std::string address = "127.0.0.1:50051";
+  // Deadline of every call.
+  absl::Duration deadline = absl::Seconds(5);
+  // Bytes PutAsync may hold queued or in flight; beyond it blocks are dropped.
+  uint64_t max_inflight_put_bytes = 256ull << 20;
+  // A fetch of at least `split_fetch_bytes` is spread over up to this many
+  // streams, each on its own connection.
+  int fetch_streams = 4;
+  uint64_t split_fetch_bytes = 8ull << 20;
+  // Payload bytes per Put message and the Fetch chunk size asked for.
+  uint32_t chunk_bytes = 4u << 20;
+  // Verify the XXH3 checksum of every whole block fetched.
+  bool verify_checksums = true;
+};
+
+struct LookupResult {
+  size_t hits = 0;              // leading keys cached
+  std::vector<uint64_t> sizes;  // size of each hit block
+  absl::Status status;          // why this is a miss, if the call failed
+};
+
+// Where one fetched block (or a byte range of it) goes. The range read is
+// [offset, offset + dest.size()); dest is not owned.
+struct FetchTarget {
+  BlockKey key;
+  absl::Span<uint8_t> dest;
+  uint64_t offset = 0;
+};
+
+struct FetchResult {
+  size_t blocks = 0;     // leading targets completely written (and verified)
+  absl::Status status;   // the first error, if any
+};
+
+struct PutBlock {
+  BlockKey key;
+  std::string payload;
+};
+
+struct ClientCounters {
+  uint64_t lookups = 0;
+  uint64_t lookup_errors = 0;
+  uint64_t fetches = 0;
+  uint64_t fetch_errors = 0;
+  uint64_t fetched_bytes = 0;
+  uint64_t puts_sent = 0;
+  uint64_t puts_dropped = 0;  // over the in-flight budget
+  uint64_t put_errors = 0;
+};
+
+class Client {
+ public:
+  // INVALID_ARGUMENT for bad options. Does not connect yet: a daemon that is
+  // down shows up as misses.
+  static absl::StatusOr<std::unique_ptr<Client>> Create(const ClientOptions& options);
+  // Waits for queued puts to finish (each bounded by the deadline).
+  ~Client();
+
+  // How many leading keys of the chain `keys` are cached in namespace `ns`.
+  LookupResult Lookup(const std::string& ns, absl::Span<const BlockKey> keys);
+  // The same from token ids: hashes them with `schema` first.
+  LookupResult LookupTokens(const KeySchema& schema, absl::Span<const uint32_t> tokens);
+
+  // Copies cached blocks into the caller's buffers, in order, stopping at the
+  // first one that is not cached. REQUIRES: each target's range lies inside
+  // its block (else OUT_OF_RANGE and that target counts as a miss).
+  FetchResult Fetch(const std::string& ns, absl::Span<const FetchTarget> targets);
+
+  // Queues a chain for storing: blocks[0]'s parent is `parent` (empty for a
+  // root), each later block's parent is the one before it. Copies the
+  // payloads and returns at once; false if dropped over the byte budget.
+  bool PutAsync(const std::string& ns, const BlockKey& parent, std::vector<PutBlock> blocks);
+  // The same, synchronously: the daemon's outcome for each block.
+  absl::StatusOr<std::vector<v1::PutOutcome>> Put(const std::string& ns, const BlockKey& parent,
+                                                  absl::Span<const PutBlock> blocks);
+  // Waits until every PutAsync so far has been sent (or failed).
+  void Flush();
+
+  ClientCounters counters() const;
+
+ private:
+  struct PutJob {
+    std::string ns;
+    BlockKey parent;
+    std::vector<PutBlock> blocks;
+    uint64_t bytes;
+  };
+
+  explicit Client(const ClientOptions& options);
+  absl::Status FetchOneStream(int channel, const std::string& ns,
+                              absl::Span<const FetchTarget> targets, size_t* completed);
+  void PutLoop();
+
+  const ClientOptions options_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;  // [0] also serves unary calls
+  std::unique_ptr<v1::KvCache::Stub> stub_;
+
+  mutable absl::Mutex mu_;
+  std::deque<PutJob> put_queue_ ABSL_GUARDED_BY(mu_);
+  bool put_busy_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<uint64_t> inflight_put_bytes_{0};
+  std::thread put_thread_;
+
+  std::atomic<uint64_t> lookups_{0}, lookup_errors_{0}, fetches_{0}, fetch_errors_{0};
+  std::atomic<uint64_t> fetched_bytes_{0}, puts_sent_{0}, puts_dropped_{0}, put_errors_{0};
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_CLIENT_CLIENT_H_

@@ -1,0 +1,36 @@
+// Starts a real kvstored on a free loopback port for a test, and stops it
+// with SIGTERM (checking it exits cleanly).
+#ifndef KVCACHE_TESTS_DAEMON_PROCESS_H_
+#define KVCACHE_TESTS_DAEMON_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace kvcache {
+
+class DaemonProcess {
+ public:
+  // Runs kvstore/kvstored (from the test's runfiles) with `flags` plus
+  // --listen=127.0.0.1:0, and waits until it serves.
+  static absl::StatusOr<std::unique_ptr<DaemonProcess>> Start(std::vector<std::string> flags);
+  // Stops the daemon if still running.
+  ~DaemonProcess();
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Sends SIGTERM and waits; returns the exit status (0 on a clean drain).
+  int Stop();
+
+ private:
+  DaemonProcess(pid_t pid, int port) : pid_(pid), port_(port) {}
+  pid_t pid_;
+  int port_;
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_TESTS_DAEMON_PROCESS_H_

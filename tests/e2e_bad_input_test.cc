@@ -1,0 +1,205 @@
+// Every kind of bad input gets a clear status, and leaves nothing behind:
+// afterwards Stats shows no pinned and no staged bytes.
+#include "absl/time/clock.h"
+#include "client/key/checksum.h"
+#include "gtest/gtest.h"
+#include "tests/daemon_process.h"
+#include "tests/test_blocks.h"
+
+namespace kvcache {
+namespace {
+
+class E2eBadInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto d = DaemonProcess::Start({"--host_capacity=64MiB", "--page_size=64KiB",
+                                   "--max_message_size=1MiB", "--max_block_size=8MiB"});
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = std::move(*d);
+    stub_ = v1::KvCache::NewStub(
+        grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    // Nothing pinned or staged once the calls are over (gRPC may take a
+    // moment to release the last slices of a cancelled call).
+    v1::StatsResponse stats;
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    do {
+      grpc::ClientContext ctx;
+      ASSERT_TRUE(stub_->Stats(&ctx, {}, &stats).ok());
+      if (stats.pinned_bytes() == 0 && stats.staged_bytes() == 0) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    } while (absl::Now() < give_up);
+    EXPECT_EQ(stats.pinned_bytes(), 0u);
+    EXPECT_EQ(stats.staged_bytes(), 0u);
+  }
+
+  v1::PutRequest Header(const std::string& key, uint64_t size, const std::string& data,
+                        uint64_t checksum) {
+    v1::PutRequest r;
+    r.mutable_header()->set_namespace_(ns_);
+    r.mutable_header()->set_key(key);
+    r.mutable_header()->set_size(size);
+    r.mutable_header()->set_checksum(checksum);
+    r.set_data(data);
+    return r;
+  }
+
+  // Sends `messages` as one Put stream and returns the final status.
+  grpc::Status PutStream(const std::vector<v1::PutRequest>& messages,
+                         v1::PutResponse* response = nullptr) {
+    grpc::ClientContext ctx;
+    v1::PutResponse local;
+    auto writer = stub_->Put(&ctx, response ? response : &local);
+    for (const auto& m : messages) {
+      if (!writer->Write(m)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  const std::string ns_ = TestSchema().NamespaceName();
+  const std::string key_ = std::string(32, 'k');
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<v1::KvCache::Stub> stub_;
+};
+
+TEST_F(E2eBadInputTest, BadKeysInLookup) {
+  for (const std::string& bad : {std::string(), std::string(33, 'x')}) {
+    grpc::ClientContext ctx;
+    v1::LookupRequest req;
+    req.set_namespace_(ns_);
+    req.add_keys(key_);
+    req.add_keys(bad);
+    v1::LookupResponse resp;
+    grpc::Status s = stub_->Lookup(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_NE(s.error_message().find("key 1"), std::string::npos) << s.error_message();
+  }
+  grpc::ClientContext ctx;
+  v1::LookupRequest req;  // no namespace
+  req.add_keys(key_);
+  v1::LookupResponse resp;
+  EXPECT_EQ(stub_->Lookup(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(E2eBadInputTest, BadPutHeaders) {
+  EXPECT_EQ(PutStream({Header("", 1, "x", 0)}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(PutStream({Header(std::string(33, 'k'), 1, "x", 0)}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(PutStream({Header(key_, 0, "", 0)}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(PutStream({Header(key_, 9 << 20, "", 0)}).error_code(),  // > --max_block_size
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::PutRequest data_only;
+  data_only.set_data("x");
+  EXPECT_EQ(PutStream({data_only}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(E2eBadInputTest, OversizedMessageIsRejected) {
+  const std::string big(2 << 20, 'b');  // over --max_message_size=1MiB
+  grpc::Status s = PutStream({Header(key_, big.size(), big, 0)});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+}
+
+TEST_F(E2eBadInputTest, ChunkBeyondDeclaredSize) {
+  const std::string ten = "0123456789";
+  const uint64_t sum = BlockChecksum({reinterpret_cast<const uint8_t*>(ten.data()), ten.size()});
+  v1::PutRequest first = Header(key_, 20, ten, sum);
+  v1::PutRequest second;
+  second.set_data(std::string(11, 'z'));  // 10 + 11 > 20
+  grpc::Status s = PutStream({first, second});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("declared size"), std::string::npos) << s.error_message();
+}
+
+TEST_F(E2eBadInputTest, ChecksumMismatchIsDataLossAndNotVisible) {
+  const std::string data(5000, 'd');
+  const uint64_t sum = BlockChecksum({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+  grpc::Status s = PutStream({Header(key_, data.size(), data, sum + 1)});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  grpc::ClientContext ctx;
+  v1::InspectRequest req;
+  req.set_namespace_(ns_);
+  req.set_key(key_);
+  v1::InspectResponse resp;
+  EXPECT_EQ(stub_->Inspect(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(E2eBadInputTest, StreamEndingMidBlock) {
+  grpc::Status s = PutStream({Header(key_, 100, "only half", 0)});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+}
+
+TEST_F(E2eBadInputTest, AbandonedPutStreamFreesItsStaging) {
+  grpc::ClientContext ctx;
+  v1::PutResponse resp;
+  auto writer = stub_->Put(&ctx, &resp);
+  ASSERT_TRUE(writer->Write(Header(key_, 4 << 20, std::string(512 << 10, 'a'), 0)));
+  // Wait until the daemon holds the staging pages, then walk away.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  v1::StatsResponse stats;
+  do {
+    grpc::ClientContext sctx;
+    ASSERT_TRUE(stub_->Stats(&sctx, {}, &stats).ok());
+  } while (stats.staged_bytes() == 0 && absl::Now() < give_up);
+  EXPECT_EQ(stats.staged_bytes(), 4u << 20);
+  ctx.TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // TearDown checks that the staged bytes went back to zero.
+}
+
+TEST_F(E2eBadInputTest, ClientGoneMidFetchReleasesPins) {
+  // Chunks under this daemon's 1 MiB message limit.
+  auto client = Client::Create({.address = daemon_->address(), .chunk_bytes = 512 << 10});
+  ASSERT_TRUE(client.ok());
+  std::vector<BlockKey> chain = TestChain(9, 1);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 6 << 20)).ok());
+  grpc::ClientContext ctx;
+  v1::FetchRequest req;
+  req.set_namespace_(ns_);
+  req.add_items()->set_key(chain[0].ToBytes());
+  req.set_max_chunk_bytes(64 << 10);
+  auto reader = stub_->Fetch(&ctx, req);
+  v1::FetchChunk chunk;
+  ASSERT_TRUE(reader->Read(&chunk));
+  EXPECT_EQ(chunk.data().size(), 64u << 10);
+  ctx.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(E2eBadInputTest, UnknownKeys) {
+  grpc::ClientContext ctx;
+  v1::FetchRequest req;
+  req.set_namespace_(ns_);
+  req.add_items()->set_key(key_);
+  auto reader = stub_->Fetch(&ctx, req);
+  v1::FetchChunk chunk;
+  EXPECT_FALSE(reader->Read(&chunk));
+  grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("not cached"), std::string::npos);
+
+  grpc::ClientContext ectx;
+  v1::EvictRequest ereq;
+  ereq.mutable_key()->set_namespace_(ns_);
+  ereq.mutable_key()->set_key(key_);
+  v1::EvictResponse eresp;
+  EXPECT_EQ(stub_->Evict(&ectx, ereq, &eresp).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  grpc::ClientContext nctx;
+  v1::EvictRequest nothing;
+  EXPECT_EQ(stub_->Evict(&nctx, nothing, &eresp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A put whose parent is not cached is reported per block, and not stored.
+  v1::PutRequest orphan = Header(key_, 3, "abc", 0);
+  orphan.mutable_header()->set_parent_key(std::string(32, 'p'));
+  v1::PutResponse resp;
+  ASSERT_TRUE(PutStream({orphan}, &resp).ok());
+  ASSERT_EQ(resp.outcomes_size(), 1);
+  EXPECT_EQ(resp.outcomes(0), v1::PUT_PARENT_MISSING);
+}
+
+}  // namespace
+}  // namespace kvcache

@@ -1,0 +1,167 @@
+// End to end against a real kvstored: store a chain, find its prefix, fetch
+// exact bytes, byte ranges, operator eviction and listing, clean shutdown.
+#include "gtest/gtest.h"
+#include "tests/daemon_process.h"
+#include "tests/test_blocks.h"
+
+namespace kvcache {
+namespace {
+
+class E2eBasicTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto d = DaemonProcess::Start({"--host_capacity=256MiB", "--page_size=64KiB"});
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = std::move(*d);
+    auto c = Client::Create({.address = daemon_->address()});
+    ASSERT_TRUE(c.ok());
+    client_ = std::move(*c);
+    stub_ = v1::KvCache::NewStub(
+        grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
+  }
+
+  v1::StatsResponse Stats() {
+    grpc::ClientContext ctx;
+    v1::StatsResponse r;
+    EXPECT_TRUE(stub_->Stats(&ctx, {}, &r).ok());
+    return r;
+  }
+
+  const std::string ns_ = TestSchema().NamespaceName();
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<v1::KvCache::Stub> stub_;
+};
+
+TEST_F(E2eBasicTest, ChainOf64StoredFoundAndFetchedExactly) {
+  const size_t kBlock = 100 * 1024 + 17;  // not page-aligned on purpose
+  std::vector<BlockKey> chain = TestChain(1, 64);
+  auto outcomes = client_->Put(ns_, BlockKey(), TestPayloads(chain, kBlock));
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  ASSERT_EQ(outcomes->size(), 64u);
+  for (v1::PutOutcome o : *outcomes) EXPECT_EQ(o, v1::PUT_STORED);
+
+  std::vector<BlockKey> longer = TestChain(1, 80);  // same first 64 blocks
+  LookupResult hit = client_->Lookup(ns_, longer);
+  ASSERT_TRUE(hit.status.ok()) << hit.status;
+  EXPECT_EQ(hit.hits, 64u);
+  EXPECT_EQ(hit.sizes, std::vector<uint64_t>(64, kBlock));
+
+  std::vector<std::string> out(64, std::string(kBlock, '\0'));
+  std::vector<FetchTarget> targets;
+  for (size_t i = 0; i < 64; ++i) {
+    targets.push_back({chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(out[i].data()), kBlock)});
+  }
+  FetchResult fetched = client_->Fetch(ns_, targets);  // > 8 MiB: several streams
+  ASSERT_TRUE(fetched.status.ok()) << fetched.status;
+  EXPECT_EQ(fetched.blocks, 64u);
+  for (size_t i = 0; i < 64; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], kBlock)) << i;
+
+  // The same keys in another namespace are a different cache.
+  EXPECT_EQ(client_->Lookup(ns_ + "x", chain).hits, 0u);
+  v1::StatsResponse stats = Stats();
+  EXPECT_EQ(stats.tiers(1).blocks(), 64u);
+  EXPECT_EQ(stats.pinned_bytes(), 0u);
+  EXPECT_EQ(stats.staged_bytes(), 0u);
+}
+
+TEST_F(E2eBasicTest, ByteRangesAndPartialHits) {
+  std::vector<BlockKey> chain = TestChain(2, 4);
+  ASSERT_TRUE(client_->Put(ns_, BlockKey(), TestPayloads(chain, 300000)).ok());
+  // A layer-sized slice from the middle of block 2.
+  std::string slice(70000, '\0');
+  FetchTarget t{chain[2], absl::MakeSpan(reinterpret_cast<uint8_t*>(slice.data()), slice.size()),
+                123456};
+  FetchResult r = client_->Fetch(ns_, {&t, 1});
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.blocks, 1u);
+  EXPECT_EQ(slice, PayloadFor(chain[2], 300000).substr(123456, 70000));
+  // Past the end of the block: OUT_OF_RANGE.
+  t.offset = 250000;
+  r = client_->Fetch(ns_, {&t, 1});
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(r.blocks, 0u);
+  // A fetch stops at the first uncached block, and says so by its count.
+  std::vector<BlockKey> more = TestChain(2, 6);
+  std::vector<std::string> bufs(6, std::string(300000, '\0'));
+  std::vector<FetchTarget> targets;
+  for (size_t i = 0; i < 6; ++i) {
+    targets.push_back({more[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[i].data()), 300000)});
+  }
+  r = client_->Fetch(ns_, targets);
+  EXPECT_EQ(r.blocks, 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(bufs[i], PayloadFor(chain[i], 300000));
+}
+
+TEST_F(E2eBasicTest, EvictListAndInspect) {
+  std::vector<BlockKey> a = TestChain(3, 5);
+  std::vector<BlockKey> b = TestChain(4, 3);
+  ASSERT_TRUE(client_->Put(ns_, BlockKey(), TestPayloads(a, 1000)).ok());
+  ASSERT_TRUE(client_->Put(ns_, BlockKey(), TestPayloads(b, 1000)).ok());
+
+  grpc::ClientContext lctx;
+  v1::ListRequest lreq;
+  lreq.set_page_size(1);
+  v1::ListResponse page1;
+  ASSERT_TRUE(stub_->List(&lctx, lreq, &page1).ok());
+  ASSERT_EQ(page1.prefixes_size(), 1);
+  ASSERT_FALSE(page1.next_page_token().empty());
+  grpc::ClientContext lctx2;
+  lreq.set_page_token(page1.next_page_token());
+  v1::ListResponse page2;
+  ASSERT_TRUE(stub_->List(&lctx2, lreq, &page2).ok());
+  ASSERT_EQ(page2.prefixes_size(), 1);
+  EXPECT_TRUE(page2.next_page_token().empty());
+  uint32_t depths = page1.prefixes(0).depth() + page2.prefixes(0).depth();
+  EXPECT_EQ(depths, 8u);
+
+  grpc::ClientContext ictx;
+  v1::InspectRequest ireq;
+  ireq.set_namespace_(ns_);
+  ireq.set_key(a[2].ToBytes());
+  v1::InspectResponse info;
+  ASSERT_TRUE(stub_->Inspect(&ictx, ireq, &info).ok());
+  EXPECT_EQ(info.depth(), 3u);
+  EXPECT_EQ(info.parent_key(), a[1].ToBytes());
+  EXPECT_EQ(info.root_key(), a[0].ToBytes());
+  EXPECT_EQ(info.children(), 1u);
+
+  auto evict = [&](v1::EvictRequest req, v1::EvictResponse* resp) {
+    grpc::ClientContext ctx;
+    return stub_->Evict(&ctx, req, resp);
+  };
+  v1::EvictRequest req;
+  req.mutable_key()->set_namespace_(ns_);
+  req.mutable_key()->set_key(a[2].ToBytes());
+  v1::EvictResponse resp;
+  EXPECT_EQ(evict(req, &resp).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  req.mutable_subtree()->set_namespace_(ns_);
+  req.mutable_subtree()->set_key(a[2].ToBytes());
+  req.set_dry_run(true);
+  ASSERT_TRUE(evict(req, &resp).ok());
+  EXPECT_EQ(resp.blocks(), 3u);
+  EXPECT_EQ(client_->Lookup(ns_, a).hits, 5u);  // dry run dropped nothing
+  req.set_dry_run(false);
+  ASSERT_TRUE(evict(req, &resp).ok());
+  EXPECT_EQ(resp.bytes(), 3000u);
+  EXPECT_EQ(client_->Lookup(ns_, a).hits, 2u);
+  v1::EvictRequest all;
+  all.set_all(true);
+  ASSERT_TRUE(evict(all, &resp).ok());
+  EXPECT_EQ(resp.blocks(), 5u);
+  EXPECT_EQ(client_->Lookup(ns_, b).hits, 0u);
+  EXPECT_EQ(Stats().tiers(1).used_bytes(), 0u);
+}
+
+TEST_F(E2eBasicTest, SigtermDrainsAndExitsCleanly) {
+  ASSERT_TRUE(client_->Put(ns_, BlockKey(), TestPayloads(TestChain(5, 2), 1000)).ok());
+  EXPECT_EQ(daemon_->Stop(), 0);
+  // A daemon that is gone is a miss, not a crash or a hang.
+  LookupResult r = client_->Lookup(ns_, TestChain(5, 2));
+  EXPECT_EQ(r.hits, 0u);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(client_->counters().lookup_errors, 1u);
+}
+
+}  // namespace
+}  // namespace kvcache

@@ -1,0 +1,52 @@
+// Deterministic test chains: keys from the real key schema, payloads derived
+// from the key, so any reader can tell a wrong byte from a right one.
+#ifndef KVCACHE_TESTS_TEST_BLOCKS_H_
+#define KVCACHE_TESTS_TEST_BLOCKS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+#include "client/key/key_schema.h"
+
+namespace kvcache {
+
+inline KeySchema TestSchema() {
+  KeySchema s;
+  s.model_id = "test-model";
+  s.tokens_per_block = 4;
+  return s;
+}
+
+// Payload of `size` bytes that depends on every byte of the key.
+inline std::string PayloadFor(const BlockKey& key, size_t size) {
+  std::string out(size, '\0');
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < key.size(); ++i) x = (x ^ key.data()[i]) * 0x100000001b3ull;
+  for (size_t i = 0; i < size; ++i) {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    out[i] = static_cast<char>((x * 0x2545f4914f6cdd1dull) >> 56);
+  }
+  return out;
+}
+
+// `blocks` chain keys of a prompt whose tokens start at `seed`.
+inline std::vector<BlockKey> TestChain(uint32_t seed, size_t blocks) {
+  KeySchema s = TestSchema();
+  std::vector<uint32_t> tokens(blocks * s.tokens_per_block);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = seed * 1000003u + static_cast<uint32_t>(i);
+  return *ChainKeys(s, tokens);
+}
+
+inline std::vector<PutBlock> TestPayloads(const std::vector<BlockKey>& chain, size_t size) {
+  std::vector<PutBlock> out;
+  for (const BlockKey& k : chain) out.push_back({k, PayloadFor(k, size)});
+  return out;
+}
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_TESTS_TEST_BLOCKS_H_
