@@ -72,13 +72,22 @@ size_t BlockIndex::LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
 }
 
 std::optional<BlockPin> BlockIndex::Pin(NamespaceId ns, const BlockKey& key) {
+  return PinEntry(ns, key, /*count_hit=*/true);
+}
+
+std::optional<BlockPin> BlockIndex::PinAsParent(NamespaceId ns, const BlockKey& key) {
+  return PinEntry(ns, key, /*count_hit=*/false);
+}
+
+std::optional<BlockPin> BlockIndex::PinEntry(NamespaceId ns, const BlockKey& key,
+                                             bool count_hit) {
   const EntryKey k{ns, key};
   Shard& shard = ShardOf(k);
   absl::MutexLock lock(&shard.mu);
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return std::nullopt;
   Touch(shard, k, it->second, NowMicros());
-  ++it->second.hits;
+  if (count_hit) ++it->second.hits;
   return BlockPin(it->second.block, pinned_bytes_);
 }
 

@@ -68,6 +68,8 @@ class BlockIndex {
   // A pin on a cached block, marked used and counted as a hit; nullopt if
   // the block is not cached.
   std::optional<BlockPin> Pin(NamespaceId ns, const BlockKey& key);
+  // The same for a put that is about to add a child: no hit is counted.
+  std::optional<BlockPin> PinAsParent(NamespaceId ns, const BlockKey& key);
 
   // Makes a verified block visible. The parent (meta.parent, empty for a
   // root) must be cached; root, depth come from it. On any outcome other than
@@ -129,6 +131,7 @@ class BlockIndex {
   // One child of `parent` is gone: decrements its count, making it a leaf at 0.
   void ChildRemoved(const EntryKey& parent);
   // Keys of `root_key`'s subtree in namespace ns, root first.
+  std::optional<BlockPin> PinEntry(NamespaceId ns, const BlockKey& key, bool count_hit);
   std::vector<EntryKey> CollectSubtree(NamespaceId ns, const BlockKey& root_key);
 
   std::vector<std::unique_ptr<Shard>> shards_;

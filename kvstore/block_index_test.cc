@@ -71,6 +71,9 @@ TEST_F(BlockIndexTest, InsertNeedsCachedParentAndSetsDepth) {
   EXPECT_EQ(v->meta.depth, 2u);
   EXPECT_EQ(v->meta.root, Key("a"));
   EXPECT_EQ(index_->Inspect(ns_, Key("a"))->children, 1u);  // duplicate did not count twice
+  ASSERT_TRUE(index_->Pin(ns_, Key("a")).has_value());
+  ASSERT_TRUE(index_->PinAsParent(ns_, Key("a")).has_value());
+  EXPECT_EQ(index_->Inspect(ns_, Key("a"))->hits, 1u);  // a put's parent pin is no hit
   EXPECT_EQ(index_->blocks(), 2u);
   EXPECT_EQ(index_->bytes(), 200u);
 }

@@ -93,7 +93,7 @@ absl::Status PutReactor::BeginBlock(const v1::PutBlockHeader& header) {
   }
   std::optional<BlockPin> parent_pin;
   if (!meta.parent.empty()) {
-    parent_pin = index.Pin(*ns, meta.parent);
+    parent_pin = index.PinAsParent(*ns, meta.parent);
     if (!parent_pin.has_value()) {
       Record(v1::PUT_PARENT_MISSING);
       return absl::OkStatus();

@@ -1,0 +1,104 @@
+#include "tools/kvctl_format.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "common/byte_size.h"
+
+namespace kvcache {
+namespace {
+
+std::string TierName(int tier) {
+  switch (tier) {
+    case v1::TIER_GPU: return "gpu";
+    case v1::TIER_HOST: return "host";
+    case v1::TIER_NVME: return "nvme";
+    default: return "?";
+  }
+}
+
+std::string Ago(int64_t unix_micros) {
+  if (unix_micros == 0) return "never";
+  const absl::Duration d = absl::Now() - absl::FromUnixMicros(unix_micros);
+  if (d < absl::Seconds(1)) return "just now";
+  if (d < absl::Minutes(2)) return absl::StrCat(absl::ToInt64Seconds(d), "s ago");
+  if (d < absl::Hours(2)) return absl::StrCat(absl::ToInt64Minutes(d), "m ago");
+  return absl::StrCat(absl::ToInt64Hours(d), "h ago");
+}
+
+std::string Percent(uint64_t part, uint64_t whole) {
+  return whole == 0 ? "-" : absl::StrFormat("%.1f%%", 100.0 * part / whole);
+}
+
+}  // namespace
+
+std::string FormatStats(const v1::StatsResponse& s) {
+  std::string out = absl::StrFormat("kvstored %s, up %ds\n\n", s.version(), s.uptime_seconds());
+  absl::StrAppendFormat(&out, "%-5s %-4s %10s %10s %6s %8s %10s %10s %10s %10s  %s\n", "TIER",
+                        "ON", "CAPACITY", "USED", "USE%", "BLOCKS", "HITS", "MISSES", "IN", "OUT",
+                        "DETAIL");
+  for (const v1::TierStats& t : s.tiers()) {
+    if (!t.enabled()) {
+      absl::StrAppendFormat(&out, "%-5s %-4s %10s %10s %6s %8s %10s %10s %10s %10s  %s\n",
+                            TierName(t.tier()), "off", "-", "-", "-", "-", "-", "-", "-", "-",
+                            t.detail());
+      continue;
+    }
+    absl::StrAppendFormat(&out, "%-5s %-4s %10s %10s %6s %8d %10d %10d %10s %10s  %s\n",
+                          TierName(t.tier()), "on", FormatBytes(t.capacity_bytes()),
+                          FormatBytes(t.used_bytes()), Percent(t.used_bytes(), t.capacity_bytes()),
+                          t.blocks(), t.hits(), t.misses(), FormatBytes(t.bytes_in()),
+                          FormatBytes(t.bytes_out()), t.detail());
+  }
+  absl::StrAppendFormat(&out,
+                        "\nlookups %d (%d keys, %s hit)   puts stored %d, rejected %d   "
+                        "fetches %d   evicted %d\npinned by readers %s   staged by puts %s\n",
+                        s.lookups(), s.lookup_keys(), Percent(s.lookup_hit_keys(), s.lookup_keys()),
+                        s.puts_stored(), s.puts_rejected(), s.fetches(), s.evicted_blocks(),
+                        FormatBytes(s.pinned_bytes()), FormatBytes(s.staged_bytes()));
+  return out;
+}
+
+std::string FormatPrefixes(const v1::ListResponse& list) {
+  if (list.prefixes_size() == 0) return "no cached prefixes\n";
+  std::string out;
+  std::string current_ns;
+  uint64_t blocks = 0, bytes = 0;
+  for (const v1::PrefixInfo& p : list.prefixes()) {
+    if (p.namespace_() != current_ns || out.empty()) {
+      current_ns = p.namespace_();
+      absl::StrAppendFormat(&out, "%s\n  %-18s %6s %7s %10s %-6s %7s  %s\n", current_ns, "ROOT",
+                            "DEPTH", "BLOCKS", "SIZE", "TIERS", "HITS", "LAST USED");
+    }
+    std::vector<std::string> tiers;
+    for (int t : p.tiers()) tiers.push_back(TierName(t));
+    const std::string root = absl::BytesToHexString(p.root_key());
+    absl::StrAppendFormat(&out, "  %-18s %6d %7d %10s %-6s %7d  %s\n",
+                          root.size() > 16 ? root.substr(0, 16) + ".." : root, p.depth(),
+                          p.blocks(), FormatBytes(p.bytes()), absl::StrJoin(tiers, ","), p.hits(),
+                          Ago(p.last_access_unix_micros()));
+    blocks += p.blocks();
+    bytes += p.bytes();
+  }
+  absl::StrAppendFormat(&out, "%d prefixes, %d blocks, %s\n", list.prefixes_size(), blocks,
+                        FormatBytes(bytes));
+  return out;
+}
+
+std::string FormatBlock(const v1::InspectResponse& b) {
+  auto hex = [](const std::string& s) {
+    return s.empty() ? std::string("(none: a root block)") : absl::BytesToHexString(s);
+  };
+  return absl::StrFormat(
+      "namespace  %s\nkey        %s\nparent     %s\nroot       %s\ndepth      %d\n"
+      "size       %s (%d bytes)\nchecksum   %016x (XXH3-64)\ntier       %s\nchildren   %d\n"
+      "hits       %d\nreaders    %d\ncreated    %s\nlast used  %s\n",
+      b.namespace_(), absl::BytesToHexString(b.key()), hex(b.parent_key()),
+      absl::BytesToHexString(b.root_key()), b.depth(), FormatBytes(b.size()), b.size(),
+      b.checksum(), TierName(b.tier()), b.children(), b.hits(), b.readers(),
+      Ago(b.created_unix_micros()), Ago(b.last_access_unix_micros()));
+}
+
+}  // namespace kvcache
