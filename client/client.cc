@@ -1,9 +1,12 @@
 #include "client/client.h"
 
+#include <netdb.h>
+
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "client/key/checksum.h"
+#include "common/transport_args.h"
 #include "proto/fetch_chunk_codec.h"
 
 namespace kvcache {
@@ -57,8 +60,7 @@ Client::Client(const ClientOptions& options) : options_(options) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(static_cast<int>(options.chunk_bytes) + (1 << 20));
     args.SetMaxSendMessageSize(static_cast<int>(options.chunk_bytes) + (1 << 20));
-    args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 16 * 1024 * 1024 - 1);
-    args.SetInt(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 8 * 1024 * 1024);
+    for (const auto& [name, value] : BulkTransferChannelArgs()) args.SetInt(name, value);
     // A connection of its own per channel, so streams do not share one socket.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("kvcache.channel_index", i);
@@ -147,8 +149,8 @@ FetchResult Client::Fetch(const std::string& ns, absl::Span<const FetchTarget> t
   return result;
 }
 
-absl::Status Client::FetchOneStream(int channel, const std::string& ns,
-                                    absl::Span<const FetchTarget> targets, size_t* completed) {
+v1::FetchRequest Client::MakeFetchRequest(const std::string& ns,
+                                          absl::Span<const FetchTarget> targets) const {
   v1::FetchRequest request;
   request.set_namespace_(ns);
   request.set_max_chunk_bytes(options_.chunk_bytes);
@@ -158,6 +160,67 @@ absl::Status Client::FetchOneStream(int channel, const std::string& ns,
     item->set_offset(t.offset);
     item->set_length(t.dest.size());
   }
+  return request;
+}
+
+std::shared_ptr<DataPortClient> Client::DataPort() {
+  if (!options_.use_data_port) return nullptr;
+  absl::MutexLock lock(&data_mu_);
+  if (data_port_known_ || absl::Now() < data_port_retry_after_) return data_port_;
+  v1::HelloResponse hello;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.deadline);
+  if (!stub_->Hello(&ctx, v1::HelloRequest(), &hello).ok()) return nullptr;  // ask again later
+  data_port_known_ = true;
+  if (hello.data_port() == 0) return nullptr;
+  // The data port listens on the daemon's gRPC host.
+  const std::string& address = options_.address;
+  std::string host = address.substr(0, address.rfind(':'));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(hello.data_port()).c_str(), &hints, &found) != 0) {
+    return nullptr;
+  }
+  sockaddr_storage addr{};
+  std::memcpy(&addr, found->ai_addr, found->ai_addrlen);
+  const socklen_t len = found->ai_addrlen;
+  freeaddrinfo(found);
+  data_port_ = std::make_shared<DataPortClient>(addr, len, options_.deadline,
+                                                static_cast<size_t>(options_.fetch_streams) * 2);
+  return data_port_;
+}
+
+absl::Status Client::FetchOneStream(int channel, const std::string& ns,
+                                    absl::Span<const FetchTarget> targets, size_t* completed) {
+  const v1::FetchRequest request = MakeFetchRequest(ns, targets);
+  if (std::shared_ptr<DataPortClient> data_port = DataPort()) {
+    DataPortClient::Outcome outcome =
+        data_port->Fetch(request, targets, options_.verify_checksums, completed);
+    for (size_t i = 0; i < *completed; ++i) {
+      fetched_bytes_.fetch_add(targets[i].dest.size(), std::memory_order_relaxed);
+    }
+    if (!outcome.transport_failed) return outcome.status;
+    // Fall back to gRPC for what is left, and leave the data port alone a while.
+    data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+    {
+      absl::MutexLock lock(&data_mu_);
+      data_port_known_ = false;
+      data_port_.reset();
+      data_port_retry_after_ = absl::Now() + absl::Seconds(5);
+    }
+    size_t more = 0;
+    absl::Span<const FetchTarget> rest = targets.subspan(*completed);
+    absl::Status status = FetchOverGrpc(channel, MakeFetchRequest(ns, rest), rest, &more);
+    *completed += more;
+    return status;
+  }
+  return FetchOverGrpc(channel, request, targets, completed);
+}
+
+absl::Status Client::FetchOverGrpc(int channel, const v1::FetchRequest& request,
+                                   absl::Span<const FetchTarget> targets, size_t* completed) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, options_.deadline);
   // Fetch replies are read raw, so payload bytes go from gRPC's receive
@@ -305,9 +368,17 @@ void Client::Flush() {
 
 ClientCounters Client::counters() const {
   auto load = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
-  return ClientCounters{load(lookups_),       load(lookup_errors_), load(fetches_),
-                        load(fetch_errors_),  load(fetched_bytes_), load(puts_sent_),
-                        load(puts_dropped_),  load(put_errors_)};
+  ClientCounters c;
+  c.lookups = load(lookups_);
+  c.lookup_errors = load(lookup_errors_);
+  c.fetches = load(fetches_);
+  c.fetch_errors = load(fetch_errors_);
+  c.fetched_bytes = load(fetched_bytes_);
+  c.data_port_fallbacks = load(data_port_fallbacks_);
+  c.puts_sent = load(puts_sent_);
+  c.puts_dropped = load(puts_dropped_);
+  c.put_errors = load(put_errors_);
+  return c;
 }
 
 }  // namespace kvcache

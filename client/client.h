@@ -29,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/data_port_client.h"
 #include "client/key/block_key.h"
 #include "client/key/key_schema.h"
 #include "grpcpp/grpcpp.h"
@@ -50,6 +51,9 @@ struct ClientOptions {
   uint32_t chunk_bytes = 4u << 20;
   // Verify the XXH3 checksum of every whole block fetched.
   bool verify_checksums = true;
+  // Fetch over the daemon's bulk data port (learned from Hello) when it has
+  // one, falling back to gRPC on any transport error.
+  bool use_data_port = true;
 };
 
 struct LookupResult {
@@ -82,6 +86,7 @@ struct ClientCounters {
   uint64_t fetches = 0;
   uint64_t fetch_errors = 0;
   uint64_t fetched_bytes = 0;
+  uint64_t data_port_fallbacks = 0;  // fetches that fell back to gRPC
   uint64_t puts_sent = 0;
   uint64_t puts_dropped = 0;  // over the in-flight budget
   uint64_t put_errors = 0;
@@ -128,6 +133,12 @@ class Client {
   explicit Client(const ClientOptions& options);
   absl::Status FetchOneStream(int channel, const std::string& ns,
                               absl::Span<const FetchTarget> targets, size_t* completed);
+  absl::Status FetchOverGrpc(int channel, const v1::FetchRequest& request,
+                             absl::Span<const FetchTarget> targets, size_t* completed);
+  // The data port client, or null if the daemon has none (or it failed lately).
+  std::shared_ptr<DataPortClient> DataPort() ABSL_LOCKS_EXCLUDED(data_mu_);
+  v1::FetchRequest MakeFetchRequest(const std::string& ns,
+                                    absl::Span<const FetchTarget> targets) const;
   void PutLoop();
 
   const ClientOptions options_;
@@ -141,8 +152,14 @@ class Client {
   std::atomic<uint64_t> inflight_put_bytes_{0};
   std::thread put_thread_;
 
+  absl::Mutex data_mu_;
+  bool data_port_known_ ABSL_GUARDED_BY(data_mu_) = false;
+  absl::Time data_port_retry_after_ ABSL_GUARDED_BY(data_mu_) = absl::InfinitePast();
+  std::shared_ptr<DataPortClient> data_port_ ABSL_GUARDED_BY(data_mu_);
+
   std::atomic<uint64_t> lookups_{0}, lookup_errors_{0}, fetches_{0}, fetch_errors_{0};
   std::atomic<uint64_t> fetched_bytes_{0}, puts_sent_{0}, puts_dropped_{0}, put_errors_{0};
+  std::atomic<uint64_t> data_port_fallbacks_{0};
 };
 
 }  // namespace kvcache

@@ -11,7 +11,7 @@
 
 #include "grpcpp/grpcpp.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
-#include "kvstore/cached_block.h"
+#include "kvstore/fetch_plan.h"
 #include "kvstore/service_context.h"
 
 namespace kvcache {
@@ -25,20 +25,13 @@ class FetchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnDone() override { delete this; }
 
  private:
-  struct Item {
-    uint32_t index;  // in the request
-    BlockPin pin;
-    uint64_t offset;
-    uint64_t end;
-  };
-
   absl::Status Start(const grpc::ByteBuffer& raw);
   void WriteNext();
 
   ServiceContext& service_;
   const std::string tenant_;
   uint32_t chunk_bytes_ = 0;
-  std::vector<Item> items_;
+  std::vector<FetchPlanItem> items_;
   size_t current_ = 0;  // item being written
   grpc::ByteBuffer out_;
 };

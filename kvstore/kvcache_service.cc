@@ -38,6 +38,17 @@ absl::StatusOr<std::optional<KeyInNamespace>> ResolveKey(ServiceContext& context
 
 }  // namespace
 
+grpc::ServerUnaryReactor* KvCacheService::Hello(grpc::CallbackServerContext* ctx,
+                                                const v1::HelloRequest* /*request*/,
+                                                v1::HelloResponse* response) {
+  response->set_version(kVersion);
+  response->set_data_port(context_.data_port.load(std::memory_order_relaxed));
+  response->set_max_block_bytes(context_.limits.max_block_bytes);
+  response->set_max_keys_per_request(context_.limits.max_keys_per_request);
+  response->set_max_chunk_bytes(context_.limits.max_chunk_bytes);
+  return Done(ctx, absl::OkStatus());
+}
+
 grpc::ServerUnaryReactor* KvCacheService::Lookup(grpc::CallbackServerContext* ctx,
                                                  const v1::LookupRequest* request,
                                                  v1::LookupResponse* response) {

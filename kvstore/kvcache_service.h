@@ -20,6 +20,9 @@ class KvCacheService final
   // `context` is not owned and must outlive the service.
   explicit KvCacheService(ServiceContext& context) : context_(context) {}
 
+  grpc::ServerUnaryReactor* Hello(grpc::CallbackServerContext* ctx,
+                                  const v1::HelloRequest* request,
+                                  v1::HelloResponse* response) override;
   grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx,
                                    const v1::LookupRequest* request,
                                    v1::LookupResponse* response) override;

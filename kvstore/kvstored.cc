@@ -13,11 +13,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/byte_size.h"
+#include "common/transport_args.h"
 #include "gpu/gpu_probe.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "absl/strings/strip.h"
 #include "kvstore/block_store.h"
+#include "kvstore/data_port_server.h"
 #include "kvstore/kvcache_service.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -25,6 +28,10 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
 ABSL_FLAG(bool, allow_remote, false,
           "Allow a non-loopback --listen address. There is no TLS or authentication yet, so "
           "anyone who can reach the port can read and evict every block.");
+ABSL_FLAG(int, data_port, 0,
+          "TCP port of the bulk data port beside gRPC (raw Fetch replies; clients find it via "
+          "Hello and fall back to gRPC without it). 0 picks a free port, -1 turns it off. It "
+          "binds to the --listen host.");
 ABSL_FLAG(std::string, host_capacity, "1GiB",
           "Size of the host-DRAM arena, mapped once at start (e.g. 512MiB, 64GiB).");
 ABSL_FLAG(std::string, page_size, "256KiB",
@@ -33,6 +40,9 @@ ABSL_FLAG(std::string, max_block_size, "64MiB", "Largest block a Put may store."
 ABSL_FLAG(std::string, max_chunk_size, "4MiB", "Largest payload per Fetch reply message.");
 ABSL_FLAG(std::string, max_message_size, "16MiB",
           "Largest gRPC message accepted; bigger ones fail with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(bool, prefault, true,
+          "Fault the whole host arena in at start (takes about 0.2s per GiB) so puts never "
+          "wait for the kernel to allocate pages. --noprefault starts faster but puts run slower.");
 ABSL_FLAG(int, max_concurrent_streams, 256, "HTTP/2 concurrent streams per connection.");
 ABSL_FLAG(int, max_keys_per_request, 65536, "Most keys one Lookup may carry.");
 ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
@@ -68,7 +78,12 @@ int Run() {
   BlockStore::Options store_options;
   store_options.arena.capacity_bytes = SizeFlag(FLAGS_host_capacity, "host_capacity");
   store_options.arena.page_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_page_size, "page_size"));
+  store_options.arena.prefault = absl::GetFlag(FLAGS_prefault);
   store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
+  if (store_options.arena.prefault && store_options.arena.capacity_bytes >= (4ull << 30)) {
+    std::cout << "kvstored: faulting in " << FormatBytes(store_options.arena.capacity_bytes)
+              << " of host arena (--noprefault skips this)..." << std::endl;
+  }
   absl::StatusOr<std::unique_ptr<BlockStore>> store = BlockStore::Create(store_options);
   if (!store.ok()) {
     std::cerr << "kvstored: host tier: " << store.status().message() << "\n";
@@ -97,9 +112,9 @@ int Run() {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  // Large frames and write buffers: blocks are megabytes, not messages of bytes.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 16 * 1024 * 1024 - 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 8 * 1024 * 1024);
+  for (const auto& [name, value] : BulkTransferChannelArgs()) {
+    builder.AddChannelArgument(name, value);
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "kvstored: cannot listen on " << listen << " (in use, or a bad address?)\n";
@@ -107,6 +122,21 @@ int Run() {
   }
   const std::string host = listen.substr(0, listen.rfind(':'));
   const std::string bound = absl::StrCat(host, ":", port);
+  std::unique_ptr<DataPortServer> data_port;
+  std::string data_port_line = "off (--data_port=-1)";
+  if (absl::GetFlag(FLAGS_data_port) >= 0 && !absl::StartsWith(listen, "unix:")) {
+    DataPortServer::Options options;
+    options.host = std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]"));
+    options.port = absl::GetFlag(FLAGS_data_port);
+    absl::StatusOr<std::unique_ptr<DataPortServer>> started = DataPortServer::Start(context, options);
+    if (!started.ok()) {
+      std::cerr << "kvstored: " << started.status().message() << "\n";
+      return 1;
+    }
+    data_port = std::move(*started);
+    context.data_port = data_port->port();
+    data_port_line = absl::StrCat(host, ":", data_port->port(), " (bulk Fetch beside gRPC)");
+  }
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     std::ofstream(path) << port << "\n";
   }
@@ -114,6 +144,7 @@ int Run() {
             << "  host tier: " << FormatBytes((*store)->arena().capacity_bytes()) << " in "
             << FormatBytes((*store)->arena().page_bytes()) << " pages"
             << ((*store)->arena().fd() >= 0 ? " (memfd)" : " (anonymous)") << "\n"
+            << "  data port: " << data_port_line << "\n"
             << "  GPU tier:  off (" << gpu.detail << ")\n"
             << "  NVMe tier: off (not configured)\n"
             << "Try it:  kvctl --server " << bound << " stats\n"
@@ -131,6 +162,7 @@ int Run() {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
   server->Wait();
+  if (data_port != nullptr) data_port->Shutdown();
   std::cout << "kvstored: stopped" << std::endl;
   return 0;
 }

@@ -47,6 +47,8 @@ struct ServiceContext {
   const std::string gpu_detail;
   const absl::Time started;
   ServiceCounters counters;
+  // The bulk data port Hello advertises; 0 while it is off.
+  std::atomic<uint32_t> data_port{0};
 };
 
 // The caller's tenant. The daemon has no authentication yet and serves only

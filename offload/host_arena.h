@@ -65,6 +65,9 @@ class HostArena {
   struct Options {
     uint64_t capacity_bytes = 1ull << 30;
     uint32_t page_bytes = 256 << 10;
+    // Fault every page in at start, so no put pays for page allocation,
+    // zeroing and accounting on its hot path (see docs/BENCHMARKS.md).
+    bool prefault = true;
   };
 
   // INVALID_ARGUMENT for a page size that is not a power of two in

@@ -3,7 +3,7 @@
 #include "absl/time/clock.h"
 #include "client/key/checksum.h"
 #include "gtest/gtest.h"
-#include "tests/daemon_process.h"
+#include "tools/daemon_process.h"
 #include "tests/test_blocks.h"
 
 namespace kvcache {
@@ -12,7 +12,7 @@ namespace {
 class E2eBadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto d = DaemonProcess::Start({"--host_capacity=64MiB", "--page_size=64KiB",
+    auto d = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=64MiB", "--page_size=64KiB",
                                    "--max_message_size=1MiB", "--max_block_size=8MiB"});
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);

@@ -1,7 +1,7 @@
 // End to end against a real kvstored: store a chain, find its prefix, fetch
 // exact bytes, byte ranges, operator eviction and listing, clean shutdown.
 #include "gtest/gtest.h"
-#include "tests/daemon_process.h"
+#include "tools/daemon_process.h"
 #include "tests/test_blocks.h"
 
 namespace kvcache {
@@ -10,7 +10,7 @@ namespace {
 class E2eBasicTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto d = DaemonProcess::Start({"--host_capacity=256MiB", "--page_size=64KiB"});
+    auto d = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=256MiB", "--page_size=64KiB"});
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
     auto c = Client::Create({.address = daemon_->address()});

@@ -3,7 +3,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "tests/daemon_process.h"
+#include "tools/daemon_process.h"
 #include "tests/test_blocks.h"
 
 namespace kvcache {
@@ -24,7 +24,7 @@ bool IsCached(v1::KvCache::Stub& stub, const BlockKey& key) {
 }
 
 TEST(E2ePressureTest, CacheStaysPrefixClosedWhenFull) {
-  auto daemon = DaemonProcess::Start({"--host_capacity=8MiB", "--page_size=64KiB"});
+  auto daemon = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=8MiB", "--page_size=64KiB"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto client = Client::Create({.address = (*daemon)->address()});
   ASSERT_TRUE(client.ok());
@@ -66,7 +66,7 @@ TEST(E2ePressureTest, CacheStaysPrefixClosedWhenFull) {
 }
 
 TEST(E2ePressureTest, EightConcurrentClientsNeverSeeAWrongByte) {
-  auto daemon = DaemonProcess::Start({"--host_capacity=6MiB", "--page_size=16KiB"});
+  auto daemon = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=6MiB", "--page_size=16KiB"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   constexpr size_t kBlock = 48 << 10;
   std::atomic<uint64_t> wrong{0}, verified{0};

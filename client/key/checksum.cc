@@ -5,25 +5,69 @@
 
 namespace kvcache {
 
+#if defined(__x86_64__)
+// checksum_avx2.cc: the same functions built for AVX2.
+uint64_t Xxh3Avx2(const void* data, size_t size);
+void* Xxh3Avx2NewState();
+void Xxh3Avx2Update(void* state, const void* data, size_t size);
+uint64_t Xxh3Avx2Digest(const void* state);
+void Xxh3Avx2FreeState(void* state);
+
+static bool HasAvx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#else
+static bool HasAvx2() { return false; }
+#endif
+
+// Either an AVX2 state (opaque, from checksum_avx2.cc) or a generic one.
 struct ChecksumStream::State {
-  XXH3_state_t xxh;
+  void* avx2 = nullptr;
+  XXH3_state_t generic;
 };
 
 uint64_t BlockChecksum(absl::Span<const uint8_t> data) {
+#if defined(__x86_64__)
+  if (HasAvx2()) return Xxh3Avx2(data.data(), data.size());
+#endif
   return XXH3_64bits(data.data(), data.size());
 }
 
 ChecksumStream::ChecksumStream() : state_(std::make_unique<State>()) {
-  XXH3_64bits_reset(&state_->xxh);
+#if defined(__x86_64__)
+  if (HasAvx2()) {
+    state_->avx2 = Xxh3Avx2NewState();
+    return;
+  }
+#endif
+  XXH3_64bits_reset(&state_->generic);
 }
-ChecksumStream::~ChecksumStream() = default;
+
+ChecksumStream::~ChecksumStream() {
+#if defined(__x86_64__)
+  if (state_ != nullptr && state_->avx2 != nullptr) Xxh3Avx2FreeState(state_->avx2);
+#endif
+}
+
 ChecksumStream::ChecksumStream(ChecksumStream&&) noexcept = default;
 ChecksumStream& ChecksumStream::operator=(ChecksumStream&&) noexcept = default;
 
 void ChecksumStream::Update(absl::Span<const uint8_t> data) {
-  XXH3_64bits_update(&state_->xxh, data.data(), data.size());
+#if defined(__x86_64__)
+  if (state_->avx2 != nullptr) {
+    Xxh3Avx2Update(state_->avx2, data.data(), data.size());
+    return;
+  }
+#endif
+  XXH3_64bits_update(&state_->generic, data.data(), data.size());
 }
 
-uint64_t ChecksumStream::Digest() const { return XXH3_64bits_digest(&state_->xxh); }
+uint64_t ChecksumStream::Digest() const {
+#if defined(__x86_64__)
+  if (state_->avx2 != nullptr) return Xxh3Avx2Digest(state_->avx2);
+#endif
+  return XXH3_64bits_digest(&state_->generic);
+}
 
 }  // namespace kvcache

@@ -15,7 +15,8 @@ namespace kvcache {
 
 uint64_t BlockChecksum(absl::Span<const uint8_t> data);
 
-// The same checksum, computed over data that arrives in pieces.
+// The same checksum, computed over data that arrives in pieces. Uses AVX2
+// where the CPU has it, like BlockChecksum.
 class ChecksumStream {
  public:
   ChecksumStream();

@@ -1,4 +1,4 @@
-#include "tests/daemon_process.h"
+#include "tools/daemon_process.h"
 
 #include <signal.h>
 #include <spawn.h>
@@ -16,13 +16,13 @@ extern char** environ;
 namespace kvcache {
 
 absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(
-    std::vector<std::string> flags) {
+    const std::string& binary, std::vector<std::string> flags) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   static int counter = 0;
   const std::string port_file =
       absl::StrCat(tmp ? tmp : "/tmp", "/kvstored-", getpid(), "-", counter++, ".port");
   std::remove(port_file.c_str());
-  std::vector<std::string> args = {"kvstore/kvstored", "--listen=127.0.0.1:0",
+  std::vector<std::string> args = {binary, "--listen=127.0.0.1:0",
                                    "--port_file=" + port_file, "--drain_timeout_s=2"};
   args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;

@@ -1,0 +1,60 @@
+// Client side of the bulk data port (proto/data_port_wire.h): a small pool of
+// TCP connections to one daemon, and a fetch that reads payload bytes with
+// recv straight into the caller's buffers. Errors of the transport (cannot
+// connect, connection cut, garbage) are reported as such, so the caller can
+// fall back to gRPC; a status sent by the daemon is its answer.
+//
+// Thread safety: all methods may be called from any thread; each fetch uses
+// a connection of its own.
+#ifndef KVCACHE_CLIENT_DATA_PORT_CLIENT_H_
+#define KVCACHE_CLIENT_DATA_PORT_CLIENT_H_
+
+#include <sys/socket.h>
+
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "kvcache/v1/kvcache.pb.h"
+
+namespace kvcache {
+
+struct FetchTarget;
+
+class DataPortClient {
+ public:
+  // `address` is the daemon's socket address for the data port.
+  DataPortClient(const sockaddr_storage& address, socklen_t address_len, absl::Duration timeout,
+                 size_t max_idle);
+  ~DataPortClient();
+
+  struct Outcome {
+    absl::Status status;
+    // True if the transport failed (the request may be retried over gRPC).
+    bool transport_failed = false;
+  };
+
+  // Sends `request` (whose items match `targets`) and reads the reply into
+  // the targets in order; `completed` counts the leading targets fully
+  // written (and, with `verify`, checksum-verified).
+  Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets,
+                bool verify, size_t* completed);
+
+ private:
+  int Acquire();
+  void Release(int fd);
+
+  const sockaddr_storage address_;
+  const socklen_t address_len_;
+  const absl::Duration timeout_;
+  const size_t max_idle_;
+  absl::Mutex mu_;
+  std::vector<int> idle_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_CLIENT_DATA_PORT_CLIENT_H_

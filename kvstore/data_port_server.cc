@@ -1,0 +1,234 @@
+#include "kvstore/data_port_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <array>
+#include <climits>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "kvstore/fetch_plan.h"
+#include "proto/data_port_wire.h"
+
+namespace kvcache {
+namespace {
+
+void SetTimeout(int fd, int option, absl::Duration d) {
+  timeval tv = absl::ToTimeval(d);
+  setsockopt(fd, SOL_SOCKET, option, &tv, sizeof(tv));
+}
+
+bool ReadFull(int fd, void* buf, size_t n) {
+  auto* p = static_cast<uint8_t*>(buf);
+  while (n > 0) {
+    const ssize_t r = read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// Writes all of iov[0..count), advancing through partial writes.
+bool WriteFullV(int fd, iovec* iov, int count) {
+  while (count > 0) {
+    const ssize_t w = writev(fd, iov, std::min(count, IOV_MAX));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    size_t left = static_cast<size_t>(w);
+    while (count > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --count;
+    }
+    if (count > 0) {
+      iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+  return true;
+}
+
+// An END frame: its fixed part and (not owned) its message.
+struct EndFrame {
+  explicit EndFrame(const absl::Status& status)
+      : message(status.message().substr(0, kMaxEndMessageBytes)),
+        head{kEndFrame, static_cast<uint32_t>(status.code()),
+             static_cast<uint32_t>(message.size())} {}
+  void AppendTo(std::vector<iovec>& iov) {
+    iov.push_back({head, sizeof(head)});
+    if (!message.empty()) iov.push_back({const_cast<char*>(message.data()), message.size()});
+  }
+  std::string message;
+  uint32_t head[3];
+};
+
+bool SendEnd(int fd, const absl::Status& status) {
+  EndFrame end(status);
+  std::vector<iovec> iov;
+  end.AppendTo(iov);
+  return WriteFullV(fd, iov.data(), static_cast<int>(iov.size()));
+}
+
+// A listening socket on host:port; returns the fd and the bound port.
+absl::StatusOr<std::pair<int, int>> Listen(const std::string& host, int port) {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  const std::string h = host == "localhost" ? "127.0.0.1" : host;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  if (inet_pton(AF_INET, h.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    len = sizeof(*v4);
+  } else if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    len = sizeof(*v6);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("data port: '", host, "' is not an IP address"));
+  }
+  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, 128) != 0) {
+    const int err = errno;
+    close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("data port: cannot listen on ", host, ":", port, ": ", std::strerror(err)));
+  }
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int bound = ntohs(addr.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+  return std::make_pair(fd, bound);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DataPortServer>> DataPortServer::Start(ServiceContext& service,
+                                                                       const Options& options) {
+  auto listening = Listen(options.host, options.port);
+  if (!listening.ok()) return listening.status();
+  std::unique_ptr<DataPortServer> server(
+      new DataPortServer(service, options, listening->first, listening->second));
+  server->acceptor_ = std::thread([s = server.get()] { s->AcceptLoop(); });
+  return server;
+}
+
+DataPortServer::~DataPortServer() { Shutdown(); }
+
+void DataPortServer::Shutdown() {
+  std::map<int, std::pair<std::thread, int>> connections;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
+    for (auto& [id, conn] : connections_) shutdown(conn.second, SHUT_RDWR);
+  }
+  acceptor_.join();
+  close(listen_fd_);
+  {
+    absl::MutexLock lock(&mu_);
+    connections.swap(connections_);
+  }
+  for (auto& [id, conn] : connections) conn.first.join();
+}
+
+void DataPortServer::ReapFinished() {
+  std::vector<std::thread> done;
+  {
+    absl::MutexLock lock(&mu_);
+    for (int id : finished_) {
+      auto it = connections_.find(id);
+      if (it == connections_.end()) continue;
+      done.push_back(std::move(it->second.first));
+      connections_.erase(it);
+    }
+    finished_.clear();
+  }
+  for (std::thread& t : done) t.join();
+}
+
+void DataPortServer::AcceptLoop() {
+  while (true) {
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    ReapFinished();
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      if (fd >= 0) close(fd);
+      return;
+    }
+    if (fd < 0) continue;
+    if (static_cast<int>(connections_.size()) >= options_.max_connections) {
+      close(fd);  // the client falls back to gRPC
+      continue;
+    }
+    const int id = next_id_++;
+    connections_[id] = {std::thread([this, fd, id] {
+                          Serve(fd);
+                          absl::MutexLock done_lock(&mu_);
+                          finished_.push_back(id);
+                        }),
+                        fd};
+  }
+}
+
+void DataPortServer::Serve(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  SetTimeout(fd, SO_SNDTIMEO, options_.send_timeout);
+  SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
+  while (ServeOne(fd)) {
+  }
+  // Closed under the lock, so Shutdown never calls shutdown() on a reused fd.
+  absl::MutexLock lock(&mu_);
+  close(fd);
+}
+
+bool DataPortServer::ServeOne(int fd) {
+  uint32_t head[2];
+  if (!ReadFull(fd, head, sizeof(head))) return false;  // closed, idle or cut off
+  if (head[0] != kDataPortMagic) return false;           // not our protocol
+  if (head[1] > kMaxDataPortRequestBytes) {
+    SendEnd(fd, absl::InvalidArgumentError(absl::StrCat(
+                    "data port request of ", head[1], " bytes; at most ", kMaxDataPortRequestBytes)));
+    return false;
+  }
+  std::string body(head[1], '\0');
+  if (!ReadFull(fd, body.data(), body.size())) return false;
+  v1::FetchRequest request;
+  if (!request.ParseFromString(body)) {
+    SendEnd(fd, absl::InvalidArgumentError("malformed FetchRequest"));
+    return false;
+  }
+  // No authentication yet: the data port, like gRPC, serves the one tenant.
+  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, "default", request);
+  if (!plan.ok()) return SendEnd(fd, plan.status());
+  std::vector<iovec> iov;
+  std::vector<std::array<uint8_t, kChunkFrameHeaderBytes>> headers(plan->items.size());
+  for (size_t i = 0; i < plan->items.size(); ++i) {
+    FetchPlanItem& item = plan->items[i];
+    const BlockMeta& meta = item.pin.meta();
+    const uint64_t n = item.end - item.offset;
+    EncodeChunkFrameHeader({item.index, meta.size, meta.checksum, item.offset, n},
+                           headers[i].data());
+    iov.push_back({headers[i].data(), kChunkFrameHeaderBytes});
+    item.pin.block().pages().ForEachPiece(item.offset, n, [&](const uint8_t* p, size_t len) {
+      iov.push_back({const_cast<uint8_t*>(p), len});
+    });
+    service_.counters.bytes_out.fetch_add(n, std::memory_order_relaxed);
+  }
+  // The END frame rides in the same writev: one wake-up for the client.
+  EndFrame end(absl::OkStatus());
+  end.AppendTo(iov);
+  return WriteFullV(fd, iov.data(), static_cast<int>(iov.size()));
+}
+
+}  // namespace kvcache

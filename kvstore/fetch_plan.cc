@@ -1,0 +1,53 @@
+#include "kvstore/fetch_plan.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace kvcache {
+
+absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& tenant,
+                                    const v1::FetchRequest& request) {
+  const ServiceLimits& limits = service.limits;
+  if (absl::Status s = ValidateNamespace(request.namespace_(), limits); !s.ok()) return s;
+  if (request.items_size() == 0) return absl::InvalidArgumentError("fetch of no items");
+  if (request.items_size() > static_cast<int>(limits.max_fetch_items)) {
+    return absl::InvalidArgumentError(absl::StrCat("fetch of ", request.items_size(),
+                                                   " items; at most ", limits.max_fetch_items));
+  }
+  std::vector<BlockKey> keys;
+  keys.reserve(request.items_size());
+  for (int i = 0; i < request.items_size(); ++i) {
+    absl::StatusOr<BlockKey> key = BlockKey::FromBytes(request.items(i).key());
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("item ", i, ": ", key.status().message()));
+    }
+    keys.push_back(*key);
+  }
+  FetchPlan plan;
+  plan.chunk_bytes = request.max_chunk_bytes() == 0
+                         ? limits.max_chunk_bytes
+                         : std::min(request.max_chunk_bytes(), limits.max_chunk_bytes);
+  plan.chunk_bytes = std::max<uint32_t>(plan.chunk_bytes, 4096);
+
+  std::optional<NamespaceId> ns = service.store.namespaces().Find(tenant, request.namespace_());
+  for (int i = 0; ns.has_value() && i < request.items_size(); ++i) {
+    std::optional<BlockPin> pin = service.store.index().Pin(*ns, keys[i]);
+    if (!pin.has_value()) break;  // the cached prefix ends here
+    const v1::FetchItem& item = request.items(i);
+    const uint64_t size = pin->meta().size;
+    if (item.offset() > size || item.length() > size - item.offset()) {
+      return absl::OutOfRangeError(absl::StrCat("item ", i, ": range [", item.offset(), ", +",
+                                                item.length(), ") is outside the ", size,
+                                                "-byte block"));
+    }
+    const uint64_t end = item.length() == 0 ? size : item.offset() + item.length();
+    plan.items.push_back(
+        FetchPlanItem{static_cast<uint32_t>(i), *std::move(pin), item.offset(), end});
+  }
+  if (plan.items.empty()) {
+    return absl::NotFoundError(absl::StrCat("block ", keys[0].ToHex(), " is not cached"));
+  }
+  service.counters.fetches.fetch_add(1, std::memory_order_relaxed);
+  return plan;
+}
+
+}  // namespace kvcache

@@ -1,0 +1,57 @@
+// The bulk data port: a plain TCP protocol beside gRPC that carries Fetch
+// replies as raw bytes, so the daemon can writev straight from arena pages and
+// the client can recv straight into the caller's buffer. gRPC stays the
+// control plane (the client learns the port from Hello) and the fallback.
+//
+// Version 1, all integers little-endian. One request at a time per
+// connection; a connection serves any number of requests in turn.
+//
+//   request:  u32 kDataPortMagic | u32 body length | body (a v1.FetchRequest)
+//   reply:    zero or more CHUNK frames, then one END frame
+//     CHUNK:  u32 kChunkFrame | u32 item_index | u64 block_size
+//             | u64 block_checksum | u64 offset | u64 length | length bytes
+//     END:    u32 kEndFrame | u32 status code (gRPC numbering)
+//             | u32 message length | message
+#ifndef KVCACHE_PROTO_DATA_PORT_WIRE_H_
+#define KVCACHE_PROTO_DATA_PORT_WIRE_H_
+
+#include <cstdint>
+#include <cstring>
+
+#include "proto/fetch_chunk_codec.h"
+
+namespace kvcache {
+
+inline constexpr uint32_t kDataPortMagic = 0x3144564b;  // "KVD1"
+inline constexpr uint32_t kChunkFrame = 1;
+inline constexpr uint32_t kEndFrame = 2;
+inline constexpr uint32_t kMaxDataPortRequestBytes = 4u << 20;
+inline constexpr size_t kChunkFrameHeaderBytes = 4 + 4 + 8 * 4;
+inline constexpr size_t kEndFrameHeaderBytes = 4 + 4 + 4;
+inline constexpr uint32_t kMaxEndMessageBytes = 4096;
+
+// Writes a CHUNK frame header. REQUIRES: little-endian host (x86-64, arm64).
+inline void EncodeChunkFrameHeader(const FetchChunkHeader& h, uint8_t out[kChunkFrameHeaderBytes]) {
+  const uint32_t kind = kChunkFrame;
+  std::memcpy(out, &kind, 4);
+  std::memcpy(out + 4, &h.item_index, 4);
+  std::memcpy(out + 8, &h.block_size, 8);
+  std::memcpy(out + 16, &h.block_checksum, 8);
+  std::memcpy(out + 24, &h.offset, 8);
+  std::memcpy(out + 32, &h.data_length, 8);
+}
+
+// Reads the fields after `kind` of a CHUNK frame header.
+inline FetchChunkHeader DecodeChunkFrameHeader(const uint8_t in[kChunkFrameHeaderBytes]) {
+  FetchChunkHeader h;
+  std::memcpy(&h.item_index, in + 4, 4);
+  std::memcpy(&h.block_size, in + 8, 8);
+  std::memcpy(&h.block_checksum, in + 16, 8);
+  std::memcpy(&h.offset, in + 24, 8);
+  std::memcpy(&h.data_length, in + 32, 8);
+  return h;
+}
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_PROTO_DATA_PORT_WIRE_H_

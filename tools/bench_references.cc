@@ -1,0 +1,198 @@
+#include "tools/bench_references.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+extern char** environ;
+
+namespace kvcache {
+namespace {
+
+int Connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+int ListenAny(int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  listen(fd, 64);
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+int FreePort() {
+  int port = 0;
+  close(ListenAny(&port));
+  return port;
+}
+
+bool WriteAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool ReadExactly(int fd, char* p, size_t n) {
+  while (n > 0) {
+    ssize_t r = read(fd, p, n);
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// Runs `fn(connection index)` on `n` threads; returns total bytes / seconds.
+template <typename Fn>
+double Measure(int n, absl::Duration duration, Fn fn) {
+  std::atomic<uint64_t> bytes{0};
+  const absl::Time start = absl::Now();
+  const absl::Time stop = start + duration;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      uint64_t mine = 0;
+      while (absl::Now() < stop) {
+        const uint64_t got = fn(i);
+        if (got == 0) break;
+        mine += got;
+      }
+      bytes += mine;
+    });
+  }
+  for (auto& t : threads) t.join();
+  return bytes.load() / absl::ToDoubleSeconds(absl::Now() - start) / 1e9;
+}
+
+}  // namespace
+
+absl::StatusOr<double> RawTcpGBps(size_t value_bytes, int connections, absl::Duration duration) {
+  int port = 0;
+  const int listener = ListenAny(&port);
+  std::vector<int> senders, receivers;
+  for (int i = 0; i < connections; ++i) {
+    senders.push_back(Connect(port));
+    receivers.push_back(accept(listener, nullptr, nullptr));
+  }
+  close(listener);
+  // Receivers ask for one value at a time (a 1-byte request), as a GET does.
+  std::vector<std::thread> servers;
+  for (int i = 0; i < connections; ++i) {
+    servers.emplace_back([fd = receivers[i], value_bytes] {
+      std::string value(value_bytes, 'v');
+      char req;
+      while (read(fd, &req, 1) == 1) {
+        if (!WriteAll(fd, value.data(), value.size())) break;
+      }
+      close(fd);
+    });
+  }
+  std::vector<std::string> buffers(connections, std::string(value_bytes, '\0'));
+  const double gbps = Measure(connections, duration, [&](int i) -> uint64_t {
+    if (!WriteAll(senders[i], "g", 1)) return 0;
+    return ReadExactly(senders[i], buffers[i].data(), value_bytes) ? value_bytes : 0;
+  });
+  for (int fd : senders) close(fd);
+  for (auto& t : servers) t.join();
+  return gbps;
+}
+
+absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(const std::string& binary) {
+  const int port = FreePort();
+  std::vector<std::string> args = {binary, "--port", std::to_string(port), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no", "--protected-mode", "no"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t quiet;
+  posix_spawn_file_actions_init(&quiet);
+  posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  const int err = posix_spawn(&pid, binary.c_str(), &quiet, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&quiet);
+  if (err != 0) return absl::NotFoundError(absl::StrCat("cannot run ", binary));
+  for (int i = 0; i < 200; ++i) {
+    int fd = Connect(port);
+    if (fd >= 0) {
+      close(fd);
+      return std::unique_ptr<RedisServer>(new RedisServer(pid, port));
+    }
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return absl::UnavailableError("redis-server did not start");
+}
+
+RedisServer::~RedisServer() {
+  kill(pid_, SIGTERM);
+  waitpid(pid_, nullptr, 0);
+}
+
+absl::StatusOr<double> RedisGetGBps(int port, size_t value_bytes, int connections,
+                                    absl::Duration duration) {
+  // SET the value once.
+  {
+    int fd = Connect(port);
+    if (fd < 0) return absl::UnavailableError("cannot connect to redis");
+    std::string value(value_bytes, 'r');
+    std::string cmd = absl::StrCat("*3\r\n$3\r\nSET\r\n$5\r\nbench\r\n$", value_bytes, "\r\n",
+                                   value, "\r\n");
+    char ok[5];
+    if (!WriteAll(fd, cmd.data(), cmd.size()) || !ReadExactly(fd, ok, 5)) {
+      close(fd);
+      return absl::UnavailableError("redis SET failed");
+    }
+    close(fd);
+  }
+  std::vector<int> fds;
+  for (int i = 0; i < connections; ++i) fds.push_back(Connect(port));
+  const std::string get = "*2\r\n$3\r\nGET\r\n$5\r\nbench\r\n";
+  const std::string header = absl::StrCat("$", value_bytes, "\r\n");
+  std::vector<std::string> buffers(connections,
+                                   std::string(header.size() + value_bytes + 2, '\0'));
+  const double gbps = Measure(connections, duration, [&](int i) -> uint64_t {
+    if (!WriteAll(fds[i], get.data(), get.size())) return 0;
+    if (!ReadExactly(fds[i], buffers[i].data(), buffers[i].size())) return 0;
+    return value_bytes;
+  });
+  for (int fd : fds) close(fd);
+  return gbps;
+}
+
+}  // namespace kvcache

@@ -1,0 +1,38 @@
+// The references kvbench measures against in the same run: raw loopback TCP
+// (the ceiling for any socket protocol) and Redis GET of the same values.
+#ifndef KVCACHE_TOOLS_BENCH_REFERENCES_H_
+#define KVCACHE_TOOLS_BENCH_REFERENCES_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace kvcache {
+
+// GB/s of `value_bytes` messages sent over `connections` loopback TCP
+// connections for about `duration` (receiver reads into a reused buffer).
+absl::StatusOr<double> RawTcpGBps(size_t value_bytes, int connections, absl::Duration duration);
+
+// A redis-server started on a free loopback port, stopped on destruction.
+class RedisServer {
+ public:
+  // NOT_FOUND if `binary` cannot be run.
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(const std::string& binary);
+  ~RedisServer();
+  int port() const { return port_; }
+
+ private:
+  RedisServer(int pid, int port) : pid_(pid), port_(port) {}
+  int pid_;
+  int port_;
+};
+
+// GB/s of GET for one `value_bytes` value over `connections` connections.
+absl::StatusOr<double> RedisGetGBps(int port, size_t value_bytes, int connections,
+                                    absl::Duration duration);
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_TOOLS_BENCH_REFERENCES_H_

@@ -1,0 +1,234 @@
+// kvbench: kvcache speed, side by side with its references, in one run.
+//
+// Starts its own kvstored and redis-server on loopback, then for each of
+// --runs rounds measures, one after another: kvcache Put and Fetch GB/s of
+// --block_size blocks with 1 and 4 streams, Lookup key checks/s in batches
+// of 1,024 keys, raw loopback TCP GB/s, and Redis GET GB/s of the same values
+// with 1 and 4 connections. Reports medians over the rounds, and Fetch as a
+// ratio of Redis at the same number of connections.
+#include <algorithm>
+#include <atomic>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "client/client.h"
+#include "common/byte_size.h"
+#include "tools/bench_references.h"
+#include "tools/daemon_process.h"
+
+ABSL_FLAG(std::string, kvstored, "bazel-bin/kvstore/kvstored", "kvstored binary to start.");
+ABSL_FLAG(std::string, redis_server, "/usr/bin/redis-server",
+          "redis-server binary for the Redis reference; empty to skip it.");
+ABSL_FLAG(std::string, block_size, "2MiB", "Block (and Redis value) size.");
+ABSL_FLAG(int, runs, 5, "Rounds; every figure is the median over them.");
+ABSL_FLAG(double, seconds, 1.0, "Length of each measurement.");
+ABSL_FLAG(bool, json, false, "Print the medians as one JSON object.");
+
+namespace kvcache {
+namespace {
+
+// Runs fn(thread) on n threads for `duration`; fn returns the units it did
+// (bytes or keys), 0 to stop. Returns units per second.
+template <typename Fn>
+double Rate(int n, absl::Duration duration, Fn fn) {
+  std::atomic<uint64_t> total{0};
+  const absl::Time start = absl::Now();
+  const absl::Time stop = start + duration;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < n; ++t) {
+    threads.emplace_back([&, t] {
+      uint64_t mine = 0;
+      while (absl::Now() < stop) {
+        const uint64_t done = fn(t);
+        if (done == 0) break;
+        mine += done;
+      }
+      total += mine;
+    });
+  }
+  for (auto& th : threads) th.join();
+  return total.load() / absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+std::vector<BlockKey> Keys(uint32_t seed, size_t n) {
+  KeySchema s;
+  s.model_id = "kvbench";
+  s.tokens_per_block = 1;
+  std::vector<uint32_t> tokens(n);
+  for (size_t i = 0; i < n; ++i) tokens[i] = seed * 7919u + static_cast<uint32_t>(i);
+  return *ChainKeys(s, tokens);
+}
+
+class Bench {
+ public:
+  Bench(std::string address, size_t block) : address_(std::move(address)), block_(block) {
+    KeySchema s;
+    s.model_id = "kvbench";
+    s.tokens_per_block = 1;
+    ns_ = s.NamespaceName();
+    for (int t = 0; t < 4; ++t) {
+      clients_.push_back(*Client::Create({.address = address_, .fetch_streams = 1}));
+      payloads_.push_back(std::string(block, static_cast<char>('a' + t)));
+      buffers_.push_back(std::string(block, '\0'));
+    }
+  }
+
+  // Each put is one root block with a fresh key.
+  double PutGBps(int streams, absl::Duration d) {
+    return Rate(streams, d, [&](int t) -> uint64_t {
+      const BlockKey key = Keys(1000000 + t * 100000 + next_[t]++, 1)[0];
+      auto r = clients_[t]->Put(ns_, BlockKey(), {PutBlock{key, payloads_[t]}});
+      return r.ok() ? block_ : 0;
+    }) / 1e9;
+  }
+
+  absl::Status PrepareFetch() {
+    fetch_keys_ = Keys(7, 16);
+    std::vector<PutBlock> blocks;
+    for (const BlockKey& k : fetch_keys_) blocks.push_back({k, payloads_[0]});
+    auto r = clients_[0]->Put(ns_, BlockKey(), blocks);
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+
+  double FetchGBps(int streams, absl::Duration d) {
+    std::vector<size_t> i(4, 0);
+    return Rate(streams, d, [&](int t) -> uint64_t {
+      FetchTarget target{fetch_keys_[(i[t]++ + 4 * t) % fetch_keys_.size()],
+                         absl::MakeSpan(reinterpret_cast<uint8_t*>(buffers_[t].data()), block_)};
+      FetchResult r = clients_[t]->Fetch(ns_, {&target, 1});
+      return r.blocks == 1 ? block_ : 0;
+    }) / 1e9;
+  }
+
+  absl::Status PrepareLookup() {
+    lookup_keys_ = Keys(11, 1024);
+    std::vector<PutBlock> blocks;
+    for (const BlockKey& k : lookup_keys_) blocks.push_back({k, "x"});
+    auto r = clients_[0]->Put(ns_, BlockKey(), blocks);
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+
+  double LookupKeysPerSecond(int threads, absl::Duration d) {
+    return Rate(threads, d, [&](int t) -> uint64_t {
+      LookupResult r = clients_[t]->Lookup(ns_, lookup_keys_);
+      return r.hits == lookup_keys_.size() ? lookup_keys_.size() : 0;
+    });
+  }
+
+ private:
+  std::string address_;
+  size_t block_;
+  std::string ns_;
+  std::vector<std::unique_ptr<Client>> clients_;
+  std::vector<std::string> payloads_, buffers_;
+  std::vector<BlockKey> fetch_keys_, lookup_keys_;
+  uint32_t next_[4] = {0, 0, 0, 0};
+};
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+int Run() {
+  absl::StatusOr<uint64_t> block = ParseByteSize(absl::GetFlag(FLAGS_block_size));
+  if (!block.ok()) {
+    std::cerr << "kvbench: --block_size: " << block.status().message() << "\n";
+    return 2;
+  }
+  const absl::Duration d = absl::Seconds(absl::GetFlag(FLAGS_seconds));
+  auto daemon = DaemonProcess::Start(absl::GetFlag(FLAGS_kvstored),
+                                     {"--host_capacity=2GiB"});
+  if (!daemon.ok()) {
+    std::cerr << "kvbench: starting kvstored: " << daemon.status().message()
+              << " (build it: bazel build --config=opt //kvstore:kvstored)\n";
+    return 1;
+  }
+  std::unique_ptr<RedisServer> redis;
+  if (!absl::GetFlag(FLAGS_redis_server).empty()) {
+    auto r = RedisServer::Start(absl::GetFlag(FLAGS_redis_server));
+    if (!r.ok()) {
+      std::cerr << "kvbench: " << r.status().message() << "; skipping the Redis reference\n";
+    } else {
+      redis = std::move(*r);
+    }
+  }
+  Bench bench((*daemon)->address(), *block);
+  if (absl::Status s = bench.PrepareFetch(); !s.ok()) {
+    std::cerr << "kvbench: preparing fetch blocks: " << s.message() << "\n";
+    return 1;
+  }
+  if (absl::Status s = bench.PrepareLookup(); !s.ok()) {
+    std::cerr << "kvbench: preparing lookup chain: " << s.message() << "\n";
+    return 1;
+  }
+  std::map<std::string, std::vector<double>> samples;
+  const int runs = absl::GetFlag(FLAGS_runs);
+  for (int run = 0; run < runs; ++run) {
+    std::cerr << "kvbench: round " << run + 1 << " of " << runs << "\n";
+    for (int n : {1, 4}) {
+      const std::string s = absl::StrCat("_", n);
+      samples["fetch_gbps" + s].push_back(bench.FetchGBps(n, d));
+      samples["put_gbps" + s].push_back(bench.PutGBps(n, d));
+      samples["tcp_gbps" + s].push_back(RawTcpGBps(*block, n, d).value_or(0));
+      if (redis) samples["redis_get_gbps" + s].push_back(RedisGetGBps(redis->port(), *block, n, d).value_or(0));
+    }
+    for (int n : {1, 2}) {
+      samples[absl::StrCat("lookup_keys_per_s_", n)].push_back(bench.LookupKeysPerSecond(n, d));
+    }
+  }
+  std::map<std::string, double> med;
+  for (auto& [name, v] : samples) med[name] = Median(v);
+  if (redis) {
+    med["fetch_vs_redis_1"] = med["fetch_gbps_1"] / med["redis_get_gbps_1"];
+    med["fetch_vs_redis_4"] = med["fetch_gbps_4"] / med["redis_get_gbps_4"];
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    std::vector<std::string> fields = {absl::StrFormat("\"block_bytes\": %d", *block),
+                                       absl::StrFormat("\"runs\": %d", runs),
+                                       absl::StrFormat("\"seconds_each\": %g", absl::GetFlag(FLAGS_seconds))};
+    for (auto& [name, v] : med) fields.push_back(absl::StrFormat("\"%s\": %.4g", name, v));
+    std::cout << "{" << absl::StrJoin(fields, ", ") << "}\n";
+    return 0;
+  }
+  std::cout << absl::StrFormat("kvbench: %s blocks, medians of %d rounds of %gs each\n\n",
+                               FormatBytes(*block), runs, absl::GetFlag(FLAGS_seconds));
+  std::cout << absl::StrFormat("%-28s %12s %12s\n", "", "1 stream", "4 streams");
+  auto row = [&](const std::string& label, const std::string& key, const char* unit) {
+    std::cout << absl::StrFormat("%-28s %9.2f %s %9.2f %s\n", label, med[key + "_1"], unit,
+                                 med[key + "_4"], unit);
+  };
+  row("kvcache Fetch", "fetch_gbps", "GB/s");
+  row("kvcache Put", "put_gbps", "GB/s");
+  if (redis) row("Redis GET (reference)", "redis_get_gbps", "GB/s");
+  row("raw loopback TCP (ceiling)", "tcp_gbps", "GB/s");
+  if (redis) {
+    std::cout << absl::StrFormat("%-28s %9.2fx      %9.2fx\n", "Fetch / Redis GET",
+                                 med["fetch_vs_redis_1"], med["fetch_vs_redis_4"]);
+  }
+  std::cout << absl::StrFormat("\nLookup, 1,024-key batches: %.2fM key checks/s (1 thread), "
+                               "%.2fM (2 threads)\n",
+                               med["lookup_keys_per_s_1"] / 1e6, med["lookup_keys_per_s_2"] / 1e6);
+  return 0;
+}
+
+}  // namespace
+}  // namespace kvcache
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "kvbench: measures kvcache Put/Fetch/Lookup against raw TCP and Redis, side by side.\n"
+      "  bazel build --config=opt //kvstore:kvstored //tools:kvbench\n"
+      "  bazel-bin/tools/kvbench [--runs=5] [--seconds=1] [--json]");
+  absl::ParseCommandLine(argc, argv);
+  return kvcache::Run();
+}
