@@ -32,6 +32,8 @@ ABSL_FLAG(int, data_port, 0,
           "TCP port of the bulk data port beside gRPC (raw Fetch replies; clients find it via "
           "Hello and fall back to gRPC without it). 0 picks a free port, -1 turns it off. It "
           "binds to the --listen host.");
+ABSL_FLAG(int, data_port_max_connections, 64,
+          "Most open data-port connections; more are closed at once (those clients use gRPC).");
 ABSL_FLAG(std::string, host_capacity, "1GiB",
           "Size of the host-DRAM arena, mapped once at start (e.g. 512MiB, 64GiB).");
 ABSL_FLAG(std::string, page_size, "256KiB",
@@ -128,6 +130,7 @@ int Run() {
     DataPortServer::Options options;
     options.host = std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]"));
     options.port = absl::GetFlag(FLAGS_data_port);
+    options.max_connections = absl::GetFlag(FLAGS_data_port_max_connections);
     absl::StatusOr<std::unique_ptr<DataPortServer>> started = DataPortServer::Start(context, options);
     if (!started.ok()) {
       std::cerr << "kvstored: " << started.status().message() << "\n";

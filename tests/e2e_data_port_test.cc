@@ -1,0 +1,214 @@
+// The bulk data port beside gRPC: byte-exact fetches, clear errors for bad
+// input, nothing left pinned when a client walks away, and a client that
+// falls back to gRPC whenever the data port is off or refuses it.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "proto/data_port_wire.h"
+#include "tests/test_blocks.h"
+#include "tools/daemon_process.h"
+
+namespace kvcache {
+namespace {
+
+class E2eDataPortTest : public ::testing::Test {
+ protected:
+  void Start(std::vector<std::string> flags) {
+    flags.push_back("--host_capacity=64MiB");
+    flags.push_back("--page_size=64KiB");
+    auto d = DaemonProcess::Start("kvstore/kvstored", flags);
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = std::move(*d);
+    stub_ = v1::KvCache::NewStub(
+        grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (stub_ == nullptr) return;
+    v1::StatsResponse stats;
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    do {
+      grpc::ClientContext ctx;
+      ASSERT_TRUE(stub_->Stats(&ctx, {}, &stats).ok());
+      if (stats.pinned_bytes() == 0) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    } while (absl::Now() < give_up);
+    EXPECT_EQ(stats.pinned_bytes(), 0u);
+  }
+
+  uint32_t DataPort() {
+    grpc::ClientContext ctx;
+    v1::HelloResponse hello;
+    EXPECT_TRUE(stub_->Hello(&ctx, {}, &hello).ok());
+    return hello.data_port();
+  }
+
+  int Connect() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(DataPort());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+  }
+
+  static void Send(int fd, uint32_t magic, const std::string& body, uint32_t length) {
+    uint32_t head[2] = {magic, length};
+    ASSERT_EQ(write(fd, head, 8), 8);
+    if (!body.empty()) {
+      ASSERT_EQ(write(fd, body.data(), body.size()), ssize_t(body.size()));
+    }
+  }
+
+  // Reads frames until END; returns its code and counts payload bytes.
+  static absl::StatusCode ReadReply(int fd, uint64_t* payload) {
+    while (true) {
+      uint8_t frame[kChunkFrameHeaderBytes];
+      if (recv(fd, frame, kEndFrameHeaderBytes, MSG_WAITALL) != kEndFrameHeaderBytes) {
+        return absl::StatusCode::kAborted;  // closed
+      }
+      uint32_t kind;
+      memcpy(&kind, frame, 4);
+      if (kind == kEndFrame) {
+        uint32_t code, len;
+        memcpy(&code, frame + 4, 4);
+        memcpy(&len, frame + 8, 4);
+        std::string msg(len, '\0');
+        if (len > 0) recv(fd, msg.data(), len, MSG_WAITALL);
+        return static_cast<absl::StatusCode>(code);
+      }
+      recv(fd, frame + kEndFrameHeaderBytes, kChunkFrameHeaderBytes - kEndFrameHeaderBytes,
+           MSG_WAITALL);
+      FetchChunkHeader h = DecodeChunkFrameHeader(frame);
+      std::string data(h.data_length, '\0');
+      recv(fd, data.data(), data.size(), MSG_WAITALL);
+      *payload += h.data_length;
+    }
+  }
+
+  std::string FetchBody(const BlockKey& key) {
+    v1::FetchRequest req;
+    req.set_namespace_(ns_);
+    req.add_items()->set_key(key.ToBytes());
+    return req.SerializeAsString();
+  }
+
+  const std::string ns_ = TestSchema().NamespaceName();
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<v1::KvCache::Stub> stub_;
+};
+
+TEST_F(E2eDataPortTest, BadRequestsGetClearAnswers) {
+  Start({});
+  std::vector<BlockKey> chain = TestChain(1, 1);
+  auto client = Client::Create({.address = daemon_->address()});
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 5000)).ok());
+
+  int fd = Connect();  // not our protocol: closed without a reply
+  Send(fd, 0x47455420, "", 0);
+  uint64_t bytes = 0;
+  EXPECT_EQ(ReadReply(fd, &bytes), absl::StatusCode::kAborted);
+  close(fd);
+
+  fd = Connect();  // too large a request: refused before reading it
+  Send(fd, kDataPortMagic, "", kMaxDataPortRequestBytes + 1);
+  EXPECT_EQ(ReadReply(fd, &bytes), absl::StatusCode::kInvalidArgument);
+  close(fd);
+
+  fd = Connect();  // not a FetchRequest
+  Send(fd, kDataPortMagic, "\xff\xff\xff", 3);
+  EXPECT_EQ(ReadReply(fd, &bytes), absl::StatusCode::kInvalidArgument);
+  close(fd);
+
+  fd = Connect();  // unknown key, then a good request on the same connection
+  const std::string unknown = FetchBody(*BlockKey::FromBytes(std::string(32, 'u')));
+  Send(fd, kDataPortMagic, unknown, unknown.size());
+  EXPECT_EQ(ReadReply(fd, &bytes), absl::StatusCode::kNotFound);
+  const std::string good = FetchBody(chain[0]);
+  Send(fd, kDataPortMagic, good, good.size());
+  EXPECT_EQ(ReadReply(fd, &bytes), absl::StatusCode::kOk);
+  EXPECT_EQ(bytes, 5000u);
+  close(fd);
+}
+
+TEST_F(E2eDataPortTest, ClientGoneMidFetchReleasesPins) {
+  Start({});
+  std::vector<BlockKey> chain = TestChain(2, 1);
+  auto client = Client::Create({.address = daemon_->address(), .chunk_bytes = 1 << 20});
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 12 << 20)).ok());
+  const int fd = Connect();
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  const std::string body = FetchBody(chain[0]);
+  Send(fd, kDataPortMagic, body, body.size());
+  uint8_t some[1000];
+  ASSERT_EQ(recv(fd, some, sizeof(some), MSG_WAITALL), ssize_t(sizeof(some)));
+  close(fd);  // walk away with most of 12 MiB unread; TearDown checks the pins
+}
+
+TEST_F(E2eDataPortTest, ClientUsesDataPortAndBothPathsAgree) {
+  Start({});
+  std::vector<BlockKey> chain = TestChain(3, 6);
+  auto fast = Client::Create({.address = daemon_->address()});
+  auto grpc_only = Client::Create({.address = daemon_->address(), .use_data_port = false});
+  ASSERT_TRUE((*fast)->Put(ns_, BlockKey(), TestPayloads(chain, 300000)).ok());
+  for (Client* c : {fast->get(), grpc_only->get()}) {
+    std::vector<std::string> out(6, std::string(300000, '\0'));
+    std::vector<FetchTarget> targets;
+    for (size_t i = 0; i < 6; ++i) {
+      targets.push_back({chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(out[i].data()), 300000)});
+    }
+    FetchResult r = c->Fetch(ns_, targets);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(r.blocks, 6u);
+    for (size_t i = 0; i < 6; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 300000));
+    EXPECT_EQ(c->counters().data_port_fallbacks, 0u);
+  }
+  grpc::ClientContext ctx;
+  v1::StatsResponse stats;
+  ASSERT_TRUE(stub_->Stats(&ctx, {}, &stats).ok());
+  EXPECT_EQ(stats.fetches(), 2u);
+  EXPECT_EQ(stats.tiers(1).bytes_out(), 2u * 6 * 300000);
+}
+
+TEST_F(E2eDataPortTest, DataPortOffMeansGrpc) {
+  Start({"--data_port=-1"});
+  EXPECT_EQ(DataPort(), 0u);
+  std::vector<BlockKey> chain = TestChain(4, 2);
+  auto client = Client::Create({.address = daemon_->address()});
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 1000)).ok());
+  std::string out(1000, '\0');
+  FetchTarget t{chain[1], absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), 1000)};
+  FetchResult r = (*client)->Fetch(ns_, {&t, 1});
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kOk);  // a block from mid-chain, alone
+  EXPECT_EQ(out, PayloadFor(chain[1], 1000));
+  EXPECT_EQ((*client)->counters().data_port_fallbacks, 0u);
+}
+
+TEST_F(E2eDataPortTest, RefusedDataPortFallsBackToGrpc) {
+  Start({"--data_port_max_connections=0"});  // every data connection is cut at once
+  ASSERT_NE(DataPort(), 0u);
+  std::vector<BlockKey> chain = TestChain(5, 3);
+  auto client = Client::Create({.address = daemon_->address()});
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 70000)).ok());
+  std::vector<std::string> out(3, std::string(70000, '\0'));
+  std::vector<FetchTarget> targets;
+  for (size_t i = 0; i < 3; ++i) {
+    targets.push_back({chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(out[i].data()), 70000)});
+  }
+  FetchResult r = (*client)->Fetch(ns_, targets);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.blocks, 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 70000));
+  EXPECT_EQ((*client)->counters().data_port_fallbacks, 1u);
+}
+
+}  // namespace
+}  // namespace kvcache

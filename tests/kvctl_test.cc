@@ -1,0 +1,124 @@
+// kvctl against a real daemon, as an operator would use it.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tools/daemon_process.h"
+
+namespace kvcache {
+namespace {
+
+struct CliResult {
+  int exit_code;
+  std::string out;  // stdout and stderr
+};
+
+CliResult Kvctl(const std::string& args) {
+  const std::string cmd = "tools/kvctl " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string TmpPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/" + name;
+}
+
+class KvctlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto d = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=64MiB"});
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = std::move(*d);
+    server_ = "--server=" + daemon_->address() + " ";
+    // 64 tokens, 16 per block: 4 blocks of 64 KiB.
+    std::ofstream(TmpPath("tokens.txt")) << [] {
+      std::string s;
+      for (int i = 1; i <= 64; ++i) s += std::to_string(i) + (i % 16 ? " " : "\n");
+      return s;
+    }();
+    std::string payload(256 << 10, '\0');
+    for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7 + i / 977);
+    std::ofstream(TmpPath("payload.bin"), std::ios::binary) << payload;
+    payload_ = payload;
+  }
+
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::string server_;
+  std::string payload_;
+};
+
+TEST_F(KvctlTest, PutGetLsInspectEvict) {
+  CliResult put = Kvctl(server_ + "put --tokens=" + TmpPath("tokens.txt") +
+                  " --payload=" + TmpPath("payload.bin"));
+  ASSERT_EQ(put.exit_code, 0) << put.out;
+  EXPECT_NE(put.out.find("4 stored"), std::string::npos) << put.out;
+
+  CliResult get = Kvctl(server_ + "get --tokens=" + TmpPath("tokens.txt") + " --out=" + TmpPath("out.bin"));
+  ASSERT_EQ(get.exit_code, 0) << get.out;
+  EXPECT_NE(get.out.find("4 of 4 blocks"), std::string::npos) << get.out;
+  std::stringstream got;
+  got << std::ifstream(TmpPath("out.bin"), std::ios::binary).rdbuf();
+  EXPECT_TRUE(got.str() == payload_) << "fetched bytes differ";
+
+  CliResult ls = Kvctl(server_ + "ls --json");
+  ASSERT_EQ(ls.exit_code, 0) << ls.out;
+  nlohmann::json list = nlohmann::json::parse(ls.out);
+  ASSERT_EQ(list["prefixes"].size(), 1u);
+  EXPECT_EQ(list["prefixes"][0]["depth"], 4);
+  EXPECT_EQ(list["prefixes"][0]["blocks"], "4");  // proto3 JSON writes uint64 as a string
+  const std::string ns = list["prefixes"][0]["namespace"];
+  CliResult table = Kvctl(server_ + "ls");
+  EXPECT_NE(table.out.find("1 prefixes, 4 blocks, 256.0 KiB"), std::string::npos) << table.out;
+
+  const std::string first_key = put.out.substr(put.out.find("first key ") + 10, 64);
+  CliResult inspect = Kvctl(server_ + "inspect --ns=" + ns + " " + first_key);
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.out;
+  EXPECT_NE(inspect.out.find("children   1"), std::string::npos) << inspect.out;
+  CliResult inspect_json = Kvctl(server_ + "--json inspect --ns=" + ns + " " + first_key);
+  EXPECT_EQ(nlohmann::json::parse(inspect_json.out)["depth"], 1);
+
+  CliResult refuse = Kvctl(server_ + "evict --ns=" + ns + " " + first_key);
+  EXPECT_EQ(refuse.exit_code, 1);
+  EXPECT_NE(refuse.out.find("subtree"), std::string::npos) << refuse.out;
+  CliResult dry = Kvctl(server_ + "evict --ns=" + ns + " " + first_key + " --subtree --dry-run");
+  EXPECT_NE(dry.out.find("would evict 4 blocks"), std::string::npos) << dry.out;
+  CliResult all = Kvctl(server_ + "evict --all");
+  EXPECT_NE(all.out.find("evicted 4 blocks"), std::string::npos) << all.out;
+
+  CliResult stats = Kvctl(server_ + "stats --json");
+  ASSERT_EQ(stats.exit_code, 0) << stats.out;
+  nlohmann::json s = nlohmann::json::parse(stats.out);
+  EXPECT_EQ(s["tiers"].size(), 3u);
+  EXPECT_EQ(s["pinnedBytes"], "0");
+  EXPECT_EQ(Kvctl(server_ + "health").out, "SERVING\n");
+}
+
+TEST_F(KvctlTest, ClearErrors) {
+  CliResult bad_key = Kvctl(server_ + "inspect --ns=x zz");
+  EXPECT_EQ(bad_key.exit_code, 1);
+  EXPECT_NE(bad_key.out.find("not hex"), std::string::npos) << bad_key.out;
+  CliResult unknown = Kvctl(server_ + "frobnicate");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.out.find("unknown command"), std::string::npos) << unknown.out;
+  CliResult missing = Kvctl(server_ + "inspect --ns=x 00ff");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.out.find("not cached"), std::string::npos) << missing.out;
+  ASSERT_EQ(daemon_->Stop(), 0);
+  CliResult down = Kvctl(server_ + "stats");
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_NE(down.out.find("cannot reach kvstored at"), std::string::npos) << down.out;
+  EXPECT_EQ(std::count(down.out.begin(), down.out.end(), '\n'), 1) << down.out;
+}
+
+}  // namespace
+}  // namespace kvcache
