@@ -73,8 +73,9 @@ Client::Client(const ClientOptions& options) : options_(options) {
 
 Client::~Client() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
+    put_cv_.SignalAll();
   }
   put_thread_.join();
 }
@@ -165,7 +166,7 @@ v1::FetchRequest Client::MakeFetchRequest(const std::string& ns,
 
 std::shared_ptr<DataPortClient> Client::DataPort() {
   if (!options_.use_data_port) return nullptr;
-  absl::MutexLock lock(&data_mu_);
+  MutexLock lock(&data_mu_);
   if (data_port_known_ || absl::Now() < data_port_retry_after_) return data_port_;
   v1::HelloResponse hello;
   grpc::ClientContext ctx;
@@ -205,7 +206,7 @@ absl::Status Client::FetchOneStream(int channel, const std::string& ns,
     // Fall back to gRPC for what is left, and leave the data port alone a while.
     data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
     {
-      absl::MutexLock lock(&data_mu_);
+      MutexLock lock(&data_mu_);
       data_port_known_ = false;
       data_port_.reset();
       data_port_retry_after_ = absl::Now() + absl::Seconds(5);
@@ -325,8 +326,9 @@ bool Client::PutAsync(const std::string& ns, const BlockKey& parent,
       return false;
     }
   } while (!inflight_put_bytes_.compare_exchange_weak(inflight, inflight + bytes));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   put_queue_.push_back(PutJob{ns, parent, std::move(blocks), bytes});
+  put_cv_.SignalAll();
   return true;
 }
 
@@ -334,12 +336,8 @@ void Client::PutLoop() {
   while (true) {
     PutJob job;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](Client* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-            return !c->put_queue_.empty() || c->stopping_;
-          },
-          this));
+      MutexLock lock(&mu_);
+      while (put_queue_.empty() && !stopping_) put_cv_.Wait(&mu_);
       if (put_queue_.empty()) return;  // stopping, and nothing left to send
       job = std::move(put_queue_.front());
       put_queue_.pop_front();
@@ -352,18 +350,15 @@ void Client::PutLoop() {
       put_errors_.fetch_add(1, std::memory_order_relaxed);
     }
     inflight_put_bytes_.fetch_sub(job.bytes);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     put_busy_ = false;
+    put_cv_.SignalAll();
   }
 }
 
 void Client::Flush() {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](Client* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-        return c->put_queue_.empty() && !c->put_busy_;
-      },
-      this));
+  MutexLock lock(&mu_);
+  while (!put_queue_.empty() || put_busy_) put_cv_.Wait(&mu_);
 }
 
 ClientCounters Client::counters() const {

@@ -26,7 +26,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/data_port_client.h"
@@ -145,14 +145,15 @@ class Client {
   std::vector<std::shared_ptr<grpc::Channel>> channels_;  // [0] also serves unary calls
   std::unique_ptr<v1::KvCache::Stub> stub_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
+  CondVar put_cv_;  // put_queue_ or put_busy_ changed, or stopping
   std::deque<PutJob> put_queue_ ABSL_GUARDED_BY(mu_);
   bool put_busy_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<uint64_t> inflight_put_bytes_{0};
   std::thread put_thread_;
 
-  absl::Mutex data_mu_;
+  Mutex data_mu_;
   bool data_port_known_ ABSL_GUARDED_BY(data_mu_) = false;
   absl::Time data_port_retry_after_ ABSL_GUARDED_BY(data_mu_) = absl::InfinitePast();
   std::shared_ptr<DataPortClient> data_port_ ABSL_GUARDED_BY(data_mu_);

@@ -51,13 +51,13 @@ DataPortClient::DataPortClient(const sockaddr_storage& address, socklen_t addres
     : address_(address), address_len_(address_len), timeout_(timeout), max_idle_(max_idle) {}
 
 DataPortClient::~DataPortClient() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (int fd : idle_) close(fd);
 }
 
 int DataPortClient::Acquire() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!idle_.empty()) {
       const int fd = idle_.back();
       idle_.pop_back();
@@ -79,7 +79,7 @@ int DataPortClient::Acquire() {
 }
 
 void DataPortClient::Release(int fd) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (idle_.size() < max_idle_) {
     idle_.push_back(fd);
   } else {

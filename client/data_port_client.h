@@ -15,7 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "kvcache/v1/kvcache.pb.h"
@@ -51,7 +51,7 @@ class DataPortClient {
   const socklen_t address_len_;
   const absl::Duration timeout_;
   const size_t max_idle_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<int> idle_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -48,7 +48,7 @@ void BlockIndex::Remove(Shard& shard, const EntryKey& k) {
 
 void BlockIndex::ChildRemoved(const EntryKey& parent) {
   Shard& shard = ShardOf(parent);
-  absl::MutexLock lock(&shard.mu);
+  MutexLock lock(&shard.mu);
   auto it = shard.entries.find(parent);
   if (it == shard.entries.end() || it->second.children == 0) return;
   if (--it->second.children == 0) shard.leaves.insert({it->second.tick, parent});
@@ -61,7 +61,7 @@ size_t BlockIndex::LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
   for (const BlockKey& key : chain) {
     const EntryKey k{ns, key};
     Shard& shard = ShardOf(k);
-    absl::MutexLock lock(&shard.mu);
+    MutexLock lock(&shard.mu);
     auto it = shard.entries.find(k);
     if (it == shard.entries.end()) break;
     Touch(shard, k, it->second, now);
@@ -83,7 +83,7 @@ std::optional<BlockPin> BlockIndex::PinEntry(NamespaceId ns, const BlockKey& key
                                              bool count_hit) {
   const EntryKey k{ns, key};
   Shard& shard = ShardOf(k);
-  absl::MutexLock lock(&shard.mu);
+  MutexLock lock(&shard.mu);
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return std::nullopt;
   Touch(shard, k, it->second, NowMicros());
@@ -98,7 +98,7 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages) 
     meta.depth = 1;
   } else {
     Shard& ps = ShardOf(parent);
-    absl::MutexLock lock(&ps.mu);
+    MutexLock lock(&ps.mu);
     auto it = ps.entries.find(parent);
     if (it == ps.entries.end()) return InsertOutcome::kParentMissing;
     meta.root = it->second.block->meta().root;
@@ -112,7 +112,7 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages) 
   bool inserted = false;
   {
     Shard& shard = ShardOf(k);
-    absl::MutexLock lock(&shard.mu);
+    MutexLock lock(&shard.mu);
     auto [it, fresh] = shard.entries.try_emplace(k);
     inserted = fresh;
     if (fresh) {
@@ -138,7 +138,7 @@ std::optional<uint64_t> BlockIndex::EvictOneLeaf() {
     Shard* best_shard = nullptr;
     EntryKey best_key{};
     for (auto& shard : shards_) {
-      absl::MutexLock lock(&shard->mu);
+      MutexLock lock(&shard->mu);
       int skipped = 0;
       for (const auto& [tick, k] : shard->leaves) {
         if (tick >= best_tick || skipped++ > kMaxPinnedLeavesSkipped) break;
@@ -155,7 +155,7 @@ std::optional<uint64_t> BlockIndex::EvictOneLeaf() {
     if (best_shard == nullptr) return std::nullopt;
     std::shared_ptr<const CachedBlock> victim;
     {
-      absl::MutexLock lock(&best_shard->mu);
+      MutexLock lock(&best_shard->mu);
       auto it = best_shard->entries.find(best_key);
       if (it == best_shard->entries.end() || it->second.children != 0 ||
           it->second.tick != best_tick || it->second.block.use_count() != 1) {
@@ -176,7 +176,7 @@ absl::StatusOr<EvictCount> BlockIndex::EvictKey(NamespaceId ns, const BlockKey& 
   Shard& shard = ShardOf(k);
   std::shared_ptr<const CachedBlock> victim;
   {
-    absl::MutexLock lock(&shard.mu);
+    MutexLock lock(&shard.mu);
     auto it = shard.entries.find(k);
     if (it == shard.entries.end()) {
       return absl::NotFoundError(absl::StrCat("block ", key.ToHex(), " is not cached"));
@@ -201,7 +201,7 @@ std::vector<BlockIndex::EntryKey> BlockIndex::CollectSubtree(NamespaceId ns,
   // walk parent links down from root_key.
   absl::flat_hash_map<BlockKey, std::vector<BlockKey>> children;
   for (auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
+    MutexLock lock(&shard->mu);
     for (const auto& [k, e] : shard->entries) {
       const BlockMeta& m = e.block->meta();
       if (k.ns == ns && m.root == top->meta.root && !m.parent.empty()) {
@@ -231,7 +231,7 @@ absl::StatusOr<EvictCount> BlockIndex::EvictSubtree(NamespaceId ns, const BlockK
     Shard& shard = ShardOf(*it);
     std::shared_ptr<const CachedBlock> victim;
     {
-      absl::MutexLock lock(&shard.mu);
+      MutexLock lock(&shard.mu);
       auto e = shard.entries.find(*it);
       if (e == shard.entries.end()) continue;
       victim = e->second.block;
@@ -250,7 +250,7 @@ EvictCount BlockIndex::EvictNamespaces(absl::Span<const NamespaceId> namespaces,
   EvictCount count;
   for (auto& shard : shards_) {
     std::vector<std::shared_ptr<const CachedBlock>> victims;  // freed unlocked
-    absl::MutexLock lock(&shard->mu);
+    MutexLock lock(&shard->mu);
     std::vector<EntryKey> doomed;
     for (const auto& [k, e] : shard->entries) {
       if (!wanted.contains(k.ns)) continue;
@@ -270,7 +270,7 @@ EvictCount BlockIndex::EvictNamespaces(absl::Span<const NamespaceId> namespaces,
 std::optional<BlockView> BlockIndex::Inspect(NamespaceId ns, const BlockKey& key) {
   const EntryKey k{ns, key};
   Shard& shard = ShardOf(k);
-  absl::MutexLock lock(&shard.mu);
+  MutexLock lock(&shard.mu);
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return std::nullopt;
   const Entry& e = it->second;
@@ -282,7 +282,7 @@ std::vector<BlockView> BlockIndex::Snapshot(absl::Span<const NamespaceId> namesp
   const absl::flat_hash_set<NamespaceId> wanted(namespaces.begin(), namespaces.end());
   std::vector<BlockView> out;
   for (auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
+    MutexLock lock(&shard->mu);
     for (const auto& [k, e] : shard->entries) {
       if (!wanted.contains(k.ns)) continue;
       out.push_back(BlockView{k.ns, e.block->meta(), e.children, e.hits, e.last_access_micros,

@@ -28,7 +28,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/types/span.h"
 #include "client/key/block_key.h"
 #include "kvstore/cached_block.h"
@@ -117,7 +117,7 @@ class BlockIndex {
     int64_t last_access_micros = 0;
   };
   struct Shard {
-    absl::Mutex mu;
+    Mutex mu;
     absl::flat_hash_map<EntryKey, Entry> entries ABSL_GUARDED_BY(mu);
     std::set<std::pair<uint64_t, EntryKey>> leaves ABSL_GUARDED_BY(mu);  // by tick
   };

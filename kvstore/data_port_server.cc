@@ -126,7 +126,7 @@ DataPortServer::~DataPortServer() { Shutdown(); }
 void DataPortServer::Shutdown() {
   std::map<int, std::pair<std::thread, int>> connections;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
     shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
@@ -135,7 +135,7 @@ void DataPortServer::Shutdown() {
   acceptor_.join();
   close(listen_fd_);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     connections.swap(connections_);
   }
   for (auto& [id, conn] : connections) conn.first.join();
@@ -144,7 +144,7 @@ void DataPortServer::Shutdown() {
 void DataPortServer::ReapFinished() {
   std::vector<std::thread> done;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (int id : finished_) {
       auto it = connections_.find(id);
       if (it == connections_.end()) continue;
@@ -160,7 +160,7 @@ void DataPortServer::AcceptLoop() {
   while (true) {
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     ReapFinished();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_) {
       if (fd >= 0) close(fd);
       return;
@@ -173,7 +173,7 @@ void DataPortServer::AcceptLoop() {
     const int id = next_id_++;
     connections_[id] = {std::thread([this, fd, id] {
                           Serve(fd);
-                          absl::MutexLock done_lock(&mu_);
+                          MutexLock done_lock(&mu_);
                           finished_.push_back(id);
                         }),
                         fd};
@@ -188,7 +188,7 @@ void DataPortServer::Serve(int fd) {
   while (ServeOne(fd)) {
   }
   // Closed under the lock, so Shutdown never calls shutdown() on a reused fd.
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   close(fd);
 }
 

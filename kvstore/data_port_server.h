@@ -17,7 +17,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "kvstore/service_context.h"
 
@@ -58,7 +58,7 @@ class DataPortServer {
   const int listen_fd_;
   const int port_;
   std::thread acceptor_;
-  absl::Mutex mu_;
+  Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int next_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<int, std::pair<std::thread, int>> connections_ ABSL_GUARDED_BY(mu_);  // id -> thread, fd

@@ -12,7 +12,7 @@ std::string NamespaceTable::Combine(absl::string_view tenant, absl::string_view 
 std::optional<NamespaceId> NamespaceTable::Find(absl::string_view tenant,
                                                 absl::string_view name) const {
   const std::string k = Combine(tenant, name);
-  absl::ReaderMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = ids_.find(k);
   if (it == ids_.end()) return std::nullopt;
   return it->second;
@@ -21,7 +21,7 @@ std::optional<NamespaceId> NamespaceTable::Find(absl::string_view tenant,
 absl::StatusOr<NamespaceId> NamespaceTable::Intern(absl::string_view tenant,
                                                    absl::string_view name) {
   std::string k = Combine(tenant, name);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = ids_.find(k);
   if (it != ids_.end()) return it->second;
   if (names_.size() >= max_namespaces_) {
@@ -35,12 +35,12 @@ absl::StatusOr<NamespaceId> NamespaceTable::Intern(absl::string_view tenant,
 }
 
 NamespaceName NamespaceTable::Name(NamespaceId id) const {
-  absl::ReaderMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return names_.at(id);
 }
 
 std::vector<NamespaceId> NamespaceTable::IdsOfTenant(absl::string_view tenant) const {
-  absl::ReaderMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::vector<NamespaceId> ids;
   for (NamespaceId id = 0; id < names_.size(); ++id) {
     if (names_[id].tenant == tenant) ids.push_back(id);

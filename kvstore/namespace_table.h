@@ -15,7 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace kvcache {
 
@@ -45,7 +45,7 @@ class NamespaceTable {
   static std::string Combine(absl::string_view tenant, absl::string_view name);
 
   const size_t max_namespaces_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::flat_hash_map<std::string, NamespaceId> ids_ ABSL_GUARDED_BY(mu_);
   std::vector<NamespaceName> names_ ABSL_GUARDED_BY(mu_);
 };

@@ -127,7 +127,7 @@ absl::StatusOr<PageRun> HostArena::Allocate(uint64_t bytes) {
   const uint32_t n = PagesFor(bytes);
   std::vector<uint32_t> pages;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (free_pages_.size() < n) {
       return absl::ResourceExhaustedError(absl::StrCat("host arena has ", free_pages_.size(),
                                                        " free pages, ", n, " needed"));
@@ -139,12 +139,12 @@ absl::StatusOr<PageRun> HostArena::Allocate(uint64_t bytes) {
 }
 
 void HostArena::Free(absl::Span<const uint32_t> pages) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   free_pages_.insert(free_pages_.end(), pages.begin(), pages.end());
 }
 
 uint64_t HostArena::used_bytes() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return uint64_t{page_count_ - static_cast<uint32_t>(free_pages_.size())} * page_bytes_;
 }
 

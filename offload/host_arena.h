@@ -17,7 +17,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/types/span.h"
 
 namespace kvcache {
@@ -102,7 +102,7 @@ class HostArena {
   const int fd_;
   const uint32_t page_bytes_;
   const uint32_t page_count_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<uint32_t> free_pages_ ABSL_GUARDED_BY(mu_);
 };
 

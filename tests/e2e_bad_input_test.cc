@@ -151,7 +151,9 @@ TEST_F(E2eBadInputTest, AbandonedPutStreamFreesItsStaging) {
 
 TEST_F(E2eBadInputTest, ClientGoneMidFetchReleasesPins) {
   // Chunks under this daemon's 1 MiB message limit.
-  auto client = Client::Create({.address = daemon_->address(), .chunk_bytes = 512 << 10});
+  ClientOptions options = TestClientOptions(daemon_->address());
+  options.chunk_bytes = 512 << 10;
+  auto client = Client::Create(options);
   ASSERT_TRUE(client.ok());
   std::vector<BlockKey> chain = TestChain(9, 1);
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 6 << 20)).ok());

@@ -13,7 +13,7 @@ class E2eBasicTest : public ::testing::Test {
     auto d = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=256MiB", "--page_size=64KiB"});
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
-    auto c = Client::Create({.address = daemon_->address()});
+    auto c = Client::Create(TestClientOptions(daemon_->address()));
     ASSERT_TRUE(c.ok());
     client_ = std::move(*c);
     stub_ = v1::KvCache::NewStub(

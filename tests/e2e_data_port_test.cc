@@ -108,7 +108,7 @@ class E2eDataPortTest : public ::testing::Test {
 TEST_F(E2eDataPortTest, BadRequestsGetClearAnswers) {
   Start({});
   std::vector<BlockKey> chain = TestChain(1, 1);
-  auto client = Client::Create({.address = daemon_->address()});
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 5000)).ok());
 
   int fd = Connect();  // not our protocol: closed without a reply
@@ -141,7 +141,9 @@ TEST_F(E2eDataPortTest, BadRequestsGetClearAnswers) {
 TEST_F(E2eDataPortTest, ClientGoneMidFetchReleasesPins) {
   Start({});
   std::vector<BlockKey> chain = TestChain(2, 1);
-  auto client = Client::Create({.address = daemon_->address(), .chunk_bytes = 1 << 20});
+  ClientOptions options = TestClientOptions(daemon_->address());
+  options.chunk_bytes = 1 << 20;
+  auto client = Client::Create(options);
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 12 << 20)).ok());
   const int fd = Connect();
   int small = 4096;
@@ -156,8 +158,10 @@ TEST_F(E2eDataPortTest, ClientGoneMidFetchReleasesPins) {
 TEST_F(E2eDataPortTest, ClientUsesDataPortAndBothPathsAgree) {
   Start({});
   std::vector<BlockKey> chain = TestChain(3, 6);
-  auto fast = Client::Create({.address = daemon_->address()});
-  auto grpc_only = Client::Create({.address = daemon_->address(), .use_data_port = false});
+  auto fast = Client::Create(TestClientOptions(daemon_->address()));
+  ClientOptions grpc_options = TestClientOptions(daemon_->address());
+  grpc_options.use_data_port = false;
+  auto grpc_only = Client::Create(grpc_options);
   ASSERT_TRUE((*fast)->Put(ns_, BlockKey(), TestPayloads(chain, 300000)).ok());
   for (Client* c : {fast->get(), grpc_only->get()}) {
     std::vector<std::string> out(6, std::string(300000, '\0'));
@@ -182,7 +186,7 @@ TEST_F(E2eDataPortTest, DataPortOffMeansGrpc) {
   Start({"--data_port=-1"});
   EXPECT_EQ(DataPort(), 0u);
   std::vector<BlockKey> chain = TestChain(4, 2);
-  auto client = Client::Create({.address = daemon_->address()});
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 1000)).ok());
   std::string out(1000, '\0');
   FetchTarget t{chain[1], absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), 1000)};
@@ -196,7 +200,7 @@ TEST_F(E2eDataPortTest, RefusedDataPortFallsBackToGrpc) {
   Start({"--data_port_max_connections=0"});  // every data connection is cut at once
   ASSERT_NE(DataPort(), 0u);
   std::vector<BlockKey> chain = TestChain(5, 3);
-  auto client = Client::Create({.address = daemon_->address()});
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 70000)).ok());
   std::vector<std::string> out(3, std::string(70000, '\0'));
   std::vector<FetchTarget> targets;

@@ -26,7 +26,7 @@ bool IsCached(v1::KvCache::Stub& stub, const BlockKey& key) {
 TEST(E2ePressureTest, CacheStaysPrefixClosedWhenFull) {
   auto daemon = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=8MiB", "--page_size=64KiB"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
-  auto client = Client::Create({.address = (*daemon)->address()});
+  auto client = Client::Create(TestClientOptions((*daemon)->address()));
   ASSERT_TRUE(client.ok());
   auto stub = v1::KvCache::NewStub(
       grpc::CreateChannel((*daemon)->address(), grpc::InsecureChannelCredentials()));
@@ -73,7 +73,7 @@ TEST(E2ePressureTest, EightConcurrentClientsNeverSeeAWrongByte) {
   std::vector<std::thread> workers;
   for (int w = 0; w < 8; ++w) {
     workers.emplace_back([&, w] {
-      auto client = Client::Create({.address = (*daemon)->address()});
+      auto client = Client::Create(TestClientOptions((*daemon)->address()));
       if (!client.ok()) return;
       for (int iter = 0; iter < 25; ++iter) {
         // 10 prompts shared by all workers, so they read each other's puts.

@@ -12,6 +12,15 @@
 
 namespace kvcache {
 
+// Client options for tests: a deadline long enough for sanitizer builds,
+// which run several times slower.
+inline ClientOptions TestClientOptions(const std::string& address) {
+  ClientOptions options;
+  options.address = address;
+  options.deadline = absl::Seconds(60);
+  return options;
+}
+
 inline KeySchema TestSchema() {
   KeySchema s;
   s.model_id = "test-model";

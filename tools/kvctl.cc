@@ -1,6 +1,7 @@
 // kvctl: the kvcache operator CLI. `kvctl --help` lists commands and flags.
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <sstream>
 
@@ -172,17 +173,10 @@ class Ctl {
     grpc::Slice empty;
     grpc::ByteBuffer request(&empty, 1), reply;
     auto ctx = Context();
-    grpc::Status status;
-    bool done = false;
-    absl::Mutex mu;
+    std::promise<grpc::Status> result;
     generic.UnaryCall(ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                      &reply, [&](grpc::Status s) {
-                        absl::MutexLock lock(&mu);
-                        status = s;
-                        done = true;
-                      });
-    absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(&done));
+                      &reply, [&result](grpc::Status s) { result.set_value(std::move(s)); });
+    const grpc::Status status = result.get_future().get();
     if (!status.ok()) return FailCall(status);
     std::vector<grpc::Slice> slices;
     (void)reply.Dump(&slices);
