@@ -2,7 +2,8 @@
 //
 // Starts its own kvstored and redis-server on loopback, then for each of
 // --runs rounds measures, one after another: kvcache Put and Fetch GB/s of
-// --block_size blocks with 1 and 4 streams, Lookup key checks/s in batches
+// --block_size blocks with 1 and 4 streams (Fetch both as the client does it,
+// over the data port, and over the gRPC stream alone), Lookup key checks/s in batches
 // of 1,024 keys, raw loopback TCP GB/s, and Redis GET GB/s of the same values
 // with 1 and 4 connections. Reports medians over the rounds, and Fetch as a
 // ratio of Redis at the same number of connections.
@@ -75,7 +76,12 @@ class Bench {
     s.tokens_per_block = 1;
     ns_ = s.NamespaceName();
     for (int t = 0; t < 4; ++t) {
-      clients_.push_back(*Client::Create({.address = address_, .fetch_streams = 1}));
+      ClientOptions options;
+      options.address = address_;
+      options.fetch_streams = 1;
+      clients_.push_back(*Client::Create(options));
+      options.use_data_port = false;
+      grpc_clients_.push_back(*Client::Create(options));
       payloads_.push_back(std::string(block, static_cast<char>('a' + t)));
       buffers_.push_back(std::string(block, '\0'));
     }
@@ -98,12 +104,14 @@ class Bench {
     return r.ok() ? absl::OkStatus() : r.status();
   }
 
-  double FetchGBps(int streams, absl::Duration d) {
+  // One block per call. `grpc_only`: the gRPC Fetch stream, no data port.
+  double FetchGBps(int streams, absl::Duration d, bool grpc_only) {
     std::vector<size_t> i(4, 0);
+    auto& clients = grpc_only ? grpc_clients_ : clients_;
     return Rate(streams, d, [&](int t) -> uint64_t {
       FetchTarget target{fetch_keys_[(i[t]++ + 4 * t) % fetch_keys_.size()],
                          absl::MakeSpan(reinterpret_cast<uint8_t*>(buffers_[t].data()), block_)};
-      FetchResult r = clients_[t]->Fetch(ns_, {&target, 1});
+      FetchResult r = clients[t]->Fetch(ns_, {&target, 1});
       return r.blocks == 1 ? block_ : 0;
     }) / 1e9;
   }
@@ -127,7 +135,7 @@ class Bench {
   std::string address_;
   size_t block_;
   std::string ns_;
-  std::vector<std::unique_ptr<Client>> clients_;
+  std::vector<std::unique_ptr<Client>> clients_, grpc_clients_;
   std::vector<std::string> payloads_, buffers_;
   std::vector<BlockKey> fetch_keys_, lookup_keys_;
   uint32_t next_[4] = {0, 0, 0, 0};
@@ -177,7 +185,8 @@ int Run() {
     std::cerr << "kvbench: round " << run + 1 << " of " << runs << "\n";
     for (int n : {1, 4}) {
       const std::string s = absl::StrCat("_", n);
-      samples["fetch_gbps" + s].push_back(bench.FetchGBps(n, d));
+      samples["fetch_gbps" + s].push_back(bench.FetchGBps(n, d, false));
+      samples["fetch_grpc_only_gbps" + s].push_back(bench.FetchGBps(n, d, true));
       samples["put_gbps" + s].push_back(bench.PutGBps(n, d));
       samples["tcp_gbps" + s].push_back(RawTcpGBps(*block, n, d).value_or(0));
       if (redis) samples["redis_get_gbps" + s].push_back(RedisGetGBps(redis->port(), *block, n, d).value_or(0));
@@ -191,6 +200,8 @@ int Run() {
   if (redis) {
     med["fetch_vs_redis_1"] = med["fetch_gbps_1"] / med["redis_get_gbps_1"];
     med["fetch_vs_redis_4"] = med["fetch_gbps_4"] / med["redis_get_gbps_4"];
+    med["fetch_grpc_only_vs_redis_1"] = med["fetch_grpc_only_gbps_1"] / med["redis_get_gbps_1"];
+    med["fetch_grpc_only_vs_redis_4"] = med["fetch_grpc_only_gbps_4"] / med["redis_get_gbps_4"];
   }
   if (absl::GetFlag(FLAGS_json)) {
     std::vector<std::string> fields = {absl::StrFormat("\"block_bytes\": %d", *block),
@@ -208,12 +219,15 @@ int Run() {
                                  med[key + "_4"], unit);
   };
   row("kvcache Fetch", "fetch_gbps", "GB/s");
+  row("kvcache Fetch, gRPC only", "fetch_grpc_only_gbps", "GB/s");
   row("kvcache Put", "put_gbps", "GB/s");
   if (redis) row("Redis GET (reference)", "redis_get_gbps", "GB/s");
   row("raw loopback TCP (ceiling)", "tcp_gbps", "GB/s");
   if (redis) {
     std::cout << absl::StrFormat("%-28s %9.2fx      %9.2fx\n", "Fetch / Redis GET",
                                  med["fetch_vs_redis_1"], med["fetch_vs_redis_4"]);
+    std::cout << absl::StrFormat("%-28s %9.2fx      %9.2fx\n", "gRPC-only Fetch / Redis GET",
+                                 med["fetch_grpc_only_vs_redis_1"], med["fetch_grpc_only_vs_redis_4"]);
   }
   std::cout << absl::StrFormat("\nLookup, 1,024-key batches: %.2fM key checks/s (1 thread), "
                                "%.2fM (2 threads)\n",
