@@ -204,13 +204,7 @@ absl::Status Client::FetchOneStream(int channel, const std::string& ns,
     }
     if (!outcome.transport_failed) return outcome.status;
     // Fall back to gRPC for what is left, and leave the data port alone a while.
-    data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
-    {
-      MutexLock lock(&data_mu_);
-      data_port_known_ = false;
-      data_port_.reset();
-      data_port_retry_after_ = absl::Now() + absl::Seconds(5);
-    }
+    SetDataPortAside();
     size_t more = 0;
     absl::Span<const FetchTarget> rest = targets.subspan(*completed);
     absl::Status status = FetchOverGrpc(channel, MakeFetchRequest(ns, rest), rest, &more);
@@ -279,9 +273,38 @@ absl::Status Client::FetchOverGrpc(int channel, const v1::FetchRequest& request,
   return error.ok() ? finish : error;
 }
 
+void Client::SetDataPortAside() {
+  data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+  MutexLock lock(&data_mu_);
+  data_port_known_ = false;
+  data_port_.reset();
+  data_port_retry_after_ = absl::Now() + absl::Seconds(5);
+}
+
 absl::StatusOr<std::vector<v1::PutOutcome>> Client::Put(const std::string& ns,
                                                         const BlockKey& parent,
                                                         absl::Span<const PutBlock> blocks) {
+  std::shared_ptr<DataPortClient> data_port = DataPort();
+  if (data_port == nullptr) return PutOverGrpc(ns, parent, blocks);
+  std::vector<v1::PutOutcome> outcomes;
+  DataPortClient::Outcome sent = data_port->Put(ns, parent.ToBytes(), blocks, &outcomes);
+  if (!sent.transport_failed) {
+    if (!sent.status.ok()) return sent.status;
+    return outcomes;
+  }
+  // Blocks without a result go over gRPC (those the daemon did store come
+  // back as PUT_ALREADY_CACHED).
+  SetDataPortAside();
+  const size_t done = outcomes.size();
+  absl::StatusOr<std::vector<v1::PutOutcome>> rest =
+      PutOverGrpc(ns, done == 0 ? parent : blocks[done - 1].key, blocks.subspan(done));
+  if (!rest.ok()) return rest.status();
+  outcomes.insert(outcomes.end(), rest->begin(), rest->end());
+  return outcomes;
+}
+
+absl::StatusOr<std::vector<v1::PutOutcome>> Client::PutOverGrpc(
+    const std::string& ns, const BlockKey& parent, absl::Span<const PutBlock> blocks) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, options_.deadline);
   v1::PutResponse response;

@@ -86,7 +86,7 @@ struct ClientCounters {
   uint64_t fetches = 0;
   uint64_t fetch_errors = 0;
   uint64_t fetched_bytes = 0;
-  uint64_t data_port_fallbacks = 0;  // fetches that fell back to gRPC
+  uint64_t data_port_fallbacks = 0;  // fetches and puts that fell back to gRPC
   uint64_t puts_sent = 0;
   uint64_t puts_dropped = 0;  // over the in-flight budget
   uint64_t put_errors = 0;
@@ -135,6 +135,11 @@ class Client {
                               absl::Span<const FetchTarget> targets, size_t* completed);
   absl::Status FetchOverGrpc(int channel, const v1::FetchRequest& request,
                              absl::Span<const FetchTarget> targets, size_t* completed);
+  absl::StatusOr<std::vector<v1::PutOutcome>> PutOverGrpc(const std::string& ns,
+                                                          const BlockKey& parent,
+                                                          absl::Span<const PutBlock> blocks);
+  // After a transport error: use gRPC alone for a while.
+  void SetDataPortAside() ABSL_LOCKS_EXCLUDED(data_mu_);
   // The data port client, or null if the daemon has none (or it failed lately).
   std::shared_ptr<DataPortClient> DataPort() ABSL_LOCKS_EXCLUDED(data_mu_);
   v1::FetchRequest MakeFetchRequest(const std::string& ns,

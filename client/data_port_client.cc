@@ -44,6 +44,28 @@ bool WriteFull(int fd, const void* buf, size_t n) {
   return true;
 }
 
+bool SendFullV(int fd, iovec* iov, size_t count) {
+  while (count > 0) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    const ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    size_t left = static_cast<size_t>(w);
+    while (count > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --count;
+    }
+    if (count > 0) {
+      iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 DataPortClient::DataPortClient(const sockaddr_storage& address, socklen_t address_len,
@@ -170,6 +192,58 @@ DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
     ++*completed;
     received = 0;
   }
+}
+
+DataPortClient::Outcome DataPortClient::Put(const std::string& ns, const std::string& parent,
+                                            absl::Span<const PutBlock> blocks,
+                                            std::vector<v1::PutOutcome>* outcomes) {
+  auto broken = [](const std::string& why) {
+    return Outcome{absl::UnavailableError(absl::StrCat("data port: ", why)), true};
+  };
+  const int fd = Acquire();
+  if (fd < 0) return broken("cannot connect");
+  // Send every block first: the daemon answers in order, and its small
+  // replies wait in our socket buffer meanwhile.
+  std::string previous = parent;
+  for (const PutBlock& block : blocks) {
+    v1::PutBlockHeader header;
+    header.set_namespace_(ns);
+    header.set_key(block.key.data(), block.key.size());
+    header.set_parent_key(previous);
+    header.set_size(block.payload.size());
+    header.set_checksum(BlockChecksum(
+        {reinterpret_cast<const uint8_t*>(block.payload.data()), block.payload.size()}));
+    const std::string encoded = header.SerializeAsString();
+    uint32_t head[2] = {kDataPortPutMagic, static_cast<uint32_t>(encoded.size())};
+    iovec iov[3] = {{head, sizeof(head)},
+                    {const_cast<char*>(encoded.data()), encoded.size()},
+                    {const_cast<char*>(block.payload.data()), block.payload.size()}};
+    if (!SendFullV(fd, iov, 3)) {
+      close(fd);
+      return broken("put not sent");
+    }
+    previous = block.key.ToBytes();
+  }
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    uint32_t result[4];
+    if (!ReadFull(fd, result, sizeof(result)) || result[0] != kPutResultFrame ||
+        result[3] > kMaxEndMessageBytes) {
+      close(fd);
+      return broken("bad put reply");
+    }
+    std::string message(result[3], '\0');
+    if (!ReadFull(fd, message.data(), message.size())) {
+      close(fd);
+      return broken("bad put reply");
+    }
+    if (result[1] != 0) {
+      close(fd);  // later replies are unread: the connection is spent
+      return Outcome{absl::Status(static_cast<absl::StatusCode>(result[1]), message), false};
+    }
+    outcomes->push_back(static_cast<v1::PutOutcome>(result[2]));
+  }
+  Release(fd);
+  return Outcome{absl::OkStatus(), false};
 }
 
 }  // namespace kvcache

@@ -23,6 +23,7 @@
 namespace kvcache {
 
 struct FetchTarget;
+struct PutBlock;
 
 class DataPortClient {
  public:
@@ -42,6 +43,13 @@ class DataPortClient {
   // written (and, with `verify`, checksum-verified).
   Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets,
                 bool verify, size_t* completed);
+
+  // Sends the chain `blocks` (block i's parent is block i-1, the first's is
+  // `parent`) as pipelined puts, payloads straight from the caller's memory,
+  // and reads the daemon's results in order into `outcomes` (one per block
+  // acknowledged). A daemon error (e.g. DATA_LOSS) ends the call with it.
+  Outcome Put(const std::string& ns, const std::string& parent,
+              absl::Span<const PutBlock> blocks, std::vector<v1::PutOutcome>* outcomes);
 
  private:
   int Acquire();

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kvstore/fetch_plan.h"
+#include "kvstore/put_admission.h"
 #include "proto/data_port_wire.h"
 
 namespace kvcache {
@@ -195,13 +196,72 @@ void DataPortServer::Serve(int fd) {
 bool DataPortServer::ServeOne(int fd) {
   uint32_t head[2];
   if (!ReadFull(fd, head, sizeof(head))) return false;  // closed, idle or cut off
-  if (head[0] != kDataPortMagic) return false;           // not our protocol
-  if (head[1] > kMaxDataPortRequestBytes) {
-    SendEnd(fd, absl::InvalidArgumentError(absl::StrCat(
-                    "data port request of ", head[1], " bytes; at most ", kMaxDataPortRequestBytes)));
+  if (head[0] == kDataPortMagic) return ServeFetch(fd, head[1]);
+  if (head[0] == kDataPortPutMagic) return ServePut(fd, head[1]);
+  return false;  // not our protocol
+}
+
+bool DataPortServer::ServePut(int fd, uint32_t header_length) {
+  auto reply = [fd](const absl::Status& status, v1::PutOutcome outcome) {
+    const std::string message(status.message().substr(0, kMaxEndMessageBytes));
+    uint32_t head[4] = {kPutResultFrame, static_cast<uint32_t>(status.code()),
+                        static_cast<uint32_t>(outcome), static_cast<uint32_t>(message.size())};
+    iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(message.data()), message.size()}};
+    return WriteFullV(fd, iov, message.empty() ? 1 : 2);
+  };
+  if (header_length > kMaxPutHeaderBytes) {
+    reply(absl::InvalidArgumentError(absl::StrCat("put header of ", header_length,
+                                                  " bytes; at most ", kMaxPutHeaderBytes)),
+          v1::PUT_OUTCOME_UNSPECIFIED);
+    return false;  // cannot find the next request after it
+  }
+  std::string bytes(header_length, '\0');
+  v1::PutBlockHeader header;
+  if (!ReadFull(fd, bytes.data(), bytes.size())) return false;
+  if (!header.ParseFromString(bytes)) {
+    reply(absl::InvalidArgumentError("malformed PutBlockHeader"), v1::PUT_OUTCOME_UNSPECIFIED);
     return false;
   }
-  std::string body(head[1], '\0');
+  service_.counters.bytes_in.fetch_add(header.size(), std::memory_order_relaxed);
+  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, "default", header);
+  if (!admission.ok() || admission->staged == nullptr) {
+    // Not stored: read and drop the payload (if its size is sane) so the
+    // connection stays in step, then say why.
+    if (header.size() > service_.limits.max_block_bytes) {
+      reply(admission.status(), v1::PUT_OUTCOME_UNSPECIFIED);
+      return false;
+    }
+    std::vector<uint8_t> scratch(std::min<uint64_t>(header.size(), 256 << 10));
+    for (uint64_t left = header.size(); left > 0;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, scratch.size()));
+      if (!ReadFull(fd, scratch.data(), n)) return false;
+      left -= n;
+    }
+    if (!admission.ok()) {
+      service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+      return reply(admission.status(), v1::PUT_OUTCOME_UNSPECIFIED);
+    }
+    return reply(absl::OkStatus(), admission->outcome);
+  }
+  StagedBlock& staged = *admission->staged;
+  absl::Status received = staged.ReceiveInto(
+      header.size(), [fd](uint8_t* dst, size_t len) { return ReadFull(fd, dst, len); });
+  if (!received.ok()) return false;  // the client went away mid-block; staging is freed
+  absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, staged);
+  if (!outcome.ok()) {
+    service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+    return reply(outcome.status(), v1::PUT_OUTCOME_UNSPECIFIED);
+  }
+  return reply(absl::OkStatus(), *outcome);
+}
+
+bool DataPortServer::ServeFetch(int fd, uint32_t body_length) {
+  if (body_length > kMaxDataPortRequestBytes) {
+    SendEnd(fd, absl::InvalidArgumentError(absl::StrCat(
+                    "data port request of ", body_length, " bytes; at most ", kMaxDataPortRequestBytes)));
+    return false;
+  }
+  std::string body(body_length, '\0');
   if (!ReadFull(fd, body.data(), body.size())) return false;
   v1::FetchRequest request;
   if (!request.ParseFromString(body)) {

@@ -1,9 +1,11 @@
 // The bulk data port (proto/data_port_wire.h): a TCP listener beside gRPC
-// that serves Fetch requests as raw frames. Each connection has its own
+// that serves Fetch replies as raw frames and receives Put payloads straight
+// into staging pages. Each connection has its own
 // thread, which blocks in read and writev (it is not a gRPC reactor); sends
 // come straight from pinned arena pages. Requests are validated and pinned by
 // PlanFetch, the same code as the gRPC Fetch. A connection that sends garbage
 // is closed; a stalled reader is cut off by a send timeout, releasing pins.
+// Puts are admitted and committed by the same code as the gRPC Put stream.
 //
 // Thread safety: Start and Shutdown from one thread; serving is internal.
 #ifndef KVCACHE_KVSTORE_DATA_PORT_SERVER_H_
@@ -51,6 +53,8 @@ class DataPortServer {
   void Serve(int fd);
   // Serves one request; false when the connection must close.
   bool ServeOne(int fd);
+  bool ServeFetch(int fd, uint32_t body_length);
+  bool ServePut(int fd, uint32_t header_length);
   void ReapFinished() ABSL_LOCKS_EXCLUDED(mu_);
 
   ServiceContext& service_;

@@ -1,6 +1,7 @@
 #include "kvstore/put_reactor.h"
 
 #include "absl/strings/str_cat.h"
+#include "kvstore/put_admission.h"
 
 namespace kvcache {
 namespace {
@@ -62,50 +63,12 @@ absl::Status PutReactor::Handle(const v1::PutRequest& request) {
 }
 
 absl::Status PutReactor::BeginBlock(const v1::PutBlockHeader& header) {
-  const ServiceLimits& limits = service_.limits;
-  if (absl::Status s = ValidateNamespace(header.namespace_(), limits); !s.ok()) return s;
-  absl::StatusOr<BlockKey> key = BlockKey::FromBytes(header.key());
-  if (!key.ok()) return key.status();
-  BlockMeta meta;
-  meta.key = *key;
-  if (!header.parent_key().empty()) {
-    absl::StatusOr<BlockKey> parent = BlockKey::FromBytes(header.parent_key());
-    if (!parent.ok()) return absl::InvalidArgumentError(absl::StrCat("parent ", parent.status().message()));
-    if (*parent == *key) return absl::InvalidArgumentError("a block cannot be its own parent");
-    meta.parent = *parent;
-  }
-  if (header.size() == 0 || header.size() > limits.max_block_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("block size ", header.size(),
-                                                   " not in [1, ", limits.max_block_bytes, "]"));
-  }
-  meta.size = header.size();
-  meta.checksum = header.checksum();
-  absl::StatusOr<NamespaceId> ns =
-      service_.store.namespaces().Intern(tenant_, header.namespace_());
-  if (!ns.ok()) return ns.status();
-
+  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, tenant_, header);
+  if (!admission.ok()) return admission.status();
   in_block_ = true;
-  discard_remaining_ = meta.size;
-  BlockIndex& index = service_.store.index();
-  if (index.Inspect(*ns, meta.key).has_value()) {
-    Record(v1::PUT_ALREADY_CACHED);
-    return absl::OkStatus();
-  }
-  std::optional<BlockPin> parent_pin;
-  if (!meta.parent.empty()) {
-    parent_pin = index.PinAsParent(*ns, meta.parent);
-    if (!parent_pin.has_value()) {
-      Record(v1::PUT_PARENT_MISSING);
-      return absl::OkStatus();
-    }
-  }
-  absl::StatusOr<PageRun> pages = service_.store.AllocateEvicting(meta.size);
-  if (!pages.ok()) {
-    Record(v1::PUT_NO_SPACE);
-    return absl::OkStatus();
-  }
-  staged_ = std::make_unique<StagedBlock>(*ns, std::move(meta), std::move(*pages),
-                                          std::move(parent_pin), &service_.store.staged_bytes());
+  discard_remaining_ = header.size();
+  staged_ = std::move(admission->staged);
+  if (staged_ == nullptr) Record(admission->outcome);
   return absl::OkStatus();
 }
 
@@ -115,30 +78,17 @@ absl::Status PutReactor::FinishBlockIfComplete() {
     return absl::OkStatus();
   }
   if (!staged_->complete()) return absl::OkStatus();
-  absl::StatusOr<InsertOutcome> outcome = staged_->Commit(service_.store.index());
+  absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, *staged_);
   staged_.reset();
   in_block_ = false;
   if (!outcome.ok()) return outcome.status();
-  switch (*outcome) {
-    case InsertOutcome::kStored:
-      Record(v1::PUT_STORED);
-      break;
-    case InsertOutcome::kAlreadyCached:
-      Record(v1::PUT_ALREADY_CACHED);
-      break;
-    case InsertOutcome::kParentMissing:
-      Record(v1::PUT_PARENT_MISSING);
-      break;
-  }
+  Record(*outcome);
   return absl::OkStatus();
 }
 
 void PutReactor::Record(v1::PutOutcome outcome) {
   response_->add_outcomes(outcome);
-  if (outcome == v1::PUT_STORED) {
-    response_->set_stored(response_->stored() + 1);
-    service_.counters.puts_stored.fetch_add(1, std::memory_order_relaxed);
-  }
+  if (outcome == v1::PUT_STORED) response_->set_stored(response_->stored() + 1);
 }
 
 }  // namespace kvcache

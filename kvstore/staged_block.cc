@@ -28,6 +28,23 @@ absl::Status StagedBlock::Append(absl::Span<const uint8_t> data) {
   return absl::OkStatus();
 }
 
+absl::Status StagedBlock::ReceiveInto(uint64_t n,
+                                      absl::FunctionRef<bool(uint8_t*, size_t)> read) {
+  if (n > meta_.size - received_) {
+    return absl::InvalidArgumentError(absl::StrCat("block ", meta_.key.ToHex(), ": ",
+                                                   received_ + n, " bytes sent, more than its "
+                                                   "declared size ", meta_.size));
+  }
+  const bool ok = pages_.ForEachWritablePiece(received_, n, [&](uint8_t* dst, size_t len) {
+    if (!read(dst, len)) return false;
+    checksum_.Update({dst, len});
+    received_ += len;
+    return true;
+  });
+  if (!ok) return absl::UnavailableError("connection lost while receiving a block");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<InsertOutcome> StagedBlock::Commit(BlockIndex& index) {
   if (!complete()) {
     return absl::InvalidArgumentError(absl::StrCat("block ", meta_.key.ToHex(), " ended after ",

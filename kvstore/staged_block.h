@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "client/key/checksum.h"
@@ -33,6 +34,12 @@ class StagedBlock {
   // Appends the next bytes. INVALID_ARGUMENT if they run past the declared
   // size (nothing is written then).
   absl::Status Append(absl::Span<const uint8_t> data);
+
+  // Receives the next `n` bytes straight into the staging pages, page by
+  // page: read(dst, len) must fill dst completely or return false. The
+  // checksum is updated as each page fills. INVALID_ARGUMENT past the declared
+  // size, UNAVAILABLE if read fails (the block is then unusable).
+  absl::Status ReceiveInto(uint64_t n, absl::FunctionRef<bool(uint8_t*, size_t)> read);
 
   bool complete() const { return received_ == meta_.size; }
   uint64_t received() const { return received_; }

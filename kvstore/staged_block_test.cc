@@ -1,5 +1,7 @@
 #include "kvstore/staged_block.h"
 
+#include <cstring>
+
 #include "gtest/gtest.h"
 #include "kvstore/block_store.h"
 
@@ -56,6 +58,27 @@ TEST_F(StagedBlockTest, ChecksumMismatchIsDataLossAndLeavesNothing) {
   EXPECT_EQ(store_->index().blocks(), 0u);
   EXPECT_EQ(store_->arena().used_bytes(), 0u);
   EXPECT_EQ(store_->staged_bytes().load(), 0u);
+}
+
+TEST_F(StagedBlockTest, ReceiveIntoFillsPagesAndHashes) {
+  std::string payload(3 * 4096 + 100, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 13);
+  auto staged = Stage("r", payload, BlockChecksum(Bytes(payload)));
+  size_t from = 0, calls = 0;
+  auto reader = [&](uint8_t* dst, size_t len) {
+    std::memcpy(dst, payload.data() + from, len);
+    from += len;
+    ++calls;
+    return true;
+  };
+  ASSERT_TRUE(staged->ReceiveInto(5000, reader).ok());
+  ASSERT_TRUE(staged->ReceiveInto(payload.size() - 5000, reader).ok());
+  EXPECT_EQ(calls, 5u);  // one call per page piece
+  EXPECT_EQ(*staged->Commit(store_->index()), InsertOutcome::kStored);
+  EXPECT_EQ(staged->ReceiveInto(1, reader).code(), absl::StatusCode::kInvalidArgument);
+  auto failing = Stage("f", payload, 0);
+  EXPECT_EQ(failing->ReceiveInto(10, [](uint8_t*, size_t) { return false; }).code(),
+            absl::StatusCode::kUnavailable);
 }
 
 TEST_F(StagedBlockTest, OverrunAndShortBlocksAreInvalid) {

@@ -48,6 +48,10 @@ class PageRun {
   // [offset, offset + length), in order. REQUIRES: in range.
   template <typename Fn>
   void ForEachPiece(uint64_t offset, uint64_t length, Fn fn) const;
+  // The same with writable pieces: fn(uint8_t* data, size_t len) -> bool;
+  // stops early and returns false when fn does.
+  template <typename Fn>
+  bool ForEachWritablePiece(uint64_t offset, uint64_t length, Fn fn);
 
  private:
   friend class HostArena;
@@ -117,6 +121,16 @@ void PageRun::ForEachPiece(uint64_t offset, uint64_t length, Fn fn) const {
     offset += n;
     length -= n;
   }
+}
+
+template <typename Fn>
+bool PageRun::ForEachWritablePiece(uint64_t offset, uint64_t length, Fn fn) {
+  bool ok = true;
+  ForEachPiece(offset, length, [&](const uint8_t* data, size_t len) {
+    // Our own pages: writable through this non-const run.
+    if (ok) ok = fn(const_cast<uint8_t*>(data), len);
+  });
+  return ok;
 }
 
 }  // namespace kvcache

@@ -3,15 +3,20 @@
 // the client can recv straight into the caller's buffer. gRPC stays the
 // control plane (the client learns the port from Hello) and the fallback.
 //
-// Version 1, all integers little-endian. One request at a time per
-// connection; a connection serves any number of requests in turn.
+// Version 1, all integers little-endian. A connection serves any number of
+// requests; replies come in request order, so a client may pipeline puts.
 //
-//   request:  u32 kDataPortMagic | u32 body length | body (a v1.FetchRequest)
+//   fetch:    u32 kDataPortMagic | u32 body length | body (a v1.FetchRequest)
 //   reply:    zero or more CHUNK frames, then one END frame
 //     CHUNK:  u32 kChunkFrame | u32 item_index | u64 block_size
 //             | u64 block_checksum | u64 offset | u64 length | length bytes
 //     END:    u32 kEndFrame | u32 status code (gRPC numbering)
 //             | u32 message length | message
+//
+//   put:      u32 kDataPortPutMagic | u32 header length
+//             | header (a v1.PutBlockHeader) | header.size payload bytes
+//   reply:    u32 kPutResultFrame | u32 status code | u32 outcome
+//             (a v1.PutOutcome) | u32 message length | message
 #ifndef KVCACHE_PROTO_DATA_PORT_WIRE_H_
 #define KVCACHE_PROTO_DATA_PORT_WIRE_H_
 
@@ -23,8 +28,12 @@
 namespace kvcache {
 
 inline constexpr uint32_t kDataPortMagic = 0x3144564b;  // "KVD1"
+inline constexpr uint32_t kDataPortPutMagic = 0x3150564b;  // "KVP1"
 inline constexpr uint32_t kChunkFrame = 1;
 inline constexpr uint32_t kEndFrame = 2;
+inline constexpr uint32_t kPutResultFrame = 3;
+inline constexpr uint32_t kMaxPutHeaderBytes = 4096;
+inline constexpr size_t kPutResultFrameHeaderBytes = 4 * 4;
 inline constexpr uint32_t kMaxDataPortRequestBytes = 4u << 20;
 inline constexpr size_t kChunkFrameHeaderBytes = 4 + 4 + 8 * 4;
 inline constexpr size_t kEndFrameHeaderBytes = 4 + 4 + 4;

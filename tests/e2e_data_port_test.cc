@@ -1,12 +1,14 @@
-// The bulk data port beside gRPC: byte-exact fetches, clear errors for bad
-// input, nothing left pinned when a client walks away, and a client that
-// falls back to gRPC whenever the data port is off or refuses it.
+// The bulk data port beside gRPC: byte-exact fetches and verified puts, clear
+// errors for bad input, nothing left pinned or staged when a client walks
+// away, and a client that falls back to gRPC whenever the data port is off or
+// refuses it.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "absl/time/clock.h"
+#include "client/key/checksum.h"
 #include "gtest/gtest.h"
 #include "proto/data_port_wire.h"
 #include "tests/test_blocks.h"
@@ -34,10 +36,41 @@ class E2eDataPortTest : public ::testing::Test {
     do {
       grpc::ClientContext ctx;
       ASSERT_TRUE(stub_->Stats(&ctx, {}, &stats).ok());
-      if (stats.pinned_bytes() == 0) break;
+      if (stats.pinned_bytes() == 0 && stats.staged_bytes() == 0) break;
       absl::SleepFor(absl::Milliseconds(20));
     } while (absl::Now() < give_up);
     EXPECT_EQ(stats.pinned_bytes(), 0u);
+    EXPECT_EQ(stats.staged_bytes(), 0u);
+  }
+
+  // One raw put on the data port: header for `size` bytes, then `payload`.
+  static void SendPut(int fd, const v1::PutBlockHeader& header, const std::string& payload) {
+    const std::string h = header.SerializeAsString();
+    Send(fd, kDataPortPutMagic, h, h.size());
+    if (!payload.empty()) {
+      ASSERT_EQ(send(fd, payload.data(), payload.size(), MSG_NOSIGNAL), ssize_t(payload.size()));
+    }
+  }
+
+  // Reads one put result: its status code, and its outcome in *outcome.
+  static absl::StatusCode ReadPutResult(int fd, uint32_t* outcome) {
+    uint32_t r[4];
+    if (recv(fd, r, sizeof(r), MSG_WAITALL) != sizeof(r)) return absl::StatusCode::kAborted;
+    std::string msg(r[3], '\0');
+    if (r[3] > 0) recv(fd, msg.data(), r[3], MSG_WAITALL);
+    EXPECT_EQ(r[0], kPutResultFrame);
+    *outcome = r[2];
+    return static_cast<absl::StatusCode>(r[1]);
+  }
+
+  v1::PutBlockHeader PutHeader(const std::string& key, const std::string& payload,
+                               uint64_t checksum) {
+    v1::PutBlockHeader h;
+    h.set_namespace_(ns_);
+    h.set_key(key);
+    h.set_size(payload.size());
+    h.set_checksum(checksum);
+    return h;
   }
 
   uint32_t DataPort() {
@@ -138,6 +171,62 @@ TEST_F(E2eDataPortTest, BadRequestsGetClearAnswers) {
   close(fd);
 }
 
+TEST_F(E2eDataPortTest, RawPutsStoreVerifyAndReport) {
+  Start({});
+  const std::string payload(300000, 'q');
+  const uint64_t sum =
+      BlockChecksum({reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
+  const std::string key(32, 'a');
+  int fd = Connect();
+  uint32_t outcome = 0;
+  SendPut(fd, PutHeader(key, payload, sum + 1), payload);  // wrong checksum
+  EXPECT_EQ(ReadPutResult(fd, &outcome), absl::StatusCode::kDataLoss);
+  SendPut(fd, PutHeader(key, payload, sum), payload);  // the same connection goes on
+  EXPECT_EQ(ReadPutResult(fd, &outcome), absl::StatusCode::kOk);
+  EXPECT_EQ(outcome, v1::PUT_STORED);
+  SendPut(fd, PutHeader(key, payload, sum), payload);
+  EXPECT_EQ(ReadPutResult(fd, &outcome), absl::StatusCode::kOk);
+  EXPECT_EQ(outcome, v1::PUT_ALREADY_CACHED);
+  v1::PutBlockHeader orphan = PutHeader(std::string(32, 'c'), payload, sum);
+  orphan.set_parent_key(std::string(32, 'p'));
+  SendPut(fd, orphan, payload);
+  EXPECT_EQ(ReadPutResult(fd, &outcome), absl::StatusCode::kOk);
+  EXPECT_EQ(outcome, v1::PUT_PARENT_MISSING);
+  SendPut(fd, PutHeader(std::string(33, 'k'), payload, sum), payload);  // bad key
+  EXPECT_EQ(ReadPutResult(fd, &outcome), absl::StatusCode::kInvalidArgument);
+  close(fd);
+
+  fd = Connect();  // a header larger than allowed: refused, connection closed
+  Send(fd, kDataPortPutMagic, "", kMaxPutHeaderBytes + 1);
+  EXPECT_EQ(ReadPutResult(fd, &outcome), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadPutResult(fd, &outcome), absl::StatusCode::kAborted);
+  close(fd);
+
+  // The stored block reads back exactly.
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  std::string out(payload.size(), '\0');
+  FetchTarget t{*BlockKey::FromBytes(key),
+                absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), out.size())};
+  EXPECT_EQ((*client)->Fetch(ns_, {&t, 1}).blocks, 1u);
+  EXPECT_EQ(out, payload);
+}
+
+TEST_F(E2eDataPortTest, ClientGoneMidPutFreesStaging) {
+  Start({});
+  const std::string payload(8 << 20, 'w');
+  const int fd = Connect();
+  SendPut(fd, PutHeader(std::string(32, 'w'), payload, 0), payload.substr(0, 1 << 20));
+  // Wait until the daemon staged the block, then walk away.
+  v1::StatsResponse stats;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  do {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Stats(&ctx, {}, &stats).ok());
+  } while (stats.staged_bytes() == 0 && absl::Now() < give_up);
+  EXPECT_EQ(stats.staged_bytes(), 8u << 20);
+  close(fd);  // TearDown checks staged bytes return to zero
+}
+
 TEST_F(E2eDataPortTest, ClientGoneMidFetchReleasesPins) {
   Start({});
   std::vector<BlockKey> chain = TestChain(2, 1);
@@ -202,6 +291,7 @@ TEST_F(E2eDataPortTest, RefusedDataPortFallsBackToGrpc) {
   std::vector<BlockKey> chain = TestChain(5, 3);
   auto client = Client::Create(TestClientOptions(daemon_->address()));
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 70000)).ok());
+  EXPECT_EQ((*client)->counters().data_port_fallbacks, 1u);  // the put fell back
   std::vector<std::string> out(3, std::string(70000, '\0'));
   std::vector<FetchTarget> targets;
   for (size_t i = 0; i < 3; ++i) {
@@ -211,6 +301,7 @@ TEST_F(E2eDataPortTest, RefusedDataPortFallsBackToGrpc) {
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_EQ(r.blocks, 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 70000));
+  // The data port is set aside for a while after a failure: gRPC directly.
   EXPECT_EQ((*client)->counters().data_port_fallbacks, 1u);
 }
 

@@ -1,0 +1,73 @@
+#include "kvstore/put_admission.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace kvcache {
+
+absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string& tenant,
+                                      const v1::PutBlockHeader& header) {
+  const ServiceLimits& limits = service.limits;
+  if (absl::Status s = ValidateNamespace(header.namespace_(), limits); !s.ok()) return s;
+  absl::StatusOr<BlockKey> key = BlockKey::FromBytes(header.key());
+  if (!key.ok()) return key.status();
+  BlockMeta meta;
+  meta.key = *key;
+  if (!header.parent_key().empty()) {
+    absl::StatusOr<BlockKey> parent = BlockKey::FromBytes(header.parent_key());
+    if (!parent.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("parent ", parent.status().message()));
+    }
+    if (*parent == *key) return absl::InvalidArgumentError("a block cannot be its own parent");
+    meta.parent = *parent;
+  }
+  if (header.size() == 0 || header.size() > limits.max_block_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("block size ", header.size(),
+                                                   " not in [1, ", limits.max_block_bytes, "]"));
+  }
+  meta.size = header.size();
+  meta.checksum = header.checksum();
+  absl::StatusOr<NamespaceId> ns = service.store.namespaces().Intern(tenant, header.namespace_());
+  if (!ns.ok()) return ns.status();
+
+  PutAdmission admission;
+  BlockIndex& index = service.store.index();
+  if (index.Inspect(*ns, meta.key).has_value()) {
+    admission.outcome = v1::PUT_ALREADY_CACHED;
+    return admission;
+  }
+  std::optional<BlockPin> parent_pin;
+  if (!meta.parent.empty()) {
+    // Pinned while the child is staged, so making room for the child can
+    // never evict the block it hangs from.
+    parent_pin = index.PinAsParent(*ns, meta.parent);
+    if (!parent_pin.has_value()) {
+      admission.outcome = v1::PUT_PARENT_MISSING;
+      return admission;
+    }
+  }
+  absl::StatusOr<PageRun> pages = service.store.AllocateEvicting(meta.size);
+  if (!pages.ok()) {
+    admission.outcome = v1::PUT_NO_SPACE;
+    return admission;
+  }
+  admission.staged = std::make_unique<StagedBlock>(
+      *ns, std::move(meta), std::move(*pages), std::move(parent_pin), &service.store.staged_bytes());
+  return admission;
+}
+
+absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, StagedBlock& staged) {
+  absl::StatusOr<InsertOutcome> inserted = staged.Commit(service.store.index());
+  if (!inserted.ok()) return inserted.status();
+  switch (*inserted) {
+    case InsertOutcome::kStored:
+      service.counters.puts_stored.fetch_add(1, std::memory_order_relaxed);
+      return v1::PUT_STORED;
+    case InsertOutcome::kAlreadyCached:
+      return v1::PUT_ALREADY_CACHED;
+    case InsertOutcome::kParentMissing:
+      return v1::PUT_PARENT_MISSING;
+  }
+  return absl::InternalError("unknown insert outcome");
+}
+
+}  // namespace kvcache

@@ -1,0 +1,36 @@
+// The first and last steps of storing one block, shared by both put paths
+// (the gRPC Put stream and the bulk data port): admitting a block header
+// (validate it, pin the parent, find room, stage), and committing the staged
+// block once all of its bytes arrived.
+#ifndef KVCACHE_KVSTORE_PUT_ADMISSION_H_
+#define KVCACHE_KVSTORE_PUT_ADMISSION_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kvcache/v1/kvcache.pb.h"
+#include "kvstore/service_context.h"
+#include "kvstore/staged_block.h"
+
+namespace kvcache {
+
+// Either `staged` (read the block's bytes into it), or no staging and an
+// `outcome` that says why the bytes are to be read and dropped.
+struct PutAdmission {
+  std::unique_ptr<StagedBlock> staged;
+  v1::PutOutcome outcome = v1::PUT_OUTCOME_UNSPECIFIED;
+};
+
+// INVALID_ARGUMENT for a bad header (empty or long key, own parent, size 0 or
+// over the limit, bad namespace), RESOURCE_EXHAUSTED for too many namespaces.
+absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string& tenant,
+                                      const v1::PutBlockHeader& header);
+
+// Commits a staged block whose bytes all arrived; counts it if stored.
+// INVALID_ARGUMENT if bytes are missing, DATA_LOSS on a checksum mismatch.
+absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, StagedBlock& staged);
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_KVSTORE_PUT_ADMISSION_H_
