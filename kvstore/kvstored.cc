@@ -29,8 +29,8 @@ ABSL_FLAG(bool, allow_remote, false,
           "Allow a non-loopback --listen address. There is no TLS or authentication yet, so "
           "anyone who can reach the port can read and evict every block.");
 ABSL_FLAG(int, data_port, 0,
-          "TCP port of the bulk data port beside gRPC (raw Fetch replies; clients find it via "
-          "Hello and fall back to gRPC without it). 0 picks a free port, -1 turns it off. It "
+          "TCP port of the bulk data port beside gRPC (raw Fetch and Put bytes; clients find "
+          "it via Hello and fall back to gRPC without it). 0 picks a free port, -1 turns it off. It "
           "binds to the --listen host.");
 ABSL_FLAG(int, data_port_max_connections, 64,
           "Most open data-port connections; more are closed at once (those clients use gRPC).");
@@ -138,7 +138,7 @@ int Run() {
     }
     data_port = std::move(*started);
     context.data_port = data_port->port();
-    data_port_line = absl::StrCat(host, ":", data_port->port(), " (bulk Fetch beside gRPC)");
+    data_port_line = absl::StrCat(host, ":", data_port->port(), " (bulk Fetch/Put beside gRPC)");
   }
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     std::ofstream(path) << port << "\n";

@@ -95,13 +95,14 @@ class Bench {
   // Each put is one root block with a fresh key, in a namespace of its own
   // that is dropped afterwards. At most half the arena is written per
   // measurement, so puts never evict the fetch and lookup sets.
-  double PutGBps(int streams, absl::Duration d) {
+  double PutGBps(int streams, absl::Duration d, bool grpc_only) {
     const std::string put_ns = ns_ + "/puts";
+    auto& clients = grpc_only ? grpc_clients_ : clients_;
     std::atomic<int64_t> budget{static_cast<int64_t>(kPutBudgetBytes)};
     const double gbps = Rate(streams, d, [&](int t) -> uint64_t {
       if (budget.fetch_sub(block_) < static_cast<int64_t>(block_)) return 0;
       const BlockKey key = Keys(1000000 + t * 100000 + next_[t]++, 1)[0];
-      auto r = clients_[t]->Put(put_ns, BlockKey(), {PutBlock{key, payloads_[t]}});
+      auto r = clients[t]->Put(put_ns, BlockKey(), {PutBlock{key, payloads_[t]}});
       return r.ok() ? block_ : 0;
     }) / 1e9;
     grpc::ClientContext ctx;
@@ -204,7 +205,8 @@ int Run() {
       const std::string s = absl::StrCat("_", n);
       samples["fetch_gbps" + s].push_back(bench.FetchGBps(n, d, false));
       samples["fetch_grpc_only_gbps" + s].push_back(bench.FetchGBps(n, d, true));
-      samples["put_gbps" + s].push_back(bench.PutGBps(n, d));
+      samples["put_gbps" + s].push_back(bench.PutGBps(n, d, false));
+      samples["put_grpc_only_gbps" + s].push_back(bench.PutGBps(n, d, true));
       samples["tcp_gbps" + s].push_back(RawTcpGBps(*block, n, d).value_or(0));
       if (redis) samples["redis_get_gbps" + s].push_back(RedisGetGBps(redis->port(), *block, n, d).value_or(0));
     }
@@ -238,6 +240,7 @@ int Run() {
   row("kvcache Fetch", "fetch_gbps", "GB/s");
   row("kvcache Fetch, gRPC only", "fetch_grpc_only_gbps", "GB/s");
   row("kvcache Put (new blocks)", "put_gbps", "GB/s");
+  row("kvcache Put, gRPC only", "put_grpc_only_gbps", "GB/s");
   if (redis) row("Redis GET (reference)", "redis_get_gbps", "GB/s");
   row("raw loopback TCP (ceiling)", "tcp_gbps", "GB/s");
   if (redis) {
