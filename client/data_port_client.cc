@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "client/key/checksum.h"
+#include "common/socket_io.h"
 #include "proto/data_port_wire.h"
 
 namespace kvcache {
@@ -19,52 +20,6 @@ namespace {
 
 // Payload is read (and hashed) in pieces of this size.
 constexpr size_t kRecvPiece = 256 << 10;
-
-bool ReadFull(int fd, void* buf, size_t n) {
-  auto* p = static_cast<uint8_t*>(buf);
-  while (n > 0) {
-    const ssize_t r = recv(fd, p, n, MSG_WAITALL);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-bool WriteFull(int fd, const void* buf, size_t n) {
-  auto* p = static_cast<const uint8_t*>(buf);
-  while (n > 0) {
-    const ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-bool SendFullV(int fd, iovec* iov, size_t count) {
-  while (count > 0) {
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    const ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    size_t left = static_cast<size_t>(w);
-    while (count > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      ++iov;
-      --count;
-    }
-    if (count > 0) {
-      iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -122,7 +77,8 @@ DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
   request.AppendToString(&wire);
   const uint32_t head[2] = {kDataPortMagic, static_cast<uint32_t>(wire.size() - 8)};
   std::memcpy(wire.data(), head, sizeof(head));
-  if (!WriteFull(fd, wire.data(), wire.size())) {
+  iovec request_iov = {wire.data(), wire.size()};
+  if (!WriteFullV(fd, &request_iov, 1)) {
     close(fd);
     return broken("request not sent");
   }
@@ -218,7 +174,7 @@ DataPortClient::Outcome DataPortClient::Put(const std::string& ns, const std::st
     iovec iov[3] = {{head, sizeof(head)},
                     {const_cast<char*>(encoded.data()), encoded.size()},
                     {const_cast<char*>(block.payload.data()), block.payload.size()}};
-    if (!SendFullV(fd, iov, 3)) {
+    if (!WriteFullV(fd, iov, 3)) {
       close(fd);
       return broken("put not sent");
     }

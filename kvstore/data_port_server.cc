@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/socket_io.h"
 #include "kvstore/fetch_plan.h"
 #include "kvstore/put_admission.h"
 #include "proto/data_port_wire.h"
@@ -23,38 +24,6 @@ namespace {
 void SetTimeout(int fd, int option, absl::Duration d) {
   timeval tv = absl::ToTimeval(d);
   setsockopt(fd, SOL_SOCKET, option, &tv, sizeof(tv));
-}
-
-bool ReadFull(int fd, void* buf, size_t n) {
-  auto* p = static_cast<uint8_t*>(buf);
-  while (n > 0) {
-    const ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-// Writes all of iov[0..count), advancing through partial writes.
-bool WriteFullV(int fd, iovec* iov, int count) {
-  while (count > 0) {
-    const ssize_t w = writev(fd, iov, std::min(count, IOV_MAX));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    size_t left = static_cast<size_t>(w);
-    while (count > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      ++iov;
-      --count;
-    }
-    if (count > 0) {
-      iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
-  }
-  return true;
 }
 
 // An END frame: its fixed part and (not owned) its message.
@@ -75,7 +44,7 @@ bool SendEnd(int fd, const absl::Status& status) {
   EndFrame end(status);
   std::vector<iovec> iov;
   end.AppendTo(iov);
-  return WriteFullV(fd, iov.data(), static_cast<int>(iov.size()));
+  return WriteFullV(fd, iov.data(), iov.size());
 }
 
 // A listening socket on host:port; returns the fd and the bound port.
@@ -223,7 +192,7 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length) {
     return false;
   }
   service_.counters.bytes_in.fetch_add(header.size(), std::memory_order_relaxed);
-  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, "default", header);
+  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, kDefaultTenant, header);
   if (!admission.ok() || admission->staged == nullptr) {
     // Not stored: read and drop the payload (if its size is sane) so the
     // connection stays in step, then say why.
@@ -268,8 +237,7 @@ bool DataPortServer::ServeFetch(int fd, uint32_t body_length) {
     SendEnd(fd, absl::InvalidArgumentError("malformed FetchRequest"));
     return false;
   }
-  // No authentication yet: the data port, like gRPC, serves the one tenant.
-  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, "default", request);
+  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, kDefaultTenant, request);
   if (!plan.ok()) return SendEnd(fd, plan.status());
   std::vector<iovec> iov;
   std::vector<std::array<uint8_t, kChunkFrameHeaderBytes>> headers(plan->items.size());
@@ -288,7 +256,7 @@ bool DataPortServer::ServeFetch(int fd, uint32_t body_length) {
   // The END frame rides in the same writev: one wake-up for the client.
   EndFrame end(absl::OkStatus());
   end.AppendTo(iov);
-  return WriteFullV(fd, iov.data(), static_cast<int>(iov.size()));
+  return WriteFullV(fd, iov.data(), iov.size());
 }
 
 }  // namespace kvcache

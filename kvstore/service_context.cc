@@ -4,7 +4,7 @@
 
 namespace kvcache {
 
-std::string TenantOf(const grpc::CallbackServerContext& /*context*/) { return "default"; }
+std::string TenantOf(const grpc::CallbackServerContext& /*context*/) { return kDefaultTenant; }
 
 absl::Status ValidateNamespace(absl::string_view ns, const ServiceLimits& limits) {
   if (ns.empty()) return absl::InvalidArgumentError("namespace is empty");

@@ -51,9 +51,12 @@ struct ServiceContext {
   std::atomic<uint32_t> data_port{0};
 };
 
-// The caller's tenant. The daemon has no authentication yet and serves only
-// loopback (or an operator's explicit --allow_remote), so every caller is the
-// one "default" tenant; the index already scopes every entry by tenant.
+// The daemon has no authentication yet and serves only loopback (or an
+// operator's explicit --allow_remote), so every caller, on gRPC or on the data
+// port, is this one tenant; the index already scopes every entry by tenant.
+inline constexpr char kDefaultTenant[] = "default";
+
+// The caller's tenant (kDefaultTenant until authentication exists).
 std::string TenantOf(const grpc::CallbackServerContext& context);
 
 // INVALID_ARGUMENT unless 1 <= size <= limits.max_namespace_bytes.

@@ -21,16 +21,7 @@ class E2eBadInputTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    // Nothing pinned or staged once the calls are over (gRPC may take a
-    // moment to release the last slices of a cancelled call).
-    v1::StatsResponse stats;
-    const absl::Time give_up = absl::Now() + absl::Seconds(10);
-    do {
-      grpc::ClientContext ctx;
-      ASSERT_TRUE(stub_->Stats(&ctx, {}, &stats).ok());
-      if (stats.pinned_bytes() == 0 && stats.staged_bytes() == 0) break;
-      absl::SleepFor(absl::Milliseconds(20));
-    } while (absl::Now() < give_up);
+    v1::StatsResponse stats = AwaitNothingPinnedOrStaged(*stub_);
     EXPECT_EQ(stats.pinned_bytes(), 0u);
     EXPECT_EQ(stats.staged_bytes(), 0u);
   }

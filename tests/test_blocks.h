@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "client/client.h"
 #include "client/key/key_schema.h"
 
@@ -54,6 +55,21 @@ inline std::vector<PutBlock> TestPayloads(const std::vector<BlockKey>& chain, si
   std::vector<PutBlock> out;
   for (const BlockKey& k : chain) out.push_back({k, PayloadFor(k, size)});
   return out;
+}
+
+// Polls Stats until the daemon holds no pinned and no staged bytes (gRPC may
+// take a moment to release the last slices of a cancelled call), for at most
+// 10 s; returns the last Stats seen.
+inline v1::StatsResponse AwaitNothingPinnedOrStaged(v1::KvCache::Stub& stub) {
+  v1::StatsResponse stats;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  do {
+    grpc::ClientContext ctx;
+    if (!stub.Stats(&ctx, {}, &stats).ok()) break;
+    if (stats.pinned_bytes() == 0 && stats.staged_bytes() == 0) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  } while (absl::Now() < give_up);
+  return stats;
 }
 
 }  // namespace kvcache

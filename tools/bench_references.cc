@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tools/bench_rate.h"
 
 extern char** environ;
 
@@ -77,28 +78,6 @@ bool ReadExactly(int fd, char* p, size_t n) {
   return true;
 }
 
-// Runs `fn(connection index)` on `n` threads; returns total bytes / seconds.
-template <typename Fn>
-double Measure(int n, absl::Duration duration, Fn fn) {
-  std::atomic<uint64_t> bytes{0};
-  const absl::Time start = absl::Now();
-  const absl::Time stop = start + duration;
-  std::vector<std::thread> threads;
-  for (int i = 0; i < n; ++i) {
-    threads.emplace_back([&, i] {
-      uint64_t mine = 0;
-      while (absl::Now() < stop) {
-        const uint64_t got = fn(i);
-        if (got == 0) break;
-        mine += got;
-      }
-      bytes += mine;
-    });
-  }
-  for (auto& t : threads) t.join();
-  return bytes.load() / absl::ToDoubleSeconds(absl::Now() - start) / 1e9;
-}
-
 }  // namespace
 
 absl::StatusOr<double> RawTcpGBps(size_t value_bytes, int connections, absl::Duration duration) {
@@ -123,7 +102,7 @@ absl::StatusOr<double> RawTcpGBps(size_t value_bytes, int connections, absl::Dur
     });
   }
   std::vector<std::string> buffers(connections, std::string(value_bytes, '\0'));
-  const double gbps = Measure(connections, duration, [&](int i) -> uint64_t {
+  const double gbps = 1e-9 * Rate(connections, duration, [&](int i) -> uint64_t {
     if (!WriteAll(senders[i], "g", 1)) return 0;
     return ReadExactly(senders[i], buffers[i].data(), value_bytes) ? value_bytes : 0;
   });
@@ -186,7 +165,7 @@ absl::StatusOr<double> RedisGetGBps(int port, size_t value_bytes, int connection
   const std::string header = absl::StrCat("$", value_bytes, "\r\n");
   std::vector<std::string> buffers(connections,
                                    std::string(header.size() + value_bytes + 2, '\0'));
-  const double gbps = Measure(connections, duration, [&](int i) -> uint64_t {
+  const double gbps = 1e-9 * Rate(connections, duration, [&](int i) -> uint64_t {
     if (!WriteAll(fds[i], get.data(), get.size())) return 0;
     if (!ReadExactly(fds[i], buffers[i].data(), buffers[i].size())) return 0;
     return value_bytes;

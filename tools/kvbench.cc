@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "client/client.h"
 #include "common/byte_size.h"
+#include "tools/bench_rate.h"
 #include "tools/bench_references.h"
 #include "tools/daemon_process.h"
 
@@ -35,29 +36,6 @@ ABSL_FLAG(bool, json, false, "Print the medians as one JSON object.");
 
 namespace kvcache {
 namespace {
-
-// Runs fn(thread) on n threads for `duration`; fn returns the units it did
-// (bytes or keys), 0 to stop. Returns units per second.
-template <typename Fn>
-double Rate(int n, absl::Duration duration, Fn fn) {
-  std::atomic<uint64_t> total{0};
-  const absl::Time start = absl::Now();
-  const absl::Time stop = start + duration;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < n; ++t) {
-    threads.emplace_back([&, t] {
-      uint64_t mine = 0;
-      while (absl::Now() < stop) {
-        const uint64_t done = fn(t);
-        if (done == 0) break;
-        mine += done;
-      }
-      total += mine;
-    });
-  }
-  for (auto& th : threads) th.join();
-  return total.load() / absl::ToDoubleSeconds(absl::Now() - start);
-}
 
 std::vector<BlockKey> Keys(uint32_t seed, size_t n) {
   KeySchema s;
