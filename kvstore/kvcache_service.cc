@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/byte_size.h"
 #include "kvstore/fetch_reactor.h"
 #include "kvstore/put_reactor.h"
 
@@ -252,7 +253,7 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
   v1::TierStats* host = response.add_tiers();
   host->set_tier(v1::TIER_HOST);
   host->set_enabled(true);
-  host->set_detail(absl::StrCat("DRAM arena, ", store.arena().page_bytes(), "-byte pages",
+  host->set_detail(absl::StrCat("DRAM arena, ", FormatBytes(store.arena().page_bytes()), " pages",
                                 store.arena().fd() >= 0 ? ", memfd" : ", anonymous"));
   host->set_capacity_bytes(store.arena().capacity_bytes());
   host->set_used_bytes(store.arena().used_bytes());

@@ -1,5 +1,6 @@
 // End to end against a real kvstored: store a chain, find its prefix, fetch
 // exact bytes, byte ranges, operator eviction and listing, clean shutdown.
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tools/daemon_process.h"
 #include "tests/test_blocks.h"
@@ -47,15 +48,21 @@ TEST_F(E2eBasicTest, ChainOf64StoredFoundAndFetchedExactly) {
   EXPECT_EQ(hit.hits, 64u);
   EXPECT_EQ(hit.sizes, std::vector<uint64_t>(64, kBlock));
 
+  // A client that spreads fetches of 1 MiB or more over 4 streams.
+  ClientOptions spread = TestClientOptions(daemon_->address());
+  spread.split_fetch_bytes = 1 << 20;
+  auto spreading = Client::Create(spread);
+  ASSERT_TRUE(spreading.ok());
   std::vector<std::string> out(64, std::string(kBlock, '\0'));
   std::vector<FetchTarget> targets;
   for (size_t i = 0; i < 64; ++i) {
     targets.push_back({chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(out[i].data()), kBlock)});
   }
-  FetchResult fetched = client_->Fetch(ns_, targets);  // > 8 MiB: several streams
+  FetchResult fetched = (*spreading)->Fetch(ns_, targets);
   ASSERT_TRUE(fetched.status.ok()) << fetched.status;
   EXPECT_EQ(fetched.blocks, 64u);
   for (size_t i = 0; i < 64; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], kBlock)) << i;
+  EXPECT_EQ(Stats().fetches(), 4u);  // one request per stream
 
   // The same keys in another namespace are a different cache.
   EXPECT_EQ(client_->Lookup(ns_ + "x", chain).hits, 0u);
@@ -151,6 +158,51 @@ TEST_F(E2eBasicTest, EvictListAndInspect) {
   EXPECT_EQ(resp.blocks(), 5u);
   EXPECT_EQ(client_->Lookup(ns_, b).hits, 0u);
   EXPECT_EQ(Stats().tiers(1).used_bytes(), 0u);
+}
+
+TEST_F(E2eBasicTest, PutAsyncStoresInTheBackgroundAndDropsOverBudget) {
+  std::vector<BlockKey> chain = TestChain(6, 8);
+  EXPECT_TRUE(client_->PutAsync(ns_, BlockKey(), TestPayloads(chain, 50000)));
+  client_->Flush();
+  EXPECT_EQ(client_->Lookup(ns_, chain).hits, 8u);
+  EXPECT_EQ(client_->counters().puts_sent, 8u);
+
+  ClientOptions small = TestClientOptions(daemon_->address());
+  small.max_inflight_put_bytes = 100000;
+  auto tight = Client::Create(small);
+  ASSERT_TRUE(tight.ok());
+  std::vector<BlockKey> big = TestChain(7, 3);
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE((*tight)->PutAsync(ns_, BlockKey(), TestPayloads(big, 40000)));  // 120 KB
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));  // dropped, not waited for
+  EXPECT_EQ((*tight)->counters().puts_dropped, 3u);
+  EXPECT_TRUE((*tight)->PutAsync(ns_, BlockKey(), TestPayloads({big[0]}, 40000)));
+  (*tight)->Flush();
+  EXPECT_EQ(client_->Lookup(ns_, big).hits, 1u);
+}
+
+TEST_F(E2eBasicTest, HealthAndReflectionAreOn) {
+  auto channel = grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials());
+  // grpc.reflection.v1alpha: list_services (field 7) = "".
+  grpc::ClientContext ctx;
+  const grpc::internal::RpcMethod method(
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      grpc::internal::RpcMethod::BIDI_STREAMING, channel);
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          channel.get(), method, &ctx));
+  grpc::Slice list_services("\x3a\x00", 2);
+  ASSERT_TRUE(stream->Write(grpc::ByteBuffer(&list_services, 1)));
+  stream->WritesDone();
+  grpc::ByteBuffer reply;
+  ASSERT_TRUE(stream->Read(&reply));
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(reply.Dump(&slices).ok());
+  std::string bytes;
+  for (auto& piece : slices) bytes.append(reinterpret_cast<const char*>(piece.begin()), piece.size());
+  EXPECT_NE(bytes.find("kvcache.v1.KvCache"), std::string::npos);
+  EXPECT_NE(bytes.find("grpc.health.v1.Health"), std::string::npos);
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST_F(E2eBasicTest, SigtermDrainsAndExitsCleanly) {

@@ -101,6 +101,11 @@ TEST_F(KvctlTest, PutGetLsInspectEvict) {
   EXPECT_EQ(s["tiers"].size(), 3u);
   EXPECT_EQ(s["pinnedBytes"], "0");
   EXPECT_EQ(Kvctl(server_ + "health").out, "SERVING\n");
+  EXPECT_EQ(nlohmann::json::parse(Kvctl(server_ + "health --json").out)["status"], "SERVING");
+  CliResult get_json = Kvctl(server_ + "get --json --tokens=" + TmpPath("tokens.txt"));
+  nlohmann::json g = nlohmann::json::parse(get_json.out);
+  EXPECT_EQ(g["blocks"], 4);
+  EXPECT_EQ(g["cachedBlocks"], 0);  // evicted above
 }
 
 TEST_F(KvctlTest, ClearErrors) {

@@ -183,7 +183,12 @@ class Ctl {
     std::string bytes;
     for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
     const bool serving = bytes == std::string("\x08\x01", 2);
-    std::cout << (serving ? "SERVING" : "NOT_SERVING") << "\n";
+    const char* state = serving ? "SERVING" : "NOT_SERVING";
+    if (absl::GetFlag(FLAGS_json)) {
+      std::cout << "{\"status\": \"" << state << "\"}\n";
+    } else {
+      std::cout << state << "\n";
+    }
     return serving ? 0 : 1;
   }
 

@@ -7,7 +7,9 @@
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "client/client.h"
 #include "common/byte_size.h"
 
@@ -19,6 +21,7 @@ ABSL_DECLARE_FLAG(std::string, out);
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_DECLARE_FLAG(int, tokens_per_block);
 ABSL_DECLARE_FLAG(std::string, kv_dtype);
+ABSL_DECLARE_FLAG(bool, json);
 
 namespace kvcache {
 namespace {
@@ -143,10 +146,19 @@ int KvctlGet() {
     bytes += buffers[i].size();
     if (out) out.write(buffers[i].data(), buffers[i].size());
   }
-  std::cout << "namespace " << ns << "\n"
-            << "cached prefix: " << hit.hits << " of " << prompt->keys.size() << " blocks; fetched "
-            << got.blocks << " (" << FormatBytes(bytes) << ", checksums verified)"
-            << (out_path.empty() ? "" : ", written to " + out_path) << "\n";
+  if (absl::GetFlag(FLAGS_json)) {
+    std::cout << absl::StrFormat(
+        "{\"namespace\": \"%s\", \"blocks\": %d, \"cachedBlocks\": %d, "
+        "\"fetchedBlocks\": %d, \"fetchedBytes\": %d, \"firstKey\": \"%s\"}\n",
+        absl::CHexEscape(ns), prompt->keys.size(), hit.hits, got.blocks, bytes,
+        prompt->keys[0].ToHex());
+  } else {
+    std::cout << "namespace " << ns << "\n"
+              << "cached prefix: " << hit.hits << " of " << prompt->keys.size()
+              << " blocks; fetched " << got.blocks << " (" << FormatBytes(bytes)
+              << ", checksums verified)" << (out_path.empty() ? "" : ", written to " + out_path)
+              << "\n";
+  }
   if (!got.status.ok()) return Fail(std::string(got.status.message()));
   return 0;
 }
