@@ -174,6 +174,7 @@ absl::Status KvCacheService::DoList(const std::string& tenant, const v1::ListReq
     row.set_blocks(row.blocks() + 1);
     row.set_bytes(row.bytes() + b.meta.size);
     row.set_hits(row.hits() + b.hits);
+    if (b.children == 0) row.set_leaves(row.leaves() + 1);
     row.set_last_access_unix_micros(std::max(row.last_access_unix_micros(), b.last_access_micros));
   }
   auto it = rows.begin();

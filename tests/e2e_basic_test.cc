@@ -64,6 +64,14 @@ TEST_F(E2eBasicTest, ChainOf64StoredFoundAndFetchedExactly) {
   for (size_t i = 0; i < 64; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], kBlock)) << i;
   EXPECT_EQ(Stats().fetches(), 4u);  // one request per stream
 
+  // From token ids: the client hashes them with the schema first.
+  std::vector<uint32_t> tokens(80 * TestSchema().tokens_per_block);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = 1 * 1000003u + static_cast<uint32_t>(i);
+  EXPECT_EQ(client_->LookupTokens(TestSchema(), tokens).hits, 64u);
+  KeySchema other = TestSchema();
+  other.kv_dtype = "fp8";  // another schema: another namespace, another chain
+  EXPECT_EQ(client_->LookupTokens(other, tokens).hits, 0u);
+
   // The same keys in another namespace are a different cache.
   EXPECT_EQ(client_->Lookup(ns_ + "x", chain).hits, 0u);
   v1::StatsResponse stats = Stats();
@@ -121,6 +129,21 @@ TEST_F(E2eBasicTest, EvictListAndInspect) {
   EXPECT_TRUE(page2.next_page_token().empty());
   uint32_t depths = page1.prefixes(0).depth() + page2.prefixes(0).depth();
   EXPECT_EQ(depths, 8u);
+  EXPECT_EQ(page1.prefixes(0).leaves() + page2.prefixes(0).leaves(), 2u);
+  // A branch off chain a: its root now has two leaves.
+  std::vector<BlockKey> branch = {*BlockKey::FromBytes(std::string(32, 'b'))};
+  ASSERT_TRUE(client_->Put(ns_, a[1], TestPayloads(branch, 1000)).ok());
+  grpc::ClientContext lctx3;
+  v1::ListRequest one_ns;
+  one_ns.set_namespace_(ns_);
+  v1::ListResponse all_rows;
+  ASSERT_TRUE(stub_->List(&lctx3, one_ns, &all_rows).ok());
+  for (const v1::PrefixInfo& p : all_rows.prefixes()) {
+    if (p.root_key() == a[0].ToBytes()) {
+      EXPECT_EQ(p.leaves(), 2u);
+      EXPECT_EQ(p.blocks(), 6u);
+    }
+  }
 
   grpc::ClientContext ictx;
   v1::InspectRequest ireq;
@@ -152,10 +175,12 @@ TEST_F(E2eBasicTest, EvictListAndInspect) {
   ASSERT_TRUE(evict(req, &resp).ok());
   EXPECT_EQ(resp.bytes(), 3000u);
   EXPECT_EQ(client_->Lookup(ns_, a).hits, 2u);
+  req.mutable_subtree()->set_key(branch[0].ToBytes());
+  ASSERT_TRUE(evict(req, &resp).ok());
   v1::EvictRequest all;
   all.set_all(true);
   ASSERT_TRUE(evict(all, &resp).ok());
-  EXPECT_EQ(resp.blocks(), 5u);
+  EXPECT_EQ(resp.blocks(), 5u);  // a[0], a[1] and chain b
   EXPECT_EQ(client_->Lookup(ns_, b).hits, 0u);
   EXPECT_EQ(Stats().tiers(1).used_bytes(), 0u);
 }

@@ -69,16 +69,17 @@ std::string FormatPrefixes(const v1::ListResponse& list) {
   for (const v1::PrefixInfo& p : list.prefixes()) {
     if (p.namespace_() != current_ns || out.empty()) {
       current_ns = p.namespace_();
-      absl::StrAppendFormat(&out, "%s\n  %-18s %6s %7s %10s %-6s %7s  %s\n", current_ns, "ROOT",
-                            "DEPTH", "BLOCKS", "SIZE", "TIERS", "HITS", "LAST USED");
+      absl::StrAppendFormat(&out, "%s\n  %-18s %6s %8s %7s %10s %-6s %7s  %s\n", current_ns,
+                            "ROOT", "DEPTH", "BRANCHES", "BLOCKS", "SIZE", "TIERS", "HITS",
+                            "LAST USED");
     }
     std::vector<std::string> tiers;
     for (int t : p.tiers()) tiers.push_back(TierName(t));
     const std::string root = absl::BytesToHexString(p.root_key());
-    absl::StrAppendFormat(&out, "  %-18s %6d %7d %10s %-6s %7d  %s\n",
+    absl::StrAppendFormat(&out, "  %-18s %6d %8d %7d %10s %-6s %7d  %s\n",
                           root.size() > 16 ? root.substr(0, 16) + ".." : root, p.depth(),
-                          p.blocks(), FormatBytes(p.bytes()), absl::StrJoin(tiers, ","), p.hits(),
-                          Ago(p.last_access_unix_micros()));
+                          p.leaves(), p.blocks(), FormatBytes(p.bytes()),
+                          absl::StrJoin(tiers, ","), p.hits(), Ago(p.last_access_unix_micros()));
     blocks += p.blocks();
     bytes += p.bytes();
   }
