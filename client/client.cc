@@ -1,7 +1,5 @@
 #include "client/client.h"
 
-#include <netdb.h>
-
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -68,6 +66,13 @@ Client::Client(const ClientOptions& options) : options_(options) {
         grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args));
   }
   stub_ = v1::KvCache::NewStub(channels_[0]);
+  FastPaths::Options paths;
+  paths.address = options.address;
+  paths.timeout = options.deadline;
+  paths.use_local_path = options.use_local_path;
+  paths.use_data_port = options.use_data_port;
+  paths.max_idle_connections = static_cast<size_t>(options.fetch_streams) * 2;
+  fast_paths_ = std::make_unique<FastPaths>(paths, stub_.get());
   put_thread_ = std::thread([this] { PutLoop(); });
 }
 
@@ -164,54 +169,37 @@ v1::FetchRequest Client::MakeFetchRequest(const std::string& ns,
   return request;
 }
 
-std::shared_ptr<DataPortClient> Client::DataPort() {
-  if (!options_.use_data_port) return nullptr;
-  MutexLock lock(&data_mu_);
-  if (data_port_known_ || absl::Now() < data_port_retry_after_) return data_port_;
-  v1::HelloResponse hello;
-  grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.deadline);
-  if (!stub_->Hello(&ctx, v1::HelloRequest(), &hello).ok()) return nullptr;  // ask again later
-  data_port_known_ = true;
-  if (hello.data_port() == 0) return nullptr;
-  // The data port listens on the daemon's gRPC host.
-  const std::string& address = options_.address;
-  std::string host = address.substr(0, address.rfind(':'));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), std::to_string(hello.data_port()).c_str(), &hints, &found) != 0) {
-    return nullptr;
-  }
-  sockaddr_storage addr{};
-  std::memcpy(&addr, found->ai_addr, found->ai_addrlen);
-  const socklen_t len = found->ai_addrlen;
-  freeaddrinfo(found);
-  data_port_ = std::make_shared<DataPortClient>(addr, len, options_.deadline,
-                                                static_cast<size_t>(options_.fetch_streams) * 2);
-  return data_port_;
-}
-
 absl::Status Client::FetchOneStream(int channel, const std::string& ns,
                                     absl::Span<const FetchTarget> targets, size_t* completed) {
-  const v1::FetchRequest request = MakeFetchRequest(ns, targets);
-  if (std::shared_ptr<DataPortClient> data_port = DataPort()) {
+  // Each path continues from where the one before it stopped.
+  auto rest = [&] { return targets.subspan(*completed); };
+  FastPaths::Set paths = fast_paths_->Get();
+  if (paths.local != nullptr) {
+    size_t n = 0;
     DataPortClient::Outcome outcome =
-        data_port->Fetch(request, targets, options_.verify_checksums, completed);
-    for (size_t i = 0; i < *completed; ++i) {
+        paths.local->Fetch(MakeFetchRequest(ns, rest()), rest(), options_.verify_checksums, &n);
+    *completed += n;
+    local_path_blocks_.fetch_add(n, std::memory_order_relaxed);
+    if (!outcome.transport_failed) return outcome.status;
+    local_path_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+    fast_paths_->LocalFailed();
+  }
+  if (paths.data_port != nullptr) {
+    size_t n = 0;
+    DataPortClient::Outcome outcome =
+        paths.data_port->Fetch(MakeFetchRequest(ns, rest()), rest(), options_.verify_checksums, &n);
+    for (size_t i = *completed; i < *completed + n; ++i) {
       fetched_bytes_.fetch_add(targets[i].dest.size(), std::memory_order_relaxed);
     }
+    *completed += n;
     if (!outcome.transport_failed) return outcome.status;
-    // Fall back to gRPC for what is left, and leave the data port alone a while.
-    SetDataPortAside();
-    size_t more = 0;
-    absl::Span<const FetchTarget> rest = targets.subspan(*completed);
-    absl::Status status = FetchOverGrpc(channel, MakeFetchRequest(ns, rest), rest, &more);
-    *completed += more;
-    return status;
+    data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+    fast_paths_->DataPortFailed();
   }
-  return FetchOverGrpc(channel, request, targets, completed);
+  size_t n = 0;
+  absl::Status status = FetchOverGrpc(channel, MakeFetchRequest(ns, rest()), rest(), &n);
+  *completed += n;
+  return status;
 }
 
 absl::Status Client::FetchOverGrpc(int channel, const v1::FetchRequest& request,
@@ -273,33 +261,42 @@ absl::Status Client::FetchOverGrpc(int channel, const v1::FetchRequest& request,
   return error.ok() ? finish : error;
 }
 
-void Client::SetDataPortAside() {
-  data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
-  MutexLock lock(&data_mu_);
-  data_port_known_ = false;
-  data_port_.reset();
-  data_port_retry_after_ = absl::Now() + absl::Seconds(5);
-}
-
 absl::StatusOr<std::vector<v1::PutOutcome>> Client::Put(const std::string& ns,
                                                         const BlockKey& parent,
                                                         absl::Span<const PutBlock> blocks) {
-  std::shared_ptr<DataPortClient> data_port = DataPort();
-  if (data_port == nullptr) return PutOverGrpc(ns, parent, blocks);
+  // Blocks without a result on one path go over the next (those the daemon
+  // did store come back as PUT_ALREADY_CACHED).
   std::vector<v1::PutOutcome> outcomes;
-  DataPortClient::Outcome sent = data_port->Put(ns, parent.ToBytes(), blocks, &outcomes);
-  if (!sent.transport_failed) {
-    if (!sent.status.ok()) return sent.status;
-    return outcomes;
+  auto rest = [&] { return blocks.subspan(outcomes.size()); };
+  auto rest_parent = [&] {
+    return outcomes.empty() ? parent : blocks[outcomes.size() - 1].key;
+  };
+  FastPaths::Set paths = fast_paths_->Get();
+  if (paths.local != nullptr) {
+    const size_t before = outcomes.size();
+    DataPortClient::Outcome sent =
+        paths.local->Put(ns, rest_parent().ToBytes(), rest(), &outcomes);
+    local_path_blocks_.fetch_add(outcomes.size() - before, std::memory_order_relaxed);
+    if (!sent.transport_failed) {
+      if (!sent.status.ok()) return sent.status;
+      return outcomes;
+    }
+    local_path_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+    fast_paths_->LocalFailed();
   }
-  // Blocks without a result go over gRPC (those the daemon did store come
-  // back as PUT_ALREADY_CACHED).
-  SetDataPortAside();
-  const size_t done = outcomes.size();
-  absl::StatusOr<std::vector<v1::PutOutcome>> rest =
-      PutOverGrpc(ns, done == 0 ? parent : blocks[done - 1].key, blocks.subspan(done));
-  if (!rest.ok()) return rest.status();
-  outcomes.insert(outcomes.end(), rest->begin(), rest->end());
+  if (paths.data_port != nullptr) {
+    DataPortClient::Outcome sent =
+        paths.data_port->Put(ns, rest_parent().ToBytes(), rest(), &outcomes);
+    if (!sent.transport_failed) {
+      if (!sent.status.ok()) return sent.status;
+      return outcomes;
+    }
+    data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+    fast_paths_->DataPortFailed();
+  }
+  absl::StatusOr<std::vector<v1::PutOutcome>> more = PutOverGrpc(ns, rest_parent(), rest());
+  if (!more.ok()) return more.status();
+  outcomes.insert(outcomes.end(), more->begin(), more->end());
   return outcomes;
 }
 
@@ -393,6 +390,8 @@ ClientCounters Client::counters() const {
   c.fetch_errors = load(fetch_errors_);
   c.fetched_bytes = load(fetched_bytes_);
   c.data_port_fallbacks = load(data_port_fallbacks_);
+  c.local_path_fallbacks = load(local_path_fallbacks_);
+  c.local_path_blocks = load(local_path_blocks_);
   c.puts_sent = load(puts_sent_);
   c.puts_dropped = load(puts_dropped_);
   c.put_errors = load(put_errors_);

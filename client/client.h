@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/data_port_client.h"
+#include "client/fast_paths.h"
 #include "client/key/block_key.h"
 #include "client/key/key_schema.h"
 #include "grpcpp/grpcpp.h"
@@ -51,9 +52,13 @@ struct ClientOptions {
   uint32_t chunk_bytes = 4u << 20;
   // Verify the XXH3 checksum of every whole block fetched.
   bool verify_checksums = true;
-  // Fetch over the daemon's bulk data port (learned from Hello) when it has
-  // one, falling back to gRPC on any transport error.
+  // Fetch and put over the daemon's bulk data port (learned from Hello) when
+  // it has one, falling back to gRPC on any transport error.
   bool use_data_port = true;
+  // On the daemon's host: map its arena and fetch and put by lease (memory
+  // speed), falling back to the data port and gRPC on any error. Only for
+  // trusted workers: the mapping exposes every cached block.
+  bool use_local_path = true;
 };
 
 struct LookupResult {
@@ -86,7 +91,9 @@ struct ClientCounters {
   uint64_t fetches = 0;
   uint64_t fetch_errors = 0;
   uint64_t fetched_bytes = 0;
-  uint64_t data_port_fallbacks = 0;  // fetches and puts that fell back to gRPC
+  uint64_t data_port_fallbacks = 0;   // fetches and puts that fell back to gRPC
+  uint64_t local_path_fallbacks = 0;  // ... that fell back from the same-host path
+  uint64_t local_path_blocks = 0;     // blocks fetched or put over the same-host path
   uint64_t puts_sent = 0;
   uint64_t puts_dropped = 0;  // over the in-flight budget
   uint64_t put_errors = 0;
@@ -138,10 +145,6 @@ class Client {
   absl::StatusOr<std::vector<v1::PutOutcome>> PutOverGrpc(const std::string& ns,
                                                           const BlockKey& parent,
                                                           absl::Span<const PutBlock> blocks);
-  // After a transport error: use gRPC alone for a while.
-  void SetDataPortAside() ABSL_LOCKS_EXCLUDED(data_mu_);
-  // The data port client, or null if the daemon has none (or it failed lately).
-  std::shared_ptr<DataPortClient> DataPort() ABSL_LOCKS_EXCLUDED(data_mu_);
   v1::FetchRequest MakeFetchRequest(const std::string& ns,
                                     absl::Span<const FetchTarget> targets) const;
   void PutLoop();
@@ -158,14 +161,11 @@ class Client {
   std::atomic<uint64_t> inflight_put_bytes_{0};
   std::thread put_thread_;
 
-  Mutex data_mu_;
-  bool data_port_known_ ABSL_GUARDED_BY(data_mu_) = false;
-  absl::Time data_port_retry_after_ ABSL_GUARDED_BY(data_mu_) = absl::InfinitePast();
-  std::shared_ptr<DataPortClient> data_port_ ABSL_GUARDED_BY(data_mu_);
+  std::unique_ptr<FastPaths> fast_paths_;
 
   std::atomic<uint64_t> lookups_{0}, lookup_errors_{0}, fetches_{0}, fetch_errors_{0};
   std::atomic<uint64_t> fetched_bytes_{0}, puts_sent_{0}, puts_dropped_{0}, put_errors_{0};
-  std::atomic<uint64_t> data_port_fallbacks_{0};
+  std::atomic<uint64_t> data_port_fallbacks_{0}, local_path_fallbacks_{0}, local_path_blocks_{0};
 };
 
 }  // namespace kvcache

@@ -85,69 +85,10 @@ absl::StatusOr<std::unique_ptr<DataPortServer>> DataPortServer::Start(ServiceCon
                                                                        const Options& options) {
   auto listening = Listen(options.host, options.port);
   if (!listening.ok()) return listening.status();
-  std::unique_ptr<DataPortServer> server(
-      new DataPortServer(service, options, listening->first, listening->second));
-  server->acceptor_ = std::thread([s = server.get()] { s->AcceptLoop(); });
+  std::unique_ptr<DataPortServer> server(new DataPortServer(service, options, listening->second));
+  server->connections_ = std::make_unique<ConnectionThreads>(
+      listening->first, options.max_connections, [s = server.get()](int fd) { s->Serve(fd); });
   return server;
-}
-
-DataPortServer::~DataPortServer() { Shutdown(); }
-
-void DataPortServer::Shutdown() {
-  std::map<int, std::pair<std::thread, int>> connections;
-  {
-    MutexLock lock(&mu_);
-    if (stopping_) return;
-    stopping_ = true;
-    shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
-    for (auto& [id, conn] : connections_) shutdown(conn.second, SHUT_RDWR);
-  }
-  acceptor_.join();
-  close(listen_fd_);
-  {
-    MutexLock lock(&mu_);
-    connections.swap(connections_);
-  }
-  for (auto& [id, conn] : connections) conn.first.join();
-}
-
-void DataPortServer::ReapFinished() {
-  std::vector<std::thread> done;
-  {
-    MutexLock lock(&mu_);
-    for (int id : finished_) {
-      auto it = connections_.find(id);
-      if (it == connections_.end()) continue;
-      done.push_back(std::move(it->second.first));
-      connections_.erase(it);
-    }
-    finished_.clear();
-  }
-  for (std::thread& t : done) t.join();
-}
-
-void DataPortServer::AcceptLoop() {
-  while (true) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    ReapFinished();
-    MutexLock lock(&mu_);
-    if (stopping_) {
-      if (fd >= 0) close(fd);
-      return;
-    }
-    if (fd < 0) continue;
-    if (static_cast<int>(connections_.size()) >= options_.max_connections) {
-      close(fd);  // the client falls back to gRPC
-      continue;
-    }
-    const int id = next_id_++;
-    connections_[id] = {std::thread([this, fd, id] {
-                          Serve(fd);
-                          MutexLock done_lock(&mu_);
-                          finished_.push_back(id);
-                        }),
-                        fd};
-  }
 }
 
 void DataPortServer::Serve(int fd) {
@@ -157,9 +98,6 @@ void DataPortServer::Serve(int fd) {
   SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
   while (ServeOne(fd)) {
   }
-  // Closed under the lock, so Shutdown never calls shutdown() on a reused fd.
-  MutexLock lock(&mu_);
-  close(fd);
 }
 
 bool DataPortServer::ServeOne(int fd) {

@@ -11,16 +11,12 @@
 #ifndef KVCACHE_KVSTORE_DATA_PORT_SERVER_H_
 #define KVCACHE_KVSTORE_DATA_PORT_SERVER_H_
 
-#include <map>
 #include <memory>
 #include <string>
-#include <thread>
-#include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "common/mutex.h"
 #include "absl/time/time.h"
+#include "kvstore/connection_threads.h"
 #include "kvstore/service_context.h"
 
 namespace kvcache {
@@ -39,34 +35,24 @@ class DataPortServer {
   // outlive the server.
   static absl::StatusOr<std::unique_ptr<DataPortServer>> Start(ServiceContext& service,
                                                                const Options& options);
-  // Shuts down if still running.
-  ~DataPortServer();
 
   int port() const { return port_; }
   // Stops accepting, cuts every connection and joins their threads.
-  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  void Shutdown() { connections_->Shutdown(); }
 
  private:
-  DataPortServer(ServiceContext& service, const Options& options, int listen_fd, int port)
-      : service_(service), options_(options), listen_fd_(listen_fd), port_(port) {}
-  void AcceptLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  DataPortServer(ServiceContext& service, const Options& options, int port)
+      : service_(service), options_(options), port_(port) {}
   void Serve(int fd);
   // Serves one request; false when the connection must close.
   bool ServeOne(int fd);
   bool ServeFetch(int fd, uint32_t body_length);
   bool ServePut(int fd, uint32_t header_length);
-  void ReapFinished() ABSL_LOCKS_EXCLUDED(mu_);
 
   ServiceContext& service_;
   const Options options_;
-  const int listen_fd_;
   const int port_;
-  std::thread acceptor_;
-  Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  int next_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<int, std::pair<std::thread, int>> connections_ ABSL_GUARDED_BY(mu_);  // id -> thread, fd
-  std::vector<int> finished_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<ConnectionThreads> connections_;
 };
 
 }  // namespace kvcache

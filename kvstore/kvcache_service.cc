@@ -47,6 +47,8 @@ grpc::ServerUnaryReactor* KvCacheService::Hello(grpc::CallbackServerContext* ctx
   response->set_max_block_bytes(context_.limits.max_block_bytes);
   response->set_max_keys_per_request(context_.limits.max_keys_per_request);
   response->set_max_chunk_bytes(context_.limits.max_chunk_bytes);
+  response->set_local_socket(context_.local_socket);
+  response->set_instance_id(context_.instance_id);
   return Done(ctx, absl::OkStatus());
 }
 

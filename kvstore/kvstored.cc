@@ -1,6 +1,9 @@
 // kvstored: the kvcache daemon. Serves a host-DRAM KV-block cache over gRPC.
 // Run with --help for every flag.
 #include <signal.h>
+#include <unistd.h>
+
+#include <random>
 
 #include <cstdio>
 #include <fstream>
@@ -18,7 +21,12 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "kvstore/local_path_server.h"
 #include "kvstore/block_store.h"
 #include "kvstore/data_port_server.h"
 #include "kvstore/kvcache_service.h"
@@ -34,6 +42,16 @@ ABSL_FLAG(int, data_port, 0,
           "binds to the --listen host.");
 ABSL_FLAG(int, data_port_max_connections, 64,
           "Most open data-port connections; more are closed at once (those clients use gRPC).");
+ABSL_FLAG(std::string, local_socket, "auto",
+          "Unix-domain socket of the same-host path, where trusted local workers map the host "
+          "arena and fetch and put by lease at memory speed. \"auto\": /tmp/kvstored-<pid>.sock "
+          "(clients learn it from Hello); a path; or \"off\".");
+ABSL_FLAG(std::string, local_allowed_uids, "self",
+          "Comma-separated uids allowed on the local socket (\"self\": the daemon's own uid). "
+          "Whoever maps the arena can read every cached block of every tenant.");
+ABSL_FLAG(std::string, local_allowed_gids, "", "Comma-separated gids allowed on the local socket.");
+ABSL_FLAG(int, lease_ttl_s, 30,
+          "Seconds a same-host lease may be held before the daemon takes its pages back.");
 ABSL_FLAG(std::string, host_capacity, "1GiB",
           "Size of the host-DRAM arena, mapped once at start (e.g. 512MiB, 64GiB).");
 ABSL_FLAG(std::string, page_size, "256KiB",
@@ -59,6 +77,28 @@ namespace {
 bool IsLoopback(const std::string& address) {
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
          absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:");
+}
+
+// Parses "1000,1001" (and "self" for our own uid) into ids.
+template <typename Id>
+bool ParseIds(const std::string& text, std::vector<Id>* out) {
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    part = absl::StripAsciiWhitespace(part);
+    uint32_t id;
+    if (part == "self") {
+      out->push_back(static_cast<Id>(getuid()));
+    } else if (absl::SimpleAtoi(part, &id)) {
+      out->push_back(static_cast<Id>(id));
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string RandomId() {
+  std::random_device rd;
+  return absl::StrFormat("%08x%08x", rd(), rd());
 }
 
 uint64_t SizeFlag(const absl::Flag<std::string>& flag, const char* name) {
@@ -99,6 +139,29 @@ int Run() {
   const GpuProbe gpu = ProbeGpu();
 
   ServiceContext context{**store, limits, gpu.detail, absl::Now(), {}};
+  context.instance_id = RandomId();
+  std::unique_ptr<LocalPathServer> local_path;
+  std::string local_line = "off (--local_socket=off)";
+  if (const std::string flag = absl::GetFlag(FLAGS_local_socket); flag != "off") {
+    LocalPathServer::Options options;
+    options.path = flag == "auto" ? absl::StrCat("/tmp/kvstored-", getpid(), ".sock") : flag;
+    options.instance_id = context.instance_id;
+    options.lease_ttl = absl::Seconds(absl::GetFlag(FLAGS_lease_ttl_s));
+    if (!ParseIds(absl::GetFlag(FLAGS_local_allowed_uids), &options.allowed_uids) ||
+        !ParseIds(absl::GetFlag(FLAGS_local_allowed_gids), &options.allowed_gids)) {
+      std::cerr << "kvstored: --local_allowed_uids/gids take comma-separated numbers or self\n";
+      return 2;
+    }
+    absl::StatusOr<std::unique_ptr<LocalPathServer>> started = LocalPathServer::Start(context, options);
+    if (!started.ok()) {
+      std::cerr << "kvstored: same-host path: " << started.status().message() << "\n";
+      return 1;
+    }
+    local_path = std::move(*started);
+    context.local_socket = local_path->path();
+    local_line = absl::StrCat(local_path->path(), " (same-host leases; uids ",
+                              absl::GetFlag(FLAGS_local_allowed_uids), ")");
+  }
   KvCacheService service(context);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -148,6 +211,7 @@ int Run() {
             << FormatBytes((*store)->arena().page_bytes()) << " pages"
             << ((*store)->arena().fd() >= 0 ? " (memfd)" : " (anonymous)") << "\n"
             << "  data port: " << data_port_line << "\n"
+            << "  local:     " << local_line << "\n"
             << "  GPU tier:  off (" << gpu.detail << ")\n"
             << "  NVMe tier: off (not configured)\n"
             << "Try it:  kvctl --server " << bound << " stats\n"
@@ -166,6 +230,7 @@ int Run() {
                    std::chrono::seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
   server->Wait();
   if (data_port != nullptr) data_port->Shutdown();
+  if (local_path != nullptr) local_path->Shutdown();
   std::cout << "kvstored: stopped" << std::endl;
   return 0;
 }

@@ -49,6 +49,10 @@ struct ServiceContext {
   ServiceCounters counters;
   // The bulk data port Hello advertises; 0 while it is off.
   std::atomic<uint32_t> data_port{0};
+  // Set before the gRPC server starts, read-only after: this daemon's random
+  // id and its same-host socket ("" if off), both advertised by Hello.
+  std::string instance_id;
+  std::string local_socket;
 };
 
 // The daemon has no authentication yet and serves only loopback (or an

@@ -45,6 +45,13 @@ absl::Status StagedBlock::ReceiveInto(uint64_t n,
   return absl::OkStatus();
 }
 
+void StagedBlock::HashWrittenPages() {
+  pages_.ForEachPiece(received_, meta_.size - received_, [this](const uint8_t* p, size_t len) {
+    checksum_.Update({p, len});
+  });
+  received_ = meta_.size;
+}
+
 absl::StatusOr<InsertOutcome> StagedBlock::Commit(BlockIndex& index) {
   if (!complete()) {
     return absl::InvalidArgumentError(absl::StrCat("block ", meta_.key.ToHex(), " ended after ",

@@ -66,6 +66,13 @@ class E2eDataPortTest : public ::testing::Test {
     return h;
   }
 
+  // Clients that skip the same-host path, so these tests exercise the data port.
+  ClientOptions DataPortOptions() {
+    ClientOptions options = TestClientOptions(daemon_->address());
+    options.use_local_path = false;
+    return options;
+  }
+
   uint32_t DataPort() {
     grpc::ClientContext ctx;
     v1::HelloResponse hello;
@@ -134,7 +141,7 @@ class E2eDataPortTest : public ::testing::Test {
 TEST_F(E2eDataPortTest, BadRequestsGetClearAnswers) {
   Start({});
   std::vector<BlockKey> chain = TestChain(1, 1);
-  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  auto client = Client::Create(DataPortOptions());
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 5000)).ok());
 
   int fd = Connect();  // not our protocol: closed without a reply
@@ -196,7 +203,7 @@ TEST_F(E2eDataPortTest, RawPutsStoreVerifyAndReport) {
   close(fd);
 
   // The stored block reads back exactly.
-  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  auto client = Client::Create(DataPortOptions());
   std::string out(payload.size(), '\0');
   FetchTarget t{*BlockKey::FromBytes(key),
                 absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), out.size())};
@@ -223,7 +230,7 @@ TEST_F(E2eDataPortTest, ClientGoneMidPutFreesStaging) {
 TEST_F(E2eDataPortTest, ClientGoneMidFetchReleasesPins) {
   Start({});
   std::vector<BlockKey> chain = TestChain(2, 1);
-  ClientOptions options = TestClientOptions(daemon_->address());
+  ClientOptions options = DataPortOptions();
   options.chunk_bytes = 1 << 20;
   auto client = Client::Create(options);
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 12 << 20)).ok());
@@ -240,8 +247,8 @@ TEST_F(E2eDataPortTest, ClientGoneMidFetchReleasesPins) {
 TEST_F(E2eDataPortTest, ClientUsesDataPortAndBothPathsAgree) {
   Start({});
   std::vector<BlockKey> chain = TestChain(3, 6);
-  auto fast = Client::Create(TestClientOptions(daemon_->address()));
-  ClientOptions grpc_options = TestClientOptions(daemon_->address());
+  auto fast = Client::Create(DataPortOptions());
+  ClientOptions grpc_options = DataPortOptions();
   grpc_options.use_data_port = false;
   auto grpc_only = Client::Create(grpc_options);
   ASSERT_TRUE((*fast)->Put(ns_, BlockKey(), TestPayloads(chain, 300000)).ok());
@@ -268,7 +275,7 @@ TEST_F(E2eDataPortTest, DataPortOffMeansGrpc) {
   Start({"--data_port=-1"});
   EXPECT_EQ(DataPort(), 0u);
   std::vector<BlockKey> chain = TestChain(4, 2);
-  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  auto client = Client::Create(DataPortOptions());
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 1000)).ok());
   std::string out(1000, '\0');
   FetchTarget t{chain[1], absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), 1000)};
@@ -282,7 +289,7 @@ TEST_F(E2eDataPortTest, RefusedDataPortFallsBackToGrpc) {
   Start({"--data_port_max_connections=0"});  // every data connection is cut at once
   ASSERT_NE(DataPort(), 0u);
   std::vector<BlockKey> chain = TestChain(5, 3);
-  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  auto client = Client::Create(DataPortOptions());
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 70000)).ok());
   EXPECT_EQ((*client)->counters().data_port_fallbacks, 1u);  // the put fell back
   std::vector<std::string> out(3, std::string(70000, '\0'));

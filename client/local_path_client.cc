@@ -1,0 +1,226 @@
+#include "client/local_path_client.h"
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "client/client.h"
+#include "client/key/checksum.h"
+#include "common/socket_io.h"
+
+namespace kvcache {
+namespace {
+
+// Reads one framed message; with `fd_out`, also takes an SCM_RIGHTS fd.
+bool ReadMessage(int fd, uint32_t* type, std::string* body, int* fd_out) {
+  uint32_t head[2];
+  if (fd_out == nullptr) {
+    if (!ReadFull(fd, head, sizeof(head))) return false;
+  } else {
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov = {head, sizeof(head)};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t r = recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+    if (r <= 0) return false;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+      }
+    }
+    if (static_cast<size_t>(r) < sizeof(head) &&
+        !ReadFull(fd, reinterpret_cast<char*>(head) + r, sizeof(head) - r)) {
+      return false;
+    }
+  }
+  if (head[1] > kMaxLocalMessageBytes) return false;
+  *type = head[0];
+  body->resize(head[1]);
+  return ReadFull(fd, body->data(), body->size());
+}
+
+bool WriteMessage(int fd, LocalMessage type, const google::protobuf::Message& body) {
+  const std::string bytes = body.SerializeAsString();
+  uint32_t head[2] = {static_cast<uint32_t>(type), static_cast<uint32_t>(bytes.size())};
+  iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
+  return WriteFullV(fd, iov, bytes.empty() ? 1 : 2);
+}
+
+absl::Status StatusOf(int32_t code, const std::string& message) {
+  return absl::Status(static_cast<absl::StatusCode>(code), message);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
+    const std::string& path, const std::string& instance_id, absl::Duration timeout) {
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return absl::UnavailableError("no usable local socket path");
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv = absl::ToTimeval(timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot connect to ", path));
+  }
+  uint32_t type = 0;
+  std::string body;
+  int arena_fd = -1;
+  if (!ReadMessage(fd, &type, &body, &arena_fd)) {
+    close(fd);
+    if (arena_fd >= 0) close(arena_fd);
+    return absl::UnavailableError("no welcome on the local socket");
+  }
+  if (static_cast<LocalMessage>(type) == LocalMessage::kRefused) {
+    v1::LocalResult refused;
+    refused.ParseFromString(body);
+    close(fd);
+    return StatusOf(refused.status_code(), refused.status_message());
+  }
+  v1::LocalWelcome welcome;
+  if (static_cast<LocalMessage>(type) != LocalMessage::kWelcome || !welcome.ParseFromString(body) ||
+      arena_fd < 0 || welcome.instance_id() != instance_id) {
+    close(fd);
+    if (arena_fd >= 0) close(arena_fd);
+    return absl::UnavailableError("the local socket belongs to another daemon");
+  }
+  void* base = mmap(nullptr, welcome.arena_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, arena_fd, 0);
+  close(arena_fd);  // the mapping keeps the memory
+  if (base == MAP_FAILED) {
+    close(fd);
+    return absl::UnavailableError("cannot map the daemon's arena");
+  }
+  return std::unique_ptr<LocalPathClient>(
+      new LocalPathClient(fd, static_cast<uint8_t*>(base), welcome.arena_bytes()));
+}
+
+LocalPathClient::~LocalPathClient() {
+  munmap(base_, size_);
+  close(fd_);
+}
+
+LocalPathClient::Outcome LocalPathClient::Call(LocalMessage type,
+                                               const google::protobuf::Message& body,
+                                               LocalMessage expect,
+                                               google::protobuf::Message* reply) {
+  MutexLock lock(&mu_);
+  uint32_t got = 0;
+  std::string bytes;
+  if (!WriteMessage(fd_, type, body) || !ReadMessage(fd_, &got, &bytes, nullptr) ||
+      static_cast<LocalMessage>(got) != expect || !reply->ParseFromString(bytes)) {
+    shutdown(fd_, SHUT_RDWR);  // out of step now: no later call may use it
+    return Outcome{absl::UnavailableError("local socket: broken exchange"), true};
+  }
+  return Outcome{absl::OkStatus(), false};
+}
+
+void LocalPathClient::Release(uint64_t lease_id) {
+  v1::LocalRelease release;
+  release.set_lease_id(lease_id);
+  MutexLock lock(&mu_);
+  WriteMessage(fd_, LocalMessage::kRelease, release);  // one-way
+}
+
+bool LocalPathClient::ExtentsFit(const google::protobuf::RepeatedPtrField<v1::ArenaExtent>& extents,
+                                 uint64_t length) const {
+  uint64_t total = 0;
+  for (const v1::ArenaExtent& e : extents) {
+    if (e.offset() > size_ || e.length() > size_ - e.offset()) return false;
+    total += e.length();
+  }
+  return total == length;
+}
+
+LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
+                                                absl::Span<const FetchTarget> targets, bool verify,
+                                                size_t* completed) {
+  v1::LocalLease lease;
+  Outcome call = Call(LocalMessage::kFetchLease, request, LocalMessage::kLease, &lease);
+  if (!call.status.ok()) return call;
+  if (lease.status_code() != 0) return Outcome{StatusOf(lease.status_code(), lease.status_message()), false};
+  Outcome outcome{absl::OkStatus(), false};
+  for (const v1::LeasedItem& item : lease.items()) {
+    if (*completed >= targets.size() || item.item_index() != *completed) break;
+    const FetchTarget& t = targets[*completed];
+    if (item.offset() != t.offset || !ExtentsFit(item.extents(), t.dest.size())) {
+      outcome = Outcome{absl::InternalError("local lease does not match the request"), true};
+      break;
+    }
+    const bool whole_block = t.offset == 0 && t.dest.size() == item.block_size();
+    std::optional<ChecksumStream> checksum;
+    if (verify && whole_block) checksum.emplace();
+    uint8_t* to = t.dest.data();
+    for (const v1::ArenaExtent& e : item.extents()) {
+      std::memcpy(to, base_ + e.offset(), e.length());
+      if (checksum.has_value()) checksum->Update({to, e.length()});
+      to += e.length();
+    }
+    if (checksum.has_value() && checksum->Digest() != item.block_checksum()) {
+      outcome = Outcome{absl::DataLossError(absl::StrCat("block ", t.key.ToHex(),
+                                                         " failed its checksum")), false};
+      break;
+    }
+    ++*completed;
+  }
+  Release(lease.lease_id());
+  return outcome;
+}
+
+LocalPathClient::Outcome LocalPathClient::Put(const std::string& ns, const std::string& parent,
+                                              absl::Span<const PutBlock> blocks,
+                                              std::vector<v1::PutOutcome>* outcomes) {
+  std::string previous = parent;
+  for (const PutBlock& block : blocks) {
+    v1::PutBlockHeader header;
+    header.set_namespace_(ns);
+    header.set_key(block.key.data(), block.key.size());
+    header.set_parent_key(previous);
+    header.set_size(block.payload.size());
+    header.set_checksum(BlockChecksum(
+        {reinterpret_cast<const uint8_t*>(block.payload.data()), block.payload.size()}));
+    previous = block.key.ToBytes();
+    v1::LocalLease lease;
+    Outcome call = Call(LocalMessage::kPutBegin, header, LocalMessage::kLease, &lease);
+    if (!call.status.ok()) return call;
+    if (lease.status_code() != 0) {
+      return Outcome{StatusOf(lease.status_code(), lease.status_message()), false};
+    }
+    if (lease.lease_id() == 0) {  // not stored, and no bytes to send
+      outcomes->push_back(lease.outcome());
+      continue;
+    }
+    if (!ExtentsFit(lease.staging(), block.payload.size())) {
+      return Outcome{absl::InternalError("local lease does not match the block"), true};
+    }
+    const char* from = block.payload.data();
+    for (const v1::ArenaExtent& e : lease.staging()) {
+      std::memcpy(base_ + e.offset(), from, e.length());
+      from += e.length();
+    }
+    v1::LocalRelease commit;
+    commit.set_lease_id(lease.lease_id());
+    v1::LocalResult result;
+    call = Call(LocalMessage::kPutCommit, commit, LocalMessage::kResult, &result);
+    if (!call.status.ok()) return call;
+    if (result.status_code() != 0) {
+      return Outcome{StatusOf(result.status_code(), result.status_message()), false};
+    }
+    outcomes->push_back(result.outcome());
+  }
+  return Outcome{absl::OkStatus(), false};
+}
+
+}  // namespace kvcache

@@ -1,0 +1,255 @@
+#include "kvstore/local_path_server.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/socket_io.h"
+#include "kvcache/v1/local.pb.h"
+#include "kvstore/fetch_plan.h"
+#include "kvstore/put_admission.h"
+#include "proto/local_wire.h"
+
+namespace kvcache {
+namespace {
+
+bool Send(int fd, LocalMessage type, const google::protobuf::Message& body) {
+  const std::string bytes = body.SerializeAsString();
+  uint32_t head[2] = {static_cast<uint32_t>(type), static_cast<uint32_t>(bytes.size())};
+  iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
+  return WriteFullV(fd, iov, bytes.empty() ? 1 : 2);
+}
+
+// The welcome travels with the arena's fd attached (SCM_RIGHTS).
+bool SendWelcome(int fd, const v1::LocalWelcome& welcome, int arena_fd) {
+  const std::string bytes = welcome.SerializeAsString();
+  uint32_t head[2] = {static_cast<uint32_t>(LocalMessage::kWelcome),
+                      static_cast<uint32_t>(bytes.size())};
+  iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cmsg), &arena_fd, sizeof(int));
+  const ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  if (w < 0) return false;
+  // The fd went with the first byte; finish any short write without it.
+  size_t sent = static_cast<size_t>(w);
+  if (sent < sizeof(head)) {
+    iov[0].iov_base = reinterpret_cast<char*>(head) + sent;
+    iov[0].iov_len -= sent;
+    return WriteFullV(fd, iov, 2);
+  }
+  iov[1].iov_base = const_cast<char*>(bytes.data()) + (sent - sizeof(head));
+  iov[1].iov_len = bytes.size() - (sent - sizeof(head));
+  return iov[1].iov_len == 0 || WriteFullV(fd, &iov[1], 1);
+}
+
+// LocalLease and LocalResult both carry a status.
+template <typename Message>
+void SetStatus(const absl::Status& s, Message& m) {
+  m.set_status_code(static_cast<int32_t>(s.code()));
+  m.set_status_message(std::string(s.message()));
+}
+
+// Appends the arena ranges of [offset, offset + length) of `pages`, merging
+// pages that happen to be adjacent.
+void AppendExtents(const HostArena& arena, const PageRun& pages, uint64_t offset, uint64_t length,
+                   google::protobuf::RepeatedPtrField<v1::ArenaExtent>* out) {
+  const uint8_t* base = arena.PageData(0);
+  pages.ForEachPiece(offset, length, [&](const uint8_t* p, size_t len) {
+    const uint64_t at = static_cast<uint64_t>(p - base);
+    if (!out->empty() && out->rbegin()->offset() + out->rbegin()->length() == at) {
+      out->rbegin()->set_length(out->rbegin()->length() + len);
+      return;
+    }
+    v1::ArenaExtent* e = out->Add();
+    e->set_offset(at);
+    e->set_length(len);
+  });
+}
+
+struct Lease {
+  std::vector<BlockPin> pins;           // a fetch lease
+  std::unique_ptr<StagedBlock> staged;  // a put lease
+  absl::Time expires;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalPathServer>> LocalPathServer::Start(ServiceContext& service,
+                                                                        const Options& options) {
+  if (service.store.arena().fd() < 0) {
+    return absl::FailedPreconditionError(
+        "the host arena is not a memfd, so it cannot be shared with local clients");
+  }
+  sockaddr_un addr{};
+  if (options.path.empty() || options.path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("local socket path '", options.path, "' is empty or too long"));
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, options.path.c_str(), options.path.size());
+  struct stat st;
+  if (lstat(options.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+    unlink(options.path.c_str());  // left by a daemon that did not stop cleanly
+  }
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 128) != 0) {
+    const int err = errno;
+    close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.path, ": ", std::strerror(err)));
+  }
+  chmod(options.path.c_str(), 0660);  // the credential check below is the real gate
+  std::unique_ptr<LocalPathServer> server(new LocalPathServer(service, options));
+  server->connections_ = std::make_unique<ConnectionThreads>(
+      fd, options.max_connections, [s = server.get()](int conn) { s->Serve(conn); });
+  return server;
+}
+
+LocalPathServer::~LocalPathServer() { Shutdown(); }
+
+void LocalPathServer::Shutdown() {
+  if (connections_ == nullptr) return;
+  connections_->Shutdown();
+  connections_.reset();
+  unlink(options_.path.c_str());
+}
+
+bool LocalPathServer::Allowed(int fd, std::string* who) const {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
+  *who = absl::StrCat("uid ", cred.uid, " gid ", cred.gid, " pid ", cred.pid);
+  const auto& uids = options_.allowed_uids;
+  const auto& gids = options_.allowed_gids;
+  return std::find(uids.begin(), uids.end(), cred.uid) != uids.end() ||
+         std::find(gids.begin(), gids.end(), cred.gid) != gids.end();
+}
+
+void LocalPathServer::Serve(int fd) {
+  std::string who;
+  if (!Allowed(fd, &who)) {
+    v1::LocalResult refused;
+    SetStatus(absl::PermissionDeniedError(absl::StrCat(
+                  who, " may not use the same-host path (see --local_allowed_uids)")), refused);
+    Send(fd, LocalMessage::kRefused, refused);
+    return;
+  }
+  HostArena& arena = service_.store.arena();
+  v1::LocalWelcome welcome;
+  welcome.set_instance_id(options_.instance_id);
+  welcome.set_arena_bytes(arena.capacity_bytes());
+  welcome.set_page_bytes(arena.page_bytes());
+  if (!SendWelcome(fd, welcome, arena.fd())) return;
+
+  // Leases live here, so they all go back when the connection does.
+  absl::flat_hash_map<uint64_t, Lease> leases;
+  uint64_t next_lease = 1;
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    const int ready = poll(&p, 1, 1000);
+    const absl::Time now = absl::Now();
+    absl::erase_if(leases, [now](const auto& entry) { return entry.second.expires < now; });
+    if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+    uint32_t head[2];
+    if (ready < 0 || !ReadFull(fd, head, sizeof(head)) || head[1] > kMaxLocalMessageBytes) return;
+    std::string body(head[1], '\0');
+    if (!ReadFull(fd, body.data(), body.size())) return;
+    const absl::Time expires = now + options_.lease_ttl;
+
+    switch (static_cast<LocalMessage>(head[0])) {
+      case LocalMessage::kFetchLease: {
+        v1::FetchRequest request;
+        v1::LocalLease reply;
+        absl::StatusOr<FetchPlan> plan = request.ParseFromString(body)
+                                             ? PlanFetch(service_, kDefaultTenant, request)
+                                             : absl::InvalidArgumentError("malformed FetchRequest");
+        SetStatus(plan.status(), reply);
+        if (plan.ok()) {
+          Lease& lease = leases[next_lease];
+          lease.expires = expires;
+          reply.set_lease_id(next_lease++);
+          for (FetchPlanItem& item : plan->items) {
+            v1::LeasedItem* out = reply.add_items();
+            out->set_item_index(item.index);
+            out->set_block_size(item.pin.meta().size);
+            out->set_block_checksum(item.pin.meta().checksum);
+            out->set_offset(item.offset);
+            AppendExtents(arena, item.pin.block().pages(), item.offset, item.end - item.offset,
+                          out->mutable_extents());
+            service_.counters.bytes_out.fetch_add(item.end - item.offset, std::memory_order_relaxed);
+            lease.pins.push_back(std::move(item.pin));
+          }
+        }
+        if (!Send(fd, LocalMessage::kLease, reply)) return;
+        break;
+      }
+      case LocalMessage::kPutBegin: {
+        v1::PutBlockHeader header;
+        v1::LocalLease reply;
+        absl::StatusOr<PutAdmission> admission =
+            header.ParseFromString(body) ? AdmitPut(service_, kDefaultTenant, header)
+                                         : absl::InvalidArgumentError("malformed PutBlockHeader");
+        SetStatus(admission.status(), reply);
+        if (admission.ok() && admission->staged == nullptr) reply.set_outcome(admission->outcome);
+        if (admission.ok() && admission->staged != nullptr) {
+          AppendExtents(arena, admission->staged->pages(), 0, header.size(), reply.mutable_staging());
+          Lease& lease = leases[next_lease];
+          lease.expires = expires;
+          lease.staged = std::move(admission->staged);
+          reply.set_lease_id(next_lease++);
+        }
+        if (!admission.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+        if (!Send(fd, LocalMessage::kLease, reply)) return;
+        break;
+      }
+      case LocalMessage::kPutCommit:
+      case LocalMessage::kRelease: {
+        v1::LocalRelease request;
+        v1::LocalResult reply;
+        auto it = request.ParseFromString(body) ? leases.find(request.lease_id()) : leases.end();
+        const bool commit = static_cast<LocalMessage>(head[0]) == LocalMessage::kPutCommit;
+        absl::Status status;
+        if (it == leases.end()) {
+          status = absl::NotFoundError("no such lease (released, or expired)");
+        } else if (commit && it->second.staged == nullptr) {
+          status = absl::InvalidArgumentError("lease is not a put lease");
+        } else if (commit) {
+          StagedBlock& staged = *it->second.staged;
+          staged.HashWrittenPages();
+          service_.counters.bytes_in.fetch_add(staged.meta().size, std::memory_order_relaxed);
+          absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, staged);
+          status = outcome.status();
+          if (outcome.ok()) reply.set_outcome(*outcome);
+          if (!outcome.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (it != leases.end()) leases.erase(it);
+        if (!commit) break;  // releases are one-way: a fetch costs one round trip
+        SetStatus(status, reply);
+        if (!Send(fd, LocalMessage::kResult, reply)) return;
+        break;
+      }
+      default:
+        return;  // not our protocol
+    }
+  }
+}
+
+}  // namespace kvcache

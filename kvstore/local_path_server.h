@@ -1,0 +1,67 @@
+// The same-host path (proto/kvcache/v1/local.proto): a Unix-domain socket
+// where trusted local workers receive the host arena's memfd once and then
+// move leases of arena pages instead of bytes.
+//
+// A peer is served only if its uid or gid (SO_PEERCRED) is on the allowed
+// lists. A fetch lease pins the blocks it names (eviction skips them) until
+// it is released; a put lease holds staging pages the client writes in place
+// and commits with its checksum (verified as on every other path). Leases
+// belong to their connection and expire after a TTL: a client that dies, or
+// stalls, gives its pages back. Each connection has its own thread.
+//
+// Isolation: whoever maps the arena can read (and write) every page of every
+// tenant. This path is for trusted workers of the allowed uids only; tenant
+// isolation for untrusted clients stays on gRPC and the data port.
+//
+// Thread safety: Start and Shutdown from one thread; serving is internal.
+#ifndef KVCACHE_KVSTORE_LOCAL_PATH_SERVER_H_
+#define KVCACHE_KVSTORE_LOCAL_PATH_SERVER_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "kvstore/connection_threads.h"
+#include "kvstore/service_context.h"
+
+namespace kvcache {
+
+class LocalPathServer {
+ public:
+  struct Options {
+    std::string path;
+    std::vector<uid_t> allowed_uids;
+    std::vector<gid_t> allowed_gids;
+    absl::Duration lease_ttl = absl::Seconds(30);
+    int max_connections = 256;
+    std::string instance_id;
+  };
+
+  // FAILED_PRECONDITION if the arena cannot be shared (no memfd), UNAVAILABLE
+  // if the socket cannot be bound. Replaces a stale socket file at `path`.
+  static absl::StatusOr<std::unique_ptr<LocalPathServer>> Start(ServiceContext& service,
+                                                                const Options& options);
+  // Shuts down and removes the socket file.
+  ~LocalPathServer();
+
+  const std::string& path() const { return options_.path; }
+  void Shutdown();
+
+ private:
+  LocalPathServer(ServiceContext& service, const Options& options)
+      : service_(service), options_(options) {}
+  void Serve(int fd);
+  bool Allowed(int fd, std::string* who) const;
+
+  ServiceContext& service_;
+  const Options options_;
+  std::unique_ptr<ConnectionThreads> connections_;
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_KVSTORE_LOCAL_PATH_SERVER_H_

@@ -1,0 +1,25 @@
+// Framing of the same-host path (proto/kvcache/v1/local.proto): every message
+// on the Unix-domain socket is u32 type | u32 length | body, little-endian.
+#ifndef KVCACHE_PROTO_LOCAL_WIRE_H_
+#define KVCACHE_PROTO_LOCAL_WIRE_H_
+
+#include <cstdint>
+
+namespace kvcache {
+
+enum class LocalMessage : uint32_t {
+  kWelcome = 1,     // daemon -> client, with the arena fd; body LocalWelcome
+  kFetchLease = 2,  // client -> daemon; body FetchRequest; reply kLease
+  kPutBegin = 3,    // client -> daemon; body PutBlockHeader; reply kLease
+  kPutCommit = 4,   // client -> daemon; body LocalRelease; reply kResult
+  kRelease = 5,     // client -> daemon; body LocalRelease; no reply
+  kLease = 6,       // daemon -> client; body LocalLease
+  kResult = 7,      // daemon -> client; body LocalResult
+  kRefused = 8,     // daemon -> client, then close; body LocalResult
+};
+
+inline constexpr uint32_t kMaxLocalMessageBytes = 4u << 20;
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_PROTO_LOCAL_WIRE_H_
