@@ -1,0 +1,241 @@
+// The same-host path: workers on the daemon's host map its arena and move
+// leases, not bytes. Byte-exact both ways; a killed or stalled lease holder
+// gives its pages back; eviction skips leased blocks; only allowed uids get
+// the arena; without the socket, clients fall back.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "kvcache/v1/local.pb.h"
+#include "proto/local_wire.h"
+#include "tests/test_blocks.h"
+#include "tools/daemon_process.h"
+
+extern char** environ;
+
+namespace kvcache {
+namespace {
+
+class E2eLocalPathTest : public ::testing::Test {
+ protected:
+  void Start(std::vector<std::string> flags) {
+    flags.push_back("--host_capacity=16MiB");
+    flags.push_back("--page_size=64KiB");
+    auto d = DaemonProcess::Start("kvstore/kvstored", flags);
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = std::move(*d);
+    stub_ = v1::KvCache::NewStub(
+        grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Hello(&ctx, {}, &hello_).ok());
+  }
+
+  void TearDown() override {
+    if (holder_pid_ > 0) {
+      kill(holder_pid_, SIGKILL);
+      waitpid(holder_pid_, nullptr, 0);
+    }
+    if (stub_ == nullptr) return;
+    v1::StatsResponse stats = AwaitNothingPinnedOrStaged(*stub_);
+    EXPECT_EQ(stats.pinned_bytes(), 0u);
+    EXPECT_EQ(stats.staged_bytes(), 0u);
+  }
+
+  // Starts tests/lease_holder on `key` and waits until it holds its leases.
+  void HoldLeases(const BlockKey& key, uint64_t put_bytes) {
+    int out[2];
+    ASSERT_EQ(pipe(out), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    std::vector<std::string> args = {"tests/lease_holder", hello_.local_socket(), ns_, key.ToHex(),
+                                     std::to_string(put_bytes)};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ASSERT_EQ(posix_spawn(&holder_pid_, argv[0], &actions, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    char line[16] = {};
+    ASSERT_GT(read(out[0], line, sizeof(line) - 1), 0);
+    close(out[0]);
+    ASSERT_EQ(std::string(line), "HOLDING\n");
+  }
+
+  v1::StatsResponse Stats() {
+    grpc::ClientContext ctx;
+    v1::StatsResponse r;
+    EXPECT_TRUE(stub_->Stats(&ctx, {}, &r).ok());
+    return r;
+  }
+
+  std::vector<std::string> FetchAll(Client& client, const std::vector<BlockKey>& chain,
+                                    size_t size, size_t* got) {
+    std::vector<std::string> out(chain.size(), std::string(size, '\0'));
+    std::vector<FetchTarget> targets;
+    for (size_t i = 0; i < chain.size(); ++i) {
+      targets.push_back({chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(out[i].data()), size)});
+    }
+    FetchResult r = client.Fetch(ns_, targets);  // a miss (NOT_FOUND) is a normal answer
+    *got = r.blocks;
+    return out;
+  }
+
+  const std::string ns_ = TestSchema().NamespaceName();
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<v1::KvCache::Stub> stub_;
+  v1::HelloResponse hello_;
+  pid_t holder_pid_ = 0;
+};
+
+TEST_F(E2eLocalPathTest, PutsAndFetchesAreByteExactAndMoveNoBytesThroughASocket) {
+  Start({});
+  ASSERT_FALSE(hello_.local_socket().empty());
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  std::vector<BlockKey> chain = TestChain(1, 8);
+  auto outcomes = (*client)->Put(ns_, BlockKey(), TestPayloads(chain, 200000));
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  for (auto o : *outcomes) EXPECT_EQ(o, v1::PUT_STORED);
+  size_t got = 0;
+  std::vector<std::string> out = FetchAll(**client, chain, 200000, &got);
+  EXPECT_EQ(got, 8u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 200000));
+  EXPECT_EQ((*client)->counters().local_path_blocks, 16u);  // 8 put + 8 fetched
+  EXPECT_EQ((*client)->counters().local_path_fallbacks, 0u);
+
+  // A gRPC-only reader sees the very same bytes.
+  ClientOptions remote = TestClientOptions(daemon_->address());
+  remote.use_local_path = false;
+  remote.use_data_port = false;
+  auto grpc_client = Client::Create(remote);
+  out = FetchAll(**grpc_client, chain, 200000, &got);
+  EXPECT_EQ(got, 8u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 200000));
+}
+
+TEST_F(E2eLocalPathTest, KilledLeaseHolderGivesPagesBack) {
+  Start({});
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  std::vector<BlockKey> chain = TestChain(2, 1);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 300000)).ok());
+  HoldLeases(chain[0], 500000);
+  v1::StatsResponse held = Stats();
+  EXPECT_EQ(held.pinned_bytes(), 300000u);
+  EXPECT_EQ(held.staged_bytes(), 500000u);
+  kill(holder_pid_, SIGKILL);  // TearDown checks that both go back to zero
+}
+
+TEST_F(E2eLocalPathTest, StalledLeasesExpire) {
+  Start({"--lease_ttl_s=1"});
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  std::vector<BlockKey> chain = TestChain(3, 1);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 100000)).ok());
+  HoldLeases(chain[0], 100000);  // alive, but never releases
+  EXPECT_GT(Stats().pinned_bytes(), 0u);
+  absl::SleepFor(absl::Milliseconds(2500));
+  v1::StatsResponse later = Stats();
+  EXPECT_EQ(later.pinned_bytes(), 0u);
+  EXPECT_EQ(later.staged_bytes(), 0u);
+}
+
+TEST_F(E2eLocalPathTest, EvictionSkipsLeasedBlocks) {
+  Start({});
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  std::vector<BlockKey> leased = TestChain(4, 1);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(leased, 1 << 20)).ok());
+  HoldLeases(leased[0], 1 << 20);
+  // 24 MiB of newer blocks through a 16 MiB tier: everything unleased churns.
+  for (uint32_t seed = 100; seed < 124; ++seed) {
+    ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(TestChain(seed, 1), 1 << 20)).ok());
+  }
+  EXPECT_GT(Stats().evicted_blocks(), 0u);
+  size_t got = 0;
+  std::vector<std::string> out = FetchAll(**client, leased, 1 << 20, &got);
+  EXPECT_EQ(got, 1u);
+  EXPECT_EQ(out[0], PayloadFor(leased[0], 1 << 20));
+}
+
+TEST_F(E2eLocalPathTest, ConcurrentReadersAndWriters) {
+  Start({});
+  std::atomic<uint64_t> wrong{0}, right{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      auto client = Client::Create(TestClientOptions(daemon_->address()));
+      for (int i = 0; i < 30; ++i) {
+        std::vector<BlockKey> chain = TestChain(200 + (w + i) % 6, 4);
+        size_t got = 0;
+        std::vector<std::string> out = FetchAll(**client, chain, 100000, &got);
+        for (size_t b = 0; b < got; ++b) {
+          (out[b] == PayloadFor(chain[b], 100000) ? right : wrong).fetch_add(1);
+        }
+        std::vector<BlockKey> missing(chain.begin() + got, chain.end());
+        auto put = (*client)->Put(ns_, got == 0 ? BlockKey() : chain[got - 1],
+                                  TestPayloads(missing, 100000));
+        EXPECT_TRUE(put.ok()) << put.status();
+      }
+      EXPECT_EQ((*client)->counters().local_path_fallbacks, 0u);
+    });
+  }
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(wrong.load(), 0u);
+  EXPECT_GT(right.load(), 100u);
+}
+
+TEST_F(E2eLocalPathTest, OnlyAllowedUidsGetTheArena) {
+  Start({"--local_allowed_uids=4242424"});  // not us
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, hello_.local_socket().c_str(), sizeof(addr.sun_path) - 1);
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  uint32_t head[2];
+  ASSERT_EQ(recv(fd, head, sizeof(head), MSG_WAITALL), 8);
+  EXPECT_EQ(head[0], static_cast<uint32_t>(LocalMessage::kRefused));
+  std::string body(head[1], '\0');
+  recv(fd, body.data(), body.size(), MSG_WAITALL);
+  v1::LocalResult refused;
+  ASSERT_TRUE(refused.ParseFromString(body));
+  EXPECT_EQ(refused.status_code(), static_cast<int>(absl::StatusCode::kPermissionDenied));
+  close(fd);
+  // The client library quietly uses the data port instead.
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  std::vector<BlockKey> chain = TestChain(5, 2);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 5000)).ok());
+  size_t got = 0;
+  FetchAll(**client, chain, 5000, &got);
+  EXPECT_EQ(got, 2u);
+  EXPECT_EQ((*client)->counters().local_path_blocks, 0u);
+}
+
+TEST_F(E2eLocalPathTest, FallsBackWhenTheSocketIsMissing) {
+  Start({});
+  std::remove(hello_.local_socket().c_str());  // advertised, but gone
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  std::vector<BlockKey> chain = TestChain(6, 3);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 7000)).ok());
+  size_t got = 0;
+  std::vector<std::string> out = FetchAll(**client, chain, 7000, &got);
+  EXPECT_EQ(got, 3u);
+  EXPECT_EQ(out[2], PayloadFor(chain[2], 7000));
+  EXPECT_EQ((*client)->counters().local_path_blocks, 0u);
+}
+
+TEST_F(E2eLocalPathTest, OffMeansNoSocket) {
+  Start({"--local_socket=off"});
+  EXPECT_TRUE(hello_.local_socket().empty());
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(TestChain(7, 1), 100)).ok());
+  EXPECT_EQ((*client)->counters().local_path_blocks, 0u);
+}
+
+}  // namespace
+}  // namespace kvcache
