@@ -16,6 +16,8 @@
 namespace kvcache {
 namespace {
 
+constexpr size_t kCopyPiece = 32 << 10;
+
 // Reads one framed message; with `fd_out`, also takes an SCM_RIGHTS fd.
 bool ReadMessage(int fd, uint32_t* type, std::string* body, int* fd_out) {
   uint32_t head[2];
@@ -164,9 +166,15 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
     if (verify && whole_block) checksum.emplace();
     uint8_t* to = t.dest.data();
     for (const v1::ArenaExtent& e : item.extents()) {
-      std::memcpy(to, base_ + e.offset(), e.length());
-      if (checksum.has_value()) checksum->Update({to, e.length()});
-      to += e.length();
+      // Copy and hash in L1-sized pieces, so the hash reads what the copy
+      // just wrote from L1 instead of going back to memory.
+      const uint8_t* from = base_ + e.offset();
+      for (uint64_t done = 0; done < e.length(); done += kCopyPiece) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyPiece, e.length() - done));
+        std::memcpy(to, from + done, n);
+        if (checksum.has_value()) checksum->Update({to, n});
+        to += n;
+      }
     }
     if (checksum.has_value() && checksum->Digest() != item.block_checksum()) {
       outcome = Outcome{absl::DataLossError(absl::StrCat("block ", t.key.ToHex(),

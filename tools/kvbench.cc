@@ -2,12 +2,13 @@
 //
 // Starts its own kvstored and redis-server on loopback, then for each of
 // --runs rounds measures, one after another: kvcache Put and Fetch GB/s of
-// --block_size blocks with 1 and 4 streams (Fetch both as the client does it,
-// over the data port, and over the gRPC stream alone), Lookup key checks/s in batches
+// --block_size blocks with 1 and 4 streams over each path (same-host leases,
+// the data port, the gRPC stream alone) and a plain memcpy of the same bytes, Lookup key checks/s in batches
 // of 1,024 keys, raw loopback TCP GB/s, and Redis GET GB/s of the same values
-// with 1 and 4 connections. Reports medians over the rounds, and Fetch as a
-// ratio of Redis at the same number of connections.
+// with 1 and 4 connections. Reports medians over the rounds; same-host Fetch
+// as a ratio of memcpy, and socket Fetch as a ratio of Redis.
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <iostream>
 #include <map>
@@ -46,6 +47,21 @@ std::vector<BlockKey> Keys(uint32_t seed, size_t n) {
   return *ChainKeys(s, tokens);
 }
 
+// Which way a client moves bytes: what it picks by itself on the daemon's
+// host (the same-host lease path), the data port, or the gRPC stream alone.
+// kSameHostUnverified skips the client's checksum check, to show its cost.
+enum class Path { kSameHost, kSameHostUnverified, kDataPort, kGrpc };
+constexpr Path kPaths[] = {Path::kSameHost, Path::kDataPort, Path::kGrpc};
+const char* PathKey(Path p) {
+  switch (p) {
+    case Path::kSameHost: return "samehost";
+    case Path::kSameHostUnverified: return "samehost_unverified";
+    case Path::kDataPort: return "dataport";
+    case Path::kGrpc: return "grpc";
+  }
+  return "?";
+}
+
 constexpr uint64_t kArenaBytes = 2ull << 30;
 constexpr uint64_t kPutBudgetBytes = kArenaBytes / 2;
 
@@ -62,9 +78,14 @@ class Bench {
       ClientOptions options;
       options.address = address_;
       options.fetch_streams = 1;
-      clients_.push_back(*Client::Create(options));
+      clients_[Path::kSameHost].push_back(*Client::Create(options));
+      options.verify_checksums = false;
+      clients_[Path::kSameHostUnverified].push_back(*Client::Create(options));
+      options.verify_checksums = true;
+      options.use_local_path = false;
+      clients_[Path::kDataPort].push_back(*Client::Create(options));
       options.use_data_port = false;
-      grpc_clients_.push_back(*Client::Create(options));
+      clients_[Path::kGrpc].push_back(*Client::Create(options));
       payloads_.push_back(std::string(block, static_cast<char>('a' + t)));
       buffers_.push_back(std::string(block, '\0'));
     }
@@ -73,9 +94,9 @@ class Bench {
   // Each put is one root block with a fresh key, in a namespace of its own
   // that is dropped afterwards. At most half the arena is written per
   // measurement, so puts never evict the fetch and lookup sets.
-  double PutGBps(int streams, absl::Duration d, bool grpc_only) {
+  double PutGBps(int streams, absl::Duration d, Path path) {
     const std::string put_ns = ns_ + "/puts";
-    auto& clients = grpc_only ? grpc_clients_ : clients_;
+    auto& clients = clients_[path];
     std::atomic<int64_t> budget{static_cast<int64_t>(kPutBudgetBytes)};
     const double gbps = Rate(streams, d, [&](int t) -> uint64_t {
       if (budget.fetch_sub(block_) < static_cast<int64_t>(block_)) return 0;
@@ -95,14 +116,15 @@ class Bench {
     fetch_keys_ = Keys(7, 16);
     std::vector<PutBlock> blocks;
     for (const BlockKey& k : fetch_keys_) blocks.push_back({k, payloads_[0]});
-    auto r = clients_[0]->Put(ns_, BlockKey(), blocks);
+    memcpy_sources_.assign(fetch_keys_.size(), payloads_[0]);
+    auto r = clients_[Path::kSameHost][0]->Put(ns_, BlockKey(), blocks);
     return r.ok() ? absl::OkStatus() : r.status();
   }
 
-  // One block per call. `grpc_only`: the gRPC Fetch stream, no data port.
-  double FetchGBps(int streams, absl::Duration d, bool grpc_only) {
+  // One block per call, into the caller's buffer.
+  double FetchGBps(int streams, absl::Duration d, Path path) {
     std::vector<size_t> i(4, 0);
-    auto& clients = grpc_only ? grpc_clients_ : clients_;
+    auto& clients = clients_[path];
     return Rate(streams, d, [&](int t) -> uint64_t {
       FetchTarget target{fetch_keys_[(i[t]++ + 4 * t) % fetch_keys_.size()],
                          absl::MakeSpan(reinterpret_cast<uint8_t*>(buffers_[t].data()), block_)};
@@ -115,13 +137,25 @@ class Bench {
     lookup_keys_ = Keys(11, 1024);
     std::vector<PutBlock> blocks;
     for (const BlockKey& k : lookup_keys_) blocks.push_back({k, "x"});
-    auto r = clients_[0]->Put(ns_, BlockKey(), blocks);
+    auto r = clients_[Path::kSameHost][0]->Put(ns_, BlockKey(), blocks);
     return r.ok() ? absl::OkStatus() : r.status();
+  }
+
+  // The same-host reference: a plain memcpy of the same bytes into the same
+  // buffer, cycling through as many distinct blocks as the fetches do (so
+  // both read from memory, not from a cache-hot copy).
+  double MemcpyGBps(int streams, absl::Duration d) {
+    std::vector<size_t> i(4, 0);
+    return Rate(streams, d, [&](int t) -> uint64_t {
+      const std::string& from = memcpy_sources_[(i[t]++ + 4 * t) % memcpy_sources_.size()];
+      std::memcpy(buffers_[t].data(), from.data(), block_);
+      return block_;
+    }) / 1e9;
   }
 
   double LookupKeysPerSecond(int threads, absl::Duration d) {
     return Rate(threads, d, [&](int t) -> uint64_t {
-      LookupResult r = clients_[t]->Lookup(ns_, lookup_keys_);
+      LookupResult r = clients_[Path::kSameHost][t]->Lookup(ns_, lookup_keys_);
       return r.hits == lookup_keys_.size() ? lookup_keys_.size() : 0;
     });
   }
@@ -130,9 +164,9 @@ class Bench {
   std::string address_;
   size_t block_;
   std::string ns_;
-  std::vector<std::unique_ptr<Client>> clients_, grpc_clients_;
+  std::map<Path, std::vector<std::unique_ptr<Client>>> clients_;
   std::unique_ptr<v1::KvCache::Stub> admin_;
-  std::vector<std::string> payloads_, buffers_;
+  std::vector<std::string> payloads_, buffers_, memcpy_sources_;
   std::vector<BlockKey> fetch_keys_, lookup_keys_;
   uint32_t next_[4] = {0, 0, 0, 0};
 };
@@ -181,10 +215,13 @@ int Run() {
     std::cerr << "kvbench: round " << run + 1 << " of " << runs << "\n";
     for (int n : {1, 4}) {
       const std::string s = absl::StrCat("_", n);
-      samples["fetch_gbps" + s].push_back(bench.FetchGBps(n, d, false));
-      samples["fetch_grpc_only_gbps" + s].push_back(bench.FetchGBps(n, d, true));
-      samples["put_gbps" + s].push_back(bench.PutGBps(n, d, false));
-      samples["put_grpc_only_gbps" + s].push_back(bench.PutGBps(n, d, true));
+      for (Path p : kPaths) {
+        samples[absl::StrCat("fetch_", PathKey(p), "_gbps", s)].push_back(bench.FetchGBps(n, d, p));
+        samples[absl::StrCat("put_", PathKey(p), "_gbps", s)].push_back(bench.PutGBps(n, d, p));
+      }
+      samples["fetch_samehost_unverified_gbps" + s].push_back(
+          bench.FetchGBps(n, d, Path::kSameHostUnverified));
+      samples["memcpy_gbps" + s].push_back(bench.MemcpyGBps(n, d));
       samples["tcp_gbps" + s].push_back(RawTcpGBps(*block, n, d).value_or(0));
       if (redis) samples["redis_get_gbps" + s].push_back(RedisGetGBps(redis->port(), *block, n, d).value_or(0));
     }
@@ -194,11 +231,15 @@ int Run() {
   }
   std::map<std::string, double> med;
   for (auto& [name, v] : samples) med[name] = Median(v);
-  if (redis) {
-    med["fetch_vs_redis_1"] = med["fetch_gbps_1"] / med["redis_get_gbps_1"];
-    med["fetch_vs_redis_4"] = med["fetch_gbps_4"] / med["redis_get_gbps_4"];
-    med["fetch_grpc_only_vs_redis_1"] = med["fetch_grpc_only_gbps_1"] / med["redis_get_gbps_1"];
-    med["fetch_grpc_only_vs_redis_4"] = med["fetch_grpc_only_gbps_4"] / med["redis_get_gbps_4"];
+  for (const char* n : {"_1", "_4"}) {
+    const std::string k = n;
+    med["fetch_samehost_vs_memcpy" + k] = med["fetch_samehost_gbps" + k] / med["memcpy_gbps" + k];
+    med["fetch_samehost_unverified_vs_memcpy" + k] =
+        med["fetch_samehost_unverified_gbps" + k] / med["memcpy_gbps" + k];
+    if (redis) {
+      med["fetch_dataport_vs_redis" + k] = med["fetch_dataport_gbps" + k] / med["redis_get_gbps" + k];
+      med["fetch_grpc_vs_redis" + k] = med["fetch_grpc_gbps" + k] / med["redis_get_gbps" + k];
+    }
   }
   if (absl::GetFlag(FLAGS_json)) {
     std::vector<std::string> fields = {absl::StrFormat("\"block_bytes\": %d", *block),
@@ -215,17 +256,27 @@ int Run() {
     std::cout << absl::StrFormat("%-28s %9.2f %s %9.2f %s\n", label, med[key + "_1"], unit,
                                  med[key + "_4"], unit);
   };
-  row("kvcache Fetch", "fetch_gbps", "GB/s");
-  row("kvcache Fetch, gRPC only", "fetch_grpc_only_gbps", "GB/s");
-  row("kvcache Put (new blocks)", "put_gbps", "GB/s");
-  row("kvcache Put, gRPC only", "put_grpc_only_gbps", "GB/s");
-  if (redis) row("Redis GET (reference)", "redis_get_gbps", "GB/s");
-  row("raw loopback TCP (ceiling)", "tcp_gbps", "GB/s");
+  auto ratio = [&](const std::string& label, const std::string& key) {
+    std::cout << absl::StrFormat("%-28s %9.2fx      %9.2fx\n", label, med[key + "_1"],
+                                 med[key + "_4"]);
+  };
+  std::cout << "same host\n";
+  row("  Fetch by lease", "fetch_samehost_gbps", "GB/s");
+  row("  Fetch by lease, unverified", "fetch_samehost_unverified_gbps", "GB/s");
+  row("  Put by lease", "put_samehost_gbps", "GB/s");
+  row("  memcpy (reference)", "memcpy_gbps", "GB/s");
+  ratio("  Fetch / memcpy", "fetch_samehost_vs_memcpy");
+  ratio("  unverified Fetch / memcpy", "fetch_samehost_unverified_vs_memcpy");
+  std::cout << "over loopback TCP\n";
+  row("  Fetch, data port", "fetch_dataport_gbps", "GB/s");
+  row("  Fetch, gRPC only", "fetch_grpc_gbps", "GB/s");
+  row("  Put, data port", "put_dataport_gbps", "GB/s");
+  row("  Put, gRPC only", "put_grpc_gbps", "GB/s");
+  if (redis) row("  Redis GET (reference)", "redis_get_gbps", "GB/s");
+  row("  raw TCP (ceiling)", "tcp_gbps", "GB/s");
   if (redis) {
-    std::cout << absl::StrFormat("%-28s %9.2fx      %9.2fx\n", "Fetch / Redis GET",
-                                 med["fetch_vs_redis_1"], med["fetch_vs_redis_4"]);
-    std::cout << absl::StrFormat("%-28s %9.2fx      %9.2fx\n", "gRPC-only Fetch / Redis GET",
-                                 med["fetch_grpc_only_vs_redis_1"], med["fetch_grpc_only_vs_redis_4"]);
+    ratio("  data-port Fetch / Redis", "fetch_dataport_vs_redis");
+    ratio("  gRPC Fetch / Redis", "fetch_grpc_vs_redis");
   }
   std::cout << absl::StrFormat("\nLookup, 1,024-key batches: %.2fM key checks/s (1 thread), "
                                "%.2fM (2 threads)\n",
