@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/key/checksum.h"
+#include "client/put_header.h"
 #include "common/transport_args.h"
 #include "proto/fetch_chunk_codec.h"
 
@@ -309,13 +310,7 @@ absl::StatusOr<std::vector<v1::PutOutcome>> Client::PutOverGrpc(
   BlockKey previous = parent;
   v1::PutRequest request;
   for (const PutBlock& block : blocks) {
-    v1::PutBlockHeader* header = request.mutable_header();
-    header->set_namespace_(ns);
-    header->set_key(block.key.data(), block.key.size());
-    header->set_parent_key(previous.data(), previous.size());
-    header->set_size(block.payload.size());
-    header->set_checksum(BlockChecksum(
-        {reinterpret_cast<const uint8_t*>(block.payload.data()), block.payload.size()}));
+    *request.mutable_header() = MakePutHeader(ns, previous.ToBytes(), block);
     size_t offset = 0;
     do {
       const size_t n = std::min<size_t>(options_.chunk_bytes, block.payload.size() - offset);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "client/key/checksum.h"
+#include "client/put_header.h"
 #include "common/socket_io.h"
 #include "proto/data_port_wire.h"
 
@@ -162,13 +163,7 @@ DataPortClient::Outcome DataPortClient::Put(const std::string& ns, const std::st
   // replies wait in our socket buffer meanwhile.
   std::string previous = parent;
   for (const PutBlock& block : blocks) {
-    v1::PutBlockHeader header;
-    header.set_namespace_(ns);
-    header.set_key(block.key.data(), block.key.size());
-    header.set_parent_key(previous);
-    header.set_size(block.payload.size());
-    header.set_checksum(BlockChecksum(
-        {reinterpret_cast<const uint8_t*>(block.payload.data()), block.payload.size()}));
+    const v1::PutBlockHeader header = MakePutHeader(ns, previous, block);
     const std::string encoded = header.SerializeAsString();
     uint32_t head[2] = {kDataPortPutMagic, static_cast<uint32_t>(encoded.size())};
     iovec iov[3] = {{head, sizeof(head)},

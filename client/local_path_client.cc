@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "client/key/checksum.h"
+#include "client/put_header.h"
 #include "common/socket_io.h"
 
 namespace kvcache {
@@ -192,13 +193,7 @@ LocalPathClient::Outcome LocalPathClient::Put(const std::string& ns, const std::
                                               std::vector<v1::PutOutcome>* outcomes) {
   std::string previous = parent;
   for (const PutBlock& block : blocks) {
-    v1::PutBlockHeader header;
-    header.set_namespace_(ns);
-    header.set_key(block.key.data(), block.key.size());
-    header.set_parent_key(previous);
-    header.set_size(block.payload.size());
-    header.set_checksum(BlockChecksum(
-        {reinterpret_cast<const uint8_t*>(block.payload.data()), block.payload.size()}));
+    const v1::PutBlockHeader header = MakePutHeader(ns, previous, block);
     previous = block.key.ToBytes();
     v1::LocalLease lease;
     Outcome call = Call(LocalMessage::kPutBegin, header, LocalMessage::kLease, &lease);

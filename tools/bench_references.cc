@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/socket_io.h"
 #include "tools/bench_rate.h"
 
 extern char** environ;
@@ -59,24 +60,11 @@ int FreePort() {
 }
 
 bool WriteAll(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
+  iovec iov = {const_cast<char*>(p), n};
+  return WriteFullV(fd, &iov, 1);
 }
 
-bool ReadExactly(int fd, char* p, size_t n) {
-  while (n > 0) {
-    ssize_t r = read(fd, p, n);
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
+bool ReadExactly(int fd, char* p, size_t n) { return ReadFull(fd, p, n); }
 
 }  // namespace
 

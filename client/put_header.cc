@@ -1,0 +1,19 @@
+#include "client/put_header.h"
+
+#include "client/key/checksum.h"
+
+namespace kvcache {
+
+v1::PutBlockHeader MakePutHeader(const std::string& ns, const std::string& parent,
+                                 const PutBlock& block) {
+  v1::PutBlockHeader header;
+  header.set_namespace_(ns);
+  header.set_key(block.key.data(), block.key.size());
+  header.set_parent_key(parent);
+  header.set_size(block.payload.size());
+  header.set_checksum(BlockChecksum(
+      {reinterpret_cast<const uint8_t*>(block.payload.data()), block.payload.size()}));
+  return header;
+}
+
+}  // namespace kvcache
