@@ -153,6 +153,9 @@ FetchResult Client::Fetch(const std::string& ns, absl::Span<const FetchTarget> t
     if (completed[p] < parts[p].size()) break;
   }
   if (!result.status.ok()) fetch_errors_.fetch_add(1, std::memory_order_relaxed);
+  for (size_t i = 0; i < result.blocks; ++i) {
+    fetched_bytes_.fetch_add(targets[i].dest.size(), std::memory_order_relaxed);
+  }
   return result;
 }
 
@@ -189,9 +192,6 @@ absl::Status Client::FetchOneStream(int channel, const std::string& ns,
     size_t n = 0;
     DataPortClient::Outcome outcome =
         paths.data_port->Fetch(MakeFetchRequest(ns, rest()), rest(), options_.verify_checksums, &n);
-    for (size_t i = *completed; i < *completed + n; ++i) {
-      fetched_bytes_.fetch_add(targets[i].dest.size(), std::memory_order_relaxed);
-    }
     *completed += n;
     if (!outcome.transport_failed) return outcome.status;
     data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
@@ -247,7 +247,6 @@ absl::Status Client::FetchOverGrpc(int channel, const v1::FetchRequest& request,
       std::memcpy(t.dest.data() + received, piece.data(), piece.size());
       received += piece.size();
     }
-    fetched_bytes_.fetch_add(h.data_length, std::memory_order_relaxed);
     if (received < t.dest.size()) continue;
     const bool whole_block = t.offset == 0 && t.dest.size() == h.block_size;
     if (options_.verify_checksums && whole_block && BlockChecksum(t.dest) != h.block_checksum) {

@@ -90,7 +90,7 @@ struct ClientCounters {
   uint64_t lookup_errors = 0;
   uint64_t fetches = 0;
   uint64_t fetch_errors = 0;
-  uint64_t fetched_bytes = 0;
+  uint64_t fetched_bytes = 0;  // of the blocks Fetch delivered, on any path
   uint64_t data_port_fallbacks = 0;   // fetches and puts that fell back to gRPC
   uint64_t local_path_fallbacks = 0;  // ... that fell back from the same-host path
   uint64_t local_path_blocks = 0;     // blocks fetched or put over the same-host path

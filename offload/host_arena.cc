@@ -119,8 +119,7 @@ uint32_t HostArena::PagesFor(uint64_t bytes) const {
 }
 
 absl::StatusOr<PageRun> HostArena::Allocate(uint64_t bytes) {
-  const uint64_t need = bytes / page_bytes_ + 1;  // overflow-safe upper bound check
-  if (need > page_count_ + 1ull) {
+  if (bytes > capacity_bytes()) {
     return absl::ResourceExhaustedError(
         absl::StrCat(bytes, " bytes exceed the host arena (", capacity_bytes(), " bytes)"));
   }

@@ -263,6 +263,7 @@ TEST_F(E2eDataPortTest, ClientUsesDataPortAndBothPathsAgree) {
     EXPECT_EQ(r.blocks, 6u);
     for (size_t i = 0; i < 6; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 300000));
     EXPECT_EQ(c->counters().data_port_fallbacks, 0u);
+    EXPECT_EQ(c->counters().fetched_bytes, 6u * 300000);
   }
   grpc::ClientContext ctx;
   v1::StatsResponse stats;

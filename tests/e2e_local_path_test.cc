@@ -110,6 +110,7 @@ TEST_F(E2eLocalPathTest, PutsAndFetchesAreByteExactAndMoveNoBytesThroughASocket)
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 200000));
   EXPECT_EQ((*client)->counters().local_path_blocks, 16u);  // 8 put + 8 fetched
   EXPECT_EQ((*client)->counters().local_path_fallbacks, 0u);
+  EXPECT_EQ((*client)->counters().fetched_bytes, 8u * 200000);
 
   // A gRPC-only reader sees the very same bytes.
   ClientOptions remote = TestClientOptions(daemon_->address());
