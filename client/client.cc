@@ -181,7 +181,8 @@ absl::Status Client::FetchOneStream(int channel, const std::string& ns,
   if (paths.local != nullptr) {
     size_t n = 0;
     DataPortClient::Outcome outcome =
-        paths.local->Fetch(MakeFetchRequest(ns, rest()), rest(), options_.verify_checksums, &n);
+        paths.local->Fetch(MakeFetchRequest(ns, rest()), rest(), options_.verify_local_fetches,
+                           &n);
     *completed += n;
     local_path_blocks_.fetch_add(n, std::memory_order_relaxed);
     if (!outcome.transport_failed) return outcome.status;

@@ -50,14 +50,20 @@ struct ClientOptions {
   uint64_t split_fetch_bytes = 8ull << 20;
   // Payload bytes per Put message and the Fetch chunk size asked for.
   uint32_t chunk_bytes = 4u << 20;
-  // Verify the XXH3 checksum of every whole block fetched.
+  // Verify the XXH3 checksum of every whole block fetched over a socket
+  // (the data port or gRPC).
   bool verify_checksums = true;
+  // The same for blocks copied from the same-host mapping. Off by default:
+  // the arena is read-only to every client and the daemon hashed each block
+  // as it stored it, so this guards only against a daemon bug, and it costs
+  // about a third of the fetch speed (docs/BENCHMARKS.md).
+  bool verify_local_fetches = false;
   // Fetch and put over the daemon's bulk data port (learned from Hello) when
   // it has one, falling back to gRPC on any transport error.
   bool use_data_port = true;
-  // On the daemon's host: map its arena and fetch and put by lease (memory
-  // speed), falling back to the data port and gRPC on any error. Only for
-  // trusted workers: the mapping exposes every cached block.
+  // On the daemon's host: map its arena (read-only) and fetch and put by
+  // lease (memory speed), falling back to the data port and gRPC on any
+  // error. Only for trusted workers: the mapping exposes every cached block.
   bool use_local_path = true;
 };
 

@@ -12,6 +12,7 @@
 #include "client/client.h"
 #include "client/key/checksum.h"
 #include "client/put_header.h"
+#include "common/bulk_copy.h"
 #include "common/socket_io.h"
 
 namespace kvcache {
@@ -19,13 +20,14 @@ namespace {
 
 constexpr size_t kCopyPiece = 32 << 10;
 
-// Reads one framed message; with `fd_out`, also takes an SCM_RIGHTS fd.
-bool ReadMessage(int fd, uint32_t* type, std::string* body, int* fd_out) {
+// Reads one framed message; with `fds_out`, also takes up to two SCM_RIGHTS
+// fds (any others are closed), leaving -1 where none came.
+bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[2]) {
   uint32_t head[2];
-  if (fd_out == nullptr) {
+  if (fds_out == nullptr) {
     if (!ReadFull(fd, head, sizeof(head))) return false;
   } else {
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
     iovec iov = {head, sizeof(head)};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -34,9 +36,18 @@ bool ReadMessage(int fd, uint32_t* type, std::string* body, int* fd_out) {
     msg.msg_controllen = sizeof(control);
     const ssize_t r = recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
     if (r <= 0) return false;
+    size_t taken = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        std::memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < n; ++i) {
+        int got;
+        std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        if (taken < 2) {
+          (*fds_out)[taken++] = got;
+        } else {
+          close(got);
+        }
       }
     }
     if (static_cast<size_t>(r) < sizeof(head) &&
@@ -81,37 +92,46 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   }
   uint32_t type = 0;
   std::string body;
-  int arena_fd = -1;
-  if (!ReadMessage(fd, &type, &body, &arena_fd)) {
+  int fds[2] = {-1, -1};  // the arena, the staging space
+  auto fail = [&](absl::Status status) {
     close(fd);
-    if (arena_fd >= 0) close(arena_fd);
-    return absl::UnavailableError("no welcome on the local socket");
+    for (int f : fds) {
+      if (f >= 0) close(f);
+    }
+    return status;
+  };
+  if (!ReadMessage(fd, &type, &body, &fds)) {
+    return fail(absl::UnavailableError("no welcome on the local socket"));
   }
   if (static_cast<LocalMessage>(type) == LocalMessage::kRefused) {
     v1::LocalResult refused;
     refused.ParseFromString(body);
-    close(fd);
-    return StatusOf(refused.status_code(), refused.status_message());
+    return fail(StatusOf(refused.status_code(), refused.status_message()));
   }
   v1::LocalWelcome welcome;
   if (static_cast<LocalMessage>(type) != LocalMessage::kWelcome || !welcome.ParseFromString(body) ||
-      arena_fd < 0 || welcome.instance_id() != instance_id) {
-    close(fd);
-    if (arena_fd >= 0) close(arena_fd);
-    return absl::UnavailableError("the local socket belongs to another daemon");
+      fds[0] < 0 || fds[1] < 0 || welcome.instance_id() != instance_id) {
+    return fail(absl::UnavailableError("the local socket belongs to another daemon"));
   }
-  void* base = mmap(nullptr, welcome.arena_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, arena_fd, 0);
-  close(arena_fd);  // the mapping keeps the memory
-  if (base == MAP_FAILED) {
-    close(fd);
-    return absl::UnavailableError("cannot map the daemon's arena");
+  // Read-only: the daemon sealed the arena, so a writable mapping would fail.
+  void* arena = mmap(nullptr, welcome.arena_bytes(), PROT_READ, MAP_SHARED, fds[0], 0);
+  void* staging = mmap(nullptr, welcome.staging_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED,
+                       fds[1], 0);
+  if (arena == MAP_FAILED || staging == MAP_FAILED) {
+    if (arena != MAP_FAILED) munmap(arena, welcome.arena_bytes());
+    if (staging != MAP_FAILED) munmap(staging, welcome.staging_bytes());
+    return fail(absl::UnavailableError("cannot map the daemon's arena and staging space"));
   }
-  return std::unique_ptr<LocalPathClient>(
-      new LocalPathClient(fd, static_cast<uint8_t*>(base), welcome.arena_bytes()));
+  close(fds[0]);  // the mappings keep the memory
+  close(fds[1]);
+  return std::unique_ptr<LocalPathClient>(new LocalPathClient(
+      fd, static_cast<const uint8_t*>(arena), welcome.arena_bytes(),
+      static_cast<uint8_t*>(staging), welcome.staging_bytes()));
 }
 
 LocalPathClient::~LocalPathClient() {
-  munmap(base_, size_);
+  munmap(const_cast<uint8_t*>(arena_), arena_size_);
+  munmap(staging_, staging_size_);
   close(fd_);
 }
 
@@ -138,10 +158,10 @@ void LocalPathClient::Release(uint64_t lease_id) {
 }
 
 bool LocalPathClient::ExtentsFit(const google::protobuf::RepeatedPtrField<v1::ArenaExtent>& extents,
-                                 uint64_t length) const {
+                                 uint64_t mapping_size, uint64_t length) {
   uint64_t total = 0;
   for (const v1::ArenaExtent& e : extents) {
-    if (e.offset() > size_ || e.length() > size_ - e.offset()) return false;
+    if (e.offset() > mapping_size || e.length() > mapping_size - e.offset()) return false;
     total += e.length();
   }
   return total == length;
@@ -158,7 +178,7 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
   for (const v1::LeasedItem& item : lease.items()) {
     if (*completed >= targets.size() || item.item_index() != *completed) break;
     const FetchTarget& t = targets[*completed];
-    if (item.offset() != t.offset || !ExtentsFit(item.extents(), t.dest.size())) {
+    if (item.offset() != t.offset || !ExtentsFit(item.extents(), arena_size_, t.dest.size())) {
       outcome = Outcome{absl::InternalError("local lease does not match the request"), true};
       break;
     }
@@ -169,10 +189,10 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
     for (const v1::ArenaExtent& e : item.extents()) {
       // Copy and hash in L1-sized pieces, so the hash reads what the copy
       // just wrote from L1 instead of going back to memory.
-      const uint8_t* from = base_ + e.offset();
+      const uint8_t* from = arena_ + e.offset();
       for (uint64_t done = 0; done < e.length(); done += kCopyPiece) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyPiece, e.length() - done));
-        std::memcpy(to, from + done, n);
+        BulkCopy(to, from + done, n);
         if (checksum.has_value()) checksum->Update({to, n});
         to += n;
       }
@@ -205,12 +225,12 @@ LocalPathClient::Outcome LocalPathClient::Put(const std::string& ns, const std::
       outcomes->push_back(lease.outcome());
       continue;
     }
-    if (!ExtentsFit(lease.staging(), block.payload.size())) {
+    if (!ExtentsFit(lease.staging(), staging_size_, block.payload.size())) {
       return Outcome{absl::InternalError("local lease does not match the block"), true};
     }
     const char* from = block.payload.data();
     for (const v1::ArenaExtent& e : lease.staging()) {
-      std::memcpy(base_ + e.offset(), from, e.length());
+      BulkCopy(staging_ + e.offset(), from, e.length());
       from += e.length();
     }
     v1::LocalRelease commit;

@@ -52,6 +52,10 @@ ABSL_FLAG(std::string, local_allowed_uids, "self",
 ABSL_FLAG(std::string, local_allowed_gids, "", "Comma-separated gids allowed on the local socket.");
 ABSL_FLAG(int, lease_ttl_s, 30,
           "Seconds a same-host lease may be held before the daemon takes its pages back.");
+ABSL_FLAG(std::string, local_staging, "128MiB",
+          "Writable staging memfd each same-host connection writes its puts into (the arena "
+          "itself is read-only to clients). At least --max_block_size; memory is taken only for "
+          "the pages its concurrent puts touch.");
 ABSL_FLAG(std::string, host_capacity, "1GiB",
           "Size of the host-DRAM arena, mapped once at start (e.g. 512MiB, 64GiB).");
 ABSL_FLAG(std::string, page_size, "256KiB",
@@ -147,6 +151,13 @@ int Run() {
     options.path = flag == "auto" ? absl::StrCat("/tmp/kvstored-", getpid(), ".sock") : flag;
     options.instance_id = context.instance_id;
     options.lease_ttl = absl::Seconds(absl::GetFlag(FLAGS_lease_ttl_s));
+    options.staging_bytes = SizeFlag(FLAGS_local_staging, "local_staging");
+    if (options.staging_bytes < limits.max_block_bytes) {
+      std::cerr << "kvstored: --local_staging (" << FormatBytes(options.staging_bytes)
+                << ") must be at least --max_block_size (" << FormatBytes(limits.max_block_bytes)
+                << "): a same-host put stages a whole block there\n";
+      return 2;
+    }
     if (!ParseIds(absl::GetFlag(FLAGS_local_allowed_uids), &options.allowed_uids) ||
         !ParseIds(absl::GetFlag(FLAGS_local_allowed_gids), &options.allowed_gids)) {
       std::cerr << "kvstored: --local_allowed_uids/gids take comma-separated numbers or self\n";

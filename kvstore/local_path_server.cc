@@ -17,6 +17,7 @@
 #include "kvcache/v1/local.pb.h"
 #include "kvstore/fetch_plan.h"
 #include "kvstore/put_admission.h"
+#include "kvstore/staging_space.h"
 #include "proto/local_wire.h"
 
 namespace kvcache {
@@ -29,13 +30,16 @@ bool Send(int fd, LocalMessage type, const google::protobuf::Message& body) {
   return WriteFullV(fd, iov, bytes.empty() ? 1 : 2);
 }
 
-// The welcome travels with the arena's fd attached (SCM_RIGHTS).
-bool SendWelcome(int fd, const v1::LocalWelcome& welcome, int arena_fd) {
+// The welcome travels with two fds attached (SCM_RIGHTS): the arena's
+// (sealed: the client can only map it read-only) and the connection's
+// staging memfd.
+bool SendWelcome(int fd, const v1::LocalWelcome& welcome, int arena_fd, int staging_fd) {
   const std::string bytes = welcome.SerializeAsString();
   uint32_t head[2] = {static_cast<uint32_t>(LocalMessage::kWelcome),
                       static_cast<uint32_t>(bytes.size())};
   iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  const int fds[2] = {arena_fd, staging_fd};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
@@ -44,11 +48,11 @@ bool SendWelcome(int fd, const v1::LocalWelcome& welcome, int arena_fd) {
   cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &arena_fd, sizeof(int));
+  cmsg->cmsg_len = CMSG_LEN(sizeof(fds));
+  std::memcpy(CMSG_DATA(cmsg), fds, sizeof(fds));
   const ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
   if (w < 0) return false;
-  // The fd went with the first byte; finish any short write without it.
+  // The fds went with the first byte; finish any short write without them.
   size_t sent = static_cast<size_t>(w);
   if (sent < sizeof(head)) {
     iov[0].iov_base = reinterpret_cast<char*>(head) + sent;
@@ -86,7 +90,8 @@ void AppendExtents(const HostArena& arena, const PageRun& pages, uint64_t offset
 
 struct Lease {
   std::vector<BlockPin> pins;           // a fetch lease
-  std::unique_ptr<StagedBlock> staged;  // a put lease
+  std::unique_ptr<StagedBlock> staged;  // a put lease: arena pages,
+  StagingSpace::Range staging;          // and where the client writes
   absl::Time expires;
 };
 
@@ -94,9 +99,15 @@ struct Lease {
 
 absl::StatusOr<std::unique_ptr<LocalPathServer>> LocalPathServer::Start(ServiceContext& service,
                                                                         const Options& options) {
-  if (service.store.arena().fd() < 0) {
+  if (service.store.arena().fd() < 0 || !service.store.arena().sealed()) {
     return absl::FailedPreconditionError(
-        "the host arena is not a memfd, so it cannot be shared with local clients");
+        "the host arena is not a sealed memfd (Linux 5.1 or later), so it cannot be shared "
+        "read-only with local clients");
+  }
+  if (options.staging_bytes < service.limits.max_block_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "local staging space (", options.staging_bytes, " bytes) must hold the largest block (",
+        service.limits.max_block_bytes, " bytes)"));
   }
   sockaddr_un addr{};
   if (options.path.empty() || options.path.size() >= sizeof(addr.sun_path)) {
@@ -153,13 +164,23 @@ void LocalPathServer::Serve(int fd) {
     return;
   }
   HostArena& arena = service_.store.arena();
+  absl::StatusOr<std::unique_ptr<StagingSpace>> staging =
+      StagingSpace::Create(options_.staging_bytes);
+  if (!staging.ok()) {
+    v1::LocalResult refused;
+    SetStatus(staging.status(), refused);
+    Send(fd, LocalMessage::kRefused, refused);
+    return;
+  }
   v1::LocalWelcome welcome;
   welcome.set_instance_id(options_.instance_id);
   welcome.set_arena_bytes(arena.capacity_bytes());
   welcome.set_page_bytes(arena.page_bytes());
-  if (!SendWelcome(fd, welcome, arena.fd())) return;
+  welcome.set_staging_bytes((*staging)->size());
+  if (!SendWelcome(fd, welcome, arena.fd(), (*staging)->fd())) return;
 
-  // Leases live here, so they all go back when the connection does.
+  // Leases live here, so they all go back when the connection does (before
+  // the staging space their ranges point into).
   absl::flat_hash_map<uint64_t, Lease> leases;
   uint64_t next_lease = 1;
   while (true) {
@@ -207,13 +228,24 @@ void LocalPathServer::Serve(int fd) {
         absl::StatusOr<PutAdmission> admission =
             header.ParseFromString(body) ? AdmitPut(service_, kDefaultTenant, header)
                                          : absl::InvalidArgumentError("malformed PutBlockHeader");
+        absl::StatusOr<StagingSpace::Range> range = absl::UnknownError("not reserved");
+        if (admission.ok() && admission->staged != nullptr) {
+          range = (*staging)->Reserve(header.size());
+          if (!range.ok()) {
+            admission = absl::Status(range.status().code(),
+                                     absl::StrCat(range.status().message(), " (--local_staging)"));
+          }
+        }
         SetStatus(admission.status(), reply);
         if (admission.ok() && admission->staged == nullptr) reply.set_outcome(admission->outcome);
         if (admission.ok() && admission->staged != nullptr) {
-          AppendExtents(arena, admission->staged->pages(), 0, header.size(), reply.mutable_staging());
+          v1::ArenaExtent* where = reply.add_staging();
+          where->set_offset(range->offset());
+          where->set_length(range->length());
           Lease& lease = leases[next_lease];
           lease.expires = expires;
           lease.staged = std::move(admission->staged);
+          lease.staging = std::move(*range);
           reply.set_lease_id(next_lease++);
         }
         if (!admission.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
@@ -233,9 +265,10 @@ void LocalPathServer::Serve(int fd) {
           status = absl::InvalidArgumentError("lease is not a put lease");
         } else if (commit) {
           StagedBlock& staged = *it->second.staged;
-          staged.HashWrittenPages();
+          status = staged.Append(it->second.staging.bytes());  // copies and hashes
           service_.counters.bytes_in.fetch_add(staged.meta().size, std::memory_order_relaxed);
-          absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, staged);
+          absl::StatusOr<v1::PutOutcome> outcome =
+              status.ok() ? CommitPut(service_, staged) : status;
           status = outcome.status();
           if (outcome.ok()) reply.set_outcome(*outcome);
           if (!outcome.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);

@@ -3,14 +3,18 @@
 // move leases of arena pages instead of bytes.
 //
 // A peer is served only if its uid or gid (SO_PEERCRED) is on the allowed
-// lists. A fetch lease pins the blocks it names (eviction skips them) until
-// it is released; a put lease holds staging pages the client writes in place
-// and commits with its checksum (verified as on every other path). Leases
-// belong to their connection and expire after a TTL: a client that dies, or
-// stalls, gives its pages back. Each connection has its own thread.
+// lists. The arena's memfd is sealed, so clients map it read-only: only the
+// daemon ever writes a cached block, and a client need not re-hash what it
+// reads. A fetch lease pins the blocks it names (eviction skips them) until
+// it is released. A put lease holds arena pages plus a range of the
+// connection's own writable staging memfd (StagingSpace); the client writes
+// the block there and commits with its checksum, and the daemon copies it
+// into the arena pages, hashing the copy (verified as on every other path).
+// Leases belong to their connection and expire after a TTL: a client that
+// dies, or stalls, gives its pages back. Each connection has its own thread.
 //
-// Isolation: whoever maps the arena can read (and write) every page of every
-// tenant. This path is for trusted workers of the allowed uids only; tenant
+// Isolation: whoever maps the arena can read every page of every tenant.
+// This path is for trusted workers of the allowed uids only; tenant
 // isolation for untrusted clients stays on gRPC and the data port.
 //
 // Thread safety: Start and Shutdown from one thread; serving is internal.
@@ -37,12 +41,17 @@ class LocalPathServer {
     std::vector<uid_t> allowed_uids;
     std::vector<gid_t> allowed_gids;
     absl::Duration lease_ttl = absl::Seconds(30);
+    // Each connection's staging memfd; at least the largest block. Memory is
+    // taken only for the pages its concurrent puts touch.
+    uint64_t staging_bytes = 128ull << 20;
     int max_connections = 256;
     std::string instance_id;
   };
 
-  // FAILED_PRECONDITION if the arena cannot be shared (no memfd), UNAVAILABLE
-  // if the socket cannot be bound. Replaces a stale socket file at `path`.
+  // FAILED_PRECONDITION if the arena cannot be shared read-only (no sealed
+  // memfd), INVALID_ARGUMENT if staging_bytes is below the largest block,
+  // UNAVAILABLE if the socket cannot be bound. Replaces a stale socket file
+  // at `path`.
   static absl::StatusOr<std::unique_ptr<LocalPathServer>> Start(ServiceContext& service,
                                                                 const Options& options);
   // Shuts down and removes the socket file.

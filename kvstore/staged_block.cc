@@ -1,8 +1,16 @@
 #include "kvstore/staged_block.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "common/bulk_copy.h"
 
 namespace kvcache {
+namespace {
+
+constexpr size_t kCopyPiece = 32 << 10;
+
+}  // namespace
 
 StagedBlock::StagedBlock(NamespaceId ns, BlockMeta meta, PageRun pages,
                          std::optional<BlockPin> parent_pin, std::atomic<uint64_t>* staged_bytes)
@@ -22,8 +30,19 @@ absl::Status StagedBlock::Append(absl::Span<const uint8_t> data) {
         "block ", meta_.key.ToHex(), ": ", received_ + data.size(),
         " bytes sent, more than its declared size ", meta_.size));
   }
-  pages_.Write(received_, data);
-  checksum_.Update(data);
+  // Copy and hash in L1-sized pieces, hashing the copy: what is verified is
+  // what is stored, even if the source changes meanwhile (a local client's
+  // staging memory), and the hash reads from L1.
+  const uint8_t* from = data.data();
+  pages_.ForEachWritablePiece(received_, data.size(), [&](uint8_t* dst, size_t len) {
+    for (size_t done = 0; done < len; done += kCopyPiece) {
+      const size_t n = std::min(kCopyPiece, len - done);
+      BulkCopy(dst + done, from, n);
+      checksum_.Update({dst + done, n});
+      from += n;
+    }
+    return true;
+  });
   received_ += data.size();
   return absl::OkStatus();
 }
@@ -43,13 +62,6 @@ absl::Status StagedBlock::ReceiveInto(uint64_t n,
   });
   if (!ok) return absl::UnavailableError("connection lost while receiving a block");
   return absl::OkStatus();
-}
-
-void StagedBlock::HashWrittenPages() {
-  pages_.ForEachPiece(received_, meta_.size - received_, [this](const uint8_t* p, size_t len) {
-    checksum_.Update({p, len});
-  });
-  received_ = meta_.size;
 }
 
 absl::StatusOr<InsertOutcome> StagedBlock::Commit(BlockIndex& index) {

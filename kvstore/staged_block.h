@@ -41,10 +41,6 @@ class StagedBlock {
   // size, UNAVAILABLE if read fails (the block is then unusable).
   absl::Status ReceiveInto(uint64_t n, absl::FunctionRef<bool(uint8_t*, size_t)> read);
 
-  // The same-host path: the client wrote all bytes straight into the staging
-  // pages. Hashes them and marks the block complete (Commit then verifies).
-  void HashWrittenPages();
-
   bool complete() const { return received_ == meta_.size; }
   const PageRun& pages() const { return pages_; }
   uint64_t received() const { return received_; }

@@ -1,5 +1,6 @@
 #include "offload/host_arena.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/bulk_copy.h"
 
 namespace kvcache {
 namespace {
@@ -15,6 +17,18 @@ namespace {
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  // Linux 5.14
 #endif
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1
+#endif
+
+// After this, nobody can create a writable mapping of the memfd, write(2) to
+// it or change its size; the daemon's own mapping, made before, stays
+// writable. So a local client that receives the fd can only read pages.
+bool SealAgainstOtherWriters(int fd) {
+  return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) ==
+         0;
+}
 
 void Prefault(uint8_t* base, uint64_t bytes) {
   if (madvise(base, bytes, MADV_POPULATE_WRITE) == 0) return;
@@ -56,7 +70,7 @@ void PageRun::Release() {
 void PageRun::Write(uint64_t offset, absl::Span<const uint8_t> src) {
   const uint8_t* from = src.data();
   ForEachPiece(offset, src.size(), [&from](const uint8_t* piece, size_t n) {
-    std::memcpy(const_cast<uint8_t*>(piece), from, n);
+    BulkCopy(const_cast<uint8_t*>(piece), from, n);
     from += n;
   });
 }
@@ -64,7 +78,7 @@ void PageRun::Write(uint64_t offset, absl::Span<const uint8_t> src) {
 void PageRun::Read(uint64_t offset, absl::Span<uint8_t> dst) const {
   uint8_t* to = dst.data();
   ForEachPiece(offset, dst.size(), [&to](const uint8_t* piece, size_t n) {
-    std::memcpy(to, piece, n);
+    BulkCopy(to, piece, n);
     to += n;
   });
 }
@@ -81,7 +95,7 @@ absl::StatusOr<std::unique_ptr<HostArena>> HostArena::Create(const Options& opti
                                                    " must hold 1 to 2^32-1 pages of ", page));
   }
   const uint64_t bytes = pages * page;
-  int fd = memfd_create("kvcache-host-arena", MFD_CLOEXEC);
+  int fd = memfd_create("kvcache-host-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd >= 0 && ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
     close(fd);
     fd = -1;
@@ -97,13 +111,14 @@ absl::StatusOr<std::unique_ptr<HostArena>> HostArena::Create(const Options& opti
   }
   madvise(base, bytes, MADV_HUGEPAGE);  // best effort: fewer TLB misses on copies
   if (options.prefault) Prefault(static_cast<uint8_t*>(base), bytes);
-  return std::unique_ptr<HostArena>(new HostArena(static_cast<uint8_t*>(base), fd,
+  const bool sealed = fd >= 0 && SealAgainstOtherWriters(fd);
+  return std::unique_ptr<HostArena>(new HostArena(static_cast<uint8_t*>(base), fd, sealed,
                                                   static_cast<uint32_t>(page),
                                                   static_cast<uint32_t>(pages)));
 }
 
-HostArena::HostArena(uint8_t* base, int fd, uint32_t page_bytes, uint32_t page_count)
-    : base_(base), fd_(fd), page_bytes_(page_bytes), page_count_(page_count) {
+HostArena::HostArena(uint8_t* base, int fd, bool sealed, uint32_t page_bytes, uint32_t page_count)
+    : base_(base), fd_(fd), sealed_(sealed), page_bytes_(page_bytes), page_count_(page_count) {
   free_pages_.resize(page_count);
   // Hand out low pages first: they are the ones already faulted in.
   for (uint32_t i = 0; i < page_count; ++i) free_pages_[i] = page_count - 1 - i;

@@ -2,9 +2,11 @@
 // pages. A block is a list of pages, so mixed block sizes never fragment it,
 // and nothing is allocated on the data path.
 //
-// The region is a memfd (shared mapping) so that a later same-host data path
-// can hand the fd to local workers; where memfd is unavailable it falls back to
-// an anonymous mapping. Huge pages are requested (MADV_HUGEPAGE) but optional.
+// The region is a memfd (shared mapping) so that the same-host path can hand
+// the fd to local workers. The memfd is sealed once mapped: no one else can
+// map it writable or resize it, so local workers only ever read pages. Where
+// memfd is unavailable it falls back to an anonymous mapping. Huge pages are
+// requested (MADV_HUGEPAGE) but optional.
 //
 // Thread safety: all methods may be called from any thread. Page memory
 // itself is not synchronized: whoever holds a page (PageRun) owns its bytes.
@@ -94,16 +96,20 @@ class HostArena {
   uint32_t PagesFor(uint64_t bytes) const;
   // The memfd behind the region, or -1 for an anonymous mapping.
   int fd() const { return fd_; }
+  // True if fd() is sealed against writable mappings, writes and resizing
+  // by anyone but this arena (F_SEAL_FUTURE_WRITE: Linux 5.1 and later).
+  bool sealed() const { return sealed_; }
   // Where page `page` starts. REQUIRES: page < page count.
   uint8_t* PageData(uint32_t page) const { return base_ + uint64_t{page} * page_bytes_; }
 
  private:
   friend class PageRun;
-  HostArena(uint8_t* base, int fd, uint32_t page_bytes, uint32_t page_count);
+  HostArena(uint8_t* base, int fd, bool sealed, uint32_t page_bytes, uint32_t page_count);
   void Free(absl::Span<const uint32_t> pages) ABSL_LOCKS_EXCLUDED(mu_);
 
   uint8_t* const base_;
   const int fd_;
+  const bool sealed_;
   const uint32_t page_bytes_;
   const uint32_t page_count_;
   mutable Mutex mu_;

@@ -1,6 +1,12 @@
 #include "offload/host_arena.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <numeric>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -70,6 +76,40 @@ TEST(HostArenaTest, BytesRoundTripAcrossPageBoundaries) {
   });
   EXPECT_EQ(pieces, 2u);
   EXPECT_EQ(total, 4100u);
+}
+
+// What a local client gets is the arena's fd: it may map and read it, and
+// see the daemon's later writes, but never write, resize or remap it
+// writable, not even through a fresh open of /proc/self/fd/N.
+TEST(HostArenaTest, SharedFdIsReadOnlyForEveryoneButTheArena) {
+  auto arena = MakeArena(16 * 4096, 4096);
+  ASSERT_GE(arena->fd(), 0);
+  ASSERT_TRUE(arena->sealed());
+  const size_t bytes = 16 * 4096;
+  EXPECT_EQ(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, arena->fd(), 0), MAP_FAILED);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_NE(ftruncate(arena->fd(), 0), 0);
+  EXPECT_NE(write(arena->fd(), "x", 1), 1);
+  const std::string proc = "/proc/self/fd/" + std::to_string(arena->fd());
+  const int reopened = open(proc.c_str(), O_RDWR | O_CLOEXEC);
+  if (reopened >= 0) {
+    EXPECT_EQ(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, reopened, 0), MAP_FAILED);
+    close(reopened);
+  }
+
+  void* view = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, arena->fd(), 0);
+  ASSERT_NE(view, MAP_FAILED);
+  EXPECT_NE(mprotect(view, bytes, PROT_READ | PROT_WRITE), 0);
+  auto run = arena->Allocate(100);
+  ASSERT_TRUE(run.ok());
+  const std::string data(100, 'k');
+  run->Write(0, {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+  const auto* page = arena->PageData(0);
+  run->ForEachPiece(0, 100, [&](const uint8_t* p, size_t n) {
+    const auto* seen = static_cast<const uint8_t*>(view) + (p - page);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(seen), n), data.substr(0, n));
+  });
+  munmap(view, bytes);
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 namespace kvcache {
 
 enum class LocalMessage : uint32_t {
-  kWelcome = 1,     // daemon -> client, with the arena fd; body LocalWelcome
+  kWelcome = 1,     // daemon -> client, with the arena and staging fds; body LocalWelcome
   kFetchLease = 2,  // client -> daemon; body FetchRequest; reply kLease
   kPutBegin = 3,    // client -> daemon; body PutBlockHeader; reply kLease
   kPutCommit = 4,   // client -> daemon; body LocalRelease; reply kResult
