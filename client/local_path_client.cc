@@ -19,6 +19,9 @@ namespace kvcache {
 namespace {
 
 constexpr size_t kCopyPiece = 32 << 10;
+// Ranges this large are copied with non-temporal stores: the destination is
+// rarely in cache, and the caller's consumer (a GPU's DMA) reads memory.
+constexpr size_t kStreamingCopyBytes = 1 << 20;
 
 // Reads one framed message; with `fds_out`, also takes up to two SCM_RIGHTS
 // fds (any others are closed), leaving -1 where none came.
@@ -186,14 +189,20 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
     std::optional<ChecksumStream> checksum;
     if (verify && whole_block) checksum.emplace();
     uint8_t* to = t.dest.data();
+    const bool streaming = !checksum.has_value() && t.dest.size() >= kStreamingCopyBytes;
     for (const v1::ArenaExtent& e : item.extents()) {
+      const uint8_t* from = arena_ + e.offset();
+      if (!checksum.has_value()) {
+        (streaming ? BulkCopyStreaming : BulkCopy)(to, from, e.length());
+        to += e.length();
+        continue;
+      }
       // Copy and hash in L1-sized pieces, so the hash reads what the copy
       // just wrote from L1 instead of going back to memory.
-      const uint8_t* from = arena_ + e.offset();
       for (uint64_t done = 0; done < e.length(); done += kCopyPiece) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyPiece, e.length() - done));
         BulkCopy(to, from + done, n);
-        if (checksum.has_value()) checksum->Update({to, n});
+        checksum->Update({to, n});
         to += n;
       }
     }

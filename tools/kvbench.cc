@@ -1,15 +1,16 @@
 // kvbench: kvcache speed, side by side with its references, in one run.
 //
 // Starts its own kvstored and redis-server on loopback, then for each of
-// --runs rounds measures, one after another: kvcache Put and Fetch GB/s of
-// --block_size blocks with 1 and 4 streams over each path (same-host leases,
-// the data port, the gRPC stream alone) and a plain memcpy of the same bytes, Lookup key checks/s in batches
-// of 1,024 keys, raw loopback TCP GB/s, and Redis GET GB/s of the same values
-// with 1 and 4 connections. Reports medians over the rounds; same-host Fetch
-// as a ratio of memcpy, and socket Fetch as a ratio of Redis.
+// --runs rounds measures, with 1 and 4 streams: same-host Fetch by lease of
+// --block_size blocks (1 block and an 8-block prefix per call, each in
+// alternating slices with a plain memcpy of as many blocks) and Put by lease;
+// Fetch and Put over the data port and over the gRPC stream alone, raw
+// loopback TCP GB/s and Redis GET GB/s of the same values; and Lookup key
+// checks/s in batches of 1,024 keys. Reports medians over the rounds:
+// same-host Fetch as a ratio of memcpy, socket Fetch as a ratio of Redis.
 #include <algorithm>
-#include <cstring>
 #include <atomic>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -34,6 +36,9 @@ ABSL_FLAG(std::string, block_size, "2MiB", "Block (and Redis value) size.");
 ABSL_FLAG(int, runs, 5, "Rounds; every figure is the median over them.");
 ABSL_FLAG(double, seconds, 1.0, "Length of each measurement.");
 ABSL_FLAG(bool, json, false, "Print the medians as one JSON object.");
+ABSL_FLAG(std::string, only, "",
+          "Measure only these groups, comma-separated: samehost, socket (data port, gRPC, "
+          "raw TCP, Redis), lookup. Empty: all.");
 
 namespace kvcache {
 namespace {
@@ -49,13 +54,14 @@ std::vector<BlockKey> Keys(uint32_t seed, size_t n) {
 
 // Which way a client moves bytes: what it picks by itself on the daemon's
 // host (the same-host lease path), the data port, or the gRPC stream alone.
-// kSameHostUnverified skips the client's checksum check, to show its cost.
-enum class Path { kSameHost, kSameHostUnverified, kDataPort, kGrpc };
+// kSameHostRehashed also re-hashes every block in the client
+// (verify_local_fetches), to show what that costs.
+enum class Path { kSameHost, kSameHostRehashed, kDataPort, kGrpc };
 constexpr Path kPaths[] = {Path::kSameHost, Path::kDataPort, Path::kGrpc};
 const char* PathKey(Path p) {
   switch (p) {
     case Path::kSameHost: return "samehost";
-    case Path::kSameHostUnverified: return "samehost_unverified";
+    case Path::kSameHostRehashed: return "samehost_rehashed";
     case Path::kDataPort: return "dataport";
     case Path::kGrpc: return "grpc";
   }
@@ -63,6 +69,18 @@ const char* PathKey(Path p) {
 }
 
 constexpr uint64_t kArenaBytes = 2ull << 30;
+// Fetches (and the memcpy reference) cycle through this many distinct
+// blocks: 128 MiB of 2 MiB blocks, well past the CPU's last-level cache, as a
+// cache of many GiB is. With 16 (32 MiB) the memcpy reference ran from this
+// machine's 32 MiB L3 while fetches could not.
+constexpr size_t kFetchBlocks = 64;
+// A prefix fetch: how many consecutive blocks one call asks for, as a worker
+// fetching a cached prompt prefix does.
+constexpr size_t kPrefixBlocks = 8;
+// Same-host fetch and memcpy alternate in this many slices each, so both
+// see the same machine: on a shared VM memcpy speed drifted by 1.5x between
+// measurements a few seconds apart.
+constexpr int kSideBySideSlices = 5;
 constexpr uint64_t kPutBudgetBytes = kArenaBytes / 2;
 
 class Bench {
@@ -79,15 +97,15 @@ class Bench {
       options.address = address_;
       options.fetch_streams = 1;
       clients_[Path::kSameHost].push_back(*Client::Create(options));
-      options.verify_checksums = false;
-      clients_[Path::kSameHostUnverified].push_back(*Client::Create(options));
-      options.verify_checksums = true;
+      options.verify_local_fetches = true;
+      clients_[Path::kSameHostRehashed].push_back(*Client::Create(options));
+      options.verify_local_fetches = false;
       options.use_local_path = false;
       clients_[Path::kDataPort].push_back(*Client::Create(options));
       options.use_data_port = false;
       clients_[Path::kGrpc].push_back(*Client::Create(options));
       payloads_.push_back(std::string(block, static_cast<char>('a' + t)));
-      buffers_.push_back(std::string(block, '\0'));
+      buffers_.push_back(std::string(block * kPrefixBlocks, '\0'));
     }
   }
 
@@ -113,7 +131,7 @@ class Bench {
   }
 
   absl::Status PrepareFetch() {
-    fetch_keys_ = Keys(7, 16);
+    fetch_keys_ = Keys(7, kFetchBlocks);
     std::vector<PutBlock> blocks;
     for (const BlockKey& k : fetch_keys_) blocks.push_back({k, payloads_[0]});
     memcpy_sources_.assign(fetch_keys_.size(), payloads_[0]);
@@ -121,16 +139,33 @@ class Bench {
     return r.ok() ? absl::OkStatus() : r.status();
   }
 
-  // One block per call, into the caller's buffer.
-  double FetchGBps(int streams, absl::Duration d, Path path) {
+  // `per_call` consecutive blocks per call, into the caller's buffer.
+  double FetchGBps(int streams, absl::Duration d, Path path, size_t per_call = 1) {
     std::vector<size_t> i(4, 0);
     auto& clients = clients_[path];
     return Rate(streams, d, [&](int t) -> uint64_t {
-      FetchTarget target{fetch_keys_[(i[t]++ + 4 * t) % fetch_keys_.size()],
-                         absl::MakeSpan(reinterpret_cast<uint8_t*>(buffers_[t].data()), block_)};
-      FetchResult r = clients[t]->Fetch(ns_, {&target, 1});
-      return r.blocks == 1 ? block_ : 0;
+      std::vector<FetchTarget> targets;
+      const size_t first = (i[t]++ * per_call + 4 * t) % fetch_keys_.size();
+      for (size_t b = 0; b < per_call; ++b) {
+        uint8_t* dest = reinterpret_cast<uint8_t*>(buffers_[t].data()) + b * block_;
+        targets.push_back({fetch_keys_[(first + b) % fetch_keys_.size()], {dest, block_}});
+      }
+      FetchResult r = clients[t]->Fetch(ns_, targets);
+      return r.blocks == per_call ? per_call * block_ : 0;
     }) / 1e9;
+  }
+
+  // Same-host fetch next to memcpy of the same number of blocks, in
+  // alternating slices; returns {fetch GB/s, memcpy GB/s}.
+  std::pair<double, double> SideBySide(int streams, absl::Duration d, Path path,
+                                       size_t per_call) {
+    double fetch = 0, copy = 0;
+    const absl::Duration slice = d / (2 * kSideBySideSlices);
+    for (int i = 0; i < kSideBySideSlices; ++i) {
+      fetch += FetchGBps(streams, slice, path, per_call) / kSideBySideSlices;
+      copy += MemcpyGBps(streams, slice, per_call) / kSideBySideSlices;
+    }
+    return {fetch, copy};
   }
 
   absl::Status PrepareLookup() {
@@ -144,12 +179,15 @@ class Bench {
   // The same-host reference: a plain memcpy of the same bytes into the same
   // buffer, cycling through as many distinct blocks as the fetches do (so
   // both read from memory, not from a cache-hot copy).
-  double MemcpyGBps(int streams, absl::Duration d) {
+  double MemcpyGBps(int streams, absl::Duration d, size_t per_call) {
     std::vector<size_t> i(4, 0);
     return Rate(streams, d, [&](int t) -> uint64_t {
-      const std::string& from = memcpy_sources_[(i[t]++ + 4 * t) % memcpy_sources_.size()];
-      std::memcpy(buffers_[t].data(), from.data(), block_);
-      return block_;
+      const size_t first = (i[t]++ * per_call + 4 * t) % memcpy_sources_.size();
+      for (size_t b = 0; b < per_call; ++b) {
+        const std::string& from = memcpy_sources_[(first + b) % memcpy_sources_.size()];
+        std::memcpy(buffers_[t].data() + b * block_, from.data(), block_);
+      }
+      return per_call * block_;
     }) / 1e9;
   }
 
@@ -209,23 +247,45 @@ int Run() {
     std::cerr << "kvbench: preparing lookup chain: " << s.message() << "\n";
     return 1;
   }
+  const std::string only = absl::GetFlag(FLAGS_only);
+  auto wanted = [&](const char* group) {
+    return only.empty() ||
+           absl::StrContains(absl::StrCat(",", only, ","), absl::StrCat(",", group, ","));
+  };
   std::map<std::string, std::vector<double>> samples;
   const int runs = absl::GetFlag(FLAGS_runs);
   for (int run = 0; run < runs; ++run) {
     std::cerr << "kvbench: round " << run + 1 << " of " << runs << "\n";
     for (int n : {1, 4}) {
       const std::string s = absl::StrCat("_", n);
+      if (wanted("samehost")) {
+        // Ratios are taken per round, from side-by-side slices.
+        struct Case {
+          const char* name;
+          Path path;
+          size_t per_call;
+        };
+        for (const Case& c : {Case{"samehost", Path::kSameHost, 1},
+                              Case{"samehost_prefix", Path::kSameHost, kPrefixBlocks},
+                              Case{"samehost_rehashed", Path::kSameHostRehashed, 1}}) {
+          auto [fetch, copy] = bench.SideBySide(n, d, c.path, c.per_call);
+          samples[absl::StrCat("fetch_", c.name, "_gbps", s)].push_back(fetch);
+          samples[absl::StrCat("memcpy_for_", c.name, "_gbps", s)].push_back(copy);
+          samples[absl::StrCat("fetch_", c.name, "_vs_memcpy", s)].push_back(fetch / copy);
+        }
+        samples["put_samehost_gbps" + s].push_back(bench.PutGBps(n, d, Path::kSameHost));
+      }
       for (Path p : kPaths) {
+        if (p == Path::kSameHost || !wanted("socket")) continue;
         samples[absl::StrCat("fetch_", PathKey(p), "_gbps", s)].push_back(bench.FetchGBps(n, d, p));
         samples[absl::StrCat("put_", PathKey(p), "_gbps", s)].push_back(bench.PutGBps(n, d, p));
       }
-      samples["fetch_samehost_unverified_gbps" + s].push_back(
-          bench.FetchGBps(n, d, Path::kSameHostUnverified));
-      samples["memcpy_gbps" + s].push_back(bench.MemcpyGBps(n, d));
+      if (!wanted("socket")) continue;
       samples["tcp_gbps" + s].push_back(RawTcpGBps(*block, n, d).value_or(0));
       if (redis) samples["redis_get_gbps" + s].push_back(RedisGetGBps(redis->port(), *block, n, d).value_or(0));
     }
     for (int n : {1, 2}) {
+      if (!wanted("lookup")) break;
       samples[absl::StrCat("lookup_keys_per_s_", n)].push_back(bench.LookupKeysPerSecond(n, d));
     }
   }
@@ -233,10 +293,7 @@ int Run() {
   for (auto& [name, v] : samples) med[name] = Median(v);
   for (const char* n : {"_1", "_4"}) {
     const std::string k = n;
-    med["fetch_samehost_vs_memcpy" + k] = med["fetch_samehost_gbps" + k] / med["memcpy_gbps" + k];
-    med["fetch_samehost_unverified_vs_memcpy" + k] =
-        med["fetch_samehost_unverified_gbps" + k] / med["memcpy_gbps" + k];
-    if (redis) {
+    if (redis && wanted("socket")) {
       med["fetch_dataport_vs_redis" + k] = med["fetch_dataport_gbps" + k] / med["redis_get_gbps" + k];
       med["fetch_grpc_vs_redis" + k] = med["fetch_grpc_gbps" + k] / med["redis_get_gbps" + k];
     }
@@ -260,27 +317,40 @@ int Run() {
     std::cout << absl::StrFormat("%-28s %9.2fx      %9.2fx\n", label, med[key + "_1"],
                                  med[key + "_4"]);
   };
-  std::cout << "same host\n";
-  row("  Fetch by lease", "fetch_samehost_gbps", "GB/s");
-  row("  Fetch by lease, unverified", "fetch_samehost_unverified_gbps", "GB/s");
-  row("  Put by lease", "put_samehost_gbps", "GB/s");
-  row("  memcpy (reference)", "memcpy_gbps", "GB/s");
-  ratio("  Fetch / memcpy", "fetch_samehost_vs_memcpy");
-  ratio("  unverified Fetch / memcpy", "fetch_samehost_unverified_vs_memcpy");
-  std::cout << "over loopback TCP\n";
-  row("  Fetch, data port", "fetch_dataport_gbps", "GB/s");
-  row("  Fetch, gRPC only", "fetch_grpc_gbps", "GB/s");
-  row("  Put, data port", "put_dataport_gbps", "GB/s");
-  row("  Put, gRPC only", "put_grpc_gbps", "GB/s");
-  if (redis) row("  Redis GET (reference)", "redis_get_gbps", "GB/s");
-  row("  raw TCP (ceiling)", "tcp_gbps", "GB/s");
-  if (redis) {
-    ratio("  data-port Fetch / Redis", "fetch_dataport_vs_redis");
-    ratio("  gRPC Fetch / Redis", "fetch_grpc_vs_redis");
+  if (wanted("samehost")) {
+    std::cout << "same host\n";
+    std::cout << "  1 block per call\n";
+    row("    Fetch by lease", "fetch_samehost_gbps", "GB/s");
+    row("    memcpy (reference)", "memcpy_for_samehost_gbps", "GB/s");
+    ratio("    Fetch / memcpy", "fetch_samehost_vs_memcpy");
+    std::cout << absl::StrFormat("  %d-block prefix per call\n", kPrefixBlocks);
+    row("    Fetch by lease", "fetch_samehost_prefix_gbps", "GB/s");
+    row("    memcpy (reference)", "memcpy_for_samehost_prefix_gbps", "GB/s");
+    ratio("    Fetch / memcpy", "fetch_samehost_prefix_vs_memcpy");
+    std::cout << "  1 block per call, re-hashed in the client (verify_local_fetches)\n";
+    row("    Fetch by lease", "fetch_samehost_rehashed_gbps", "GB/s");
+    ratio("    Fetch / memcpy", "fetch_samehost_rehashed_vs_memcpy");
+    row("  Put by lease", "put_samehost_gbps", "GB/s");
   }
-  std::cout << absl::StrFormat("\nLookup, 1,024-key batches: %.2fM key checks/s (1 thread), "
-                               "%.2fM (2 threads)\n",
-                               med["lookup_keys_per_s_1"] / 1e6, med["lookup_keys_per_s_2"] / 1e6);
+  if (wanted("socket")) {
+    std::cout << "over loopback TCP\n";
+    row("  Fetch, data port", "fetch_dataport_gbps", "GB/s");
+    row("  Fetch, gRPC only", "fetch_grpc_gbps", "GB/s");
+    row("  Put, data port", "put_dataport_gbps", "GB/s");
+    row("  Put, gRPC only", "put_grpc_gbps", "GB/s");
+    if (redis) row("  Redis GET (reference)", "redis_get_gbps", "GB/s");
+    row("  raw TCP (ceiling)", "tcp_gbps", "GB/s");
+    if (redis) {
+      ratio("  data-port Fetch / Redis", "fetch_dataport_vs_redis");
+      ratio("  gRPC Fetch / Redis", "fetch_grpc_vs_redis");
+    }
+  }
+  if (wanted("lookup")) {
+    std::cout << absl::StrFormat(
+        "\nLookup, 1,024-key batches: %.2fM key checks/s (1 thread), "
+        "%.2fM (2 threads)\n",
+        med["lookup_keys_per_s_1"] / 1e6, med["lookup_keys_per_s_2"] / 1e6);
+  }
   return 0;
 }
 
