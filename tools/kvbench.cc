@@ -29,6 +29,7 @@
 #include "tools/bench_rate.h"
 #include "tools/bench_references.h"
 #include "tools/daemon_process.h"
+#include "tools/kvbench_trace.h"
 
 ABSL_FLAG(std::string, kvstored, "bazel-bin/kvstore/kvstored", "kvstored binary to start.");
 ABSL_FLAG(std::string, redis_server, "/usr/bin/redis-server",
@@ -379,7 +380,19 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "kvbench: measures kvcache Put/Fetch/Lookup against raw TCP and Redis, side by side.\n"
       "  bazel build --config=opt //kvstore:kvstored //tools:kvbench\n"
-      "  bazel-bin/tools/kvbench [--runs=5] [--seconds=1] [--json]");
-  absl::ParseCommandLine(argc, argv);
+      "  bazel-bin/tools/kvbench [--runs=5] [--seconds=1] [--only=samehost,socket,lookup] "
+      "[--json]\n"
+      "  bazel-bin/tools/kvbench trace [--trace=FILE] [--capacities=1,2,5,10,20,50,100] "
+      "[--workers=8] [--speedup=0] [--payload=4KiB] [--out=DIR] [--update=FILE.md] [--json]\n"
+      "    replays a production trace through the real client and daemon at each capacity,\n"
+      "    next to offline LRU and Belady, with throughput and latency (see docs/BENCHMARKS.md)");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() > 1 && std::string(args[1]) == "trace") {
+    return kvcache::RunTraceBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_json));
+  }
+  if (args.size() > 1) {
+    std::cerr << "kvbench: unknown command " << args[1] << " (try --help)\n";
+    return 2;
+  }
   return kvcache::Run();
 }

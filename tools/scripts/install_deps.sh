@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev nlohmann-json3-dev
   python3                  # regenerates the key test vectors
   redis-server             # the reference kvbench measures against
+  gnuplot-nox              # kvbench trace --out draws its plots
 )
 
 missing=()
