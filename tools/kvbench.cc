@@ -8,6 +8,8 @@
 // loopback TCP GB/s and Redis GET GB/s of the same values; and Lookup key
 // checks/s in batches of 1,024 keys. Reports medians over the rounds:
 // same-host Fetch as a ratio of memcpy, socket Fetch as a ratio of Redis.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include <map>
 #include <thread>
 
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -29,6 +32,7 @@
 #include "tools/bench_rate.h"
 #include "tools/bench_references.h"
 #include "tools/daemon_process.h"
+#include "tools/gnuplot.h"
 #include "tools/kvbench_trace.h"
 
 ABSL_FLAG(std::string, kvstored, "bazel-bin/kvstore/kvstored", "kvstored binary to start.");
@@ -38,6 +42,7 @@ ABSL_FLAG(std::string, block_size, "2MiB", "Block (and Redis value) size.");
 ABSL_FLAG(int, runs, 5, "Rounds; every figure is the median over them.");
 ABSL_FLAG(double, seconds, 1.0, "Length of each measurement.");
 ABSL_FLAG(bool, json, false, "Print the medians as one JSON object.");
+ABSL_DECLARE_FLAG(std::string, out);  // kvbench_trace.cc; here: results and bars
 ABSL_FLAG(std::string, only, "",
           "Measure only these groups, comma-separated: samehost, socket (data port, gRPC, "
           "raw TCP, Redis), lookup. Empty: all.");
@@ -228,6 +233,44 @@ class Bench {
   uint32_t next_[4] = {0, 0, 0, 0};
 };
 
+// The foundation's side-by-side bars: each path next to its references, for
+// 1 and 4 streams. Writes kvbench_results.json, kvbench_bars.{dat,gp,png}.
+absl::Status WriteBenchBars(std::map<std::string, double>& med, const std::string& json,
+                            const std::string& dir) {
+  mkdir(dir.c_str(), 0755);  // fine if it exists; the writes below say if not
+  if (absl::Status s = WriteTextFile(dir + "/kvbench_results.json", json + "\n"); !s.ok()) {
+    return s;
+  }
+  const std::pair<const char*, const char*> bars[] = {
+      {"same-host Fetch, 8-block prefix", "fetch_samehost_prefix_gbps"},
+      {"memcpy of 8 blocks", "memcpy_for_samehost_prefix_gbps"},
+      {"same-host Fetch, 1 block", "fetch_samehost_gbps"},
+      {"memcpy of 1 block", "memcpy_for_samehost_gbps"},
+      {"data-port Fetch", "fetch_dataport_gbps"},
+      {"gRPC-only Fetch", "fetch_grpc_gbps"},
+      {"Redis GET", "redis_get_gbps"},
+      {"raw loopback TCP", "tcp_gbps"},
+  };
+  std::string data = "# what \"1 stream\" \"4 streams\" (GB/s)\n";
+  for (const auto& [label, key] : bars) {
+    const std::string k = key;
+    if (!med.contains(k + "_1")) continue;  // a group left out with --only
+    absl::StrAppendFormat(&data, "\"%s\" %.3f %.3f\n", label, med[k + "_1"], med[k + "_4"]);
+  }
+  if (absl::Status s = WriteTextFile(dir + "/kvbench_bars.dat", data); !s.ok()) return s;
+  return RunGnuplot(dir + "/kvbench_bars.gp",
+                    absl::StrCat("set terminal pngcairo size 1000,560 font 'sans,11'\n"
+                                 "set output '", dir, "/kvbench_bars.png'\n"
+                                 "set title 'kvbench: 2 MiB blocks, each path next to its "
+                                 "references (medians)'\n"
+                                 "set style data histograms\nset style histogram clustered gap 1\n"
+                                 "set style fill solid 0.85 border -1\nset boxwidth 0.9\n"
+                                 "set ylabel 'GB/s'\nset yrange [0:*]\nset grid ytics\n"
+                                 "set xtics rotate by -30 scale 0\nset key top right\n"
+                                 "plot '", dir, "/kvbench_bars.dat' using 2:xtic(1) title "
+                                 "'1 stream', '' using 3 title '4 streams'\n"));
+}
+
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -317,12 +360,21 @@ int Run() {
       med["fetch_grpc_vs_redis" + k] = med["fetch_grpc_gbps" + k] / med["redis_get_gbps" + k];
     }
   }
+  std::vector<std::string> fields = {
+      absl::StrFormat("\"block_bytes\": %d", *block), absl::StrFormat("\"runs\": %d", runs),
+      absl::StrFormat("\"seconds_each\": %g", absl::GetFlag(FLAGS_seconds))};
+  for (auto& [name, v] : med) fields.push_back(absl::StrFormat("\"%s\": %.4g", name, v));
+  const std::string json = absl::StrCat("{", absl::StrJoin(fields, ", "), "}");
+  if (const std::string out = absl::GetFlag(FLAGS_out); !out.empty()) {
+    absl::Status s = WriteBenchBars(med, json, out);
+    if (!s.ok()) {
+      std::cerr << "kvbench: --out: " << s.message() << "\n";
+      return 1;
+    }
+    std::cerr << "kvbench: wrote kvbench_results.json and kvbench_bars.png to " << out << "\n";
+  }
   if (absl::GetFlag(FLAGS_json)) {
-    std::vector<std::string> fields = {absl::StrFormat("\"block_bytes\": %d", *block),
-                                       absl::StrFormat("\"runs\": %d", runs),
-                                       absl::StrFormat("\"seconds_each\": %g", absl::GetFlag(FLAGS_seconds))};
-    for (auto& [name, v] : med) fields.push_back(absl::StrFormat("\"%s\": %.4g", name, v));
-    std::cout << "{" << absl::StrJoin(fields, ", ") << "}\n";
+    std::cout << json << "\n";
     return 0;
   }
   std::cout << absl::StrFormat("kvbench: %s blocks, medians of %d rounds of %gs each\n\n",

@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -10,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/byte_size.h"
+#include "tools/gnuplot.h"
 
 namespace kvcache {
 namespace {
@@ -26,41 +26,21 @@ std::string Conditions(const TraceReport& r) {
                     : std::string("requests back to back"));
 }
 
-absl::Status WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
-}
-
-// Runs gnuplot on `script`; FAILED_PRECONDITION if it is not installed.
-absl::Status Gnuplot(const std::string& script_path) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    return absl::FailedPreconditionError(
-        "gnuplot not found (tools/scripts/install_deps.sh installs gnuplot-nox)");
-  }
-  const std::string cmd = absl::StrCat("gnuplot '", script_path, "'");
-  if (std::system(cmd.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("gnuplot failed on ", script_path));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 std::string TraceReportText(const TraceReport& r) {
   std::string out = absl::StrCat("kvbench trace: ", Conditions(r), "\n\n");
-  absl::StrAppendFormat(&out, "%9s %9s %8s %8s %8s %8s %9s %8s %17s %17s %8s\n", "capacity",
-                        "blocks", "kvcache", "LRU", "Belady", "vs LRU", "to Belady", "req/s",
-                        "lookup p50/p99", "fetch p50/p99", "GB/s");
+  absl::StrAppendFormat(&out, "%9s %9s %8s %8s %8s %8s %9s | %9s %8s %17s %17s %8s\n",
+                        "capacity", "blocks", "kvcache", "LRU", "Belady", "vs LRU", "to Belady",
+                        "with fleet", "req/s", "lookup p50/p99", "fetch p50/p99", "GB/s");
   for (const TraceReportRow& row : r.rows) {
     absl::StrAppendFormat(&out,
-                          "%8g%% %9d %7.1f%% %7.1f%% %7.1f%% %+7.1f  %+8.1f %8.0f %7.0f/%-6.0fus "
-                          "%7.0f/%-6.0fus %8.3f\n",
+                          "%8g%% %9d %7.2f%% %7.2f%% %7.2f%% %+7.2f  %+8.2f | %8.2f%% %8.0f "
+                          "%7.0f/%-6.0fus %7.0f/%-6.0fus %8.3f\n",
                           row.percent, row.capacity_blocks, row.ours * 100, row.lru * 100,
                           row.belady * 100, (row.ours - row.lru) * 100,
-                          (row.belady - row.ours) * 100, row.requests_per_s, row.lookup_p50_us,
+                          (row.belady - row.ours) * 100, row.ours_concurrent * 100,
+                          row.requests_per_s, row.lookup_p50_us,
                           row.lookup_p99_us, row.fetch_p50_us, row.fetch_p99_us, row.served_gbps);
   }
   uint64_t wrong = 0, failed = 0, fallbacks = 0;
@@ -71,8 +51,11 @@ std::string TraceReportText(const TraceReport& r) {
   }
   absl::StrAppendFormat(&out,
                         "\nhit ratio: blocks in each request's leading cached run over all "
-                        "prompt blocks.\nwrong blocks: %d, failed calls: %d, path fallbacks: %d\n",
-                        wrong, failed, fallbacks);
+                        "prompt blocks; kvcache replayed in trace order (as the offline LRU and "
+                        "Belady see it), and \"with fleet\" by %d concurrent workers, whose "
+                        "replay also gives the service figures.\nwrong blocks: %d, failed "
+                        "calls: %d, path fallbacks: %d\n",
+                        r.workers, wrong, failed, fallbacks);
   return out;
 }
 
@@ -80,12 +63,14 @@ std::string TraceReportJson(const TraceReport& r) {
   std::vector<std::string> rows;
   for (const TraceReportRow& row : r.rows) {
     rows.push_back(absl::StrFormat(
-        "{\"percent\": %g, \"capacity_blocks\": %d, \"hit_ratio\": %.5f, \"lru_hit_ratio\": "
+        "{\"percent\": %g, \"capacity_blocks\": %d, \"hit_ratio\": %.5f, "
+        "\"hit_ratio_concurrent\": %.5f, \"lru_hit_ratio\": "
         "%.5f, \"belady_hit_ratio\": %.5f, \"requests_per_s\": %.1f, \"lookup_p50_us\": %.1f, "
         "\"lookup_p99_us\": %.1f, \"fetch_p50_us\": %.1f, \"fetch_p99_us\": %.1f, "
         "\"served_gbps\": %.4f, \"seconds\": %.2f, \"failed_calls\": %d, \"wrong_blocks\": %d, "
         "\"local_path_blocks\": %d, \"path_fallbacks\": %d, \"tier\": \"host\"}",
-        row.percent, row.capacity_blocks, row.ours, row.lru, row.belady, row.requests_per_s,
+        row.percent, row.capacity_blocks, row.ours, row.ours_concurrent, row.lru, row.belady,
+        row.requests_per_s,
         row.lookup_p50_us, row.lookup_p99_us, row.fetch_p50_us, row.fetch_p99_us,
         row.served_gbps, row.seconds, row.failed_calls, row.wrong_blocks, row.local_path_blocks,
         row.path_fallbacks));
@@ -105,15 +90,23 @@ std::string TraceReportMarkdown(const TraceReport& r, const std::string& image_d
                     "/trace_hit_ratio.png)\n![service figures against capacity](", image_dir,
                     "/trace_service.png)\n\n");
   }
-  md += "| capacity | blocks | kvcache | LRU | Belady | kvcache − LRU | Belady − kvcache |\n";
-  md += "| --- | --- | --- | --- | --- | --- | --- |\n";
+  md += "Prefix hit ratio: the blocks in each request's leading cached run over all prompt "
+        "blocks. kvcache is replayed in trace order, as the offline LRU and Belady see it; the "
+        "last column is the replay by the concurrent workers.\n\n";
+  md += absl::StrFormat(
+      "| capacity | blocks | kvcache | LRU | Belady | kvcache − LRU | Belady − kvcache | "
+      "kvcache, %d workers |\n",
+      r.workers);
+  md += "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
   for (const TraceReportRow& row : r.rows) {
-    absl::StrAppendFormat(&md, "| %g%% | %d | **%.1f%%** | %.1f%% | %.1f%% | %+.1f | %+.1f |\n",
-                          row.percent, row.capacity_blocks, row.ours * 100, row.lru * 100,
-                          row.belady * 100, (row.ours - row.lru) * 100,
-                          (row.belady - row.ours) * 100);
+    absl::StrAppendFormat(
+        &md, "| %g%% | %d | **%.2f%%** | %.2f%% | %.2f%% | %+.2f | %+.2f | %.2f%% |\n",
+        row.percent, row.capacity_blocks, row.ours * 100, row.lru * 100, row.belady * 100,
+        (row.ours - row.lru) * 100, (row.belady - row.ours) * 100, row.ours_concurrent * 100);
   }
-  md += "\nService figures from the same replays (host tier; the only tier so far):\n\n";
+  md += absl::StrFormat(
+      "\nService figures from the replay by %d workers (host tier; the only tier so far):\n\n",
+      r.workers);
   md += "| capacity | requests/s | Lookup p50 / p99 | Fetch p50 / p99 | GB/s served | wrong "
         "blocks | failed calls |\n";
   md += "| --- | --- | --- | --- | --- | --- | --- |\n";
@@ -128,16 +121,17 @@ std::string TraceReportMarkdown(const TraceReport& r, const std::string& image_d
 
 absl::Status WriteTraceReport(const TraceReport& r, const std::string& dir) {
   mkdir(dir.c_str(), 0755);  // fine if it exists; the writes below say if not
-  std::string data = "# percent kvcache lru belady lookup_p50 lookup_p99 fetch_p50 fetch_p99 rps\n";
+  std::string data =
+      "# percent kvcache lru belady lookup_p50 lookup_p99 fetch_p50 fetch_p99 rps concurrent\n";
   for (const TraceReportRow& row : r.rows) {
-    absl::StrAppendFormat(&data, "%g %.3f %.3f %.3f %.1f %.1f %.1f %.1f %.1f\n", row.percent,
+    absl::StrAppendFormat(&data, "%g %.3f %.3f %.3f %.1f %.1f %.1f %.1f %.1f %.3f\n", row.percent,
                           row.ours * 100, row.lru * 100, row.belady * 100, row.lookup_p50_us,
                           row.lookup_p99_us, row.fetch_p50_us, row.fetch_p99_us,
-                          row.requests_per_s);
+                          row.requests_per_s, row.ours_concurrent * 100);
   }
-  for (absl::Status s : {WriteFile(dir + "/trace_report.md", TraceReportMarkdown(r, ".")),
-                         WriteFile(dir + "/trace_results.json", TraceReportJson(r) + "\n"),
-                         WriteFile(dir + "/trace_plot.dat", data)}) {
+  for (absl::Status s : {WriteTextFile(dir + "/trace_report.md", TraceReportMarkdown(r, ".")),
+                         WriteTextFile(dir + "/trace_results.json", TraceReportJson(r) + "\n"),
+                         WriteTextFile(dir + "/trace_plot.dat", data)}) {
     if (!s.ok()) return s;
   }
   const std::string script = absl::StrCat(
@@ -150,7 +144,8 @@ absl::Status WriteTraceReport(const TraceReport& r, const std::string& dir) {
       "set ylabel 'prefix hit ratio (%)'\nset yrange [0:*]\n"
       "plot '", dir, "/trace_plot.dat' using 1:4 with linespoints lw 2 title 'Belady (offline)', "
       "'' using 1:2 with linespoints lw 3 title 'kvcache (replayed)', "
-      "'' using 1:3 with linespoints lw 2 title 'LRU (offline)'\n"
+      "'' using 1:3 with linespoints lw 2 title 'LRU (offline)', "
+      "'' using 1:10 with linespoints dt 2 title 'kvcache, concurrent workers'\n"
       "set output '", dir, "/trace_service.png'\n"
       "set title 'Replay service figures (host tier)'\n"
       "set ylabel 'latency (us)'\nset logscale y\nset yrange [*:*]\n"
@@ -160,9 +155,7 @@ absl::Status WriteTraceReport(const TraceReport& r, const std::string& dir) {
       "'' using 1:7 with linespoints title 'Fetch p50', "
       "'' using 1:8 with linespoints title 'Fetch p99', "
       "'' using 1:9 axes x1y2 with linespoints lw 3 title 'requests/s'\n");
-  const std::string script_path = dir + "/trace_plot.gp";
-  if (absl::Status s = WriteFile(script_path, script); !s.ok()) return s;
-  return Gnuplot(script_path);
+  return RunGnuplot(dir + "/trace_plot.gp", script);
 }
 
 absl::Status SpliceTraceReport(const TraceReport& r, const std::string& doc,
@@ -186,7 +179,7 @@ absl::Status SpliceTraceReport(const TraceReport& r, const std::string& doc,
   } else {
     absl::StrAppend(&text, "\n", section, "\n");
   }
-  return WriteFile(doc, text);
+  return WriteTextFile(doc, text);
 }
 
 }  // namespace kvcache

@@ -14,7 +14,9 @@ namespace kvcache {
 struct TraceReportRow {
   double percent = 0;  // of the trace's distinct blocks
   uint64_t capacity_blocks = 0;
-  double ours = 0, lru = 0, belady = 0;  // prefix hit ratios, 0..1
+  // Prefix hit ratios, 0..1: ours replayed in trace order, ours with the
+  // concurrent workers, and the offline references.
+  double ours = 0, ours_concurrent = 0, lru = 0, belady = 0;
   double requests_per_s = 0, served_gbps = 0, seconds = 0;
   double lookup_p50_us = 0, lookup_p99_us = 0, fetch_p50_us = 0, fetch_p99_us = 0;
   uint64_t failed_calls = 0, wrong_blocks = 0, local_path_blocks = 0, path_fallbacks = 0;
