@@ -11,6 +11,7 @@ v1::PutBlockHeader MakePutHeader(const std::string& ns, const std::string& paren
   header.set_key(block.key.data(), block.key.size());
   header.set_parent_key(parent);
   header.set_size(block.payload.size());
+  header.set_evict_first(block.evict_first);
   header.set_checksum(BlockChecksum(
       {reinterpret_cast<const uint8_t*>(block.payload.data()), block.payload.size()}));
   return header;

@@ -119,6 +119,9 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages) 
       meta.created_micros = NowMicros();
       it->second.block = std::make_shared<CachedBlock>(std::move(meta), std::move(pages));
       it->second.tick = clock_.fetch_add(1, std::memory_order_relaxed) + 1;
+      // Marked blocks sort before every unmarked leaf (in their own LRU
+      // order) until a read gives them an ordinary tick.
+      if (it->second.block->meta().evict_first) it->second.tick -= kEvictFirstTicks;
       it->second.last_access_micros = it->second.block->meta().created_micros;
       shard.leaves.insert({it->second.tick, k});
       blocks_.fetch_add(1, std::memory_order_relaxed);

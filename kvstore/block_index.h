@@ -5,6 +5,7 @@
 //     parent is cached, so a chain that is cached is cached from its root.
 //  2. Pressure eviction drops leaves only (blocks with no cached children),
 //     least recently used first, so what is cached stays prefix-closed.
+//     Blocks put with evict_first go before all others until found.
 //  3. A pinned block (a BlockPin exists) is never chosen by pressure
 //     eviction. Operator eviction may unlink it; its pages then live until
 //     the last pin is gone, and no new reader can find it.
@@ -136,7 +137,10 @@ class BlockIndex {
 
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t>* const pinned_bytes_;  // not owned
-  std::atomic<uint64_t> clock_{0};
+  // Ticks start above kEvictFirstTicks, so a block marked evict_first can sit
+  // that far below every other one.
+  static constexpr uint64_t kEvictFirstTicks = uint64_t{1} << 62;
+  std::atomic<uint64_t> clock_{kEvictFirstTicks};
   std::atomic<uint64_t> blocks_{0};
   std::atomic<uint64_t> bytes_{0};
 };

@@ -94,6 +94,26 @@ TEST_F(BlockIndexTest, EvictsLeavesFirstThenLeastRecentlyUsed) {
   EXPECT_EQ(arena_->used_bytes(), 0u);
 }
 
+TEST_F(BlockIndexTest, EvictFirstBlocksGoBeforeOthersUntilFound) {
+  ASSERT_EQ(Put("a", ""), InsertOutcome::kStored);
+  BlockMeta meta;
+  meta.size = 100;
+  meta.evict_first = true;
+  for (const char* k : {"x", "y"}) {
+    meta.key = Key(k);
+    ASSERT_EQ(index_->Insert(ns_, meta, std::move(*arena_->Allocate(100))),
+              InsertOutcome::kStored);
+  }
+  ASSERT_EQ(Put("b", ""), InsertOutcome::kStored);
+  EXPECT_EQ(Lookup({"y"}), 1u);  // found: an ordinary block from now on
+  // x (marked) goes before a and b, although they are older; then a, b, y
+  // in ordinary least-recent order.
+  EXPECT_EQ(EvictOne(), "x");
+  EXPECT_EQ(EvictOne(), "a");
+  EXPECT_EQ(EvictOne(), "b");
+  EXPECT_EQ(EvictOne(), "y");
+}
+
 TEST_F(BlockIndexTest, PinnedLeafSurvivesPressureAndKeepsPages) {
   ASSERT_EQ(Put("a", "", 5000), InsertOutcome::kStored);
   ASSERT_EQ(Put("b", "", 5000), InsertOutcome::kStored);

@@ -23,6 +23,7 @@ struct BlockMeta {
   uint64_t size = 0;
   uint64_t checksum = 0;  // XXH3-64 of the payload, verified on put
   int64_t created_micros = 0;
+  bool evict_first = false;  // the client's hint; see PutBlockHeader
 };
 
 class CachedBlock {

@@ -26,6 +26,7 @@ absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string
   }
   meta.size = header.size();
   meta.checksum = header.checksum();
+  meta.evict_first = header.evict_first();
   absl::StatusOr<NamespaceId> ns = service.store.namespaces().Intern(tenant, header.namespace_());
   if (!ns.ok()) return ns.status();
 

@@ -30,7 +30,7 @@ struct WorkerTally {
 
 void ServeRequest(Client& client, const std::string& ns, const TraceRequest& request,
                   const std::vector<BlockKey>& keys, uint64_t payload_bytes,
-                  std::vector<uint8_t>& buffer, WorkerTally& tally) {
+                  bool mark_partial_tail, std::vector<uint8_t>& buffer, WorkerTally& tally) {
   const size_t n = keys.size();
   if (n == 0) return;
   tally.hits.prompt_blocks += n;
@@ -72,6 +72,11 @@ void ServeRequest(Client& client, const std::string& ns, const TraceRequest& req
     std::string payload(payload_bytes, '\0');
     TracePayload(request.hash_ids[i], payload_bytes, reinterpret_cast<uint8_t*>(payload.data()));
     fresh.push_back({keys[i], std::move(payload)});
+  }
+  // The prompt's last block is partial unless the prompt fills it: later
+  // prompts almost never repeat it (206 of 12,009 in the conversation trace).
+  if (mark_partial_tail && request.input_length % kTokensPerBlock != 0) {
+    fresh.back().evict_first = true;
   }
   auto put = client.Put(ns, served == 0 ? BlockKey() : keys[served - 1], fresh);
   if (!put.ok()) ++tally.failed_calls;
@@ -142,8 +147,8 @@ absl::StatusOr<ReplayResult> ReplayTrace(const std::vector<TraceRequest>& trace,
           absl::SleepFor(start + absl::Milliseconds(trace[r].timestamp_ms / options.speedup) -
                          absl::Now());
         }
-        ServeRequest(*clients[w], ns, trace[r], keys[r], options.payload_bytes, buffer,
-                     tallies[w]);
+        ServeRequest(*clients[w], ns, trace[r], keys[r], options.payload_bytes,
+                     options.mark_partial_tail, buffer, tallies[w]);
         ++done;
       }
     });

@@ -39,6 +39,10 @@ struct ReplayOptions {
   int workers = 8;
   // Trace time runs this many times faster; 0 issues requests back to back.
   double speedup = 0;
+  // Put a prompt's last block with evict_first when the prompt does not
+  // fill it (input_length is not a multiple of 512), as an engine that
+  // knows its partial blocks would.
+  bool mark_partial_tail = true;
   // Called now and then from one thread with requests done so far.
   std::function<void(size_t done)> progress;
 };
