@@ -1,5 +1,6 @@
 #include "tools/daemon_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -29,7 +30,15 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
-  if (int err = posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ); err != 0) {
+  // The daemon's banner (stdout) is dropped: our stdout may be a report
+  // (kvbench --json) that must hold nothing else, and the caller knows the
+  // address. Its errors still reach our stderr.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  const int err = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) {
     return absl::InternalError(absl::StrCat("spawning kvstored failed: ", err));
   }
   const absl::Time give_up = absl::Now() + absl::Seconds(20);

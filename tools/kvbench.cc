@@ -34,6 +34,7 @@
 #include "tools/daemon_process.h"
 #include "tools/gnuplot.h"
 #include "tools/kvbench_trace.h"
+#include "tools/progress_bar.h"
 
 ABSL_FLAG(std::string, kvstored, "bazel-bin/kvstore/kvstored", "kvstored binary to start.");
 ABSL_FLAG(std::string, redis_server, "/usr/bin/redis-server",
@@ -316,8 +317,9 @@ int Run() {
   };
   std::map<std::string, std::vector<double>> samples;
   const int runs = absl::GetFlag(FLAGS_runs);
+  ProgressBar progress("kvbench rounds", runs);
+  progress.Update(0);
   for (int run = 0; run < runs; ++run) {
-    std::cerr << "kvbench: round " << run + 1 << " of " << runs << "\n";
     for (int n : {1, 4}) {
       const std::string s = absl::StrCat("_", n);
       if (wanted("samehost")) {
@@ -350,6 +352,7 @@ int Run() {
       if (!wanted("lookup")) break;
       samples[absl::StrCat("lookup_keys_per_s_", n)].push_back(bench.LookupKeysPerSecond(n, d));
     }
+    progress.Update(run + 1);
   }
   std::map<std::string, double> med;
   for (auto& [name, v] : samples) med[name] = Median(v);

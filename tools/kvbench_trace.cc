@@ -26,6 +26,9 @@ ABSL_FLAG(std::string, capacities, "1,2,5,10,20,50,100",
 ABSL_FLAG(std::string, payload, "4KiB",
           "trace: bytes per block (real KV blocks are MiBs; small keeps the run on this box).");
 ABSL_FLAG(int, workers, 8, "trace: concurrent workers, each with its own client.");
+ABSL_FLAG(bool, mark_partial, true,
+          "trace: put each prompt's last block with evict_first when the prompt does not fill "
+          "it (an engine's partial block); false replays plain leaf LRU.");
 ABSL_FLAG(double, speedup, 0,
           "trace: replay the trace's arrival times this many times faster (the trace spans "
           "about an hour); 0 sends requests back to back.");
@@ -62,6 +65,7 @@ absl::StatusOr<ReplayResult> Replay(const std::string& kvstored,
   options.payload_bytes = payload;
   options.workers = workers;
   options.speedup = speedup;
+  options.mark_partial_tail = absl::GetFlag(FLAGS_mark_partial);
   options.progress = [&bar](size_t done) { bar.Update(done); };
   return ReplayTrace(trace, keys, options);
 }
@@ -114,6 +118,7 @@ int RunTraceBench(const std::string& kvstored, bool json) {
   report.payload_bytes = *payload;
   report.workers = workers;
   report.speedup = speedup;
+  report.mark_partial = absl::GetFlag(FLAGS_mark_partial);
   for (double pct : percents) {
     TraceReportRow row;
     row.percent = pct;

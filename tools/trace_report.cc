@@ -19,8 +19,9 @@ constexpr char kEnd[] = "<!-- kvbench trace end -->";
 
 std::string Conditions(const TraceReport& r) {
   return absl::StrFormat(
-      "%d requests (%d prompt blocks, %d distinct) from %s; %s per block; %d workers; %s",
+      "%d requests (%d prompt blocks, %d distinct) from %s; %s per block; %s; %d workers; %s",
       r.requests, r.prompt_blocks, r.distinct_blocks, r.trace_path, FormatBytes(r.payload_bytes),
+      r.mark_partial ? "partial last blocks put with evict_first" : "plain leaf LRU",
       r.workers,
       r.speedup > 0 ? absl::StrFormat("arrival times %gx faster", r.speedup)
                     : std::string("requests back to back"));
@@ -77,9 +78,10 @@ std::string TraceReportJson(const TraceReport& r) {
   }
   return absl::StrFormat(
       "{\"trace\": \"%s\", \"requests\": %d, \"prompt_blocks\": %d, \"distinct_blocks\": %d, "
-      "\"payload_bytes\": %d, \"workers\": %d, \"speedup\": %g, \"capacities\": [%s]}",
+      "\"payload_bytes\": %d, \"workers\": %d, \"speedup\": %g, \"mark_partial\": %s, "
+      "\"capacities\": [%s]}",
       r.trace_path, r.requests, r.prompt_blocks, r.distinct_blocks, r.payload_bytes, r.workers,
-      r.speedup, absl::StrJoin(rows, ", "));
+      r.speedup, r.mark_partial ? "true" : "false", absl::StrJoin(rows, ", "));
 }
 
 std::string TraceReportMarkdown(const TraceReport& r, const std::string& image_dir) {

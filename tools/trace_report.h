@@ -27,6 +27,7 @@ struct TraceReport {
   uint64_t requests = 0, prompt_blocks = 0, distinct_blocks = 0, payload_bytes = 0;
   int workers = 0;
   double speedup = 0;
+  bool mark_partial = false;  // partial last blocks put with evict_first
   std::vector<TraceReportRow> rows;
 };
 
