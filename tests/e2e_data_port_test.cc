@@ -11,29 +11,19 @@
 #include "client/key/checksum.h"
 #include "gtest/gtest.h"
 #include "proto/data_port_wire.h"
+#include "tests/daemon_test.h"
 #include "tests/test_blocks.h"
 #include "tools/daemon_process.h"
 
 namespace kvcache {
 namespace {
 
-class E2eDataPortTest : public ::testing::Test {
+class E2eDataPortTest : public DaemonTest {
  protected:
   void Start(std::vector<std::string> flags) {
     flags.push_back("--host_capacity=64MiB");
     flags.push_back("--page_size=64KiB");
-    auto d = DaemonProcess::Start("kvstore/kvstored", flags);
-    ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = std::move(*d);
-    stub_ = v1::KvCache::NewStub(
-        grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
-  }
-
-  void TearDown() override {
-    if (stub_ == nullptr) return;
-    v1::StatsResponse stats = AwaitNothingPinnedOrStaged(*stub_);
-    EXPECT_EQ(stats.pinned_bytes(), 0u);
-    EXPECT_EQ(stats.staged_bytes(), 0u);
+    StartDaemon(flags);
   }
 
   // One raw put on the data port: header for `size` bytes, then `payload`.
@@ -134,8 +124,6 @@ class E2eDataPortTest : public ::testing::Test {
   }
 
   const std::string ns_ = TestSchema().NamespaceName();
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::unique_ptr<v1::KvCache::Stub> stub_;
 };
 
 TEST_F(E2eDataPortTest, BadRequestsGetClearAnswers) {

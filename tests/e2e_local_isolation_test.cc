@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "kvcache/v1/local.pb.h"
 #include "proto/local_wire.h"
+#include "tests/daemon_test.h"
 #include "tests/test_blocks.h"
 #include "tools/daemon_process.h"
 
@@ -98,28 +99,19 @@ class RawLocalConnection {
   uint8_t* staging_ = nullptr;
 };
 
-class E2eLocalIsolationTest : public ::testing::Test {
+class E2eLocalIsolationTest : public DaemonTest {
  protected:
   void Start(std::vector<std::string> flags) {
     flags.push_back("--host_capacity=16MiB");
     flags.push_back("--page_size=64KiB");
-    auto d = DaemonProcess::Start("kvstore/kvstored", flags);
-    ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = std::move(*d);
-    stub_ = v1::KvCache::NewStub(
-        grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->Hello(&ctx, {}, &hello_).ok());
+    StartDaemon(flags);
     conn_ = std::make_unique<RawLocalConnection>(hello_.local_socket());
     ASSERT_TRUE(conn_->ok());
   }
 
   void TearDown() override {
     conn_.reset();  // gives back whatever it still holds
-    if (stub_ == nullptr) return;
-    v1::StatsResponse stats = AwaitNothingPinnedOrStaged(*stub_);
-    EXPECT_EQ(stats.pinned_bytes(), 0u);
-    EXPECT_EQ(stats.staged_bytes(), 0u);
+    DaemonTest::TearDown();
   }
 
   // The block as a gRPC-only client reads it; empty on a miss.
@@ -134,9 +126,6 @@ class E2eLocalIsolationTest : public ::testing::Test {
   }
 
   const std::string ns_ = TestSchema().NamespaceName();
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::unique_ptr<v1::KvCache::Stub> stub_;
-  v1::HelloResponse hello_;
   std::unique_ptr<RawLocalConnection> conn_;
 };
 

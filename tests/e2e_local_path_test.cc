@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "kvcache/v1/local.pb.h"
 #include "proto/local_wire.h"
+#include "tests/daemon_test.h"
 #include "tests/test_blocks.h"
 #include "tools/daemon_process.h"
 
@@ -24,18 +25,12 @@ extern char** environ;
 namespace kvcache {
 namespace {
 
-class E2eLocalPathTest : public ::testing::Test {
+class E2eLocalPathTest : public DaemonTest {
  protected:
   void Start(std::vector<std::string> flags) {
     flags.push_back("--host_capacity=16MiB");
     flags.push_back("--page_size=64KiB");
-    auto d = DaemonProcess::Start("kvstore/kvstored", flags);
-    ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = std::move(*d);
-    stub_ = v1::KvCache::NewStub(
-        grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->Hello(&ctx, {}, &hello_).ok());
+    StartDaemon(flags);
   }
 
   void TearDown() override {
@@ -43,10 +38,7 @@ class E2eLocalPathTest : public ::testing::Test {
       kill(holder_pid_, SIGKILL);
       waitpid(holder_pid_, nullptr, 0);
     }
-    if (stub_ == nullptr) return;
-    v1::StatsResponse stats = AwaitNothingPinnedOrStaged(*stub_);
-    EXPECT_EQ(stats.pinned_bytes(), 0u);
-    EXPECT_EQ(stats.staged_bytes(), 0u);
+    DaemonTest::TearDown();
   }
 
   // Starts tests/lease_holder on `key` and waits until it holds its leases.
@@ -90,9 +82,6 @@ class E2eLocalPathTest : public ::testing::Test {
   }
 
   const std::string ns_ = TestSchema().NamespaceName();
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::unique_ptr<v1::KvCache::Stub> stub_;
-  v1::HelloResponse hello_;
   pid_t holder_pid_ = 0;
 };
 

@@ -1,19 +1,14 @@
 #include "tools/trace/prefix_sim.h"
 
 #include "gtest/gtest.h"
+#include "tools/trace/hand_traces.h"
 
 namespace kvcache {
 namespace {
 
-std::vector<TraceRequest> Trace(std::vector<std::vector<uint64_t>> chains) {
-  std::vector<TraceRequest> trace;
-  for (auto& c : chains) trace.push_back({static_cast<int64_t>(trace.size()), 0, 0, c});
-  return trace;
-}
-
 // Worked by hand in the comments (cache listed most recent first for LRU;
 // as {id: next use} for Belady).
-const std::vector<TraceRequest> kFive = Trace({{1, 2, 3}, {1, 2, 4}, {1, 2, 3}, {1, 5, 6}, {1, 2, 3}});
+const std::vector<TraceRequest> kFive = FiveRequests();
 
 TEST(PrefixSimTest, LruByHand) {
   // r0 miss all: 3 2 1. r1 hits 1,2, then 4 evicts 3: 4 2 1.
@@ -41,7 +36,7 @@ TEST(PrefixSimTest, UnboundedCapacityIsTheSameForBoth) {
 TEST(PrefixSimTest, BlocksAfterTheFirstMissDoNotCount) {
   // 2 and 3 are cached when the second request comes, but its first block
   // misses, so none of it counts.
-  auto trace = Trace({{1, 2, 3}, {4, 2, 3}});
+  auto trace = HandTrace({{1, 2, 3}, {4, 2, 3}});
   EXPECT_EQ(SimulateLru(trace, 10).hit_blocks, 0u);
   EXPECT_EQ(SimulateBelady(trace, 10).hit_blocks, 0u);
 }
@@ -50,7 +45,7 @@ TEST(PrefixSimTest, CapacityOfOneBlock) {
   // LRU keeps only the last block touched (3, then 3 again...), so the
   // repeated chain never hits at its first block. Belady keeps 1, whose next
   // use is nearest, and hits it each time.
-  auto trace = Trace({{1, 2, 3}, {1, 2, 3}, {1, 2, 3}});
+  auto trace = HandTrace({{1, 2, 3}, {1, 2, 3}, {1, 2, 3}});
   EXPECT_EQ(SimulateLru(trace, 1).hit_blocks, 0u);
   EXPECT_EQ(SimulateBelady(trace, 1).hit_blocks, 2u);
 }

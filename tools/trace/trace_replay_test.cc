@@ -3,19 +3,13 @@
 #include "tools/trace/trace_replay.h"
 
 #include "gtest/gtest.h"
+#include "tools/trace/hand_traces.h"
 #include "tools/daemon_process.h"
 
 namespace kvcache {
 namespace {
 
-std::vector<TraceRequest> Trace(std::vector<std::vector<uint64_t>> chains) {
-  std::vector<TraceRequest> trace;
-  for (auto& c : chains) trace.push_back({static_cast<int64_t>(trace.size()), 0, 0, c});
-  return trace;
-}
-
-const std::vector<TraceRequest> kFive =
-    Trace({{1, 2, 3}, {1, 2, 4}, {1, 2, 3}, {1, 5, 6}, {1, 2, 3}});
+const std::vector<TraceRequest> kFive = FiveRequests();
 
 absl::StatusOr<ReplayResult> ReplayOn(uint64_t pages, int workers) {
   auto daemon = DaemonProcess::Start(

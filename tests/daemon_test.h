@@ -1,0 +1,45 @@
+// A test fixture around one real kvstored: start it with the test's flags,
+// talk to it over gRPC, and check at the end that every test gave back what
+// it pinned or staged.
+#ifndef KVCACHE_TESTS_DAEMON_TEST_H_
+#define KVCACHE_TESTS_DAEMON_TEST_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/test_blocks.h"
+#include "tools/daemon_process.h"
+
+namespace kvcache {
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  // Starts tests' kvstored with `flags`, makes stub_ and fills hello_.
+  void StartDaemon(const std::vector<std::string>& flags) {
+    auto d = DaemonProcess::Start("kvstore/kvstored", flags);
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = std::move(*d);
+    stub_ = v1::KvCache::NewStub(
+        grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Hello(&ctx, {}, &hello_).ok());
+  }
+
+  // Nothing pinned or staged is left once the test's clients are done.
+  void TearDown() override {
+    if (stub_ == nullptr) return;
+    v1::StatsResponse stats = AwaitNothingPinnedOrStaged(*stub_);
+    EXPECT_EQ(stats.pinned_bytes(), 0u);
+    EXPECT_EQ(stats.staged_bytes(), 0u);
+  }
+
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<v1::KvCache::Stub> stub_;
+  v1::HelloResponse hello_;
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_TESTS_DAEMON_TEST_H_
