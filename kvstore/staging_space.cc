@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <iterator>
 
 #include "absl/strings/str_cat.h"
 
@@ -38,7 +37,7 @@ StagingSpace::Range& StagingSpace::Range::operator=(Range&& other) noexcept {
 StagingSpace::Range::~Range() { Release(); }
 
 void StagingSpace::Range::Release() {
-  if (space_ != nullptr) space_->Free(offset_, RoundUp(length_));
+  if (space_ != nullptr) space_->Free(offset_, length_);
   space_ = nullptr;
 }
 
@@ -66,9 +65,7 @@ absl::StatusOr<std::unique_ptr<StagingSpace>> StagingSpace::Create(uint64_t byte
 }
 
 StagingSpace::StagingSpace(int fd, uint8_t* base, uint64_t size)
-    : fd_(fd), base_(base), size_(size) {
-  free_[0] = size;
-}
+    : fd_(fd), base_(base), size_(size), ranges_(size, kAlign) {}
 
 StagingSpace::~StagingSpace() {
   munmap(base_, size_);
@@ -76,39 +73,19 @@ StagingSpace::~StagingSpace() {
 }
 
 absl::StatusOr<StagingSpace::Range> StagingSpace::Reserve(uint64_t length) {
-  const uint64_t need = RoundUp(length);
-  if (length == 0 || need > size_) {
+  if (length == 0 || RoundUp(length) > size_) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot stage ", length, " bytes in a ", size_, "-byte staging space"));
   }
-  for (auto it = free_.begin(); it != free_.end(); ++it) {
-    if (it->second < need) continue;
-    const uint64_t offset = it->first;
-    const uint64_t left = it->second - need;
-    free_.erase(it);
-    if (left > 0) free_[offset + need] = left;
-    reserved_ += need;
-    return Range(this, offset, length);
+  absl::StatusOr<uint64_t> offset = ranges_.Allocate(length);
+  if (!offset.ok()) {
+    return absl::ResourceExhaustedError(absl::StrCat("staging space full: ",
+                                                     ranges_.used_bytes(), " of ", size_,
+                                                     " bytes reserved by unfinished puts"));
   }
-  return absl::ResourceExhaustedError(absl::StrCat("staging space full: ", reserved_, " of ",
-                                                   size_, " bytes reserved by unfinished puts"));
+  return Range(this, *offset, length);
 }
 
-void StagingSpace::Free(uint64_t offset, uint64_t length) {
-  reserved_ -= length;
-  auto next = free_.lower_bound(offset);
-  if (next != free_.end() && offset + length == next->first) {  // merge with the one after
-    length += next->second;
-    next = free_.erase(next);
-  }
-  if (next != free_.begin()) {
-    auto prev = std::prev(next);
-    if (prev->first + prev->second == offset) {  // merge into the one before
-      prev->second += length;
-      return;
-    }
-  }
-  free_[offset] = length;
-}
+void StagingSpace::Free(uint64_t offset, uint64_t length) { ranges_.Free(offset, length); }
 
 }  // namespace kvcache

@@ -14,11 +14,11 @@
 #define KVCACHE_KVSTORE_STAGING_SPACE_H_
 
 #include <cstdint>
-#include <map>
 #include <memory>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/range_allocator.h"
 
 namespace kvcache {
 
@@ -58,7 +58,7 @@ class StagingSpace {
 
   int fd() const { return fd_; }
   uint64_t size() const { return size_; }
-  uint64_t reserved_bytes() const { return reserved_; }
+  uint64_t reserved_bytes() const { return ranges_.used_bytes(); }
 
   // The lowest free range of `length` bytes (1 or more). RESOURCE_EXHAUSTED
   // when none is free.
@@ -71,8 +71,7 @@ class StagingSpace {
   const int fd_;
   uint8_t* const base_;
   const uint64_t size_;
-  uint64_t reserved_ = 0;
-  std::map<uint64_t, uint64_t> free_;  // offset -> length, never adjacent
+  RangeAllocator ranges_;
 };
 
 }  // namespace kvcache
