@@ -1,0 +1,322 @@
+#include "offload/nvme_file.h"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <iostream>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "common/mutex.h"
+
+namespace kvcache {
+namespace {
+
+constexpr uint64_t kAlign = 4096;
+constexpr uint64_t kMaxRegisteredBuffer = 1ull << 30;  // io_uring's limit per buffer
+
+absl::Status ErrnoStatus(int err, const char* what) {
+  return absl::Status(err == ENOSPC ? absl::StatusCode::kResourceExhausted
+                                    : absl::StatusCode::kUnavailable,
+                      absl::StrCat(what, ": ", std::strerror(err)));
+}
+
+}  // namespace
+
+class NvmeFile::Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  virtual absl::Status Register(uint8_t*, uint64_t) {
+    return absl::UnimplementedError("this engine has no registered buffers");
+  }
+  // REQUIRES: every op is aligned and in range.
+  virtual void Run(int fd, absl::Span<NvmeIo* const> ops) = 0;
+};
+
+namespace {
+
+// Up to `depth` ops in flight on one ring; short transfers are resubmitted
+// for the rest. One batch at a time.
+class UringBackend : public NvmeFile::Backend {
+ public:
+  static absl::StatusOr<std::unique_ptr<UringBackend>> Create(int fd, int depth) {
+    auto b = std::unique_ptr<UringBackend>(new UringBackend(depth));
+    if (int err = io_uring_queue_init(depth, &b->ring_, 0); err < 0) {
+      return ErrnoStatus(-err, "io_uring_queue_init");
+    }
+    b->ready_ = true;
+    b->fixed_file_ = io_uring_register_files(&b->ring_, &fd, 1) == 0;
+    return b;
+  }
+  ~UringBackend() override {
+    if (ready_) io_uring_queue_exit(&ring_);
+  }
+  const char* name() const override { return "io_uring"; }
+
+  absl::Status Register(uint8_t* base, uint64_t length) override {
+    MutexLock lock(&mu_);
+    std::vector<iovec> iovs;
+    for (uint64_t at = 0; at < length; at += kMaxRegisteredBuffer) {
+      iovs.push_back({base + at, static_cast<size_t>(std::min(kMaxRegisteredBuffer, length - at))});
+    }
+    if (int err = io_uring_register_buffers(&ring_, iovs.data(), iovs.size()); err < 0) {
+      return ErrnoStatus(-err, "io_uring_register_buffers");
+    }
+    buffers_ = std::move(iovs);
+    return absl::OkStatus();
+  }
+
+  void Run(int fd, absl::Span<NvmeIo* const> ops) override {
+    MutexLock lock(&mu_);
+    std::vector<uint64_t> done(ops.size(), 0);
+    std::deque<size_t> pending;
+    for (size_t i = 0; i < ops.size(); ++i) pending.push_back(i);
+    size_t in_flight = 0, finished = 0;
+    while (finished < ops.size()) {
+      while (!pending.empty() && in_flight < static_cast<size_t>(depth_)) {
+        const size_t i = pending.front();
+        pending.pop_front();
+        Prepare(fd, *ops[i], done[i], i);
+        ++in_flight;
+      }
+      io_uring_submit(&ring_);
+      io_uring_cqe* cqe = nullptr;
+      if (int err = io_uring_wait_cqe(&ring_, &cqe); err < 0) {
+        if (err == -EINTR) continue;
+        for (size_t i = 0; i < ops.size(); ++i) {  // the ring is broken: fail the rest
+          if (done[i] < ops[i]->length && ops[i]->status.ok()) {
+            ops[i]->status = ErrnoStatus(-err, "io_uring_wait_cqe");
+          }
+        }
+        return;
+      }
+      const size_t i = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
+      const int res = cqe->res;
+      io_uring_cqe_seen(&ring_, cqe);
+      --in_flight;
+      NvmeIo& op = *ops[i];
+      if (res == -EINTR || res == -EAGAIN) {
+        pending.push_back(i);
+      } else if (res < 0) {
+        op.status = ErrnoStatus(-res, op.write ? "NVMe write" : "NVMe read");
+        ++finished;
+      } else if (res == 0) {
+        op.status = absl::DataLossError("NVMe read past the end of the file");
+        ++finished;
+      } else if ((done[i] += static_cast<uint64_t>(res)) < op.length) {
+        pending.push_back(i);  // short: the rest goes again
+      } else {
+        ++finished;
+      }
+    }
+  }
+
+ private:
+  explicit UringBackend(int depth) : depth_(depth) {}
+
+  void Prepare(int fd, const NvmeIo& op, uint64_t done, size_t index)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // never null: at most depth_ in flight
+    uint8_t* buf = op.data + done;
+    const unsigned len = static_cast<unsigned>(op.length - done);
+    const uint64_t off = op.offset + done;
+    const int file = fixed_file_ ? 0 : fd;
+    int buf_index = -1;
+    for (size_t b = 0; b < buffers_.size(); ++b) {
+      auto* start = static_cast<uint8_t*>(buffers_[b].iov_base);
+      if (buf >= start && buf + len <= start + buffers_[b].iov_len) buf_index = static_cast<int>(b);
+    }
+    if (buf_index >= 0) {
+      if (op.write) {
+        io_uring_prep_write_fixed(sqe, file, buf, len, off, buf_index);
+      } else {
+        io_uring_prep_read_fixed(sqe, file, buf, len, off, buf_index);
+      }
+    } else if (op.write) {
+      io_uring_prep_write(sqe, file, buf, len, off);
+    } else {
+      io_uring_prep_read(sqe, file, buf, len, off);
+    }
+    if (fixed_file_) sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, index);
+  }
+
+  const int depth_;
+  Mutex mu_;
+  io_uring ring_ ABSL_GUARDED_BY(mu_) = {};
+  bool ready_ = false;
+  bool fixed_file_ = false;
+  std::vector<iovec> buffers_ ABSL_GUARDED_BY(mu_);
+};
+
+// `depth` threads doing pread/pwrite, fed from one queue.
+class ThreadsBackend : public NvmeFile::Backend {
+ public:
+  explicit ThreadsBackend(int depth) {
+    for (int t = 0; t < depth; ++t) threads_.emplace_back([this] { Work(); });
+  }
+  ~ThreadsBackend() override {
+    {
+      MutexLock lock(&mu_);
+      stopping_ = true;
+      work_.SignalAll();
+    }
+    for (std::thread& t : threads_) t.join();
+  }
+  const char* name() const override { return "threads"; }
+
+  void Run(int fd, absl::Span<NvmeIo* const> ops) override {
+    Batch batch;
+    batch.left = ops.size();
+    MutexLock lock(&mu_);
+    for (NvmeIo* op : ops) queue_.push_back({fd, op, &batch});
+    work_.SignalAll();
+    while (batch.left > 0) done_.Wait(&mu_);
+  }
+
+ private:
+  struct Batch {
+    size_t left = 0;  // guarded by mu_
+  };
+  struct Item {
+    int fd;
+    NvmeIo* op;
+    Batch* batch;
+  };
+
+  void Work() {
+    while (true) {
+      Item item;
+      {
+        MutexLock lock(&mu_);
+        while (queue_.empty() && !stopping_) work_.Wait(&mu_);
+        if (queue_.empty()) return;
+        item = queue_.front();
+        queue_.pop_front();
+      }
+      NvmeIo& op = *item.op;
+      uint64_t done = 0;
+      while (done < op.length) {
+        const ssize_t n = op.write ? pwrite(item.fd, op.data + done, op.length - done, op.offset + done)
+                                   : pread(item.fd, op.data + done, op.length - done, op.offset + done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          op.status = ErrnoStatus(errno, op.write ? "NVMe write" : "NVMe read");
+          break;
+        }
+        if (n == 0) {
+          op.status = absl::DataLossError("NVMe read past the end of the file");
+          break;
+        }
+        done += static_cast<uint64_t>(n);
+      }
+      MutexLock lock(&mu_);
+      if (--item.batch->left == 0) done_.SignalAll();
+    }
+  }
+
+  Mutex mu_;
+  CondVar work_, done_;
+  std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NvmeFile>> NvmeFile::Open(const Options& options) {
+  if (options.path.empty() || options.bytes == 0 || options.bytes % kAlign != 0 ||
+      options.queue_depth < 1 || options.queue_depth > 1024) {
+    return absl::InvalidArgumentError(
+        "NVMe file needs a path, a size that is a positive multiple of 4 KiB and a queue depth "
+        "in [1, 1024]");
+  }
+  const int fd = open(options.path.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return ErrnoStatus(errno, absl::StrCat("cannot open ", options.path, " with O_DIRECT").c_str());
+  }
+  struct stat st {};
+  fstat(fd, &st);
+  absl::Status sized = absl::OkStatus();
+  if (S_ISBLK(st.st_mode)) {
+    uint64_t device_bytes = 0;
+    if (ioctl(fd, BLKGETSIZE64, &device_bytes) != 0 || device_bytes < options.bytes) {
+      sized = absl::UnavailableError(absl::StrCat(options.path, " holds ", device_bytes,
+                                                  " bytes, fewer than ", options.bytes));
+    }
+  } else if (int err = posix_fallocate(fd, 0, static_cast<off_t>(options.bytes)); err != 0) {
+    sized = ErrnoStatus(err, absl::StrCat("cannot preallocate ", options.bytes, " bytes at ",
+                                          options.path).c_str());
+  }
+  if (!sized.ok()) {
+    close(fd);
+    return sized;
+  }
+  std::unique_ptr<Backend> backend;
+  if (options.engine != Engine::kThreads) {
+    absl::StatusOr<std::unique_ptr<UringBackend>> uring =
+        UringBackend::Create(fd, options.queue_depth);
+    if (uring.ok()) {
+      backend = std::move(*uring);
+    } else if (options.engine == Engine::kIoUring) {
+      close(fd);
+      return uring.status();
+    } else {
+      static std::atomic<bool> logged{false};
+      if (!logged.exchange(true)) {
+        std::cerr << "kvstored: io_uring unavailable (" << uring.status().message()
+                  << "); NVMe I/O uses a pread/pwrite thread pool\n";
+      }
+    }
+  }
+  if (backend == nullptr) backend = std::make_unique<ThreadsBackend>(options.queue_depth);
+  return std::unique_ptr<NvmeFile>(new NvmeFile(fd, options.bytes, std::move(backend)));
+}
+
+NvmeFile::NvmeFile(int fd, uint64_t bytes, std::unique_ptr<Backend> backend)
+    : fd_(fd), bytes_(bytes), backend_(std::move(backend)) {}
+
+NvmeFile::~NvmeFile() {
+  backend_.reset();  // before the fd it uses
+  close(fd_);
+}
+
+const char* NvmeFile::engine_name() const { return backend_->name(); }
+
+absl::Status NvmeFile::RegisterBuffers(uint8_t* base, uint64_t length) {
+  return backend_->Register(base, length);
+}
+
+absl::Status NvmeFile::RunBatch(absl::Span<NvmeIo> ops) {
+  std::vector<NvmeIo*> valid;
+  for (NvmeIo& op : ops) {
+    op.status = absl::OkStatus();
+    if (op.offset % kAlign != 0 || op.length % kAlign != 0 || op.length == 0 ||
+        reinterpret_cast<uintptr_t>(op.data) % kAlign != 0) {
+      op.status = absl::InvalidArgumentError("NVMe op offset, length and buffer must be 4 KiB-aligned");
+    } else if (op.offset > bytes_ || op.length > bytes_ - op.offset) {
+      op.status = absl::OutOfRangeError(absl::StrCat("NVMe op [", op.offset, ", +", op.length,
+                                                     ") is past the file's ", bytes_, " bytes"));
+    } else {
+      valid.push_back(&op);
+    }
+  }
+  if (!valid.empty()) backend_->Run(fd_, valid);
+  for (const NvmeIo& op : ops) {
+    if (!op.status.ok()) return op.status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace kvcache

@@ -1,0 +1,124 @@
+#include "offload/nvme_file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "gtest/gtest.h"
+
+namespace kvcache {
+namespace {
+
+using Aligned = std::unique_ptr<uint8_t[], decltype(&std::free)>;
+
+Aligned Buffer(size_t bytes, uint8_t fill) {
+  Aligned b(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)), &std::free);
+  std::memset(b.get(), fill, bytes);
+  return b;
+}
+
+class NvmeFileTest : public ::testing::TestWithParam<NvmeFile::Engine> {
+ protected:
+  std::unique_ptr<NvmeFile> Open(uint64_t bytes) {
+    NvmeFile::Options options;
+    options.path = path_;
+    options.bytes = bytes;
+    options.engine = GetParam();
+    options.queue_depth = 4;
+    auto f = NvmeFile::Open(options);
+    EXPECT_TRUE(f.ok()) << f.status();
+    return f.ok() ? std::move(*f) : nullptr;
+  }
+  void TearDown() override { unlink(path_.c_str()); }
+
+  const std::string path_ = ::testing::TempDir() + "/nvme_file_test.data";
+};
+
+TEST_P(NvmeFileTest, WritesThenReadsBackABatch) {
+  auto file = Open(1 << 20);
+  ASSERT_NE(file, nullptr);
+  EXPECT_STREQ(file->engine_name(),
+               GetParam() == NvmeFile::Engine::kThreads ? "threads" : "io_uring");
+  struct stat st {};
+  ASSERT_EQ(stat(path_.c_str(), &st), 0);
+  EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, 1u << 20);  // preallocated
+
+  // Ten ops at scattered offsets, more than the queue depth, sizes 4-64 KiB.
+  std::vector<Aligned> out, in;
+  std::vector<NvmeIo> writes, reads;
+  for (int i = 0; i < 10; ++i) {
+    const uint64_t len = 4096u * (1 + i % 16);
+    out.push_back(Buffer(len, static_cast<uint8_t>('a' + i)));
+    in.push_back(Buffer(len, 0));
+    writes.push_back({true, 65536u * i, out.back().get(), len});
+    reads.push_back({false, 65536u * i, in.back().get(), len});
+  }
+  ASSERT_TRUE(file->RunBatch(absl::MakeSpan(writes)).ok());
+  ASSERT_TRUE(file->RunBatch(absl::MakeSpan(reads)).ok());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(std::memcmp(out[i].get(), in[i].get(), reads[i].length), 0) << "op " << i;
+  }
+}
+
+TEST_P(NvmeFileTest, RegisteredBuffersReadInPlace) {
+  auto file = Open(1 << 20);
+  ASSERT_NE(file, nullptr);
+  Aligned arena = Buffer(256 << 10, 0);
+  const absl::Status registered = file->RegisterBuffers(arena.get(), 256 << 10);
+  if (GetParam() == NvmeFile::Engine::kThreads) {
+    EXPECT_EQ(registered.code(), absl::StatusCode::kUnimplemented);
+  } else {
+    EXPECT_TRUE(registered.ok()) << registered;
+  }
+  std::memset(arena.get(), 'z', 128 << 10);
+  NvmeIo write{true, 0, arena.get(), 128 << 10};
+  ASSERT_TRUE(file->RunBatch({&write, 1}).ok());
+  NvmeIo read{false, 0, arena.get() + (128 << 10), 128 << 10};
+  ASSERT_TRUE(file->RunBatch({&read, 1}).ok());
+  EXPECT_EQ(std::memcmp(arena.get(), arena.get() + (128 << 10), 128 << 10), 0);
+}
+
+TEST_P(NvmeFileTest, BadOpsFailAloneWithAReason) {
+  auto file = Open(64 << 10);
+  ASSERT_NE(file, nullptr);
+  Aligned buf = Buffer(8192, 'q');
+  std::vector<NvmeIo> ops = {
+      {true, 100, buf.get(), 4096},           // misaligned offset
+      {true, 0, buf.get() + 1, 4096},         // misaligned buffer
+      {true, 0, buf.get(), 1000},             // misaligned length
+      {true, 60 << 10, buf.get(), 8192},      // past the end
+      {true, 4096, buf.get(), 4096},          // fine
+  };
+  const absl::Status s = file->RunBatch(absl::MakeSpan(ops));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ops[0].status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ops[1].status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ops[2].status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ops[3].status.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE(ops[4].status.ok()) << ops[4].status;
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, NvmeFileTest,
+                         ::testing::Values(NvmeFile::Engine::kIoUring,
+                                           NvmeFile::Engine::kThreads),
+                         [](const auto& info) {
+                           return info.param == NvmeFile::Engine::kThreads ? "Threads" : "IoUring";
+                         });
+
+TEST(NvmeFileOpenTest, RefusesBadOptionsAndPaths) {
+  NvmeFile::Options options;
+  options.path = ::testing::TempDir() + "/x";
+  options.bytes = 1000;  // not a multiple of 4 KiB
+  EXPECT_EQ(NvmeFile::Open(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.bytes = 4096;
+  options.path = ::testing::TempDir();  // a directory
+  auto dir = NvmeFile::Open(options);
+  EXPECT_FALSE(dir.ok());
+  EXPECT_NE(dir.status().message().find(::testing::TempDir()), std::string::npos) << dir.status();
+}
+
+}  // namespace
+}  // namespace kvcache
