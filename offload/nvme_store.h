@@ -1,0 +1,106 @@
+// The NVMe tier's store: block records in an NvmeFile, and an index in
+// RocksDB so a restart finds them again.
+//
+// Ordering, so the index never points at unwritten data: a write sends the
+// header sector and payload, waits for both to complete, and only then adds
+// the index entry; a removal deletes the index entry first and then frees
+// the extent. On open, free space is rebuilt from the index (an entry whose
+// extent overlaps another's is dropped).
+//
+// Integrity: every read checks the header sector against the index entry
+// and the payload against its XXH3-64. A mismatch drops the entry, counts it
+// and answers DATA_LOSS, which callers treat as a miss.
+//
+// Thread safety: all methods may be called from any thread.
+#ifndef KVCACHE_OFFLOAD_NVME_STORE_H_
+#define KVCACHE_OFFLOAD_NVME_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/mutex.h"
+#include "common/range_allocator.h"
+#include "offload/nvme_file.h"
+#include "offload/nvme_record.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace kvcache {
+
+// What the index keeps for one block.
+struct NvmeEntry {
+  uint64_t offset = 0;        // of the header sector in the file
+  uint64_t payload_bytes = 0;
+  uint64_t checksum = 0;      // XXH3-64 of the payload
+  uint64_t generation = 0;
+  int64_t created_micros = 0;
+  std::string parent;         // the parent block's key; empty for a root
+};
+
+// Which block: the index key.
+struct NvmeBlockId {
+  std::string tenant, name_space, key;
+};
+
+class NvmeStore {
+ public:
+  struct Options {
+    std::string dir;           // holds blocks.data and index/ (RocksDB)
+    uint64_t bytes = 0;        // size of blocks.data
+    NvmeFile::Engine engine = NvmeFile::Engine::kAuto;
+    int queue_depth = 8;
+  };
+
+  // Opens or creates the store and rebuilds free space from the index.
+  // INVALID_ARGUMENT for bad options, UNAVAILABLE if the file or the index
+  // cannot be opened (the message says which).
+  static absl::StatusOr<std::unique_ptr<NvmeStore>> Open(const Options& options);
+  ~NvmeStore();
+
+  // Writes a block whose payload is `payload` (each piece 4 KiB-aligned in
+  // memory; all but the last a multiple of 4 KiB long, and the memory after
+  // the last piece readable up to the next 4 KiB). RESOURCE_EXHAUSTED when
+  // no extent is free; the I/O error otherwise. ALREADY_EXISTS if indexed.
+  absl::Status Write(const NvmeBlockId& id, const std::string& parent, uint64_t checksum,
+                     absl::Span<const absl::Span<const uint8_t>> payload);
+
+  // The index entry, or NOT_FOUND.
+  absl::StatusOr<NvmeEntry> Find(const NvmeBlockId& id) const;
+
+  // Reads the block into `dest` (pieces as for Write, writable up to the
+  // next 4 KiB after the last) and verifies it. NOT_FOUND if not indexed,
+  // DATA_LOSS (and the entry dropped) if it does not verify.
+  absl::Status Read(const NvmeBlockId& id, absl::Span<const absl::Span<uint8_t>> dest);
+
+  // Drops the block: index entry first, then its extent. NOT_FOUND if absent.
+  absl::Status Remove(const NvmeBlockId& id);
+
+  uint64_t blocks() const { return blocks_.load(); }
+  uint64_t used_bytes() const;
+  uint64_t corrupt_drops() const { return corrupt_drops_.load(); }
+  const char* engine_name() const { return file_->engine_name(); }
+
+ private:
+  NvmeStore(std::unique_ptr<NvmeFile> file, rocksdb::DB* db, uint64_t bytes);
+  absl::Status Drop(const std::string& index_key, const NvmeEntry& entry);
+
+  std::unique_ptr<NvmeFile> file_;
+  rocksdb::DB* const db_;  // owned
+  mutable Mutex mu_;       // the allocator, and index updates with it
+  RangeAllocator extents_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  std::atomic<uint64_t> blocks_{0};
+  std::atomic<uint64_t> corrupt_drops_{0};
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_OFFLOAD_NVME_STORE_H_

@@ -1,0 +1,146 @@
+#include "offload/nvme_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "client/key/checksum.h"
+#include "gtest/gtest.h"
+
+namespace kvcache {
+namespace {
+
+// A block's payload in 4 KiB-aligned memory with room to the next 4 KiB.
+struct Payload {
+  explicit Payload(size_t n, uint8_t seed)
+      : size(n), mem(static_cast<uint8_t*>(std::aligned_alloc(4096, (n + 4095) / 4096 * 4096 + 4096)),
+                     &std::free) {
+    for (size_t i = 0; i < n; ++i) mem.get()[i] = static_cast<uint8_t>(seed * 31 + i * 7);
+  }
+  // Pieces as arena pages would give them: 8 KiB each, the last shorter.
+  std::vector<absl::Span<const uint8_t>> Pieces() const {
+    std::vector<absl::Span<const uint8_t>> p;
+    for (size_t at = 0; at < size; at += 8192) p.push_back({mem.get() + at, std::min<size_t>(8192, size - at)});
+    return p;
+  }
+  std::vector<absl::Span<uint8_t>> Writable() {
+    std::vector<absl::Span<uint8_t>> p;
+    for (size_t at = 0; at < size; at += 8192) p.push_back({mem.get() + at, std::min<size_t>(8192, size - at)});
+    return p;
+  }
+  uint64_t Checksum() const { return BlockChecksum({mem.get(), size}); }
+  bool SameAs(const Payload& o) const { return size == o.size && std::memcmp(mem.get(), o.mem.get(), size) == 0; }
+
+  size_t size;
+  std::unique_ptr<uint8_t[], decltype(&std::free)> mem;
+};
+
+NvmeBlockId Id(int i) { return {"tenant", "ns", "key-" + std::to_string(i)}; }
+
+class NvmeStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void OpenStore(uint64_t bytes = 4 << 20) {
+    store_.reset();
+    NvmeStore::Options options;
+    options.dir = dir_;
+    options.bytes = bytes;
+    auto s = NvmeStore::Open(options);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+  absl::Status Put(int i, const Payload& p) {
+    return store_->Write(Id(i), i > 0 ? Id(i - 1).key : "", p.Checksum(), p.Pieces());
+  }
+  absl::Status Get(int i, Payload& out) { return store_->Read(Id(i), out.Writable()); }
+  // Flips one byte of blocks.data, behind the store's back.
+  void FlipByte(uint64_t at) {
+    const int fd = open((dir_ + "/blocks.data").c_str(), O_RDWR);
+    uint8_t b = 0;
+    ASSERT_EQ(pread(fd, &b, 1, at), 1);
+    b ^= 0x40;
+    ASSERT_EQ(pwrite(fd, &b, 1, at), 1);
+    fsync(fd);
+    close(fd);
+  }
+
+  const std::string dir_ = ::testing::TempDir() + "/nvme_store_test";
+  std::unique_ptr<NvmeStore> store_;
+};
+
+TEST_F(NvmeStoreTest, WritesAndReadsBackByteExact) {
+  OpenStore();
+  Payload p(20000, 1);  // 3 pieces, the last partial
+  ASSERT_TRUE(Put(0, p).ok());
+  auto e = store_->Find(Id(0));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->payload_bytes, 20000u);
+  EXPECT_EQ(e->checksum, p.Checksum());
+  EXPECT_EQ(store_->blocks(), 1u);
+  EXPECT_EQ(store_->used_bytes(), NvmeRecordBytes(20000));
+  Payload back(20000, 0);
+  ASSERT_TRUE(Get(0, back).ok());
+  EXPECT_TRUE(back.SameAs(p));
+  EXPECT_EQ(Put(0, p).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->Read(Id(9), back.Writable()).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(NvmeStoreTest, RestartFindsEveryBlockAndReusesNoExtent) {
+  OpenStore();
+  std::vector<std::unique_ptr<Payload>> payloads;
+  for (int i = 0; i < 20; ++i) {
+    payloads.push_back(std::make_unique<Payload>(4096 * (1 + i % 5) + i, i));
+    ASSERT_TRUE(Put(i, *payloads.back()).ok()) << i;
+  }
+  const uint64_t used = store_->used_bytes();
+  OpenStore();  // closes, then opens the same directory
+  EXPECT_EQ(store_->blocks(), 20u);
+  EXPECT_EQ(store_->used_bytes(), used);
+  payloads.push_back(std::make_unique<Payload>(50000, 99));
+  ASSERT_TRUE(Put(20, *payloads.back()).ok());  // must not land on an old block
+  for (int i = 0; i <= 20; ++i) {
+    Payload back(payloads[i]->size, 0);
+    ASSERT_TRUE(Get(i, back).ok()) << i;
+    EXPECT_TRUE(back.SameAs(*payloads[i])) << i;
+  }
+  EXPECT_EQ(store_->Find(Id(5))->parent, Id(4).key);
+}
+
+TEST_F(NvmeStoreTest, FlippedPayloadOrHeaderIsAMissAndDropped) {
+  OpenStore();
+  Payload a(12000, 1), b(12000, 2);
+  ASSERT_TRUE(Put(0, a).ok());
+  ASSERT_TRUE(Put(1, b).ok());
+  FlipByte(store_->Find(Id(0))->offset + 4096 + 5000);  // payload of block 0
+  FlipByte(store_->Find(Id(1))->offset + 60);           // header of block 1
+  Payload back(12000, 0);
+  EXPECT_EQ(Get(0, back).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Get(1, back).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(store_->corrupt_drops(), 2u);
+  EXPECT_EQ(store_->blocks(), 0u);
+  EXPECT_EQ(store_->Find(Id(0)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->used_bytes(), 0u);  // their extents are free again
+}
+
+TEST_F(NvmeStoreTest, FullStoreSaysSoAndRemovalMakesRoom) {
+  OpenStore(64 << 10);  // 16 sectors: three records of 16 KiB + header
+  Payload p(16384, 3);
+  int stored = 0;
+  absl::Status s;
+  while ((s = Put(stored, p)).ok()) ++stored;
+  EXPECT_EQ(stored, 3);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(store_->Remove(Id(1)).ok());
+  EXPECT_EQ(store_->Remove(Id(1)).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Put(7, p).ok());
+}
+
+}  // namespace
+}  // namespace kvcache
