@@ -18,7 +18,6 @@
 namespace kvcache {
 namespace {
 
-constexpr size_t kCopyPiece = 32 << 10;
 // Ranges this large are copied with non-temporal stores: the destination is
 // rarely in cache, and the caller's consumer (a GPU's DMA) reads memory.
 constexpr size_t kStreamingCopyBytes = 1 << 20;
@@ -197,14 +196,8 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
         to += e.length();
         continue;
       }
-      // Copy and hash in L1-sized pieces, so the hash reads what the copy
-      // just wrote from L1 instead of going back to memory.
-      for (uint64_t done = 0; done < e.length(); done += kCopyPiece) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyPiece, e.length() - done));
-        BulkCopy(to, from + done, n);
-        checksum->Update({to, n});
-        to += n;
-      }
+      checksum->CopyAndUpdate(to, {from, static_cast<size_t>(e.length())});
+      to += e.length();
     }
     if (checksum.has_value() && checksum->Digest() != item.block_checksum()) {
       outcome = Outcome{absl::DataLossError(absl::StrCat("block ", t.key.ToHex(),

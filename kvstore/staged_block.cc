@@ -1,16 +1,8 @@
 #include "kvstore/staged_block.h"
 
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
-#include "common/bulk_copy.h"
 
 namespace kvcache {
-namespace {
-
-constexpr size_t kCopyPiece = 32 << 10;
-
-}  // namespace
 
 StagedBlock::StagedBlock(NamespaceId ns, BlockMeta meta, PageRun pages,
                          std::optional<BlockPin> parent_pin, std::atomic<uint64_t>* staged_bytes)
@@ -30,17 +22,12 @@ absl::Status StagedBlock::Append(absl::Span<const uint8_t> data) {
         "block ", meta_.key.ToHex(), ": ", received_ + data.size(),
         " bytes sent, more than its declared size ", meta_.size));
   }
-  // Copy and hash in L1-sized pieces, hashing the copy: what is verified is
-  // what is stored, even if the source changes meanwhile (a local client's
-  // staging memory), and the hash reads from L1.
+  // Hashing the copy: what is verified is what is stored, even if the
+  // source changes meanwhile (a local client's staging memory).
   const uint8_t* from = data.data();
   pages_.ForEachWritablePiece(received_, data.size(), [&](uint8_t* dst, size_t len) {
-    for (size_t done = 0; done < len; done += kCopyPiece) {
-      const size_t n = std::min(kCopyPiece, len - done);
-      BulkCopy(dst + done, from, n);
-      checksum_.Update({dst + done, n});
-      from += n;
-    }
+    checksum_.CopyAndUpdate(dst, {from, len});
+    from += len;
     return true;
   });
   received_ += data.size();

@@ -1,5 +1,9 @@
 #include "client/key/checksum.h"
 
+#include <algorithm>
+
+#include "common/bulk_copy.h"
+
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
@@ -52,6 +56,15 @@ ChecksumStream::~ChecksumStream() {
 
 ChecksumStream::ChecksumStream(ChecksumStream&&) noexcept = default;
 ChecksumStream& ChecksumStream::operator=(ChecksumStream&&) noexcept = default;
+
+void ChecksumStream::CopyAndUpdate(uint8_t* dst, absl::Span<const uint8_t> src) {
+  constexpr size_t kPiece = 32 << 10;
+  for (size_t done = 0; done < src.size(); done += kPiece) {
+    const size_t n = std::min(kPiece, src.size() - done);
+    BulkCopy(dst + done, src.data() + done, n);
+    Update({dst + done, n});
+  }
+}
 
 void ChecksumStream::Update(absl::Span<const uint8_t> data) {
 #if defined(__x86_64__)

@@ -25,6 +25,10 @@ class ChecksumStream {
   ChecksumStream& operator=(ChecksumStream&&) noexcept;
 
   void Update(absl::Span<const uint8_t> data);
+  // Copies src to dst (src.size() bytes; no overlap) and hashes the copy, in
+  // L1-sized pieces, so the hash reads from L1 and what is hashed is exactly
+  // what was stored, even if src changes meanwhile.
+  void CopyAndUpdate(uint8_t* dst, absl::Span<const uint8_t> src);
   uint64_t Digest() const;
 
  private:

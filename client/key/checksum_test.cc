@@ -30,5 +30,22 @@ TEST(ChecksumTest, StreamMatchesOneShotForAnySplit) {
   }
 }
 
+// Copying and hashing in one pass stores the bytes and hashes them alike,
+// across its internal piece boundaries and when called piece by piece.
+TEST(ChecksumTest, CopyAndUpdateCopiesAndHashes) {
+  std::string data(100000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13 + 5);
+  for (size_t step : {size_t{100000}, size_t{32768}, size_t{5000}}) {
+    std::string copy(data.size(), '\0');
+    ChecksumStream s;
+    for (size_t off = 0; off < data.size(); off += step) {
+      s.CopyAndUpdate(reinterpret_cast<uint8_t*>(copy.data()) + off,
+                      Bytes(data).subspan(off, std::min(step, data.size() - off)));
+    }
+    EXPECT_EQ(copy, data) << step;
+    EXPECT_EQ(s.Digest(), BlockChecksum(Bytes(data))) << step;
+  }
+}
+
 }  // namespace
 }  // namespace kvcache
