@@ -226,26 +226,34 @@ void LocalPathServer::Serve(int fd) {
         v1::PutBlockHeader header;
         v1::LocalLease reply;
         absl::StatusOr<PutAdmission> admission =
-            header.ParseFromString(body) ? AdmitPut(service_, kDefaultTenant, header)
-                                         : absl::InvalidArgumentError("malformed PutBlockHeader");
-        absl::StatusOr<StagingSpace::Range> range = absl::UnknownError("not reserved");
-        if (admission.ok() && admission->staged != nullptr) {
-          range = (*staging)->Reserve(header.size());
-          if (!range.ok()) {
-            admission = absl::Status(range.status().code(),
-                                     absl::StrCat(range.status().message(), " (--local_staging)"));
+            absl::InvalidArgumentError("malformed PutBlockHeader");
+        StagingSpace::Range range;
+        if (header.ParseFromString(body)) {
+          // Staging first: when it is full, the put is refused before
+          // admission evicts cached blocks to make room for it. A size that
+          // can never be staged is left to AdmitPut, which says why (the
+          // staging space holds at least the largest block).
+          absl::StatusOr<StagingSpace::Range> reserved = (*staging)->Reserve(header.size());
+          if (reserved.ok()) {
+            range = std::move(*reserved);
+            admission = AdmitPut(service_, kDefaultTenant, header);
+          } else if (reserved.status().code() == absl::StatusCode::kResourceExhausted) {
+            admission = absl::ResourceExhaustedError(
+                absl::StrCat(reserved.status().message(), " (--local_staging)"));
+          } else {
+            admission = AdmitPut(service_, kDefaultTenant, header);
           }
         }
         SetStatus(admission.status(), reply);
         if (admission.ok() && admission->staged == nullptr) reply.set_outcome(admission->outcome);
         if (admission.ok() && admission->staged != nullptr) {
           v1::ArenaExtent* where = reply.add_staging();
-          where->set_offset(range->offset());
-          where->set_length(range->length());
+          where->set_offset(range.offset());
+          where->set_length(range.length());
           Lease& lease = leases[next_lease];
           lease.expires = expires;
           lease.staged = std::move(admission->staged);
-          lease.staging = std::move(*range);
+          lease.staging = std::move(range);
           reply.set_lease_id(next_lease++);
         }
         if (!admission.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);

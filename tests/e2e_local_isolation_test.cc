@@ -101,9 +101,10 @@ class RawLocalConnection {
 
 class E2eLocalIsolationTest : public DaemonTest {
  protected:
-  void Start(std::vector<std::string> flags) {
-    flags.push_back("--host_capacity=16MiB");
-    flags.push_back("--page_size=64KiB");
+  // The test's flags come last, so they override these defaults.
+  void Start(const std::vector<std::string>& extra) {
+    std::vector<std::string> flags = {"--host_capacity=16MiB", "--page_size=64KiB"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
     StartDaemon(flags);
     conn_ = std::make_unique<RawLocalConnection>(hello_.local_socket());
     ASSERT_TRUE(conn_->ok());
@@ -192,6 +193,26 @@ TEST_F(E2eLocalIsolationTest, StagingSpaceIsBoundedAndComesBack) {
   ASSERT_EQ(conn_->Commit(first.lease_id()).status_code(), 0);
   third = conn_->BeginPut(ns_, {keys[2], PayloadFor(keys[2], 65536)});
   EXPECT_EQ(third.status_code(), 0) << third.status_message();
+}
+
+// With the arena full, a put refused for lack of staging space must not
+// have evicted a cached block to make room first.
+TEST_F(E2eLocalIsolationTest, PutRefusedForStagingEvictsNothing) {
+  Start({"--host_capacity=192KiB", "--max_block_size=64KiB", "--local_staging=128KiB"});
+  std::vector<BlockKey> keys = TestChain(4, 4);
+  const std::string cached = PayloadFor(keys[0], 65536);
+  v1::LocalLease lease = conn_->BeginPut(ns_, {keys[0], cached});
+  ASSERT_EQ(lease.status_code(), 0) << lease.status_message();
+  std::memcpy(conn_->staging() + lease.staging(0).offset(), cached.data(), cached.size());
+  ASSERT_EQ(conn_->Commit(lease.lease_id()).status_code(), 0);
+  // Two staged puts fill the arena's other two pages and the staging space.
+  v1::LocalLease a = conn_->BeginPut(ns_, {keys[1], PayloadFor(keys[1], 65536)});
+  v1::LocalLease b = conn_->BeginPut(ns_, {keys[2], PayloadFor(keys[2], 65536)});
+  ASSERT_EQ(a.status_code(), 0) << a.status_message();
+  ASSERT_EQ(b.status_code(), 0) << b.status_message();
+  v1::LocalLease refused = conn_->BeginPut(ns_, {keys[3], PayloadFor(keys[3], 65536)});
+  EXPECT_EQ(refused.status_code(), static_cast<int>(absl::StatusCode::kResourceExhausted));
+  EXPECT_TRUE(FetchOverGrpc(keys[0], cached.size()) == cached) << "the cached block was evicted";
 }
 
 TEST_F(E2eLocalIsolationTest, StagingSmallerThanTheLargestBlockIsRefusedAtStart) {

@@ -111,6 +111,20 @@ TEST_F(E2eLocalPathTest, PutsAndFetchesAreByteExactAndMoveNoBytesThroughASocket)
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 200000));
 }
 
+TEST_F(E2eLocalPathTest, RehashedLocalFetchesAreByteExactToo) {
+  Start({});
+  ClientOptions options = TestClientOptions(daemon_->address());
+  options.verify_local_fetches = true;
+  auto client = Client::Create(options);
+  std::vector<BlockKey> chain = TestChain(9, 3);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 300000)).ok());
+  size_t got = 0;
+  std::vector<std::string> out = FetchAll(**client, chain, 300000, &got);
+  EXPECT_EQ(got, 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 300000));
+  EXPECT_EQ((*client)->counters().local_path_blocks, 6u);  // 3 put + 3 fetched locally
+}
+
 TEST_F(E2eLocalPathTest, KilledLeaseHolderGivesPagesBack) {
   Start({});
   auto client = Client::Create(TestClientOptions(daemon_->address()));
