@@ -7,6 +7,7 @@
 #ifndef KVCACHE_COMMON_MUTEX_H_
 #define KVCACHE_COMMON_MUTEX_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 
@@ -47,6 +48,13 @@ class CondVar {
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     cv_.wait(lock);
     lock.release();  // still held; the caller's MutexLock unlocks it
+  }
+  // The same, giving up after `timeout`. Returns false if it timed out.
+  bool WaitFor(Mutex* mu, std::chrono::nanoseconds timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
+    const bool woken = cv_.wait_for(lock, timeout) == std::cv_status::no_timeout;
+    lock.release();
+    return woken;
   }
   void SignalAll() { cv_.notify_all(); }
 

@@ -27,22 +27,36 @@ BlockIndex::Shard& BlockIndex::ShardOf(const EntryKey& k) {
   return *shards_[absl::HashOf(k) % shards_.size()];
 }
 
+void BlockIndex::Link(Shard& shard, const EntryKey& k, const Entry& e) {
+  const bool host = e.block->on_host();
+  if (host) shard.on_host.insert({e.tick, k});
+  if (e.children == 0) (host ? shard.host_leaves : shard.nvme_leaves).insert({e.tick, k});
+}
+
+void BlockIndex::Unlink(Shard& shard, const EntryKey& k, const Entry& e) {
+  const bool host = e.block->on_host();
+  if (host) shard.on_host.erase({e.tick, k});
+  if (e.children == 0) (host ? shard.host_leaves : shard.nvme_leaves).erase({e.tick, k});
+}
+
 void BlockIndex::Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_micros) {
   const uint64_t tick = clock_.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (e.children == 0) {
-    shard.leaves.erase({e.tick, k});
-    shard.leaves.insert({tick, k});
-  }
+  Unlink(shard, k, e);
   e.tick = tick;
+  Link(shard, k, e);
   e.last_access_micros = now_micros;
 }
 
 void BlockIndex::Remove(Shard& shard, const EntryKey& k) {
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return;
-  if (it->second.children == 0) shard.leaves.erase({it->second.tick, k});
+  Unlink(shard, k, it->second);
+  if (it->second.on_nvme && nvme_drop_listener_) {
+    nvme_drop_listener_(k.ns, it->second.block->meta());
+  }
   blocks_.fetch_sub(1, std::memory_order_relaxed);
   bytes_.fetch_sub(it->second.block->meta().size, std::memory_order_relaxed);
+  if (it->second.block->on_host()) host_blocks_.fetch_sub(1, std::memory_order_relaxed);
   shard.entries.erase(it);
 }
 
@@ -51,11 +65,13 @@ void BlockIndex::ChildRemoved(const EntryKey& parent) {
   MutexLock lock(&shard.mu);
   auto it = shard.entries.find(parent);
   if (it == shard.entries.end() || it->second.children == 0) return;
-  if (--it->second.children == 0) shard.leaves.insert({it->second.tick, parent});
+  Unlink(shard, parent, it->second);
+  --it->second.children;
+  Link(shard, parent, it->second);
 }
 
 size_t BlockIndex::LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
-                               std::vector<uint64_t>* sizes) {
+                               std::vector<ChainBlock>* blocks) {
   const int64_t now = NowMicros();
   size_t hits = 0;
   for (const BlockKey& key : chain) {
@@ -65,7 +81,9 @@ size_t BlockIndex::LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
     auto it = shard.entries.find(k);
     if (it == shard.entries.end()) break;
     Touch(shard, k, it->second, now);
-    if (sizes != nullptr) sizes->push_back(it->second.block->meta().size);
+    if (blocks != nullptr) {
+      blocks->push_back({it->second.block->meta().size, it->second.block->on_host()});
+    }
     ++hits;
   }
   return hits;
@@ -91,7 +109,7 @@ std::optional<BlockPin> BlockIndex::PinEntry(NamespaceId ns, const BlockKey& key
   return BlockPin(it->second.block, pinned_bytes_);
 }
 
-InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages) {
+InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, bool on_nvme) {
   const EntryKey parent{ns, meta.parent};
   if (meta.parent.empty()) {
     meta.root = meta.key;
@@ -105,7 +123,9 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages) 
     meta.depth = it->second.block->meta().depth + 1;
     // Count the child now, so the parent stops being an evictable leaf
     // before the child becomes visible.
-    if (it->second.children++ == 0) ps.leaves.erase({it->second.tick, parent});
+    Unlink(ps, parent, it->second);
+    ++it->second.children;
+    Link(ps, parent, it->second);
   }
   const EntryKey k{ns, meta.key};
   const uint64_t size = meta.size;
@@ -116,16 +136,18 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages) 
     auto [it, fresh] = shard.entries.try_emplace(k);
     inserted = fresh;
     if (fresh) {
-      meta.created_micros = NowMicros();
+      if (meta.created_micros == 0) meta.created_micros = NowMicros();
       it->second.block = std::make_shared<CachedBlock>(std::move(meta), std::move(pages));
+      it->second.on_nvme = on_nvme;
       it->second.tick = clock_.fetch_add(1, std::memory_order_relaxed) + 1;
       // Marked blocks sort before every unmarked leaf (in their own LRU
       // order) until a read gives them an ordinary tick.
       if (it->second.block->meta().evict_first) it->second.tick -= kEvictFirstTicks;
       it->second.last_access_micros = it->second.block->meta().created_micros;
-      shard.leaves.insert({it->second.tick, k});
+      Link(shard, k, it->second);
       blocks_.fetch_add(1, std::memory_order_relaxed);
       bytes_.fetch_add(size, std::memory_order_relaxed);
+      if (it->second.block->on_host()) host_blocks_.fetch_add(1, std::memory_order_relaxed);
     }
   }
   if (inserted) return InsertOutcome::kStored;
@@ -133,44 +155,146 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages) 
   return InsertOutcome::kAlreadyCached;
 }
 
-std::optional<uint64_t> BlockIndex::EvictOneLeaf() {
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    // Find the globally oldest unpinned leaf: the first unpinned one of each
-    // shard's leaf order, compared across shards.
-    uint64_t best_tick = UINT64_MAX;
-    Shard* best_shard = nullptr;
-    EntryKey best_key{};
-    for (auto& shard : shards_) {
-      MutexLock lock(&shard->mu);
-      int skipped = 0;
-      for (const auto& [tick, k] : shard->leaves) {
-        if (tick >= best_tick || skipped++ > kMaxPinnedLeavesSkipped) break;
-        // use_count is exact enough here: pins are only created under this
-        // lock, so an unpinned block cannot gain a reader while we hold it.
-        if (shard->entries.at(k).block.use_count() == 1) {
-          best_tick = tick;
-          best_shard = shard.get();
-          best_key = k;
-          break;
-        }
+template <typename Want>
+std::optional<std::pair<BlockIndex::Shard*, BlockIndex::EntryKey>> BlockIndex::FindColdest(
+    TickOrder Shard::*order, Want want, uint64_t* tick) {
+  uint64_t best_tick = UINT64_MAX;
+  Shard* best_shard = nullptr;
+  EntryKey best_key{};
+  for (auto& shard : shards_) {
+    MutexLock lock(&shard->mu);
+    int skipped = 0;
+    for (const auto& [t, k] : (*shard).*order) {
+      if (t >= best_tick || skipped++ > kMaxPinnedLeavesSkipped) break;
+      const Entry& e = shard->entries.at(k);
+      // use_count is exact enough here: pins are only created under this
+      // lock, so an unpinned block cannot gain a reader while we hold it.
+      if (e.block.use_count() == 1 && want(e)) {
+        best_tick = t;
+        best_shard = shard.get();
+        best_key = k;
+        break;
       }
     }
-    if (best_shard == nullptr) return std::nullopt;
+  }
+  if (best_shard == nullptr) return std::nullopt;
+  *tick = best_tick;
+  return std::make_pair(best_shard, best_key);
+}
+
+std::optional<uint64_t> BlockIndex::EvictOneLeaf(LeafResidency residency) {
+  TickOrder Shard::*order =
+      residency == LeafResidency::kOnHost ? &Shard::host_leaves : &Shard::nvme_leaves;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    uint64_t tick = 0;
+    auto found = FindColdest(
+        order, [](const Entry&) { return true; }, &tick);
+    if (!found.has_value()) return std::nullopt;
+    auto [shard, key] = *found;
     std::shared_ptr<const CachedBlock> victim;
     {
-      MutexLock lock(&best_shard->mu);
-      auto it = best_shard->entries.find(best_key);
-      if (it == best_shard->entries.end() || it->second.children != 0 ||
-          it->second.tick != best_tick || it->second.block.use_count() != 1) {
+      MutexLock lock(&shard->mu);
+      auto it = shard->entries.find(key);
+      if (it == shard->entries.end() || it->second.children != 0 || it->second.tick != tick ||
+          it->second.block.use_count() != 1 ||
+          it->second.block->on_host() != (residency == LeafResidency::kOnHost)) {
         continue;  // changed since we looked; look again
       }
       victim = it->second.block;  // freed after the lock is dropped
-      Remove(*best_shard, best_key);
+      Remove(*shard, key);
     }
-    if (!victim->meta().parent.empty()) ChildRemoved({best_key.ns, victim->meta().parent});
+    if (!victim->meta().parent.empty()) ChildRemoved({key.ns, victim->meta().parent});
     return victim->meta().size;
   }
   return std::nullopt;
+}
+
+std::vector<SpillCandidate> BlockIndex::ColdestOnHost(size_t max) {
+  std::vector<std::pair<uint64_t, SpillCandidate>> found;
+  for (auto& shard : shards_) {
+    MutexLock lock(&shard->mu);
+    size_t taken = 0;
+    for (const auto& [tick, k] : shard->on_host) {
+      if (taken == max) break;
+      const Entry& e = shard->entries.at(k);
+      if (e.block.use_count() != 1) continue;
+      found.push_back({tick, SpillCandidate{k.ns, e.block, e.on_nvme, e.hits}});
+      ++taken;
+    }
+  }
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<SpillCandidate> out;
+  for (size_t i = 0; i < found.size() && i < max; ++i) out.push_back(std::move(found[i].second));
+  return out;
+}
+
+bool BlockIndex::MarkOnNvme(NamespaceId ns, const CachedBlock& block) {
+  const EntryKey k{ns, block.meta().key};
+  Shard& shard = ShardOf(k);
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end() || it->second.block.get() != &block) return false;
+  it->second.on_nvme = true;
+  return true;
+}
+
+uint64_t BlockIndex::DropHostCopy(NamespaceId ns, const BlockKey& key,
+                                  const CachedBlock* expected) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  std::shared_ptr<const CachedBlock> freed;  // released after the lock
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end()) return 0;
+  Entry& e = it->second;
+  if (e.block.get() != expected || !e.on_nvme || !e.block->on_host() || e.block.use_count() != 1) {
+    return 0;
+  }
+  Unlink(shard, k, e);
+  freed = std::move(e.block);
+  e.block = std::make_shared<CachedBlock>(freed->meta(), PageRun());
+  Link(shard, k, e);
+  host_blocks_.fetch_sub(1, std::memory_order_relaxed);
+  return freed->meta().size;  // its pages are freed after the lock is dropped
+}
+
+std::optional<uint64_t> BlockIndex::DropColdestHostCopy() {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    uint64_t tick = 0;
+    auto found = FindColdest(
+        &Shard::on_host, [](const Entry& e) { return e.on_nvme; }, &tick);
+    if (!found.has_value()) return std::nullopt;
+    auto [shard, key] = *found;
+    const CachedBlock* block = nullptr;
+    {
+      MutexLock lock(&shard->mu);
+      auto it = shard->entries.find(key);
+      if (it == shard->entries.end()) continue;
+      block = it->second.block.get();
+    }
+    if (uint64_t freed = DropHostCopy(key.ns, key.key, block); freed > 0) return freed;
+  }
+  return std::nullopt;
+}
+
+std::optional<BlockPin> BlockIndex::InstallHostCopy(NamespaceId ns, const BlockKey& key,
+                                                    PageRun pages) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  std::shared_ptr<const CachedBlock> replaced;  // released after the lock
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end()) return std::nullopt;
+  Entry& e = it->second;
+  if (!e.block->on_host()) {
+    Unlink(shard, k, e);
+    replaced = std::move(e.block);
+    e.block = std::make_shared<CachedBlock>(replaced->meta(), std::move(pages));
+    Link(shard, k, e);
+    host_blocks_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return BlockPin(e.block, pinned_bytes_);
 }
 
 absl::StatusOr<EvictCount> BlockIndex::EvictKey(NamespaceId ns, const BlockKey& key,
@@ -277,8 +401,14 @@ std::optional<BlockView> BlockIndex::Inspect(NamespaceId ns, const BlockKey& key
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return std::nullopt;
   const Entry& e = it->second;
-  return BlockView{ns, e.block->meta(), e.children, e.hits, e.last_access_micros,
-                   static_cast<uint32_t>(e.block.use_count() - 1)};
+  return BlockView{ns,
+                   e.block->meta(),
+                   e.children,
+                   e.hits,
+                   e.last_access_micros,
+                   static_cast<uint32_t>(e.block.use_count() - 1),
+                   e.block->on_host(),
+                   e.on_nvme};
 }
 
 std::vector<BlockView> BlockIndex::Snapshot(absl::Span<const NamespaceId> namespaces) {
@@ -289,7 +419,8 @@ std::vector<BlockView> BlockIndex::Snapshot(absl::Span<const NamespaceId> namesp
     for (const auto& [k, e] : shard->entries) {
       if (!wanted.contains(k.ns)) continue;
       out.push_back(BlockView{k.ns, e.block->meta(), e.children, e.hits, e.last_access_micros,
-                              static_cast<uint32_t>(e.block.use_count() - 1)});
+                              static_cast<uint32_t>(e.block.use_count() - 1), e.block->on_host(),
+                              e.on_nvme});
     }
   }
   return out;

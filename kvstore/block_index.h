@@ -9,6 +9,10 @@
 //  3. A pinned block (a BlockPin exists) is never chosen by pressure
 //     eviction. Operator eviction may unlink it; its pages then live until
 //     the last pin is gone, and no new reader can find it.
+//  4. A block lives on the host (arena pages), on NVMe, or on both. Moving
+//     between tiers never changes the forest: spilling drops only the host
+//     copy of a block already on NVMe, and promotion gives an NVMe-only
+//     block host pages again. Dropping from the whole cache stays leaf-first.
 //
 // Each shard has one mutex over its map and its ordered set of leaves. No
 // method holds two shard locks at once: a child and its parent may live in
@@ -21,6 +25,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -29,9 +34,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "common/mutex.h"
 #include "absl/types/span.h"
 #include "client/key/block_key.h"
+#include "common/mutex.h"
 #include "kvstore/cached_block.h"
 #include "kvstore/namespace_table.h"
 
@@ -47,6 +52,28 @@ struct BlockView {
   uint64_t hits = 0;
   int64_t last_access_micros = 0;
   uint32_t readers = 0;  // pins other than the index's own reference
+  bool on_host = true;
+  bool on_nvme = false;
+};
+
+// One block of a looked-up chain.
+struct ChainBlock {
+  uint64_t size = 0;
+  bool on_host = true;
+};
+
+// A host-resident block the spiller may write to NVMe or free.
+struct SpillCandidate {
+  NamespaceId ns = 0;
+  std::shared_ptr<const CachedBlock> block;  // keeps the pages while spilling
+  bool on_nvme = false;
+  uint64_t hits = 0;
+};
+
+// Which leaves pressure eviction may drop.
+enum class LeafResidency {
+  kOnHost,    // leaves with host pages: dropping one frees arena pages
+  kNvmeOnly,  // leaves held only on NVMe: dropping one frees NVMe space
 };
 
 struct EvictCount {
@@ -61,25 +88,53 @@ class BlockIndex {
   BlockIndex(const BlockIndex&) = delete;
   BlockIndex& operator=(const BlockIndex&) = delete;
 
-  // Counts how many leading keys of `chain` are cached (stopping at the first
-  // miss), marks them used, and appends their sizes to `sizes` if non-null.
+  // Counts how many leading keys of `chain` are cached in any tier (stopping
+  // at the first miss), marks them used, and appends each one's size and
+  // tier to `blocks` if non-null.
   size_t LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
-                     std::vector<uint64_t>* sizes);
+                     std::vector<ChainBlock>* blocks);
 
   // A pin on a cached block, marked used and counted as a hit; nullopt if
-  // the block is not cached.
+  // the block is not cached. For a block held only on NVMe the pin carries
+  // its metadata and no pages (block().on_host() is false): the caller reads
+  // it back and calls InstallHostCopy.
   std::optional<BlockPin> Pin(NamespaceId ns, const BlockKey& key);
   // The same for a put that is about to add a child: no hit is counted.
   std::optional<BlockPin> PinAsParent(NamespaceId ns, const BlockKey& key);
 
   // Makes a verified block visible. The parent (meta.parent, empty for a
   // root) must be cached; root, depth come from it. On any outcome other than
-  // kStored the pages are freed.
-  InsertOutcome Insert(NamespaceId ns, BlockMeta meta, PageRun pages);
+  // kStored the pages are freed. Empty `pages` with on_nvme inserts a block
+  // held only on NVMe (a warm restart).
+  InsertOutcome Insert(NamespaceId ns, BlockMeta meta, PageRun pages, bool on_nvme = false);
 
-  // Drops the least recently used unpinned leaf in the whole index. Returns
-  // its size, or nullopt if every leaf is pinned (or the index is empty).
-  std::optional<uint64_t> EvictOneLeaf();
+  // Drops the least recently used unpinned leaf of the given residency from
+  // the whole cache. Returns its size, or nullopt if there is none.
+  std::optional<uint64_t> EvictOneLeaf(LeafResidency residency = LeafResidency::kOnHost);
+
+  // Called with every block dropped from the index while it had an NVMe
+  // copy, under the block's shard lock (so a re-put of the key cannot race
+  // the removal). Set once, before the index is shared.
+  using NvmeDropListener = std::function<void(NamespaceId, const BlockMeta&)>;
+  void SetNvmeDropListener(NvmeDropListener listener) { nvme_drop_listener_ = std::move(listener); }
+
+  // Tiering. Up to `max` of the least recently used unpinned blocks that
+  // have host pages, coldest first.
+  std::vector<SpillCandidate> ColdestOnHost(size_t max);
+  // Records that `block` (still the indexed copy) now has an NVMe copy.
+  // False if the index holds something else under its key now.
+  bool MarkOnNvme(NamespaceId ns, const CachedBlock& block);
+  // Frees the host pages of the block under `key` if it is still `expected`
+  // (compared, never dereferenced), is on NVMe and has no reader. Returns the
+  // bytes freed (0 if not).
+  uint64_t DropHostCopy(NamespaceId ns, const BlockKey& key, const CachedBlock* expected);
+  // Frees the host pages of the least recently used unpinned block that is
+  // also on NVMe. Returns the bytes freed, or nullopt if there is none.
+  std::optional<uint64_t> DropColdestHostCopy();
+  // Gives an NVMe-only block its host pages back and pins it. If another
+  // reader promoted it first, `pages` are freed and that copy is pinned.
+  // nullopt if the block is no longer cached.
+  std::optional<BlockPin> InstallHostCopy(NamespaceId ns, const BlockKey& key, PageRun pages);
 
   // Operator eviction. EvictKey: NOT_FOUND if absent, FAILED_PRECONDITION if
   // the block has cached children (use EvictSubtree). With dry_run nothing
@@ -94,6 +149,8 @@ class BlockIndex {
 
   uint64_t blocks() const { return blocks_.load(std::memory_order_relaxed); }
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // Blocks with host pages (the rest are only on NVMe).
+  uint64_t host_blocks() const { return host_blocks_.load(std::memory_order_relaxed); }
 
  private:
   struct EntryKey {
@@ -111,19 +168,33 @@ class BlockIndex {
     }
   };
   struct Entry {
+    // Never null; holds no pages while the block lives only on NVMe.
     std::shared_ptr<const CachedBlock> block;
+    bool on_nvme = false;
     uint32_t children = 0;
     uint64_t hits = 0;
     uint64_t tick = 0;  // logical recency; orders the leaf set
     int64_t last_access_micros = 0;
   };
+  using TickOrder = std::set<std::pair<uint64_t, EntryKey>>;
   struct Shard {
     Mutex mu;
     absl::flat_hash_map<EntryKey, Entry> entries ABSL_GUARDED_BY(mu);
-    std::set<std::pair<uint64_t, EntryKey>> leaves ABSL_GUARDED_BY(mu);  // by tick
+    // By tick: leaves with host pages, leaves only on NVMe, and every entry
+    // with host pages (what the spiller demotes).
+    TickOrder host_leaves ABSL_GUARDED_BY(mu);
+    TickOrder nvme_leaves ABSL_GUARDED_BY(mu);
+    TickOrder on_host ABSL_GUARDED_BY(mu);
   };
 
   Shard& ShardOf(const EntryKey& k);
+  // Adds the entry to / removes it from the tick orders its state puts it
+  // in. Every change of tick, children or residency is Unlink, change, Link.
+  // REQUIRES: shard.mu held.
+  static void Link(Shard& shard, const EntryKey& k, const Entry& e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  static void Unlink(Shard& shard, const EntryKey& k, const Entry& e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Marks an entry used now. REQUIRES: shard.mu held.
   void Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_micros)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
@@ -134,15 +205,22 @@ class BlockIndex {
   // Keys of `root_key`'s subtree in namespace ns, root first.
   std::optional<BlockPin> PinEntry(NamespaceId ns, const BlockKey& key, bool count_hit);
   std::vector<EntryKey> CollectSubtree(NamespaceId ns, const BlockKey& root_key);
+  // The globally least recently used unpinned entry of one tick order that
+  // passes `want`, and its tick; nullopt if none.
+  template <typename Want>
+  std::optional<std::pair<Shard*, EntryKey>> FindColdest(TickOrder Shard::*order, Want want,
+                                                         uint64_t* tick);
 
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t>* const pinned_bytes_;  // not owned
+  NvmeDropListener nvme_drop_listener_;
   // Ticks start above kEvictFirstTicks, so a block marked evict_first can sit
   // that far below every other one.
   static constexpr uint64_t kEvictFirstTicks = uint64_t{1} << 62;
   std::atomic<uint64_t> clock_{kEvictFirstTicks};
   std::atomic<uint64_t> blocks_{0};
   std::atomic<uint64_t> bytes_{0};
+  std::atomic<uint64_t> host_blocks_{0};
 };
 
 }  // namespace kvcache

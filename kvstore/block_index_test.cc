@@ -54,9 +54,12 @@ TEST_F(BlockIndexTest, LookupCountsLeadingRunOnly) {
   EXPECT_EQ(Lookup({"a", "b", "c"}), 2u);
   EXPECT_EQ(Lookup({"x", "a", "b"}), 0u);
   EXPECT_EQ(Lookup({"a", "x", "b"}), 1u);  // a hole stops the scan
-  std::vector<uint64_t> sizes;
-  EXPECT_EQ(index_->LookupChain(ns_, {Key("a"), Key("b")}, &sizes), 2u);
-  EXPECT_EQ(sizes, (std::vector<uint64_t>{100, 100}));
+  std::vector<ChainBlock> blocks;
+  EXPECT_EQ(index_->LookupChain(ns_, {Key("a"), Key("b")}, &blocks), 2u);
+  ASSERT_EQ(blocks.size(), 2u);
+  EXPECT_EQ(blocks[0].size, 100u);
+  EXPECT_EQ(blocks[1].size, 100u);
+  EXPECT_TRUE(blocks[0].on_host);
   EXPECT_EQ(index_->LookupChain(ns_ + 1, {Key("a")}, nullptr), 0u);  // other namespace
 }
 

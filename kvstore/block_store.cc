@@ -1,19 +1,116 @@
 #include "kvstore/block_store.h"
 
+#include <iostream>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace kvcache {
+namespace {
+
+// Candidates the spiller takes from the index per round.
+constexpr size_t kSpillBatch = 32;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<BlockStore>> BlockStore::Create(const Options& options) {
+  if (!(options.spill_low > 0 && options.spill_low <= options.spill_high &&
+        options.spill_high <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("spill watermarks must satisfy 0 < low (",
+                                                   options.spill_low, ") <= high (",
+                                                   options.spill_high, ") <= 1"));
+  }
   absl::StatusOr<std::unique_ptr<HostArena>> arena = HostArena::Create(options.arena);
   if (!arena.ok()) return arena.status();
-  return std::unique_ptr<BlockStore>(new BlockStore(std::move(*arena), options));
+  std::unique_ptr<BlockStore> store(new BlockStore(std::move(*arena), options));
+  if (options.nvme.has_value()) {
+    absl::StatusOr<std::unique_ptr<NvmeTier>> tier =
+        NvmeTier::Open(*options.nvme, &store->namespaces_);
+    if (tier.ok()) {
+      store->nvme_ = std::move(*tier);
+    } else if (tier.status().code() == absl::StatusCode::kInvalidArgument) {
+      return tier.status();
+    } else {
+      store->nvme_unavailable_ = std::string(tier.status().message());
+    }
+  }
+  if (store->nvme_ != nullptr) {
+    NvmeTier* tier = store->nvme_.get();
+    // Best effort: without it io_uring maps each buffer per op.
+    tier->RegisterArena(store->arena_->PageData(0), store->arena_->capacity_bytes()).IgnoreError();
+    store->index_->SetNvmeDropListener(
+        [tier](NamespaceId ns, const BlockMeta& meta) { tier->Remove(ns, meta); });
+    store->RestoreFromNvme();
+    if (options.spill_in_background) {
+      store->spill_thread_ = std::thread([s = store.get()] { s->SpillLoop(); });
+    }
+  }
+  return store;
 }
 
 BlockStore::BlockStore(std::unique_ptr<HostArena> arena, const Options& options)
-    : arena_(std::move(arena)),
+    : spill_high_(options.spill_high),
+      spill_low_(options.spill_low),
+      arena_(std::move(arena)),
       namespaces_(options.max_namespaces),
       index_(std::make_unique<BlockIndex>(options.index_shards, &pinned_bytes_)) {}
+
+BlockStore::~BlockStore() {
+  {
+    MutexLock lock(&spill_mu_);
+    stopping_ = true;
+  }
+  spill_wake_.SignalAll();
+  if (spill_thread_.joinable()) spill_thread_.join();
+}
+
+void BlockStore::RestoreFromNvme() {
+  const absl::Time start = absl::Now();
+  struct Stored {
+    NamespaceId ns;
+    BlockMeta meta;
+  };
+  std::vector<Stored> stored;
+  nvme_->ForEachStored([&](NamespaceId ns, const BlockMeta& meta) {
+    stored.push_back({ns, meta});
+  });
+  // Insert parents before children: roots first, then each block's children.
+  absl::flat_hash_map<std::pair<NamespaceId, BlockKey>, std::vector<size_t>> children;
+  std::vector<size_t> ready;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (stored[i].meta.parent.empty()) {
+      ready.push_back(i);
+    } else {
+      children[{stored[i].ns, stored[i].meta.parent}].push_back(i);
+    }
+  }
+  std::vector<bool> placed(stored.size(), false);
+  for (size_t r = 0; r < ready.size(); ++r) {
+    Stored& s = stored[ready[r]];
+    placed[ready[r]] = true;
+    const BlockKey key = s.meta.key;
+    if (index_->Insert(s.ns, s.meta, PageRun(), /*on_nvme=*/true) != InsertOutcome::kStored) {
+      continue;
+    }
+    ++restored_blocks_;
+    auto it = children.find({s.ns, key});
+    if (it != children.end()) ready.insert(ready.end(), it->second.begin(), it->second.end());
+  }
+  uint64_t orphans = 0;
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (placed[i]) continue;
+    nvme_->Remove(stored[i].ns, stored[i].meta);  // its chain is broken above it
+    ++orphans;
+  }
+  restore_seconds_ = absl::ToDoubleSeconds(absl::Now() - start);
+  std::cerr << "kvstored: NVMe tier: indexed " << restored_blocks_ << " blocks in "
+            << restore_seconds_ << " s"
+            << (orphans ? absl::StrCat(", dropped ", orphans, " whose parent is gone") : "")
+            << "\n";
+}
 
 absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {
   if (bytes > arena_->capacity_bytes()) {
@@ -22,9 +119,108 @@ absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {
   }
   while (true) {
     absl::StatusOr<PageRun> pages = arena_->Allocate(bytes);
-    if (pages.ok()) return pages;
-    if (!index_->EvictOneLeaf().has_value()) return pages.status();
+    if (pages.ok()) {
+      if (nvme_ != nullptr && arena_->used_bytes() > spill_high_ * arena_->capacity_bytes()) {
+        spill_wake_.SignalAll();
+      }
+      return pages;
+    }
+    if (nvme_ != nullptr) {
+      if (index_->DropColdestHostCopy().has_value()) continue;
+      // The spiller is behind: write one cold block here rather than drop it.
+      if (Spill(0, /*max_blocks=*/1) > 0) continue;
+    }
+    if (!index_->EvictOneLeaf(LeafResidency::kOnHost).has_value()) return pages.status();
     evicted_blocks_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& key) {
+  std::optional<BlockPin> pin = index_->Pin(ns, key);
+  if (!pin.has_value() || pin->block().on_host()) return pin;
+  if (nvme_ == nullptr) return std::nullopt;
+  // Only on NVMe. The pin (of its metadata) keeps it in the index meanwhile.
+  const BlockMeta meta = pin->meta();
+  absl::StatusOr<PageRun> pages = AllocateEvicting(meta.size);
+  if (!pages.ok()) return std::nullopt;
+  absl::Status read = nvme_->Read(ns, meta, *pages);
+  if (read.code() == absl::StatusCode::kDataLoss || read.code() == absl::StatusCode::kNotFound) {
+    pin.reset();
+    // Its children cannot be reached without it: drop the subtree.
+    index_->EvictSubtree(ns, key, /*dry_run=*/false).IgnoreError();
+    return std::nullopt;
+  }
+  if (!read.ok()) return std::nullopt;  // an I/O error: a miss, the entry stays
+  promoted_blocks_.fetch_add(1, std::memory_order_relaxed);
+  return index_->InstallHostCopy(ns, key, *std::move(pages));
+}
+
+absl::Status BlockStore::WriteToNvme(const SpillCandidate& c) {
+  while (true) {
+    absl::Status s = nvme_->Write(c.ns, *c.block);
+    if (s.code() == absl::StatusCode::kAlreadyExists) {
+      // A record left by an earlier copy of this key; ours replaces it.
+      nvme_->Remove(c.ns, c.block->meta());
+      s = nvme_->Write(c.ns, *c.block);
+    }
+    if (s.code() != absl::StatusCode::kResourceExhausted) return s;
+    if (!index_->EvictOneLeaf(LeafResidency::kNvmeOnly).has_value()) return s;
+    nvme_evicted_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+uint64_t BlockStore::SpillToLowWatermark() {
+  if (nvme_ == nullptr) return 0;
+  return Spill(static_cast<uint64_t>(spill_low_ * arena_->capacity_bytes()), SIZE_MAX);
+}
+
+uint64_t BlockStore::Spill(uint64_t target_used, size_t max_blocks) {
+  uint64_t freed = 0;
+  size_t freed_blocks = 0;
+  auto done = [&] { return arena_->used_bytes() <= target_used || freed_blocks >= max_blocks; };
+  while (!done()) {
+    std::vector<SpillCandidate> candidates = index_->ColdestOnHost(kSpillBatch);
+    bool progress = false;
+    bool writes_failed = false;
+    for (SpillCandidate& c : candidates) {
+      if (done()) break;
+      if (!c.on_nvme) {
+        if (writes_failed || !nvme_->Admit(c.hits, c.block->meta().size)) continue;
+        absl::Status s = WriteToNvme(c);
+        if (!s.ok()) {
+          // Disabled, full or failing: the rest stay in DRAM this pass.
+          writes_failed = s.code() != absl::StatusCode::kResourceExhausted;
+          continue;
+        }
+        if (!index_->MarkOnNvme(c.ns, *c.block)) {
+          nvme_->Remove(c.ns, c.block->meta());  // dropped or replaced meanwhile
+          continue;
+        }
+        spilled_blocks_.fetch_add(1, std::memory_order_relaxed);
+      }
+      const BlockKey key = c.block->meta().key;
+      const CachedBlock* expected = c.block.get();
+      c.block.reset();  // our hold would count as a reader
+      if (uint64_t n = index_->DropHostCopy(c.ns, key, expected); n > 0) {
+        freed += n;
+        ++freed_blocks;
+        progress = true;
+      }
+    }
+    if (!progress) break;
+  }
+  return freed;
+}
+
+void BlockStore::SpillLoop() {
+  while (true) {
+    {
+      MutexLock lock(&spill_mu_);
+      if (stopping_) return;
+      spill_wake_.WaitFor(&spill_mu_, std::chrono::milliseconds(50));
+      if (stopping_) return;
+    }
+    if (arena_->used_bytes() > spill_high_ * arena_->capacity_bytes()) SpillToLowWatermark();
   }
 }
 

@@ -1,6 +1,23 @@
-// The host tier as one object: the arena, the prefix-forest index over it,
-// the namespace table, and the rule for making room (drop the least recently
-// used unpinned leaf until the pages fit).
+// The cache's tiers as one object: the host arena, the NVMe tier below it
+// (optional), the prefix-forest index over both, the namespace table, and
+// the rules that move blocks between them:
+//
+//  - Room on the host. A block that needs pages first takes free ones, then
+//    the pages of the coldest block that is also on NVMe (free to drop), then
+//    (when the spiller is behind) writes the coldest admitted block to NVMe
+//    itself and takes its pages, and only then drops the coldest unpinned
+//    leaf from the whole cache. So a put waits for the disk rather than lose
+//    a block the disk could keep.
+//  - Spill. A background thread keeps the arena below its high watermark:
+//    past it, the coldest blocks are written to NVMe (if admitted) and their
+//    host pages freed until the low watermark. When NVMe is full, its
+//    coldest NVMe-only leaves are dropped from the cache to make room.
+//  - Promotion. A read of a block held only on NVMe reads it into new host
+//    pages, verified, and keeps it there (its NVMe copy stays, so it can be
+//    dropped again without a write). A block that fails verification is a
+//    miss and is dropped with its subtree.
+//  - Warm restart. Create indexes every block the NVMe tier holds, parents
+//    before children; a record whose parent is gone is dropped.
 //
 // Thread safety: all methods may be called from any thread.
 #ifndef KVCACHE_KVSTORE_BLOCK_STORE_H_
@@ -9,10 +26,16 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "common/mutex.h"
 #include "kvstore/block_index.h"
 #include "kvstore/namespace_table.h"
+#include "kvstore/nvme_tier.h"
 #include "offload/host_arena.h"
 
 namespace kvcache {
@@ -23,35 +46,84 @@ class BlockStore {
     HostArena::Options arena;
     int index_shards = 16;
     size_t max_namespaces = 1 << 16;
+    // The NVMe tier, if any, and the arena fill (fractions of its capacity)
+    // at which spilling starts and stops.
+    std::optional<NvmeTier::Options> nvme;
+    double spill_high = 0.90;
+    double spill_low = 0.80;
+    // Off in tests that call SpillToLowWatermark themselves.
+    bool spill_in_background = true;
   };
 
-  // Errors from HostArena::Create.
+  // Errors from HostArena::Create; INVALID_ARGUMENT for bad watermarks or
+  // NVMe options. An NVMe tier that cannot be opened (UNAVAILABLE) does not
+  // fail: the store runs without it and nvme_unavailable() says why.
   static absl::StatusOr<std::unique_ptr<BlockStore>> Create(const Options& options);
+  ~BlockStore();
 
-  // Pages for `bytes`, dropping unpinned leaves while too few are free.
-  // RESOURCE_EXHAUSTED if the block can never fit or everything left is
-  // pinned or being staged.
+  // Pages for `bytes`, making room as described above. RESOURCE_EXHAUSTED
+  // if the block can never fit or everything left is pinned or staged.
   absl::StatusOr<PageRun> AllocateEvicting(uint64_t bytes);
+
+  // A pin on a cached block with its bytes in host pages, promoting it from
+  // NVMe if needed; counted as a hit. nullopt is a miss: not cached, or an
+  // NVMe copy that could not be read or failed verification.
+  std::optional<BlockPin> PinForRead(NamespaceId ns, const BlockKey& key);
+
+  // One spill pass down to the low watermark (the background thread runs
+  // these; tests call it to be deterministic). Returns host bytes freed.
+  uint64_t SpillToLowWatermark();
 
   HostArena& arena() { return *arena_; }
   BlockIndex& index() { return *index_; }
   NamespaceTable& namespaces() { return namespaces_; }
+  // The NVMe tier, or null.
+  NvmeTier* nvme() { return nvme_.get(); }
+  // Why there is no NVMe tier ("not configured", or the error opening it).
+  const std::string& nvme_unavailable() const { return nvme_unavailable_; }
 
   // Bytes held by readers' pins / by unfinished puts.
   std::atomic<uint64_t>& pinned_bytes() { return pinned_bytes_; }
   std::atomic<uint64_t>& staged_bytes() { return staged_bytes_; }
   uint64_t evicted_blocks() const { return evicted_blocks_.load(std::memory_order_relaxed); }
+  uint64_t spilled_blocks() const { return spilled_blocks_.load(std::memory_order_relaxed); }
+  uint64_t promoted_blocks() const { return promoted_blocks_.load(std::memory_order_relaxed); }
+  uint64_t nvme_evicted_blocks() const { return nvme_evicted_.load(std::memory_order_relaxed); }
+  // Blocks found on NVMe at start, and how long indexing them took.
+  uint64_t restored_blocks() const { return restored_blocks_; }
+  double restore_seconds() const { return restore_seconds_; }
 
  private:
   BlockStore(std::unique_ptr<HostArena> arena, const Options& options);
+  void RestoreFromNvme();
+  // Writes one candidate to NVMe, dropping NVMe-only leaves while it is
+  // full. OK if it is on NVMe afterwards.
+  absl::Status WriteToNvme(const SpillCandidate& candidate);
+  // Spills the coldest blocks until the arena holds at most `target_used`
+  // bytes or `max_blocks` host copies were freed. Returns the bytes freed.
+  uint64_t Spill(uint64_t target_used, size_t max_blocks);
+  void SpillLoop();
 
+  const double spill_high_, spill_low_;
   std::atomic<uint64_t> pinned_bytes_{0};
   std::atomic<uint64_t> staged_bytes_{0};
   std::atomic<uint64_t> evicted_blocks_{0};
+  std::atomic<uint64_t> spilled_blocks_{0};
+  std::atomic<uint64_t> promoted_blocks_{0};
+  std::atomic<uint64_t> nvme_evicted_{0};
+  uint64_t restored_blocks_ = 0;
+  double restore_seconds_ = 0;
   // Declared after the counters: the index's pins count into pinned_bytes_.
   std::unique_ptr<HostArena> arena_;
   NamespaceTable namespaces_;
+  std::unique_ptr<NvmeTier> nvme_;
+  std::string nvme_unavailable_ = "not configured";
   std::unique_ptr<BlockIndex> index_;
+
+  Mutex spill_mu_;
+  CondVar spill_wake_;
+  bool stopping_ ABSL_GUARDED_BY(spill_mu_) = false;
+  std::thread spill_thread_;
 };
 
 }  // namespace kvcache

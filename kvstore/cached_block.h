@@ -31,6 +31,8 @@ class CachedBlock {
   CachedBlock(BlockMeta meta, PageRun pages) : meta_(std::move(meta)), pages_(std::move(pages)) {}
   const BlockMeta& meta() const { return meta_; }
   const PageRun& pages() const { return pages_; }
+  // False for the index's record of a block held only on NVMe.
+  bool on_host() const { return pages_.page_count() > 0; }
 
  private:
   const BlockMeta meta_;

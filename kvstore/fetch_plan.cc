@@ -30,7 +30,7 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
 
   std::optional<NamespaceId> ns = service.store.namespaces().Find(tenant, request.namespace_());
   for (int i = 0; ns.has_value() && i < request.items_size(); ++i) {
-    std::optional<BlockPin> pin = service.store.index().Pin(*ns, keys[i]);
+    std::optional<BlockPin> pin = service.store.PinForRead(*ns, keys[i]);
     if (!pin.has_value()) break;  // the cached prefix ends here
     const v1::FetchItem& item = request.items(i);
     const uint64_t size = pin->meta().size;

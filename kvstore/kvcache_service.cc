@@ -37,6 +37,15 @@ absl::StatusOr<std::optional<KeyInNamespace>> ResolveKey(ServiceContext& context
   return std::optional<KeyInNamespace>(KeyInNamespace{*id, *key});
 }
 
+// Adds the tiers holding `b` that `tiers` lacks, keeping them fastest first.
+void AddTiers(const BlockView& b, google::protobuf::RepeatedField<int>* tiers) {
+  std::set<int> all(tiers->begin(), tiers->end());
+  if (b.on_host) all.insert(v1::TIER_HOST);
+  if (b.on_nvme) all.insert(v1::TIER_NVME);
+  tiers->Clear();
+  for (int t : all) tiers->Add(t);
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* KvCacheService::Hello(grpc::CallbackServerContext* ctx,
@@ -74,16 +83,16 @@ absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::Looku
     keys.push_back(*key);
   }
   size_t hits = 0;
-  std::vector<uint64_t> sizes;
+  std::vector<ChainBlock> blocks;
   if (std::optional<NamespaceId> ns = context_.store.namespaces().Find(tenant, request.namespace_())) {
-    sizes.reserve(keys.size());
-    hits = context_.store.index().LookupChain(*ns, keys, &sizes);
+    blocks.reserve(keys.size());
+    hits = context_.store.index().LookupChain(*ns, keys, &blocks);
   }
   response.set_hit_count(static_cast<uint32_t>(hits));
-  for (uint64_t size : sizes) {
+  for (const ChainBlock& block : blocks) {
     v1::BlockLocation* b = response.add_blocks();
-    b->set_tier(v1::TIER_HOST);
-    b->set_size(size);
+    b->set_tier(block.on_host ? v1::TIER_HOST : v1::TIER_NVME);
+    b->set_size(block.size);
   }
   ServiceCounters& c = context_.counters;
   c.lookups.fetch_add(1, std::memory_order_relaxed);
@@ -170,8 +179,8 @@ absl::Status KvCacheService::DoList(const std::string& tenant, const v1::ListReq
     if (row.blocks() == 0) {
       row.set_namespace_(ns);
       row.set_root_key(b.meta.root.ToBytes());
-      row.add_tiers(v1::TIER_HOST);
     }
+    AddTiers(b, row.mutable_tiers());
     row.set_depth(std::max(row.depth(), b.meta.depth));
     row.set_blocks(row.blocks() + 1);
     row.set_bytes(row.bytes() + b.meta.size);
@@ -227,7 +236,8 @@ absl::Status KvCacheService::DoInspect(const std::string& tenant,
   response.set_depth(m.depth);
   response.set_size(m.size);
   response.set_checksum(m.checksum);
-  response.set_tier(v1::TIER_HOST);
+  AddTiers(*view, response.mutable_tiers());
+  response.set_tier(static_cast<v1::Tier>(response.tiers(0)));
   response.set_children(view->children);
   response.set_hits(view->hits);
   response.set_created_unix_micros(m.created_micros);
@@ -260,7 +270,7 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
                                 store.arena().fd() >= 0 ? ", memfd" : ", anonymous"));
   host->set_capacity_bytes(store.arena().capacity_bytes());
   host->set_used_bytes(store.arena().used_bytes());
-  host->set_blocks(store.index().blocks());
+  host->set_blocks(store.index().host_blocks());
   host->set_hits(load(c.lookup_hit_keys));
   host->set_misses(load(c.lookup_keys) - load(c.lookup_hit_keys));
   host->set_bytes_in(load(c.bytes_in));
@@ -268,8 +278,29 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
 
   v1::TierStats* nvme = response.add_tiers();
   nvme->set_tier(v1::TIER_NVME);
-  nvme->set_enabled(false);
-  nvme->set_detail("not configured");
+  if (NvmeTier* tier = store.nvme(); tier != nullptr) {
+    const NvmeTier::Counters n = tier->counters();
+    nvme->set_enabled(tier->enabled());
+    nvme->set_detail(tier->Detail());
+    nvme->set_capacity_bytes(tier->capacity_bytes());
+    nvme->set_used_bytes(tier->used_bytes());
+    nvme->set_blocks(tier->blocks());
+    nvme->set_hits(n.read_blocks);
+    nvme->set_bytes_in(n.written_bytes);
+    nvme->set_bytes_out(n.read_bytes);
+    response.set_nvme_corrupt_drops(n.corrupt_drops);
+    response.set_nvme_write_errors(n.write_errors);
+    response.set_nvme_read_errors(n.read_errors);
+    response.set_nvme_not_admitted(n.not_admitted);
+  } else {
+    nvme->set_enabled(false);
+    nvme->set_detail(store.nvme_unavailable());
+  }
+  response.set_spilled_blocks(store.spilled_blocks());
+  response.set_promoted_blocks(store.promoted_blocks());
+  response.set_nvme_evicted_blocks(store.nvme_evicted_blocks());
+  response.set_nvme_restored_blocks(store.restored_blocks());
+  response.set_nvme_restore_seconds(store.restore_seconds());
 
   response.set_pinned_bytes(load(store.pinned_bytes()));
   response.set_staged_bytes(load(store.staged_bytes()));

@@ -1,4 +1,4 @@
-// kvstored: the kvcache daemon. Serves a host-DRAM KV-block cache over gRPC.
+// kvstored: the kvcache daemon. Serves a host-DRAM (and NVMe) KV-block cache over gRPC.
 // Run with --help for every flag.
 #include <signal.h>
 #include <unistd.h>
@@ -64,6 +64,26 @@ ABSL_FLAG(std::string, max_block_size, "64MiB", "Largest block a Put may store."
 ABSL_FLAG(std::string, max_chunk_size, "4MiB", "Largest payload per Fetch reply message.");
 ABSL_FLAG(std::string, max_message_size, "16MiB",
           "Largest gRPC message accepted; bigger ones fail with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(std::string, nvme_dir, "",
+          "Directory of the NVMe tier: its RocksDB index and (unless --nvme_device) its data "
+          "file. Empty: no NVMe tier. Restarting on the same directory finds its blocks again.");
+ABSL_FLAG(std::string, nvme_device, "",
+          "A raw block device to hold the NVMe tier's data instead of <nvme_dir>/blocks.data.");
+ABSL_FLAG(std::string, nvme_capacity, "16GiB",
+          "Size of the NVMe tier's data file (preallocated) or of the device part it uses.");
+ABSL_FLAG(std::string, nvme_engine, "auto",
+          "NVMe I/O engine: auto (io_uring, else a pread/pwrite thread pool), io_uring, threads.");
+ABSL_FLAG(int, nvme_queue_depth, 8, "NVMe ops in flight per batch.");
+ABSL_FLAG(std::string, nvme_write_budget, "0",
+          "Most bytes per second the NVMe tier writes (e.g. 200MiB), to spare the drive; 0: no "
+          "limit.");
+ABSL_FLAG(int, nvme_admit_min_hits, 0,
+          "Write to NVMe only blocks read at least this many times; 0: every spilled block.");
+ABSL_FLAG(double, spill_high, 0.90,
+          "Host arena fill (fraction) past which cold blocks are spilled to NVMe.");
+ABSL_FLAG(double, spill_low, 0.80, "Host arena fill (fraction) spilling brings it down to.");
+ABSL_FLAG(int, nvme_retry_s, 1,
+          "After an NVMe I/O error (a full disk included), seconds between retries.");
 ABSL_FLAG(bool, prefault, true,
           "Fault the whole host arena in at start (takes about 0.2s per GiB) so puts never "
           "wait for the kernel to allocate pages. --noprefault starts faster but puts run slower.");
@@ -126,14 +146,51 @@ int Run() {
   store_options.arena.page_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_page_size, "page_size"));
   store_options.arena.prefault = absl::GetFlag(FLAGS_prefault);
   store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
+  store_options.spill_high = absl::GetFlag(FLAGS_spill_high);
+  store_options.spill_low = absl::GetFlag(FLAGS_spill_low);
+  if (const std::string dir = absl::GetFlag(FLAGS_nvme_dir); !dir.empty()) {
+    NvmeTier::Options nvme;
+    nvme.store.dir = dir;
+    nvme.store.data_path = absl::GetFlag(FLAGS_nvme_device);
+    nvme.store.bytes = SizeFlag(FLAGS_nvme_capacity, "nvme_capacity");
+    nvme.store.queue_depth = absl::GetFlag(FLAGS_nvme_queue_depth);
+    const std::string engine = absl::GetFlag(FLAGS_nvme_engine);
+    if (engine == "auto") {
+      nvme.store.engine = NvmeFile::Engine::kAuto;
+    } else if (engine == "io_uring") {
+      nvme.store.engine = NvmeFile::Engine::kIoUring;
+    } else if (engine == "threads") {
+      nvme.store.engine = NvmeFile::Engine::kThreads;
+    } else {
+      std::cerr << "kvstored: --nvme_engine must be auto, io_uring or threads, not '" << engine
+                << "'\n";
+      return 2;
+    }
+    nvme.write_bytes_per_sec = SizeFlag(FLAGS_nvme_write_budget, "nvme_write_budget");
+    if (absl::GetFlag(FLAGS_nvme_admit_min_hits) < 0 || absl::GetFlag(FLAGS_nvme_retry_s) < 1) {
+      std::cerr << "kvstored: --nvme_admit_min_hits must be >= 0 and --nvme_retry_s >= 1\n";
+      return 2;
+    }
+    nvme.admit_min_hits = static_cast<uint32_t>(absl::GetFlag(FLAGS_nvme_admit_min_hits));
+    nvme.retry_interval = absl::Seconds(absl::GetFlag(FLAGS_nvme_retry_s));
+    store_options.nvme = nvme;
+  }
   if (store_options.arena.prefault && store_options.arena.capacity_bytes >= (4ull << 30)) {
     std::cout << "kvstored: faulting in " << FormatBytes(store_options.arena.capacity_bytes)
               << " of host arena (--noprefault skips this)..." << std::endl;
   }
   absl::StatusOr<std::unique_ptr<BlockStore>> store = BlockStore::Create(store_options);
   if (!store.ok()) {
-    std::cerr << "kvstored: host tier: " << store.status().message() << "\n";
+    std::cerr << "kvstored: " << store.status().message() << "\n";
     return 1;
+  }
+  std::string nvme_line = absl::StrCat("off (", (*store)->nvme_unavailable(), ")");
+  if (NvmeTier* nvme = (*store)->nvme(); nvme != nullptr) {
+    nvme_line = absl::StrCat(nvme->Detail(), "; ", nvme->blocks(), " blocks restored in ",
+                             absl::StrFormat("%.2f", (*store)->restore_seconds()), " s");
+  } else if (store_options.nvme.has_value()) {
+    std::cerr << "kvstored: NVMe tier unavailable, serving from DRAM only: "
+              << (*store)->nvme_unavailable() << "\n";
   }
   ServiceLimits limits;
   limits.max_block_bytes = SizeFlag(FLAGS_max_block_size, "max_block_size");
@@ -224,7 +281,7 @@ int Run() {
             << "  data port: " << data_port_line << "\n"
             << "  local:     " << local_line << "\n"
             << "  GPU tier:  off (" << gpu.detail << ")\n"
-            << "  NVMe tier: off (not configured)\n"
+            << "  NVMe tier: " << nvme_line << "\n"
             << "Try it:  kvctl --server " << bound << " stats\n"
             << "Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
             << std::flush;
@@ -257,12 +314,17 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // A file size limit (RLIMIT_FSIZE) on the NVMe file is an I/O error that
+  // disables the tier, not a reason to die.
+  signal(SIGXFSZ, SIG_IGN);
 
   absl::SetProgramUsageMessage(
-      "kvstored: the kvcache daemon. Caches KV blocks of LLM prompts in host DRAM and serves\n"
-      "them over gRPC (service kvcache.v1.KvCache, with health checking and reflection).\n\n"
+      "kvstored: the kvcache daemon. Caches KV blocks of LLM prompts in host DRAM (and on NVMe\n"
+      "with --nvme_dir) and serves them over gRPC (service kvcache.v1.KvCache, with health "
+      "checking and reflection).\n\n"
       "  kvstored                                  # 1 GiB host tier on 127.0.0.1:50051\n"
-      "  kvstored --host_capacity=16GiB --listen=127.0.0.1:7070\n\n"
+      "  kvstored --host_capacity=16GiB --listen=127.0.0.1:7070\n"
+      "  kvstored --nvme_dir=/var/lib/kvstored --nvme_capacity=500GiB   # with an NVMe tier\n\n"
       "Sizes take units: 4096, 256KiB, 64MiB, 16GiB (KiB=1024, KB=1000).");
   absl::ParseCommandLine(argc, argv);
   return kvcache::Run();

@@ -25,10 +25,10 @@ namespace {
 constexpr uint64_t kAlign = 4096;
 constexpr uint64_t kMaxRegisteredBuffer = 1ull << 30;  // io_uring's limit per buffer
 
+// Every I/O error, a full disk included, is UNAVAILABLE: the tier above
+// stops using the disk until a later write works, whatever the cause.
 absl::Status ErrnoStatus(int err, const char* what) {
-  return absl::Status(err == ENOSPC ? absl::StatusCode::kResourceExhausted
-                                    : absl::StatusCode::kUnavailable,
-                      absl::StrCat(what, ": ", std::strerror(err)));
+  return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(err)));
 }
 
 }  // namespace

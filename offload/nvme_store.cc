@@ -37,6 +37,24 @@ std::string IndexKey(const NvmeBlockId& id) {
   return k;
 }
 
+bool ReadU16String(const std::string& in, size_t* at, std::string* out) {
+  uint16_t n = 0;
+  if (in.size() < *at + sizeof(n)) return false;
+  std::memcpy(&n, &in[*at], sizeof(n));
+  *at += sizeof(n);
+  if (in.size() < *at + n) return false;
+  *out = in.substr(*at, n);
+  *at += n;
+  return true;
+}
+
+bool DecodeIndexKey(const std::string& k, NvmeBlockId* id) {
+  size_t at = 0;
+  if (!ReadU16String(k, &at, &id->tenant) || !ReadU16String(k, &at, &id->name_space)) return false;
+  id->key = k.substr(at);
+  return !id->key.empty();
+}
+
 std::string EncodeEntry(const NvmeEntry& e) {
   std::string v(40, '\0');
   std::memcpy(&v[0], &e.offset, 8);
@@ -74,7 +92,7 @@ absl::StatusOr<std::unique_ptr<NvmeStore>> NvmeStore::Open(const Options& option
   if (options.dir.empty()) return absl::InvalidArgumentError("NVMe store needs a directory");
   mkdir(options.dir.c_str(), 0700);  // fine if it exists; opening below says if unusable
   NvmeFile::Options file_options;
-  file_options.path = options.dir + "/blocks.data";
+  file_options.path = options.data_path.empty() ? options.dir + "/blocks.data" : options.data_path;
   file_options.bytes = options.bytes;
   file_options.engine = options.engine;
   file_options.queue_depth = options.queue_depth;
@@ -98,7 +116,8 @@ absl::StatusOr<std::unique_ptr<NvmeStore>> NvmeStore::Open(const Options& option
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       NvmeEntry e;
-      if (!DecodeEntry(it->value().ToString(), &e) ||
+      NvmeBlockId id;
+      if (!DecodeIndexKey(it->key().ToString(), &id) || !DecodeEntry(it->value().ToString(), &e) ||
           !store->extents_.MarkUsed(e.offset, NvmeRecordBytes(e.payload_bytes)).ok()) {
         bad.push_back(it->key().ToString());
         continue;
@@ -254,6 +273,23 @@ absl::Status NvmeStore::Remove(const NvmeBlockId& id) {
   absl::StatusOr<NvmeEntry> entry = Find(id);
   if (!entry.ok()) return entry.status();
   return Drop(IndexKey(id), *entry);
+}
+
+void NvmeStore::ForEach(const std::function<void(const NvmeBlockId&, const NvmeEntry&)>& fn) const {
+  rocksdb::ReadOptions options;
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  options.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    NvmeBlockId id;
+    NvmeEntry e;
+    // Open already dropped entries that do not decode.
+    if (DecodeIndexKey(it->key().ToString(), &id) && DecodeEntry(it->value().ToString(), &e)) {
+      fn(id, e);
+    }
+  }
+  it.reset();
+  db_->ReleaseSnapshot(snapshot);
 }
 
 absl::Status NvmeStore::Drop(const std::string& index_key, const NvmeEntry& entry) {

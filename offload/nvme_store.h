@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,7 +54,8 @@ struct NvmeBlockId {
 class NvmeStore {
  public:
   struct Options {
-    std::string dir;           // holds blocks.data and index/ (RocksDB)
+    std::string dir;           // holds index/ (RocksDB) and blocks.data
+    std::string data_path;     // a raw block device instead of dir/blocks.data
     uint64_t bytes = 0;        // size of blocks.data
     NvmeFile::Engine engine = NvmeFile::Engine::kAuto;
     int queue_depth = 8;
@@ -68,7 +70,8 @@ class NvmeStore {
   // Writes a block whose payload is `payload` (each piece 4 KiB-aligned in
   // memory; all but the last a multiple of 4 KiB long, and the memory after
   // the last piece readable up to the next 4 KiB). RESOURCE_EXHAUSTED when
-  // no extent is free; the I/O error otherwise. ALREADY_EXISTS if indexed.
+  // no extent is free; UNAVAILABLE for an I/O error (a full disk included). ALREADY_EXISTS if
+  // indexed.
   absl::Status Write(const NvmeBlockId& id, const std::string& parent, uint64_t checksum,
                      absl::Span<const absl::Span<const uint8_t>> payload);
 
@@ -82,6 +85,16 @@ class NvmeStore {
 
   // Drops the block: index entry first, then its extent. NOT_FOUND if absent.
   absl::Status Remove(const NvmeBlockId& id);
+
+  // Calls fn(id, entry) for every indexed block (a snapshot of the index;
+  // fn may call Remove).
+  void ForEach(const std::function<void(const NvmeBlockId&, const NvmeEntry&)>& fn) const;
+
+  // Registers memory that reads and writes will use (the host arena), so
+  // io_uring pins it once instead of per op. Best effort; says why not.
+  absl::Status RegisterBuffers(uint8_t* base, uint64_t length) {
+    return file_->RegisterBuffers(base, length);
+  }
 
   uint64_t blocks() const { return blocks_.load(); }
   uint64_t used_bytes() const;

@@ -111,6 +111,16 @@ TEST_F(NvmeStoreTest, RestartFindsEveryBlockAndReusesNoExtent) {
     EXPECT_TRUE(back.SameAs(*payloads[i])) << i;
   }
   EXPECT_EQ(store_->Find(Id(5))->parent, Id(4).key);
+  int listed = 0;  // ForEach gives back every id as written, with its entry
+  store_->ForEach([&](const NvmeBlockId& id, const NvmeEntry& e) {
+    ++listed;
+    EXPECT_EQ(id.tenant, Id(0).tenant);
+    EXPECT_EQ(id.name_space, Id(0).name_space);
+    absl::StatusOr<NvmeEntry> found = store_->Find(id);
+    ASSERT_TRUE(found.ok());
+    EXPECT_EQ(found->offset, e.offset);
+  });
+  EXPECT_EQ(listed, 21);
 }
 
 TEST_F(NvmeStoreTest, FlippedPayloadOrHeaderIsAMissAndDropped) {

@@ -25,6 +25,9 @@ class DaemonProcess {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   // Sends SIGTERM and waits; returns the exit status (0 on a clean drain).
   int Stop();
+  // Sends SIGKILL and waits: a crash, for restart tests.
+  void Kill();
+  pid_t pid() const { return pid_; }
 
  private:
   DaemonProcess(pid_t pid, int port) : pid_(pid), port_(port) {}

@@ -58,6 +58,17 @@ std::string FormatStats(const v1::StatsResponse& s) {
                         s.lookups(), s.lookup_keys(), Percent(s.lookup_hit_keys(), s.lookup_keys()),
                         s.puts_stored(), s.puts_rejected(), s.fetches(), s.evicted_blocks(),
                         FormatBytes(s.pinned_bytes()), FormatBytes(s.staged_bytes()));
+  for (const v1::TierStats& t : s.tiers()) {
+    if (t.tier() != v1::TIER_NVME || t.capacity_bytes() == 0) continue;
+    absl::StrAppendFormat(&out,
+                          "nvme: spilled %d, promoted %d, dropped for room %d, restored %d at "
+                          "start (%.2fs)\n      corrupt reads %d, write errors %d, read errors "
+                          "%d, not admitted %d\n",
+                          s.spilled_blocks(), s.promoted_blocks(), s.nvme_evicted_blocks(),
+                          s.nvme_restored_blocks(), s.nvme_restore_seconds(),
+                          s.nvme_corrupt_drops(), s.nvme_write_errors(), s.nvme_read_errors(),
+                          s.nvme_not_admitted());
+  }
   return out;
 }
 
@@ -89,6 +100,9 @@ std::string FormatPrefixes(const v1::ListResponse& list) {
 }
 
 std::string FormatBlock(const v1::InspectResponse& b) {
+  std::vector<std::string> tiers;
+  for (int t : b.tiers()) tiers.push_back(TierName(t));
+  if (tiers.empty()) tiers.push_back(TierName(b.tier()));
   auto hex = [](const std::string& s) {
     return s.empty() ? std::string("(none: a root block)") : absl::BytesToHexString(s);
   };
@@ -98,7 +112,7 @@ std::string FormatBlock(const v1::InspectResponse& b) {
       "hits       %d\nreaders    %d\ncreated    %s\nlast used  %s\n",
       b.namespace_(), absl::BytesToHexString(b.key()), hex(b.parent_key()),
       absl::BytesToHexString(b.root_key()), b.depth(), FormatBytes(b.size()), b.size(),
-      b.checksum(), TierName(b.tier()), b.children(), b.hits(), b.readers(),
+      b.checksum(), absl::StrJoin(tiers, ", "), b.children(), b.hits(), b.readers(),
       Ago(b.created_unix_micros()), Ago(b.last_access_unix_micros()));
 }
 

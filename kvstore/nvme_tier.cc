@@ -1,0 +1,169 @@
+#include "kvstore/nvme_tier.h"
+
+#include <iostream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/byte_size.h"
+
+namespace kvcache {
+
+absl::StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Open(const Options& options,
+                                                         NamespaceTable* names) {
+  absl::StatusOr<std::unique_ptr<NvmeStore>> store = NvmeStore::Open(options.store);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<NvmeTier>(new NvmeTier(options, std::move(*store), names));
+}
+
+NvmeTier::NvmeTier(const Options& options, std::unique_ptr<NvmeStore> store, NamespaceTable* names)
+    : options_(options),
+      capacity_bytes_(options.store.bytes),
+      store_(std::move(store)),
+      names_(names),
+      budget_bytes_(static_cast<double>(options.write_bytes_per_sec)),
+      budget_at_(absl::Now()) {}
+
+NvmeBlockId NvmeTier::IdOf(NamespaceId ns, const BlockMeta& meta) const {
+  NamespaceName name = names_->Name(ns);
+  return {std::move(name.tenant), std::move(name.name), meta.key.ToBytes()};
+}
+
+bool NvmeTier::Pass(Gate& gate) {
+  MutexLock lock(&mu_);
+  if (gate.open) return true;
+  const absl::Time now = absl::Now();
+  if (now < gate.retry_at) return false;
+  gate.retry_at = now + options_.retry_interval;  // this op is the probe
+  return true;
+}
+
+void NvmeTier::Settle(Gate& gate, const absl::Status& status, const char* what) {
+  const bool io_error = status.code() == absl::StatusCode::kUnavailable;
+  MutexLock lock(&mu_);
+  if (io_error) {
+    if (gate.open) {
+      std::cerr << "kvstored: NVMe tier: " << what << " disabled: " << status.message()
+                << "; DRAM keeps serving, retrying every "
+                << absl::FormatDuration(options_.retry_interval) << "\n";
+    }
+    gate.open = false;
+    gate.why = std::string(status.message());
+    gate.retry_at = absl::Now() + options_.retry_interval;
+  } else if (!gate.open) {
+    std::cerr << "kvstored: NVMe tier: " << what << " work again; enabled\n";
+    gate.open = true;
+    gate.why.clear();
+  }
+}
+
+absl::Status NvmeTier::Write(NamespaceId ns, const CachedBlock& block) {
+  if (!Pass(writes_)) return absl::UnavailableError("NVMe writes are disabled");
+  const BlockMeta& meta = block.meta();
+  std::vector<absl::Span<const uint8_t>> pieces;
+  block.pages().ForEachPiece(0, meta.size, [&](const uint8_t* data, size_t len) {
+    pieces.emplace_back(data, len);
+  });
+  absl::Status s = store_->Write(IdOf(ns, meta), meta.parent.ToBytes(), meta.checksum, pieces);
+  Settle(writes_, s, "writes");
+  if (s.ok()) {
+    written_blocks_.fetch_add(1, std::memory_order_relaxed);
+    written_bytes_.fetch_add(meta.size, std::memory_order_relaxed);
+  } else if (s.code() == absl::StatusCode::kUnavailable) {
+    write_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return s;
+}
+
+absl::Status NvmeTier::Read(NamespaceId ns, const BlockMeta& meta, PageRun& pages) {
+  if (!Pass(reads_)) return absl::UnavailableError("NVMe reads are disabled");
+  std::vector<absl::Span<uint8_t>> pieces;
+  pages.ForEachWritablePiece(0, meta.size, [&](uint8_t* data, size_t len) {
+    pieces.emplace_back(data, len);
+    return true;
+  });
+  absl::Status s = store_->Read(IdOf(ns, meta), pieces);
+  Settle(reads_, s, "reads");
+  if (s.ok()) {
+    read_blocks_.fetch_add(1, std::memory_order_relaxed);
+    read_bytes_.fetch_add(meta.size, std::memory_order_relaxed);
+  } else if (s.code() == absl::StatusCode::kUnavailable) {
+    read_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return s;
+}
+
+void NvmeTier::Remove(NamespaceId ns, const BlockMeta& meta) {
+  store_->Remove(IdOf(ns, meta)).IgnoreError();  // NOT_FOUND is fine
+}
+
+bool NvmeTier::Admit(uint64_t hits, uint64_t bytes) {
+  if (hits < options_.admit_min_hits) {
+    not_admitted_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (options_.write_bytes_per_sec == 0) return true;
+  MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  const double rate = static_cast<double>(options_.write_bytes_per_sec);
+  // Refill, holding at most one second's worth.
+  budget_bytes_ = std::min(rate, budget_bytes_ + rate * absl::ToDoubleSeconds(now - budget_at_));
+  budget_at_ = now;
+  if (budget_bytes_ <= 0) {
+    not_admitted_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  budget_bytes_ -= static_cast<double>(bytes);  // may go below 0: the next waits longer
+  return true;
+}
+
+void NvmeTier::ForEachStored(const std::function<void(NamespaceId, const BlockMeta&)>& fn) {
+  std::vector<NvmeBlockId> bad;
+  store_->ForEach([&](const NvmeBlockId& id, const NvmeEntry& e) {
+    absl::StatusOr<NamespaceId> ns = names_->Intern(id.tenant, id.name_space);
+    absl::StatusOr<BlockKey> key = BlockKey::FromBytes(id.key);
+    absl::StatusOr<BlockKey> parent =
+        e.parent.empty() ? BlockKey() : BlockKey::FromBytes(e.parent);
+    if (!ns.ok() || !key.ok() || !parent.ok()) {
+      bad.push_back(id);
+      return;
+    }
+    BlockMeta meta;
+    meta.key = *key;
+    meta.parent = *parent;
+    meta.size = e.payload_bytes;
+    meta.checksum = e.checksum;
+    meta.created_micros = e.created_micros;
+    fn(*ns, meta);
+  });
+  for (const NvmeBlockId& id : bad) store_->Remove(id).IgnoreError();
+}
+
+bool NvmeTier::enabled() const {
+  MutexLock lock(&mu_);
+  return writes_.open && reads_.open;
+}
+
+std::string NvmeTier::Detail() const {
+  std::string detail = absl::StrCat(store_->engine_name(), ", ", FormatBytes(capacity_bytes_),
+                                    " in ", options_.store.dir);
+  MutexLock lock(&mu_);
+  if (!writes_.open) absl::StrAppend(&detail, "; writes disabled: ", writes_.why);
+  if (!reads_.open) absl::StrAppend(&detail, "; reads disabled: ", reads_.why);
+  return detail;
+}
+
+NvmeTier::Counters NvmeTier::counters() const {
+  auto load = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+  Counters c;
+  c.written_blocks = load(written_blocks_);
+  c.written_bytes = load(written_bytes_);
+  c.read_blocks = load(read_blocks_);
+  c.read_bytes = load(read_bytes_);
+  c.corrupt_drops = store_->corrupt_drops();
+  c.write_errors = load(write_errors_);
+  c.read_errors = load(read_errors_);
+  c.not_admitted = load(not_admitted_);
+  return c;
+}
+
+}  // namespace kvcache
