@@ -11,8 +11,10 @@
 namespace kvcache {
 namespace {
 
-// Candidates the spiller takes from the index per round.
+// Candidates the spiller takes from the index per round, and how many of
+// them it writes to NVMe at once.
 constexpr size_t kSpillBatch = 32;
+constexpr size_t kWriteBatch = 8;
 
 }  // namespace
 
@@ -155,18 +157,26 @@ std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& k
   return index_->InstallHostCopy(ns, key, *std::move(pages));
 }
 
-absl::Status BlockStore::WriteToNvme(const SpillCandidate& c) {
-  while (true) {
-    absl::Status s = nvme_->Write(c.ns, *c.block);
+std::vector<absl::Status> BlockStore::WriteToNvme(absl::Span<SpillCandidate* const> batch) {
+  std::vector<NvmeTier::BlockRef> refs;
+  for (const SpillCandidate* c : batch) refs.push_back({c->ns, c->block.get()});
+  std::vector<absl::Status> results = nvme_->WriteBatch(refs);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const SpillCandidate& c = *batch[i];
+    absl::Status& s = results[i];
     if (s.code() == absl::StatusCode::kAlreadyExists) {
       // A record left by an earlier copy of this key; ours replaces it.
       nvme_->Remove(c.ns, c.block->meta());
       s = nvme_->Write(c.ns, *c.block);
     }
-    if (s.code() != absl::StatusCode::kResourceExhausted) return s;
-    if (!index_->EvictOneLeaf(LeafResidency::kNvmeOnly).has_value()) return s;
-    nvme_evicted_.fetch_add(1, std::memory_order_relaxed);
+    // Full: drop the coldest NVMe-only leaves until this one fits.
+    while (s.code() == absl::StatusCode::kResourceExhausted &&
+           index_->EvictOneLeaf(LeafResidency::kNvmeOnly).has_value()) {
+      nvme_evicted_.fetch_add(1, std::memory_order_relaxed);
+      s = nvme_->Write(c.ns, *c.block);
+    }
   }
+  return results;
 }
 
 uint64_t BlockStore::SpillToLowWatermark() {
@@ -178,18 +188,47 @@ uint64_t BlockStore::Spill(uint64_t target_used, size_t max_blocks) {
   uint64_t freed = 0;
   size_t freed_blocks = 0;
   auto done = [&] { return arena_->used_bytes() <= target_used || freed_blocks >= max_blocks; };
+  // Frees a candidate's host pages if it is (now) on NVMe.
+  auto drop_host_copy = [&](SpillCandidate& c) {
+    const BlockKey key = c.block->meta().key;
+    const CachedBlock* expected = c.block.get();
+    c.block.reset();  // our hold would count as a reader
+    if (uint64_t n = index_->DropHostCopy(c.ns, key, expected); n > 0) {
+      freed += n;
+      ++freed_blocks;
+      return true;
+    }
+    return false;
+  };
   while (!done()) {
     std::vector<SpillCandidate> candidates = index_->ColdestOnHost(kSpillBatch);
     bool progress = false;
     bool writes_failed = false;
-    for (SpillCandidate& c : candidates) {
-      if (done()) break;
-      if (!c.on_nvme) {
-        if (writes_failed || !nvme_->Admit(c.hits, c.block->meta().size)) continue;
-        absl::Status s = WriteToNvme(c);
-        if (!s.ok()) {
-          // Disabled, full or failing: the rest stay in DRAM this pass.
-          writes_failed = s.code() != absl::StatusCode::kResourceExhausted;
+    for (size_t next = 0; next < candidates.size() && !done() && !writes_failed;) {
+      // Up to kWriteBatch blocks go to the disk together (queue depth), but
+      // no more than it takes to reach the target.
+      std::vector<SpillCandidate*> batch;
+      uint64_t batch_bytes = 0;
+      auto enough = [&] {
+        return batch.size() == kWriteBatch || freed_blocks + batch.size() >= max_blocks ||
+               arena_->used_bytes() <= target_used + batch_bytes;
+      };
+      for (; next < candidates.size() && !enough(); ++next) {
+        SpillCandidate& c = candidates[next];
+        if (c.on_nvme) {
+          progress |= drop_host_copy(c);
+        } else if (nvme_->Admit(c.hits, c.block->meta().size)) {
+          batch.push_back(&c);
+          batch_bytes += arena_->PagesFor(c.block->meta().size) * uint64_t{arena_->page_bytes()};
+        }
+      }
+      if (batch.empty()) continue;
+      std::vector<absl::Status> wrote = WriteToNvme(batch);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        SpillCandidate& c = *batch[i];
+        if (!wrote[i].ok()) {
+          // Disabled or failing: the rest stay in DRAM this pass.
+          writes_failed |= wrote[i].code() != absl::StatusCode::kResourceExhausted;
           continue;
         }
         if (!index_->MarkOnNvme(c.ns, *c.block)) {
@@ -197,14 +236,7 @@ uint64_t BlockStore::Spill(uint64_t target_used, size_t max_blocks) {
           continue;
         }
         spilled_blocks_.fetch_add(1, std::memory_order_relaxed);
-      }
-      const BlockKey key = c.block->meta().key;
-      const CachedBlock* expected = c.block.get();
-      c.block.reset();  // our hold would count as a reader
-      if (uint64_t n = index_->DropHostCopy(c.ns, key, expected); n > 0) {
-        freed += n;
-        ++freed_blocks;
-        progress = true;
+        progress |= drop_host_copy(c);
       }
     }
     if (!progress) break;

@@ -57,21 +57,35 @@ void NvmeTier::Settle(Gate& gate, const absl::Status& status, const char* what) 
 }
 
 absl::Status NvmeTier::Write(NamespaceId ns, const CachedBlock& block) {
-  if (!Pass(writes_)) return absl::UnavailableError("NVMe writes are disabled");
-  const BlockMeta& meta = block.meta();
-  std::vector<absl::Span<const uint8_t>> pieces;
-  block.pages().ForEachPiece(0, meta.size, [&](const uint8_t* data, size_t len) {
-    pieces.emplace_back(data, len);
-  });
-  absl::Status s = store_->Write(IdOf(ns, meta), meta.parent.ToBytes(), meta.checksum, pieces);
-  Settle(writes_, s, "writes");
-  if (s.ok()) {
-    written_blocks_.fetch_add(1, std::memory_order_relaxed);
-    written_bytes_.fetch_add(meta.size, std::memory_order_relaxed);
-  } else if (s.code() == absl::StatusCode::kUnavailable) {
-    write_errors_.fetch_add(1, std::memory_order_relaxed);
+  return WriteBatch({BlockRef{ns, &block}})[0];
+}
+
+std::vector<absl::Status> NvmeTier::WriteBatch(absl::Span<const BlockRef> blocks) {
+  if (!Pass(writes_)) {
+    return std::vector<absl::Status>(blocks.size(),
+                                     absl::UnavailableError("NVMe writes are disabled"));
   }
-  return s;
+  std::vector<std::vector<absl::Span<const uint8_t>>> pieces(blocks.size());
+  std::vector<NvmeWrite> writes;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const BlockMeta& meta = blocks[i].block->meta();
+    blocks[i].block->pages().ForEachPiece(
+        0, meta.size, [&](const uint8_t* data, size_t len) { pieces[i].emplace_back(data, len); });
+    writes.push_back({IdOf(blocks[i].ns, meta), meta.parent.ToBytes(), meta.checksum, pieces[i]});
+  }
+  std::vector<absl::Status> results = store_->WriteBatch(writes);
+  absl::Status worst = absl::OkStatus();
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok()) {
+      written_blocks_.fetch_add(1, std::memory_order_relaxed);
+      written_bytes_.fetch_add(blocks[i].block->meta().size, std::memory_order_relaxed);
+    } else if (results[i].code() == absl::StatusCode::kUnavailable) {
+      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      worst = results[i];
+    }
+  }
+  Settle(writes_, worst, "writes");
+  return results;
 }
 
 absl::Status NvmeTier::Read(NamespaceId ns, const BlockMeta& meta, PageRun& pages) {

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -54,6 +55,13 @@ class NvmeTier {
   // after the error that disabled them), RESOURCE_EXHAUSTED when the store is
   // full, ALREADY_EXISTS if it is there.
   absl::Status Write(NamespaceId ns, const CachedBlock& block);
+  // The same for several blocks at once, up to the queue depth in flight;
+  // one status per block.
+  struct BlockRef {
+    NamespaceId ns;
+    const CachedBlock* block;
+  };
+  std::vector<absl::Status> WriteBatch(absl::Span<const BlockRef> blocks);
 
   // Reads a block into `pages` (sized for it) and verifies it. NOT_FOUND if
   // absent, DATA_LOSS if it failed verification (and is dropped),

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <deque>
 #include <iostream>
@@ -29,6 +30,21 @@ constexpr uint64_t kMaxRegisteredBuffer = 1ull << 30;  // io_uring's limit per b
 // stops using the disk until a later write works, whatever the cause.
 absl::Status ErrnoStatus(int err, const char* what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(err)));
+}
+
+// What is left of an op after `done` bytes: the iovecs to send next.
+std::vector<iovec> Remaining(const NvmeIo& op, uint64_t done) {
+  if (op.pieces.empty()) return {{op.data + done, static_cast<size_t>(op.length - done)}};
+  std::vector<iovec> rest;
+  for (const iovec& p : op.pieces) {
+    if (done >= p.iov_len) {
+      done -= p.iov_len;
+      continue;
+    }
+    rest.push_back({static_cast<uint8_t*>(p.iov_base) + done, p.iov_len - done});
+    done = 0;
+  }
+  return rest;
 }
 
 }  // namespace
@@ -80,9 +96,11 @@ class UringBackend : public NvmeFile::Backend {
   void Run(int fd, absl::Span<NvmeIo* const> ops) override {
     MutexLock lock(&mu_);
     std::vector<uint64_t> done(ops.size(), 0);
+    iovecs_.assign(ops.size(), {});
     std::deque<size_t> pending;
     for (size_t i = 0; i < ops.size(); ++i) pending.push_back(i);
     size_t in_flight = 0, finished = 0;
+    std::vector<size_t> completed;  // finished ops whose on_done is still to run
     while (finished < ops.size()) {
       while (!pending.empty() && in_flight < static_cast<size_t>(depth_)) {
         const size_t i = pending.front();
@@ -91,9 +109,12 @@ class UringBackend : public NvmeFile::Backend {
         ++in_flight;
       }
       io_uring_submit(&ring_);
+      // Callbacks run while the disk works on what was just submitted.
+      CallCompleted(ops, completed);
       io_uring_cqe* cqe = nullptr;
       if (int err = io_uring_wait_cqe(&ring_, &cqe); err < 0) {
         if (err == -EINTR) continue;
+        CallCompleted(ops, completed);
         for (size_t i = 0; i < ops.size(); ++i) {  // the ring is broken: fail the rest
           if (done[i] < ops[i]->length && ops[i]->status.ok()) {
             ops[i]->status = ErrnoStatus(-err, "io_uring_wait_cqe");
@@ -118,20 +139,40 @@ class UringBackend : public NvmeFile::Backend {
         pending.push_back(i);  // short: the rest goes again
       } else {
         ++finished;
+        if (op.on_done) completed.push_back(i);
       }
     }
+    CallCompleted(ops, completed);
   }
 
  private:
   explicit UringBackend(int depth) : depth_(depth) {}
 
+  static void CallCompleted(absl::Span<NvmeIo* const> ops, std::vector<size_t>& completed) {
+    for (size_t i : completed) ops[i]->on_done(*ops[i]);
+    completed.clear();
+  }
+
   void Prepare(int fd, const NvmeIo& op, uint64_t done, size_t index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // never null: at most depth_ in flight
+    const int file = fixed_file_ ? 0 : fd;
+    if (!op.pieces.empty()) {
+      iovecs_[index] = Remaining(op, done);  // lives until the op completes
+      const std::vector<iovec>& v = iovecs_[index];
+      if (op.write) {
+        io_uring_prep_writev(sqe, file, v.data(), static_cast<unsigned>(v.size()),
+                             op.offset + done);
+      } else {
+        io_uring_prep_readv(sqe, file, v.data(), static_cast<unsigned>(v.size()), op.offset + done);
+      }
+      if (fixed_file_) sqe->flags |= IOSQE_FIXED_FILE;
+      io_uring_sqe_set_data64(sqe, index);
+      return;
+    }
     uint8_t* buf = op.data + done;
     const unsigned len = static_cast<unsigned>(op.length - done);
     const uint64_t off = op.offset + done;
-    const int file = fixed_file_ ? 0 : fd;
     int buf_index = -1;
     for (size_t b = 0; b < buffers_.size(); ++b) {
       auto* start = static_cast<uint8_t*>(buffers_[b].iov_base);
@@ -158,6 +199,7 @@ class UringBackend : public NvmeFile::Backend {
   bool ready_ = false;
   bool fixed_file_ = false;
   std::vector<iovec> buffers_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::vector<iovec>> iovecs_ ABSL_GUARDED_BY(mu_);  // per op of the batch
 };
 
 // `depth` threads doing pread/pwrite, fed from one queue.
@@ -208,8 +250,10 @@ class ThreadsBackend : public NvmeFile::Backend {
       NvmeIo& op = *item.op;
       uint64_t done = 0;
       while (done < op.length) {
-        const ssize_t n = op.write ? pwrite(item.fd, op.data + done, op.length - done, op.offset + done)
-                                   : pread(item.fd, op.data + done, op.length - done, op.offset + done);
+        const std::vector<iovec> rest = Remaining(op, done);
+        const int count = static_cast<int>(std::min<size_t>(rest.size(), IOV_MAX));
+        const ssize_t n = op.write ? pwritev(item.fd, rest.data(), count, op.offset + done)
+                                   : preadv(item.fd, rest.data(), count, op.offset + done);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
           op.status = ErrnoStatus(errno, op.write ? "NVMe write" : "NVMe read");
@@ -221,6 +265,7 @@ class ThreadsBackend : public NvmeFile::Backend {
         }
         done += static_cast<uint64_t>(n);
       }
+      if (op.status.ok() && op.on_done) op.on_done(op);
       MutexLock lock(&mu_);
       if (--item.batch->left == 0) done_.SignalAll();
     }
@@ -302,8 +347,19 @@ absl::Status NvmeFile::RunBatch(absl::Span<NvmeIo> ops) {
   std::vector<NvmeIo*> valid;
   for (NvmeIo& op : ops) {
     op.status = absl::OkStatus();
-    if (op.offset % kAlign != 0 || op.length % kAlign != 0 || op.length == 0 ||
-        reinterpret_cast<uintptr_t>(op.data) % kAlign != 0) {
+    bool aligned = op.offset % kAlign == 0 && op.length % kAlign == 0 && op.length > 0;
+    if (op.pieces.empty()) {
+      aligned = aligned && reinterpret_cast<uintptr_t>(op.data) % kAlign == 0;
+    } else {
+      uint64_t sum = 0;
+      for (const iovec& p : op.pieces) {
+        aligned = aligned && reinterpret_cast<uintptr_t>(p.iov_base) % kAlign == 0 &&
+                  p.iov_len % kAlign == 0;
+        sum += p.iov_len;
+      }
+      aligned = aligned && sum == op.length && op.pieces.size() <= IOV_MAX;
+    }
+    if (!aligned) {
       op.status = absl::InvalidArgumentError("NVMe op offset, length and buffer must be 4 KiB-aligned");
     } else if (op.offset > bytes_ || op.length > bytes_ - op.offset) {
       op.status = absl::OutOfRangeError(absl::StrCat("NVMe op [", op.offset, ", +", op.length,

@@ -3,8 +3,9 @@
 //
 // Two engines do the I/O. io_uring, with the file registered and, when the
 // caller registers them, its buffers (the host arena's pages, so reads land
-// in them with no copy) keeps up to `queue_depth` ops in flight from the
-// calling thread. Where io_uring cannot be set up (an old kernel, seccomp),
+// in them with no copy; used by single-buffer ops, as io_uring has no fixed
+// vectored op on this kernel) keeps up to `queue_depth` ops in flight from
+// the calling thread. Where io_uring cannot be set up (an old kernel, seccomp),
 // a pool of `queue_depth` threads does pread/pwrite instead; that choice is
 // logged once. Options::engine forces either.
 //
@@ -13,7 +14,10 @@
 #ifndef KVCACHE_OFFLOAD_NVME_FILE_H_
 #define KVCACHE_OFFLOAD_NVME_FILE_H_
 
+#include <sys/uio.h>
+
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,11 +28,20 @@
 
 namespace kvcache {
 
+// One read or write of a contiguous file range, from one buffer (`data`) or
+// gathered from / scattered to several (`pieces`, in order; then `data` is
+// unused). A record that spans several arena pages is one op, so the queue
+// depth counts records in flight, as fio's iodepth counts blocks.
 struct NvmeIo {
   bool write = false;
-  uint64_t offset = 0;  // multiple of 4096
+  uint64_t offset = 0;      // multiple of 4096
   uint8_t* data = nullptr;  // 4096-aligned
-  uint64_t length = 0;  // multiple of 4096
+  uint64_t length = 0;      // multiple of 4096; with pieces, their sum
+  std::vector<iovec> pieces;  // each 4096-aligned, a multiple of 4096 long
+  // If set, called once the op has completed successfully, while the rest of
+  // the batch is still in flight (on the calling thread for io_uring, on a
+  // pool thread otherwise), so work on its data overlaps the I/O.
+  std::function<void(NvmeIo&)> on_done;
   absl::Status status;  // set by RunBatch
 };
 

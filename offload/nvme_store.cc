@@ -147,72 +147,107 @@ uint64_t NvmeStore::used_bytes() const {
 absl::Status NvmeStore::Write(const NvmeBlockId& id, const std::string& parent,
                               uint64_t checksum,
                               absl::Span<const absl::Span<const uint8_t>> payload) {
-  uint64_t payload_bytes = 0;
-  for (size_t i = 0; i < payload.size(); ++i) {
-    if (reinterpret_cast<uintptr_t>(payload[i].data()) % kNvmeSector != 0 ||
-        (i + 1 < payload.size() && payload[i].size() % kNvmeSector != 0)) {
-      return absl::InvalidArgumentError("NVMe payload pieces must be 4 KiB-aligned");
-    }
-    payload_bytes += payload[i].size();
-  }
-  NvmeRecordHeader header;
-  header.key = id.key;
-  header.tenant = id.tenant;
-  header.name_space = id.name_space;
-  header.payload_bytes = payload_bytes;
-  header.payload_checksum = checksum;
-  header.created_micros = NowMicros();
-  const std::string index_key = IndexKey(id);
-  uint64_t offset = 0;
-  {
-    MutexLock lock(&mu_);
-    std::string existing;
-    if (db_->Get(rocksdb::ReadOptions(), index_key, &existing).ok()) {
-      return absl::AlreadyExistsError("block already on NVMe");
-    }
-    absl::StatusOr<uint64_t> extent = extents_.Allocate(NvmeRecordBytes(payload_bytes));
-    if (!extent.ok()) return extent.status();
-    offset = *extent;
-    header.generation = next_generation_++;
-  }
-  auto free_extent = [&] {
-    MutexLock lock(&mu_);
-    extents_.Free(offset, NvmeRecordBytes(payload_bytes));
+  return WriteBatch({NvmeWrite{id, parent, checksum, payload}})[0];
+}
+
+std::vector<absl::Status> NvmeStore::WriteBatch(absl::Span<const NvmeWrite> writes) {
+  struct Pending {
+    std::string index_key;
+    NvmeEntry entry;
+    AlignedSector sector{nullptr, &std::free};
   };
-  absl::StatusOr<std::array<uint8_t, kNvmeSector>> encoded = EncodeNvmeHeader(header);
-  if (!encoded.ok()) {
-    free_extent();
-    return encoded.status();
+  std::vector<absl::Status> results(writes.size());
+  std::vector<Pending> pending(writes.size());
+  std::vector<NvmeIo> ops;
+  std::vector<size_t> op_of(writes.size(), SIZE_MAX);
+  for (size_t w = 0; w < writes.size(); ++w) {
+    const NvmeWrite& write = writes[w];
+    uint64_t payload_bytes = 0;
+    bool aligned = true;
+    for (size_t i = 0; i < write.payload.size(); ++i) {
+      aligned = aligned &&
+                reinterpret_cast<uintptr_t>(write.payload[i].data()) % kNvmeSector == 0 &&
+                (i + 1 == write.payload.size() || write.payload[i].size() % kNvmeSector == 0);
+      payload_bytes += write.payload[i].size();
+    }
+    if (!aligned) {
+      results[w] = absl::InvalidArgumentError("NVMe payload pieces must be 4 KiB-aligned");
+      continue;
+    }
+    NvmeRecordHeader header;
+    header.key = write.id.key;
+    header.tenant = write.id.tenant;
+    header.name_space = write.id.name_space;
+    header.payload_bytes = payload_bytes;
+    header.payload_checksum = write.checksum;
+    header.created_micros = NowMicros();
+    Pending& p = pending[w];
+    p.index_key = IndexKey(write.id);
+    {
+      MutexLock lock(&mu_);
+      std::string existing;
+      if (db_->Get(rocksdb::ReadOptions(), p.index_key, &existing).ok()) {
+        results[w] = absl::AlreadyExistsError("block already on NVMe");
+        continue;
+      }
+      absl::StatusOr<uint64_t> extent = extents_.Allocate(NvmeRecordBytes(payload_bytes));
+      if (!extent.ok()) {
+        results[w] = extent.status();
+        continue;
+      }
+      p.entry = NvmeEntry{
+          *extent,     payload_bytes, write.checksum, next_generation_++, header.created_micros,
+          write.parent};
+    }
+    header.generation = p.entry.generation;
+    absl::StatusOr<std::array<uint8_t, kNvmeSector>> encoded = EncodeNvmeHeader(header);
+    if (!encoded.ok()) {
+      MutexLock lock(&mu_);
+      extents_.Free(p.entry.offset, NvmeRecordBytes(payload_bytes));
+      results[w] = encoded.status();
+      continue;
+    }
+    p.sector = NewSector();
+    std::memcpy(p.sector.get(), encoded->data(), kNvmeSector);
+    // One op per record: the header sector, then the payload, contiguous on disk.
+    NvmeIo op;
+    op.write = true;
+    op.offset = p.entry.offset;
+    op.pieces.push_back({p.sector.get(), kNvmeSector});
+    for (const absl::Span<const uint8_t>& piece : write.payload) {
+      if (piece.empty()) continue;
+      op.pieces.push_back({const_cast<uint8_t*>(piece.data()), RoundUp(piece.size())});
+    }
+    op.length = NvmeRecordBytes(payload_bytes);
+    op_of[w] = ops.size();
+    ops.push_back(std::move(op));
   }
-  AlignedSector sector = NewSector();
-  std::memcpy(sector.get(), encoded->data(), kNvmeSector);
-  std::vector<NvmeIo> ops = {{true, offset, sector.get(), kNvmeSector}};
-  uint64_t at = offset + kNvmeSector;
-  for (const absl::Span<const uint8_t>& piece : payload) {
-    if (piece.empty()) continue;
-    ops.push_back({true, at, const_cast<uint8_t*>(piece.data()), RoundUp(piece.size())});
-    at += piece.size();
+  file_->RunBatch(absl::MakeSpan(ops)).IgnoreError();  // each op's status is checked below
+  for (size_t w = 0; w < writes.size(); ++w) {
+    if (op_of[w] == SIZE_MAX) continue;
+    Pending& p = pending[w];
+    MutexLock lock(&mu_);
+    if (!ops[op_of[w]].status.ok()) {
+      extents_.Free(p.entry.offset, NvmeRecordBytes(p.entry.payload_bytes));
+      results[w] = ops[op_of[w]].status;
+      continue;
+    }
+    // The data is complete; only now may the index point at it.
+    std::string existing;
+    if (db_->Get(rocksdb::ReadOptions(), p.index_key, &existing).ok()) {  // a racing writer won
+      extents_.Free(p.entry.offset, NvmeRecordBytes(p.entry.payload_bytes));
+      results[w] = absl::AlreadyExistsError("block already on NVMe");
+      continue;
+    }
+    rocksdb::Status put = db_->Put(rocksdb::WriteOptions(), p.index_key, EncodeEntry(p.entry));
+    if (!put.ok()) {
+      extents_.Free(p.entry.offset, NvmeRecordBytes(p.entry.payload_bytes));
+      results[w] = absl::UnavailableError(absl::StrCat("NVMe index write: ", put.ToString()));
+      continue;
+    }
+    blocks_.fetch_add(1);
   }
-  if (absl::Status s = file_->RunBatch(absl::MakeSpan(ops)); !s.ok()) {
-    free_extent();
-    return s;
-  }
-  // The data is complete; only now may the index point at it.
-  NvmeEntry entry{offset, payload_bytes, checksum, header.generation, header.created_micros,
-                  parent};
-  MutexLock lock(&mu_);
-  std::string existing;
-  if (db_->Get(rocksdb::ReadOptions(), index_key, &existing).ok()) {  // a racing writer won
-    extents_.Free(offset, NvmeRecordBytes(payload_bytes));
-    return absl::AlreadyExistsError("block already on NVMe");
-  }
-  rocksdb::Status put = db_->Put(rocksdb::WriteOptions(), index_key, EncodeEntry(entry));
-  if (!put.ok()) {
-    extents_.Free(offset, NvmeRecordBytes(payload_bytes));
-    return absl::UnavailableError(absl::StrCat("NVMe index write: ", put.ToString()));
-  }
-  blocks_.fetch_add(1);
-  return absl::OkStatus();
+  return results;
 }
 
 absl::StatusOr<NvmeEntry> NvmeStore::Find(const NvmeBlockId& id) const {
@@ -227,46 +262,89 @@ absl::StatusOr<NvmeEntry> NvmeStore::Find(const NvmeBlockId& id) const {
 }
 
 absl::Status NvmeStore::Read(const NvmeBlockId& id, absl::Span<const absl::Span<uint8_t>> dest) {
-  absl::StatusOr<NvmeEntry> entry = Find(id);
-  if (!entry.ok()) return entry.status();
-  uint64_t dest_bytes = 0;
-  for (size_t i = 0; i < dest.size(); ++i) {
-    if (reinterpret_cast<uintptr_t>(dest[i].data()) % kNvmeSector != 0 ||
-        (i + 1 < dest.size() && dest[i].size() % kNvmeSector != 0)) {
-      return absl::InvalidArgumentError("NVMe destination pieces must be 4 KiB-aligned");
+  return ReadBatch({NvmeRead{id, dest}})[0];
+}
+
+std::vector<absl::Status> NvmeStore::ReadBatch(absl::Span<const NvmeRead> reads) {
+  std::vector<absl::Status> results(reads.size());
+  std::vector<NvmeEntry> entries(reads.size());
+  std::vector<std::string> mismatch(reads.size());  // why a record failed verification
+  std::vector<char> verified(reads.size(), 0);      // char: set from pool threads
+  std::vector<AlignedSector> sectors;
+  std::vector<NvmeIo> ops;
+  std::vector<size_t> op_of(reads.size(), SIZE_MAX);
+  for (size_t r = 0; r < reads.size(); ++r) {
+    const NvmeRead& read = reads[r];
+    absl::StatusOr<NvmeEntry> entry = Find(read.id);
+    if (!entry.ok()) {
+      results[r] = entry.status();
+      continue;
     }
-    dest_bytes += dest[i].size();
+    entries[r] = *entry;
+    uint64_t dest_bytes = 0;
+    bool aligned = true;
+    for (size_t i = 0; i < read.dest.size(); ++i) {
+      aligned = aligned && reinterpret_cast<uintptr_t>(read.dest[i].data()) % kNvmeSector == 0 &&
+                (i + 1 == read.dest.size() || read.dest[i].size() % kNvmeSector == 0);
+      dest_bytes += read.dest[i].size();
+    }
+    if (!aligned) {
+      results[r] = absl::InvalidArgumentError("NVMe destination pieces must be 4 KiB-aligned");
+      continue;
+    }
+    if (dest_bytes != entry->payload_bytes) {
+      results[r] = absl::InvalidArgumentError(absl::StrCat(
+          "destination holds ", dest_bytes, " bytes, the block ", entry->payload_bytes));
+      continue;
+    }
+    sectors.push_back(NewSector());
+    NvmeIo op;
+    op.offset = entry->offset;
+    op.pieces.push_back({sectors.back().get(), kNvmeSector});
+    for (const absl::Span<uint8_t>& piece : read.dest) {
+      if (!piece.empty()) op.pieces.push_back({piece.data(), RoundUp(piece.size())});
+    }
+    op.length = NvmeRecordBytes(entry->payload_bytes);
+    // Verified as soon as it lands, while the rest of the batch is read.
+    op.on_done = [&, r](NvmeIo& done) {
+      const NvmeBlockId& id = reads[r].id;
+      const NvmeEntry& e = entries[r];
+      absl::StatusOr<NvmeRecordHeader> header =
+          DecodeNvmeHeader({static_cast<const uint8_t*>(done.pieces[0].iov_base), kNvmeSector});
+      if (!header.ok()) {
+        mismatch[r] = std::string(header.status().message());
+      } else if (header->key != id.key || header->tenant != id.tenant ||
+                 header->name_space != id.name_space || header->generation != e.generation ||
+                 header->payload_bytes != e.payload_bytes ||
+                 header->payload_checksum != e.checksum) {
+        mismatch[r] = "record header does not match the index";
+      } else {
+        ChecksumStream hash;
+        for (const absl::Span<uint8_t>& piece : reads[r].dest) hash.Update(piece);
+        if (hash.Digest() != e.checksum) mismatch[r] = "payload checksum mismatch";
+      }
+      verified[r] = 1;
+    };
+    op_of[r] = ops.size();
+    ops.push_back(std::move(op));
   }
-  if (dest_bytes != entry->payload_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("destination holds ", dest_bytes,
-                                                   " bytes, the block ", entry->payload_bytes));
+  file_->RunBatch(absl::MakeSpan(ops)).IgnoreError();  // each op's status is checked below
+  for (size_t r = 0; r < reads.size(); ++r) {
+    if (op_of[r] == SIZE_MAX) continue;
+    const NvmeIo& op = ops[op_of[r]];
+    if (!op.status.ok()) {
+      results[r] = op.status;
+      continue;
+    }
+    if (!verified[r]) {
+      results[r] = absl::InternalError("NVMe read completed without verification");
+      continue;
+    }
+    if (mismatch[r].empty()) continue;
+    if (Drop(IndexKey(reads[r].id), entries[r]).ok()) corrupt_drops_.fetch_add(1);
+    results[r] = absl::DataLossError(absl::StrCat("NVMe block dropped: ", mismatch[r]));
   }
-  AlignedSector sector = NewSector();
-  std::vector<NvmeIo> ops = {{false, entry->offset, sector.get(), kNvmeSector}};
-  uint64_t at = entry->offset + kNvmeSector;
-  for (const absl::Span<uint8_t>& piece : dest) {
-    if (piece.empty()) continue;
-    ops.push_back({false, at, piece.data(), RoundUp(piece.size())});
-    at += piece.size();
-  }
-  if (absl::Status s = file_->RunBatch(absl::MakeSpan(ops)); !s.ok()) return s;
-  absl::StatusOr<NvmeRecordHeader> header = DecodeNvmeHeader({sector.get(), kNvmeSector});
-  std::string why;
-  if (!header.ok()) {
-    why = std::string(header.status().message());
-  } else if (header->key != id.key || header->tenant != id.tenant ||
-             header->name_space != id.name_space || header->generation != entry->generation ||
-             header->payload_bytes != entry->payload_bytes ||
-             header->payload_checksum != entry->checksum) {
-    why = "record header does not match the index";
-  } else {
-    ChecksumStream hash;
-    for (const absl::Span<uint8_t>& piece : dest) hash.Update(piece);
-    if (hash.Digest() != entry->checksum) why = "payload checksum mismatch";
-  }
-  if (why.empty()) return absl::OkStatus();
-  if (Drop(IndexKey(id), *entry).ok()) corrupt_drops_.fetch_add(1);
-  return absl::DataLossError(absl::StrCat("NVMe block dropped: ", why));
+  return results;
 }
 
 absl::Status NvmeStore::Remove(const NvmeBlockId& id) {

@@ -51,6 +51,18 @@ struct NvmeBlockId {
   std::string tenant, name_space, key;
 };
 
+// One block of a WriteBatch / ReadBatch; pieces as for Write / Read.
+struct NvmeWrite {
+  NvmeBlockId id;
+  std::string parent;
+  uint64_t checksum = 0;
+  absl::Span<const absl::Span<const uint8_t>> payload;
+};
+struct NvmeRead {
+  NvmeBlockId id;
+  absl::Span<const absl::Span<uint8_t>> dest;
+};
+
 class NvmeStore {
  public:
   struct Options {
@@ -75,6 +87,10 @@ class NvmeStore {
   absl::Status Write(const NvmeBlockId& id, const std::string& parent, uint64_t checksum,
                      absl::Span<const absl::Span<const uint8_t>> payload);
 
+  // Writes several blocks with up to queue_depth records in flight; one
+  // status per block, as Write's.
+  std::vector<absl::Status> WriteBatch(absl::Span<const NvmeWrite> writes);
+
   // The index entry, or NOT_FOUND.
   absl::StatusOr<NvmeEntry> Find(const NvmeBlockId& id) const;
 
@@ -82,6 +98,10 @@ class NvmeStore {
   // next 4 KiB after the last) and verifies it. NOT_FOUND if not indexed,
   // DATA_LOSS (and the entry dropped) if it does not verify.
   absl::Status Read(const NvmeBlockId& id, absl::Span<const absl::Span<uint8_t>> dest);
+
+  // Reads several blocks with up to queue_depth records in flight; one
+  // status per block, as Read's.
+  std::vector<absl::Status> ReadBatch(absl::Span<const NvmeRead> reads);
 
   // Drops the block: index entry first, then its extent. NOT_FOUND if absent.
   absl::Status Remove(const NvmeBlockId& id);

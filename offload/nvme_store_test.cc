@@ -139,6 +139,40 @@ TEST_F(NvmeStoreTest, FlippedPayloadOrHeaderIsAMissAndDropped) {
   EXPECT_EQ(store_->used_bytes(), 0u);  // their extents are free again
 }
 
+TEST_F(NvmeStoreTest, BatchesWriteAndReadManyBlocksEachWithItsOwnStatus) {
+  OpenStore();
+  std::vector<std::unique_ptr<Payload>> payloads;
+  ASSERT_TRUE(Put(3, Payload(8192, 1)).ok());  // block 3 exists already
+  std::vector<std::vector<absl::Span<const uint8_t>>> pieces(6);
+  std::vector<NvmeWrite> writes;
+  for (int i = 0; i < 6; ++i) {
+    payloads.push_back(std::make_unique<Payload>(20000 + 4096 * i, 50 + i));
+    pieces[i] = payloads[i]->Pieces();
+    writes.push_back({Id(i), "", payloads[i]->Checksum(), pieces[i]});
+  }
+  std::vector<absl::Status> wrote = store_->WriteBatch(writes);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(wrote[i].code(), i == 3 ? absl::StatusCode::kAlreadyExists : absl::StatusCode::kOk)
+        << i;
+  }
+  std::vector<std::unique_ptr<Payload>> back;
+  std::vector<std::vector<absl::Span<uint8_t>>> dest(6);
+  std::vector<NvmeRead> reads;
+  for (int i = 0; i < 6; ++i) {
+    back.push_back(std::make_unique<Payload>(payloads[i]->size, 0));
+    dest[i] = back[i]->Writable();
+    if (i != 3) reads.push_back({Id(i), dest[i]});
+  }
+  reads.push_back({Id(99), dest[0]});  // not stored
+  std::vector<absl::Status> got = store_->ReadBatch(reads);
+  ASSERT_EQ(got.size(), 6u);
+  for (int r = 0; r < 5; ++r) EXPECT_TRUE(got[r].ok()) << r << ": " << got[r];
+  EXPECT_EQ(got[5].code(), absl::StatusCode::kNotFound);
+  for (int i = 0; i < 6; ++i) {
+    if (i != 3) EXPECT_TRUE(back[i]->SameAs(*payloads[i])) << i;
+  }
+}
+
 TEST_F(NvmeStoreTest, FullStoreSaysSoAndRemovalMakesRoom) {
   OpenStore(64 << 10);  // 16 sectors: three records of 16 KiB + header
   Payload p(16384, 3);

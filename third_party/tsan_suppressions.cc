@@ -1,7 +1,8 @@
-// ThreadSanitizer suppressions, compiled into every binary that links gRPC.
-// Debian's gRPC and Abseil are not built with TSan, so TSan cannot see the
-// locks inside them and reports their internal hand-offs (epoll, completion
-// queues) as races. Only reports with a frame in those libraries are
+// ThreadSanitizer suppressions, compiled into every binary that links gRPC
+// or RocksDB. Debian's gRPC (with upb), Abseil and RocksDB are not built with
+// TSan, so TSan cannot see the locks and atomics inside them and reports
+// their internal hand-offs (epoll, completion queues, RocksDB's background
+// threads and cache registries) as races. Only reports with a frame in those libraries are
 // suppressed; our own locking (common/mutex.h) stays fully checked.
 extern "C" const char* __tsan_default_suppressions() {
   return "race:libgrpc.so\n"
@@ -9,5 +10,7 @@ extern "C" const char* __tsan_default_suppressions() {
          "race:libgrpc++_reflection.so\n"
          "race:libgpr.so\n"
          "race:libabsl_\n"
-         "race:libprotobuf.so\n";
+         "race:libprotobuf.so\n"
+         "race:libupb.so\n"
+         "race:librocksdb.so\n";
 }

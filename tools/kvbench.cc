@@ -33,6 +33,7 @@
 #include "tools/bench_references.h"
 #include "tools/daemon_process.h"
 #include "tools/gnuplot.h"
+#include "tools/kvbench_nvme.h"
 #include "tools/kvbench_trace.h"
 #include "tools/progress_bar.h"
 
@@ -440,8 +441,14 @@ int main(int argc, char** argv) {
       "  bazel-bin/tools/kvbench trace [--trace=FILE] [--capacities=1,2,5,10,20,50,100] "
       "[--workers=8] [--speedup=0] [--payload=4KiB] [--out=DIR] [--update=FILE.md] [--json]\n"
       "    replays a production trace through the real client and daemon at each capacity,\n"
-      "    next to offline LRU and Belady, with throughput and latency (see docs/BENCHMARKS.md)");
+      "    next to offline LRU and Belady, with throughput and latency (see docs/BENCHMARKS.md)\n"
+      "  bazel-bin/tools/kvbench nvme [--runs=5] [--nvme_bench_dir=/var/tmp/kvbench_nvme] "
+      "[--nvme_bench_block=2MiB] [--nvme_bench_qd=8] [--json]\n"
+      "    the NVMe tier's store writing and reading blocks next to fio on the same disk");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() > 1 && std::string(args[1]) == "nvme") {
+    return kvcache::RunNvmeBench(absl::GetFlag(FLAGS_runs), absl::GetFlag(FLAGS_json));
+  }
   if (args.size() > 1 && std::string(args[1]) == "trace") {
     return kvcache::RunTraceBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_json));
   }

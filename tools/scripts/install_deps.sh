@@ -13,6 +13,7 @@ packages=(
   python3                  # regenerates the key test vectors
   redis-server             # the reference kvbench measures against
   gnuplot-nox              # kvbench trace --out draws its plots
+  fio                      # kvbench nvme measures the NVMe tier against it
 )
 
 missing=()
