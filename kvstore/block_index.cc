@@ -218,7 +218,8 @@ std::vector<SpillCandidate> BlockIndex::ColdestOnHost(size_t max) {
       if (taken == max) break;
       const Entry& e = shard->entries.at(k);
       if (e.block.use_count() != 1) continue;
-      found.push_back({tick, SpillCandidate{k.ns, e.block, e.on_nvme, e.hits}});
+      found.push_back({tick, SpillCandidate{k.ns, k.key, e.block->meta().size, e.block.get(),
+                                            e.block, e.on_nvme, e.hits}});
       ++taken;
     }
   }

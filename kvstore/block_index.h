@@ -62,10 +62,15 @@ struct ChainBlock {
   bool on_host = true;
 };
 
-// A host-resident block the spiller may write to NVMe or free.
+// A host-resident block the spiller may write to NVMe or free. It holds no
+// reference: a spiller that held its whole candidate list would keep those
+// blocks from being evicted while it waits on the disk.
 struct SpillCandidate {
   NamespaceId ns = 0;
-  std::shared_ptr<const CachedBlock> block;  // keeps the pages while spilling
+  BlockKey key;
+  uint64_t size = 0;
+  const CachedBlock* expected = nullptr;   // identity only; never dereferenced
+  std::weak_ptr<const CachedBlock> block;  // lock() to read its pages
   bool on_nvme = false;
   uint64_t hits = 0;
 };

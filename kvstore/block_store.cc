@@ -157,23 +157,21 @@ std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& k
   return index_->InstallHostCopy(ns, key, *std::move(pages));
 }
 
-std::vector<absl::Status> BlockStore::WriteToNvme(absl::Span<SpillCandidate* const> batch) {
-  std::vector<NvmeTier::BlockRef> refs;
-  for (const SpillCandidate* c : batch) refs.push_back({c->ns, c->block.get()});
-  std::vector<absl::Status> results = nvme_->WriteBatch(refs);
+std::vector<absl::Status> BlockStore::WriteToNvme(absl::Span<const NvmeTier::BlockRef> batch) {
+  std::vector<absl::Status> results = nvme_->WriteBatch(batch);
   for (size_t i = 0; i < batch.size(); ++i) {
-    const SpillCandidate& c = *batch[i];
+    const NvmeTier::BlockRef& b = batch[i];
     absl::Status& s = results[i];
     if (s.code() == absl::StatusCode::kAlreadyExists) {
       // A record left by an earlier copy of this key; ours replaces it.
-      nvme_->Remove(c.ns, c.block->meta());
-      s = nvme_->Write(c.ns, *c.block);
+      nvme_->Remove(b.ns, b.block->meta());
+      s = nvme_->Write(b.ns, *b.block);
     }
     // Full: drop the coldest NVMe-only leaves until this one fits.
     while (s.code() == absl::StatusCode::kResourceExhausted &&
            index_->EvictOneLeaf(LeafResidency::kNvmeOnly).has_value()) {
       nvme_evicted_.fetch_add(1, std::memory_order_relaxed);
-      s = nvme_->Write(c.ns, *c.block);
+      s = nvme_->Write(b.ns, *b.block);
     }
   }
   return results;
@@ -188,12 +186,8 @@ uint64_t BlockStore::Spill(uint64_t target_used, size_t max_blocks) {
   uint64_t freed = 0;
   size_t freed_blocks = 0;
   auto done = [&] { return arena_->used_bytes() <= target_used || freed_blocks >= max_blocks; };
-  // Frees a candidate's host pages if it is (now) on NVMe.
-  auto drop_host_copy = [&](SpillCandidate& c) {
-    const BlockKey key = c.block->meta().key;
-    const CachedBlock* expected = c.block.get();
-    c.block.reset();  // our hold would count as a reader
-    if (uint64_t n = index_->DropHostCopy(c.ns, key, expected); n > 0) {
+  auto drop_host_copy = [&](const SpillCandidate& c) {
+    if (uint64_t n = index_->DropHostCopy(c.ns, c.key, c.expected); n > 0) {
       freed += n;
       ++freed_blocks;
       return true;
@@ -206,35 +200,43 @@ uint64_t BlockStore::Spill(uint64_t target_used, size_t max_blocks) {
     bool writes_failed = false;
     for (size_t next = 0; next < candidates.size() && !done() && !writes_failed;) {
       // Up to kWriteBatch blocks go to the disk together (queue depth), but
-      // no more than it takes to reach the target.
-      std::vector<SpillCandidate*> batch;
+      // no more than it takes to reach the target. Only these are held (so
+      // not evicted) while they are written.
+      std::vector<const SpillCandidate*> batch;
+      std::vector<std::shared_ptr<const CachedBlock>> held;
       uint64_t batch_bytes = 0;
       auto enough = [&] {
         return batch.size() == kWriteBatch || freed_blocks + batch.size() >= max_blocks ||
                arena_->used_bytes() <= target_used + batch_bytes;
       };
       for (; next < candidates.size() && !enough(); ++next) {
-        SpillCandidate& c = candidates[next];
+        const SpillCandidate& c = candidates[next];
         if (c.on_nvme) {
           progress |= drop_host_copy(c);
-        } else if (nvme_->Admit(c.hits, c.block->meta().size)) {
-          batch.push_back(&c);
-          batch_bytes += arena_->PagesFor(c.block->meta().size) * uint64_t{arena_->page_bytes()};
+          continue;
         }
+        if (!nvme_->Admit(c.hits, c.size)) continue;
+        std::shared_ptr<const CachedBlock> block = c.block.lock();
+        if (block == nullptr || block.get() != c.expected) continue;  // gone meanwhile
+        batch.push_back(&c);
+        held.push_back(std::move(block));
+        batch_bytes += uint64_t{arena_->PagesFor(c.size)} * arena_->page_bytes();
       }
       if (batch.empty()) continue;
-      std::vector<absl::Status> wrote = WriteToNvme(batch);
+      std::vector<NvmeTier::BlockRef> refs;
+      for (size_t i = 0; i < batch.size(); ++i) refs.push_back({batch[i]->ns, held[i].get()});
+      std::vector<absl::Status> wrote = WriteToNvme(refs);
       for (size_t i = 0; i < batch.size(); ++i) {
-        SpillCandidate& c = *batch[i];
+        const SpillCandidate& c = *batch[i];
+        const bool marked = wrote[i].ok() && index_->MarkOnNvme(c.ns, *held[i]);
+        if (wrote[i].ok() && !marked) nvme_->Remove(c.ns, held[i]->meta());  // dropped meanwhile
+        held[i].reset();  // our hold would count as a reader
         if (!wrote[i].ok()) {
           // Disabled or failing: the rest stay in DRAM this pass.
           writes_failed |= wrote[i].code() != absl::StatusCode::kResourceExhausted;
           continue;
         }
-        if (!index_->MarkOnNvme(c.ns, *c.block)) {
-          nvme_->Remove(c.ns, c.block->meta());  // dropped or replaced meanwhile
-          continue;
-        }
+        if (!marked) continue;
         spilled_blocks_.fetch_add(1, std::memory_order_relaxed);
         progress |= drop_host_copy(c);
       }

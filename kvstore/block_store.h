@@ -97,9 +97,9 @@ class BlockStore {
  private:
   BlockStore(std::unique_ptr<HostArena> arena, const Options& options);
   void RestoreFromNvme();
-  // Writes candidates to NVMe in one batch, dropping NVMe-only leaves while
-  // it is full. One status per candidate: OK if it is on NVMe afterwards.
-  std::vector<absl::Status> WriteToNvme(absl::Span<SpillCandidate* const> batch);
+  // Writes blocks to NVMe in one batch, dropping NVMe-only leaves while it
+  // is full. One status per block: OK if it is on NVMe afterwards.
+  std::vector<absl::Status> WriteToNvme(absl::Span<const NvmeTier::BlockRef> batch);
   // Spills the coldest blocks until the arena holds at most `target_used`
   // bytes or `max_blocks` host copies were freed. Returns the bytes freed.
   uint64_t Spill(uint64_t target_used, size_t max_blocks);

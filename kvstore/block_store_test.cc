@@ -186,5 +186,15 @@ TEST_F(BlockStoreTest, AdmissionWritesOnlyBlocksReadTwice) {
   EXPECT_GT(store_->nvme()->counters().not_admitted, 0u);
 }
 
+TEST_F(BlockStoreTest, SpillCandidatesDoNotKeepBlocksFromEviction) {
+  Open();
+  for (int i = 0; i < 16; ++i) Put(i, true);  // the arena is full
+  std::vector<SpillCandidate> candidates = store_->index().ColdestOnHost(32);
+  ASSERT_EQ(candidates.size(), 16u);
+  EXPECT_EQ(candidates[0].key, Key(0));  // coldest first
+  EXPECT_EQ(View(0)->readers, 0u);
+  EXPECT_TRUE(store_->index().EvictOneLeaf().has_value());
+}
+
 }  // namespace
 }  // namespace kvcache

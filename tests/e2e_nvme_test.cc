@@ -253,7 +253,15 @@ TEST_F(E2eNvmeTest, TwentyKillNineRestartsUnderLoadServeNoWrongByte) {
         }
       });
     }
-    absl::SleepFor(absl::Milliseconds(300 + 37 * (cycle % 5)));
+    // Load for at least 300 ms and 10 fetched blocks (sanitizer builds are
+    // slow), then a kill at a varying moment.
+    const uint64_t before = fetched.load();
+    const absl::Time give_up = absl::Now() + absl::Seconds(5);
+    absl::SleepFor(absl::Milliseconds(300));
+    while (fetched.load() < before + 10 && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    absl::SleepFor(absl::Milliseconds(37 * (cycle % 5)));
     daemon_->Kill();  // mid-write: spills and puts in flight
     stop = true;
     for (auto& t : load) t.join();

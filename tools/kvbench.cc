@@ -447,7 +447,8 @@ int main(int argc, char** argv) {
       "    the NVMe tier's store writing and reading blocks next to fio on the same disk");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() > 1 && std::string(args[1]) == "nvme") {
-    return kvcache::RunNvmeBench(absl::GetFlag(FLAGS_runs), absl::GetFlag(FLAGS_json));
+    return kvcache::RunNvmeBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_runs),
+                                 absl::GetFlag(FLAGS_json));
   }
   if (args.size() > 1 && std::string(args[1]) == "trace") {
     return kvcache::RunTraceBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_json));

@@ -17,7 +17,10 @@
 #include "absl/strings/str_format.h"
 #include "client/key/checksum.h"
 #include "common/byte_size.h"
+#include "grpcpp/grpcpp.h"
+#include "kvcache/v1/kvcache.grpc.pb.h"
 #include "offload/nvme_store.h"
+#include "tools/daemon_process.h"
 
 ABSL_FLAG(std::string, nvme_bench_dir, "/var/tmp/kvbench_nvme",
           "nvme: directory on the drive to measure (not tmpfs); the store and fio's file go "
@@ -27,6 +30,9 @@ ABSL_FLAG(std::string, nvme_bench_block, "2MiB", "nvme: block size (fio's bs).")
 ABSL_FLAG(std::string, nvme_bench_page, "256KiB",
           "nvme: arena page size: each block is written from and read into pieces this big.");
 ABSL_FLAG(int, nvme_bench_qd, 8, "nvme: queue depth (blocks in flight; fio's iodepth).");
+ABSL_FLAG(int, nvme_restart_blocks, 100000,
+          "nvme: also time a kvstored restart that indexes this many NVMe blocks (4 KiB each, "
+          "in chains of 100); 0 skips it.");
 
 namespace kvcache {
 namespace {
@@ -72,9 +78,72 @@ double RunFio(const std::string& file, bool write, uint64_t bytes, uint64_t bloc
   return best / 1e9;
 }
 
+struct RestartResult {
+  double serving_seconds = 0;  // spawn to serving
+  double index_seconds = 0;    // the daemon's own figure for indexing
+  uint64_t restored = 0;
+  uint32_t chain_hits = 0;  // of one 100-block chain looked up afterwards
+};
+
+// Writes `n` 4 KiB blocks (chains of 100) into a store as kvstored would,
+// then starts kvstored on it and times how long until it serves them.
+absl::StatusOr<RestartResult> TimeRestart(const std::string& kvstored, const std::string& dir,
+                                          uint64_t n) {
+  constexpr uint64_t kPayload = 4096, kChain = 100;
+  std::filesystem::remove_all(dir);
+  const uint64_t bytes = n * 2 * kPayload;
+  {
+    NvmeStore::Options options;
+    options.dir = dir;
+    options.bytes = bytes;
+    absl::StatusOr<std::unique_ptr<NvmeStore>> store = NvmeStore::Open(options);
+    if (!store.ok()) return store.status();
+    Aligned payload(static_cast<uint8_t*>(std::aligned_alloc(4096, kPayload)), &std::free);
+    for (uint64_t i = 0; i < kPayload; ++i) payload[i] = static_cast<uint8_t>(i);
+    const uint64_t checksum = BlockChecksum({payload.get(), kPayload});
+    const std::vector<absl::Span<const uint8_t>> pieces = {{payload.get(), kPayload}};
+    auto key = [](uint64_t i) { return absl::StrCat("chain-", i / kChain, "-block-", i % kChain); };
+    for (uint64_t first = 0; first < n; first += 1024) {
+      std::vector<NvmeWrite> batch;
+      for (uint64_t i = first; i < std::min(n, first + 1024); ++i) {
+        batch.push_back(
+            {{"default", "restart", key(i)}, i % kChain == 0 ? "" : key(i - 1), checksum, pieces});
+      }
+      for (const absl::Status& s : (*store)->WriteBatch(batch)) {
+        if (!s.ok()) return s;
+      }
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = DaemonProcess::Start(
+      kvstored, {"--nvme_dir=" + dir, absl::StrCat("--nvme_capacity=", bytes),
+                 "--host_capacity=64MiB", "--local_socket=off", "--data_port=-1"});
+  if (!daemon.ok()) return daemon.status();
+  RestartResult result;
+  result.serving_seconds = Seconds(t0);
+  auto stub = v1::KvCache::NewStub(
+      grpc::CreateChannel((*daemon)->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::StatsResponse stats;
+  if (grpc::Status s = stub->Stats(&ctx, {}, &stats); !s.ok()) {
+    return absl::UnavailableError(s.error_message());
+  }
+  result.index_seconds = stats.nvme_restore_seconds();
+  result.restored = stats.nvme_restored_blocks();
+  grpc::ClientContext lctx;
+  v1::LookupRequest lookup;
+  lookup.set_namespace_("restart");
+  for (uint64_t i = 0; i < kChain; ++i) lookup.add_keys(absl::StrCat("chain-7-block-", i));
+  v1::LookupResponse hits;
+  if (stub->Lookup(&lctx, lookup, &hits).ok()) result.chain_hits = hits.hit_count();
+  (*daemon)->Stop();
+  std::filesystem::remove_all(dir);
+  return result;
+}
+
 }  // namespace
 
-int RunNvmeBench(int runs, bool json) {
+int RunNvmeBench(const std::string& kvstored, int runs, bool json) {
   const std::string dir = absl::GetFlag(FLAGS_nvme_bench_dir);
   const uint64_t bytes = SizeFlagOrDie(FLAGS_nvme_bench_bytes, "nvme_bench_bytes");
   const uint64_t block = SizeFlagOrDie(FLAGS_nvme_bench_block, "nvme_bench_block");
@@ -184,12 +253,24 @@ int RunNvmeBench(int runs, bool json) {
   std::filesystem::remove_all(store_dir);
   std::filesystem::remove(fio_file);
   const double w = Median(ours_w), fw = Median(fio_w), r = Median(ours_r), fr = Median(fio_r);
+  RestartResult restart;
+  if (const int n = absl::GetFlag(FLAGS_nvme_restart_blocks); n > 0) {
+    std::cerr << "kvbench nvme: writing " << n << " blocks, then timing a kvstored restart\n";
+    absl::StatusOr<RestartResult> r = TimeRestart(kvstored, dir + "/restart", n);
+    if (!r.ok()) {
+      std::cerr << "kvbench: restart: " << r.status() << "\n";
+      return 1;
+    }
+    restart = *r;
+  }
   if (json) {
     std::cout << absl::StrFormat(
         "{\"nvme_write_gbps\": %.3f, \"fio_write_gbps\": %.3f, \"nvme_read_gbps\": %.3f, "
         "\"fio_read_gbps\": %.3f, \"write_vs_fio\": %.3f, \"read_vs_fio\": %.3f, "
-        "\"block_bytes\": %d, \"queue_depth\": %d, \"runs\": %d}\n",
-        w, fw, r, fr, w / fw, r / fr, block, qd, runs);
+        "\"block_bytes\": %d, \"queue_depth\": %d, \"runs\": %d, \"restart_blocks\": %d, "
+        "\"restart_serving_s\": %.3f, \"restart_index_s\": %.3f}\n",
+        w, fw, r, fr, w / fw, r / fr, block, qd, runs, restart.restored, restart.serving_seconds,
+        restart.index_seconds);
     return 0;
   }
   std::cout << absl::StrFormat(
@@ -200,6 +281,12 @@ int RunNvmeBench(int runs, bool json) {
       "tier: records with header sectors, RocksDB index entries, XXH3 verified on read;\n"
       "fio: io_uring, O_DIRECT, the same file system\n",
       FormatBytes(block), qd, runs, FormatBytes(blocks * block), w, fw, w / fw, r, fr, r / fr);
+  if (restart.restored > 0) {
+    std::cout << absl::StrFormat(
+        "restart with %d NVMe blocks: serving after %.2f s (indexing them: %.2f s); a 100-block "
+        "chain then hits %d of 100\n",
+        restart.restored, restart.serving_seconds, restart.index_seconds, restart.chain_hits);
+  }
   return 0;
 }
 

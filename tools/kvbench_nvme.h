@@ -5,10 +5,13 @@
 #ifndef KVCACHE_TOOLS_KVBENCH_NVME_H_
 #define KVCACHE_TOOLS_KVBENCH_NVME_H_
 
+#include <string>
+
 namespace kvcache {
 
 // Returns the process exit status. `runs` rounds; figures are medians.
-int RunNvmeBench(int runs, bool json);
+// `kvstored` is the daemon binary, started for the restart measurement.
+int RunNvmeBench(const std::string& kvstored, int runs, bool json);
 
 }  // namespace kvcache
 
