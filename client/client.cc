@@ -137,18 +137,20 @@ FetchResult Client::Fetch(const std::string& ns, absl::Span<const FetchTarget> t
                           : 1;
   std::vector<absl::Span<const FetchTarget>> parts = SplitByBytes(targets, streams, total);
   std::vector<size_t> completed(parts.size(), 0);
+  std::vector<std::vector<v1::Tier>> tiers(parts.size());
   std::vector<absl::Status> status(parts.size());
   std::vector<std::thread> helpers;
   for (size_t p = 1; p < parts.size(); ++p) {
     helpers.emplace_back([&, p] {
-      status[p] = FetchOneStream(static_cast<int>(p), ns, parts[p], &completed[p]);
+      status[p] = FetchOneStream(static_cast<int>(p), ns, parts[p], &completed[p], &tiers[p]);
     });
   }
-  status[0] = FetchOneStream(0, ns, parts[0], &completed[0]);
+  status[0] = FetchOneStream(0, ns, parts[0], &completed[0], &tiers[0]);
   for (std::thread& t : helpers) t.join();
   // The result is the leading run of targets that all arrived.
   for (size_t p = 0; p < parts.size(); ++p) {
     result.blocks += completed[p];
+    result.tiers.insert(result.tiers.end(), tiers[p].begin(), tiers[p].end());
     if (!status[p].ok() && result.status.ok()) result.status = status[p];
     if (completed[p] < parts[p].size()) break;
   }
@@ -174,15 +176,15 @@ v1::FetchRequest Client::MakeFetchRequest(const std::string& ns,
 }
 
 absl::Status Client::FetchOneStream(int channel, const std::string& ns,
-                                    absl::Span<const FetchTarget> targets, size_t* completed) {
+                                    absl::Span<const FetchTarget> targets, size_t* completed,
+                                    std::vector<v1::Tier>* tiers) {
   // Each path continues from where the one before it stopped.
   auto rest = [&] { return targets.subspan(*completed); };
   FastPaths::Set paths = fast_paths_->Get();
   if (paths.local != nullptr) {
     size_t n = 0;
-    DataPortClient::Outcome outcome =
-        paths.local->Fetch(MakeFetchRequest(ns, rest()), rest(), options_.verify_local_fetches,
-                           &n);
+    DataPortClient::Outcome outcome = paths.local->Fetch(MakeFetchRequest(ns, rest()), rest(),
+                                                         options_.verify_local_fetches, &n, tiers);
     *completed += n;
     local_path_blocks_.fetch_add(n, std::memory_order_relaxed);
     if (!outcome.transport_failed) return outcome.status;
@@ -191,21 +193,22 @@ absl::Status Client::FetchOneStream(int channel, const std::string& ns,
   }
   if (paths.data_port != nullptr) {
     size_t n = 0;
-    DataPortClient::Outcome outcome =
-        paths.data_port->Fetch(MakeFetchRequest(ns, rest()), rest(), options_.verify_checksums, &n);
+    DataPortClient::Outcome outcome = paths.data_port->Fetch(MakeFetchRequest(ns, rest()), rest(),
+                                                             options_.verify_checksums, &n, tiers);
     *completed += n;
     if (!outcome.transport_failed) return outcome.status;
     data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
     fast_paths_->DataPortFailed();
   }
   size_t n = 0;
-  absl::Status status = FetchOverGrpc(channel, MakeFetchRequest(ns, rest()), rest(), &n);
+  absl::Status status = FetchOverGrpc(channel, MakeFetchRequest(ns, rest()), rest(), &n, tiers);
   *completed += n;
   return status;
 }
 
 absl::Status Client::FetchOverGrpc(int channel, const v1::FetchRequest& request,
-                                   absl::Span<const FetchTarget> targets, size_t* completed) {
+                                   absl::Span<const FetchTarget> targets, size_t* completed,
+                                   std::vector<v1::Tier>* tiers) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, options_.deadline);
   // Fetch replies are read raw, so payload bytes go from gRPC's receive
@@ -254,6 +257,7 @@ absl::Status Client::FetchOverGrpc(int channel, const v1::FetchRequest& request,
       error = absl::DataLossError(absl::StrCat("block ", t.key.ToHex(), " failed its checksum"));
       break;
     }
+    tiers->push_back(static_cast<v1::Tier>(h.tier));
     ++*completed;
     received = 0;
   }

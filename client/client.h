@@ -84,6 +84,9 @@ struct FetchTarget {
 struct FetchResult {
   size_t blocks = 0;     // leading targets completely written (and verified)
   absl::Status status;   // the first error, if any
+  // For each of those blocks, the daemon tier it came from: TIER_NVME when
+  // this fetch read it back from NVMe, TIER_HOST otherwise.
+  std::vector<v1::Tier> tiers;
 };
 
 struct PutBlock {
@@ -149,10 +152,13 @@ class Client {
   };
 
   explicit Client(const ClientOptions& options);
+  // Each appends to `tiers` the tier of every target it completes.
   absl::Status FetchOneStream(int channel, const std::string& ns,
-                              absl::Span<const FetchTarget> targets, size_t* completed);
+                              absl::Span<const FetchTarget> targets, size_t* completed,
+                              std::vector<v1::Tier>* tiers);
   absl::Status FetchOverGrpc(int channel, const v1::FetchRequest& request,
-                             absl::Span<const FetchTarget> targets, size_t* completed);
+                             absl::Span<const FetchTarget> targets, size_t* completed,
+                             std::vector<v1::Tier>* tiers);
   absl::StatusOr<std::vector<v1::PutOutcome>> PutOverGrpc(const std::string& ns,
                                                           const BlockKey& parent,
                                                           absl::Span<const PutBlock> blocks);

@@ -67,7 +67,7 @@ void DataPortClient::Release(int fd) {
 
 DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
                                               absl::Span<const FetchTarget> targets, bool verify,
-                                              size_t* completed) {
+                                              size_t* completed, std::vector<v1::Tier>* tiers) {
   auto broken = [](const std::string& why) {
     return Outcome{absl::UnavailableError(absl::StrCat("data port: ", why)), true};
   };
@@ -146,6 +146,7 @@ DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
                                                       " failed its checksum")),
                      false};
     }
+    tiers->push_back(static_cast<v1::Tier>(h.tier));
     ++*completed;
     received = 0;
   }

@@ -40,9 +40,10 @@ class DataPortClient {
 
   // Sends `request` (whose items match `targets`) and reads the reply into
   // the targets in order; `completed` counts the leading targets fully
-  // written (and, with `verify`, checksum-verified).
-  Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets,
-                bool verify, size_t* completed);
+  // written (and, with `verify`, checksum-verified); the tier each came
+  // from is appended to `tiers`.
+  Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets, bool verify,
+                size_t* completed, std::vector<v1::Tier>* tiers);
 
   // Sends the chain `blocks` (block i's parent is block i-1, the first's is
   // `parent`) as pipelined puts, payloads straight from the caller's memory,

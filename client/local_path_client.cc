@@ -171,7 +171,7 @@ bool LocalPathClient::ExtentsFit(const google::protobuf::RepeatedPtrField<v1::Ar
 
 LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
                                                 absl::Span<const FetchTarget> targets, bool verify,
-                                                size_t* completed) {
+                                                size_t* completed, std::vector<v1::Tier>* tiers) {
   v1::LocalLease lease;
   Outcome call = Call(LocalMessage::kFetchLease, request, LocalMessage::kLease, &lease);
   if (!call.status.ok()) return call;
@@ -204,6 +204,7 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
                                                          " failed its checksum")), false};
       break;
     }
+    tiers->push_back(item.tier());
     ++*completed;
   }
   Release(lease.lease_id());

@@ -42,8 +42,8 @@ class LocalPathClient {
   // `verify`, whole blocks are also re-hashed here; the arena is read-only to
   // every client and the daemon hashed each block as it stored it, so that
   // guards only against a daemon bug, at about a third of the fetch speed.
-  Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets,
-                bool verify, size_t* completed);
+  Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets, bool verify,
+                size_t* completed, std::vector<v1::Tier>* tiers);
   // As DataPortClient::Put, writing each block into a leased staging range.
   Outcome Put(const std::string& ns, const std::string& parent, absl::Span<const PutBlock> blocks,
               std::vector<v1::PutOutcome>* outcomes);

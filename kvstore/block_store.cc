@@ -137,7 +137,8 @@ absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {
   }
 }
 
-std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& key) {
+std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& key,
+                                               bool* promoted) {
   std::optional<BlockPin> pin = index_->Pin(ns, key);
   if (!pin.has_value() || pin->block().on_host()) return pin;
   if (nvme_ == nullptr) return std::nullopt;
@@ -154,6 +155,7 @@ std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& k
   }
   if (!read.ok()) return std::nullopt;  // an I/O error: a miss, the entry stays
   promoted_blocks_.fetch_add(1, std::memory_order_relaxed);
+  if (promoted != nullptr) *promoted = true;
   return index_->InstallHostCopy(ns, key, *std::move(pages));
 }
 

@@ -67,9 +67,10 @@ class BlockStore {
   absl::StatusOr<PageRun> AllocateEvicting(uint64_t bytes);
 
   // A pin on a cached block with its bytes in host pages, promoting it from
-  // NVMe if needed; counted as a hit. nullopt is a miss: not cached, or an
-  // NVMe copy that could not be read or failed verification.
-  std::optional<BlockPin> PinForRead(NamespaceId ns, const BlockKey& key);
+  // NVMe if needed (then *promoted is set, if given); counted as a hit.
+  // nullopt is a miss: not cached, or an NVMe copy that could not be read or
+  // failed verification.
+  std::optional<BlockPin> PinForRead(NamespaceId ns, const BlockKey& key, bool* promoted = nullptr);
 
   // One spill pass down to the low watermark (the background thread runs
   // these; tests call it to be deterministic). Returns host bytes freed.

@@ -183,7 +183,7 @@ bool DataPortServer::ServeFetch(int fd, uint32_t body_length) {
     FetchPlanItem& item = plan->items[i];
     const BlockMeta& meta = item.pin.meta();
     const uint64_t n = item.end - item.offset;
-    EncodeChunkFrameHeader({item.index, meta.size, meta.checksum, item.offset, n},
+    EncodeChunkFrameHeader({item.index, meta.size, meta.checksum, item.offset, n, item.tier},
                            headers[i].data());
     iov.push_back({headers[i].data(), kChunkFrameHeaderBytes});
     item.pin.block().pages().ForEachPiece(item.offset, n, [&](const uint8_t* p, size_t len) {

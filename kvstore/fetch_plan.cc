@@ -30,7 +30,8 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
 
   std::optional<NamespaceId> ns = service.store.namespaces().Find(tenant, request.namespace_());
   for (int i = 0; ns.has_value() && i < request.items_size(); ++i) {
-    std::optional<BlockPin> pin = service.store.PinForRead(*ns, keys[i]);
+    bool from_nvme = false;
+    std::optional<BlockPin> pin = service.store.PinForRead(*ns, keys[i], &from_nvme);
     if (!pin.has_value()) break;  // the cached prefix ends here
     const v1::FetchItem& item = request.items(i);
     const uint64_t size = pin->meta().size;
@@ -40,8 +41,8 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
                                                 "-byte block"));
     }
     const uint64_t end = item.length() == 0 ? size : item.offset() + item.length();
-    plan.items.push_back(
-        FetchPlanItem{static_cast<uint32_t>(i), *std::move(pin), item.offset(), end});
+    plan.items.push_back(FetchPlanItem{static_cast<uint32_t>(i), *std::move(pin), item.offset(),
+                                       end, from_nvme ? v1::TIER_NVME : v1::TIER_HOST});
   }
   if (plan.items.empty()) {
     return absl::NotFoundError(absl::StrCat("block ", keys[0].ToHex(), " is not cached"));

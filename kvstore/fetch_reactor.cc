@@ -55,7 +55,7 @@ void FetchReactor::WriteNext() {
   FetchPlanItem& item = items_[current_];
   const BlockMeta& meta = item.pin.meta();
   const uint64_t n = std::min<uint64_t>(item.end - item.offset, chunk_bytes_);
-  FetchChunkHeader header{item.index, meta.size, meta.checksum, item.offset, n};
+  FetchChunkHeader header{item.index, meta.size, meta.checksum, item.offset, n, item.tier};
   const std::string encoded = EncodeFetchChunkHeader(header);
   std::vector<grpc::Slice> slices;
   slices.emplace_back(encoded.data(), encoded.size());

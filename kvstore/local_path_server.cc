@@ -213,6 +213,7 @@ void LocalPathServer::Serve(int fd) {
             out->set_block_size(item.pin.meta().size);
             out->set_block_checksum(item.pin.meta().checksum);
             out->set_offset(item.offset);
+            out->set_tier(static_cast<v1::Tier>(item.tier));
             AppendExtents(arena, item.pin.block().pages(), item.offset, item.end - item.offset,
                           out->mutable_extents());
             service_.counters.bytes_out.fetch_add(item.end - item.offset, std::memory_order_relaxed);

@@ -9,7 +9,8 @@
 //   fetch:    u32 kDataPortMagic | u32 body length | body (a v1.FetchRequest)
 //   reply:    zero or more CHUNK frames, then one END frame
 //     CHUNK:  u32 kChunkFrame | u32 item_index | u64 block_size
-//             | u64 block_checksum | u64 offset | u64 length | length bytes
+//             | u64 block_checksum | u64 offset | u64 length | u32 tier
+//             | length bytes
 //     END:    u32 kEndFrame | u32 status code (gRPC numbering)
 //             | u32 message length | message
 //
@@ -35,7 +36,7 @@ inline constexpr uint32_t kPutResultFrame = 3;
 inline constexpr uint32_t kMaxPutHeaderBytes = 4096;
 inline constexpr size_t kPutResultFrameHeaderBytes = 4 * 4;
 inline constexpr uint32_t kMaxDataPortRequestBytes = 4u << 20;
-inline constexpr size_t kChunkFrameHeaderBytes = 4 + 4 + 8 * 4;
+inline constexpr size_t kChunkFrameHeaderBytes = 4 + 4 + 8 * 4 + 4;
 inline constexpr size_t kEndFrameHeaderBytes = 4 + 4 + 4;
 inline constexpr uint32_t kMaxEndMessageBytes = 4096;
 
@@ -48,6 +49,7 @@ inline void EncodeChunkFrameHeader(const FetchChunkHeader& h, uint8_t out[kChunk
   std::memcpy(out + 16, &h.block_checksum, 8);
   std::memcpy(out + 24, &h.offset, 8);
   std::memcpy(out + 32, &h.data_length, 8);
+  std::memcpy(out + 40, &h.tier, 4);
 }
 
 // Reads the fields after `kind` of a CHUNK frame header.
@@ -58,6 +60,7 @@ inline FetchChunkHeader DecodeChunkFrameHeader(const uint8_t in[kChunkFrameHeade
   std::memcpy(&h.block_checksum, in + 16, 8);
   std::memcpy(&h.offset, in + 24, 8);
   std::memcpy(&h.data_length, in + 32, 8);
+  std::memcpy(&h.tier, in + 40, 4);
   return h;
 }
 

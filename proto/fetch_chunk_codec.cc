@@ -11,6 +11,7 @@ enum Field : uint32_t {
   kBlockChecksum = 3,
   kOffset = 4,
   kData = 5,
+  kTier = 6,
 };
 enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
 
@@ -97,6 +98,10 @@ std::string EncodeFetchChunkHeader(const FetchChunkHeader& h) {
   out.append(b, 8);
   PutTag(out, kOffset, kVarint);
   PutVarint(out, h.offset);
+  if (h.tier != 0) {
+    PutTag(out, kTier, kVarint);
+    PutVarint(out, h.tier);
+  }
   PutTag(out, kData, kLengthDelimited);
   PutVarint(out, h.data_length);
   return out;
@@ -117,6 +122,7 @@ absl::StatusOr<DecodedFetchChunk> DecodeFetchChunk(
         if (field == kItemIndex) chunk.header.item_index = static_cast<uint32_t>(v);
         if (field == kBlockSize) chunk.header.block_size = v;
         if (field == kOffset) chunk.header.offset = v;
+        if (field == kTier) chunk.header.tier = static_cast<uint32_t>(v);
         break;
       case kFixed64:
         if (!in.ReadFixed64(&v)) return bad;

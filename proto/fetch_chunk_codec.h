@@ -3,7 +3,7 @@
 // copying the payload into a protobuf, and the client can copy the payload
 // from gRPC's receive slices straight into the caller's buffer.
 //
-// The bytes are ordinary protobuf wire format (fields 1-4 then field 5), so
+// The bytes are ordinary protobuf wire format (fields 1-4 and 6, then field 5), so
 // any protobuf parser reads them; the decoder accepts fields in any order.
 //
 // Thread safety: stateless functions.
@@ -25,6 +25,7 @@ struct FetchChunkHeader {
   uint64_t block_checksum = 0;
   uint64_t offset = 0;
   uint64_t data_length = 0;
+  uint32_t tier = 0;  // v1::Tier; 0 if not sent
 };
 
 // Fields 1-4 and the tag and length of field 5; the caller sends exactly

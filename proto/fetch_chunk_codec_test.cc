@@ -18,7 +18,7 @@ std::string Join(const std::vector<absl::Span<const uint8_t>>& pieces) {
 
 TEST(FetchChunkCodecTest, EncodedHeaderPlusDataIsAValidProto) {
   const std::string data(300000, 'q');
-  FetchChunkHeader h{7, 1 << 21, 0xdeadbeefcafef00dull, 4096, data.size()};
+  FetchChunkHeader h{7, 1 << 21, 0xdeadbeefcafef00dull, 4096, data.size(), v1::TIER_NVME};
   const std::string wire = EncodeFetchChunkHeader(h) + data;
   v1::FetchChunk parsed;
   ASSERT_TRUE(parsed.ParseFromString(wire));
@@ -26,6 +26,7 @@ TEST(FetchChunkCodecTest, EncodedHeaderPlusDataIsAValidProto) {
   EXPECT_EQ(parsed.block_size(), 1u << 21);
   EXPECT_EQ(parsed.block_checksum(), 0xdeadbeefcafef00dull);
   EXPECT_EQ(parsed.offset(), 4096u);
+  EXPECT_EQ(parsed.tier(), v1::TIER_NVME);
   EXPECT_EQ(parsed.data(), data);
 }
 
@@ -35,6 +36,7 @@ TEST(FetchChunkCodecTest, DecodesProtobufOutputSplitAnywhere) {
   c.set_block_size(1000);
   c.set_block_checksum(42);
   c.set_offset(10);
+  c.set_tier(v1::TIER_HOST);
   c.set_data(std::string(1000, 'z') + "end");
   const std::string wire = c.SerializeAsString();
   for (size_t cut1 : {size_t{1}, size_t{5}, size_t{20}, wire.size() / 2}) {
@@ -48,6 +50,7 @@ TEST(FetchChunkCodecTest, DecodesProtobufOutputSplitAnywhere) {
     EXPECT_EQ(d->header.block_size, 1000u);
     EXPECT_EQ(d->header.block_checksum, 42u);
     EXPECT_EQ(d->header.offset, 10u);
+    EXPECT_EQ(d->header.tier, static_cast<uint32_t>(v1::TIER_HOST));
     EXPECT_EQ(Join(d->data), c.data());
   }
 }

@@ -35,10 +35,9 @@ class E2eNvmeTest : public ::testing::Test {
 
   // A 4 MiB host tier spilling past half full onto a 64 MiB NVMe tier in dir_.
   void Start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> flags = {"--host_capacity=4MiB",   "--page_size=64KiB",
-                                      "--nvme_dir=" + dir_,     "--nvme_capacity=64MiB",
-                                      "--spill_high=0.5",       "--spill_low=0.25",
-                                      "--local_socket=off"};
+    std::vector<std::string> flags = {"--host_capacity=4MiB", "--page_size=64KiB",
+                                      "--nvme_dir=" + dir_,   "--nvme_capacity=64MiB",
+                                      "--spill_high=0.5",     "--spill_low=0.25"};
     flags.insert(flags.end(), extra.begin(), extra.end());
     auto d = DaemonProcess::Start("kvstore/kvstored", flags);
     ASSERT_TRUE(d.ok()) << d.status();
@@ -124,6 +123,35 @@ TEST_F(E2eNvmeTest, SpillsPromotesAndFindsBlocksAfterSigterm) {
   ASSERT_TRUE(stub_->Lookup(&lctx, lreq, &lresp).ok());
   EXPECT_EQ(lresp.blocks(0).tier(), v1::TIER_NVME);
 
+  // Each fetch path says which blocks it read back from NVMe: chains 0-2
+  // are cold, so their first block is served from NVMe.
+  struct Path {
+    const char* name;
+    bool local, data_port;
+  };
+  const Path paths[] = {
+      {"same-host", true, true}, {"data port", false, true}, {"gRPC", false, false}};
+  for (int p = 0; p < 3; ++p) {
+    ClientOptions options = TestClientOptions(daemon_->address());
+    options.use_local_path = paths[p].local;
+    options.use_data_port = paths[p].data_port;
+    auto client = Client::Create(options);
+    ASSERT_TRUE(client.ok());
+    std::vector<std::string> bufs(8, std::string(kBlock, '\0'));
+    std::vector<FetchTarget> targets;
+    for (size_t i = 0; i < 8; ++i) {
+      targets.push_back(
+          {chains[p][i], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[i].data()), kBlock)});
+    }
+    FetchResult got = (*client)->Fetch(Ns(), targets);
+    ASSERT_EQ(got.blocks, 8u) << paths[p].name << ": " << got.status;
+    ASSERT_EQ(got.tiers.size(), 8u) << paths[p].name;
+    EXPECT_EQ(got.tiers[0], v1::TIER_NVME) << paths[p].name;
+    for (size_t i = 0; i < 8; ++i) EXPECT_EQ(bufs[i], PayloadFor(chains[p][i], kBlock));
+    FetchResult again = (*client)->Fetch(Ns(), absl::MakeSpan(targets).subspan(0, 1));
+    ASSERT_EQ(again.tiers.size(), 1u);
+    EXPECT_EQ(again.tiers[0], v1::TIER_HOST) << paths[p].name;  // promoted and kept
+  }
   uint64_t wrong = 0;
   for (const auto& chain : chains) EXPECT_EQ(FetchPrefix(chain, &wrong), 8u);
   EXPECT_EQ(wrong, 0u);

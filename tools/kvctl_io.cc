@@ -1,13 +1,14 @@
 // kvctl put / get: store and fetch a prompt's blocks by hand, through the
 // client library, so a person can see a cache hit without writing code.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/client.h"
@@ -139,6 +140,7 @@ int KvctlGet() {
   }
   FetchResult got = (*client)->Fetch(ns, targets);
   uint64_t bytes = 0;
+  const size_t from_nvme = std::count(got.tiers.begin(), got.tiers.end(), v1::TIER_NVME);
   const std::string out_path = absl::GetFlag(FLAGS_out);
   std::ofstream out;
   if (!out_path.empty()) out.open(out_path, std::ios::binary);
@@ -149,13 +151,14 @@ int KvctlGet() {
   if (absl::GetFlag(FLAGS_json)) {
     std::cout << absl::StrFormat(
         "{\"namespace\": \"%s\", \"blocks\": %d, \"cachedBlocks\": %d, "
-        "\"fetchedBlocks\": %d, \"fetchedBytes\": %d, \"firstKey\": \"%s\"}\n",
-        absl::CHexEscape(ns), prompt->keys.size(), hit.hits, got.blocks, bytes,
+        "\"fetchedBlocks\": %d, \"fetchedBytes\": %d, \"fromNvme\": %d, \"firstKey\": \"%s\"}\n",
+        absl::CHexEscape(ns), prompt->keys.size(), hit.hits, got.blocks, bytes, from_nvme,
         prompt->keys[0].ToHex());
   } else {
     std::cout << "namespace " << ns << "\n"
               << "cached prefix: " << hit.hits << " of " << prompt->keys.size()
               << " blocks; fetched " << got.blocks << " (" << FormatBytes(bytes)
+              << (from_nvme > 0 ? absl::StrCat(", ", from_nvme, " read back from NVMe") : "")
               << ", checksums verified)" << (out_path.empty() ? "" : ", written to " + out_path)
               << "\n";
   }
