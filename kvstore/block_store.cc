@@ -1,5 +1,6 @@
 #include "kvstore/block_store.h"
 
+#include <algorithm>
 #include <iostream>
 #include <utility>
 #include <vector>
@@ -129,8 +130,9 @@ absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {
     }
     if (nvme_ != nullptr) {
       if (index_->DropColdestHostCopy().has_value()) continue;
-      // The spiller is behind: write one cold block here rather than drop it.
-      if (Spill(0, /*max_blocks=*/1) > 0) continue;
+      // The spiller is behind: have it write cold blocks now, rather than
+      // drop one the disk could keep.
+      if (SpillForRoom(bytes)) continue;
     }
     if (!index_->EvictOneLeaf(LeafResidency::kOnHost).has_value()) return pages.status();
     evicted_blocks_.fetch_add(1, std::memory_order_relaxed);
@@ -248,15 +250,43 @@ uint64_t BlockStore::Spill(uint64_t target_used, size_t max_blocks) {
   return freed;
 }
 
+bool BlockStore::SpillForRoom(uint64_t bytes) {
+  if (!spill_thread_.joinable()) return Spill(0, /*max_blocks=*/1) > 0;  // tests: no thread
+  if (!nvme_->writes_open()) return false;  // the disk refuses writes: do not wait on it
+  MutexLock lock(&spill_mu_);
+  const uint64_t round = spill_rounds_;
+  room_wanted_ = std::max(room_wanted_, bytes);
+  spill_wake_.SignalAll();
+  while (spill_rounds_ == round && !stopping_) {
+    if (!spill_done_.WaitFor(&spill_mu_, std::chrono::seconds(1))) return false;
+  }
+  return last_round_freed_ > 0;
+}
+
 void BlockStore::SpillLoop() {
+  const uint64_t capacity = arena_->capacity_bytes();
   while (true) {
+    uint64_t wanted = 0;
     {
       MutexLock lock(&spill_mu_);
       if (stopping_) return;
-      spill_wake_.WaitFor(&spill_mu_, std::chrono::milliseconds(50));
+      if (room_wanted_ == 0) spill_wake_.WaitFor(&spill_mu_, std::chrono::milliseconds(50));
       if (stopping_) return;
+      wanted = std::exchange(room_wanted_, 0);
     }
-    if (arena_->used_bytes() > spill_high_ * arena_->capacity_bytes()) SpillToLowWatermark();
+    // Down to the low watermark, or lower if a put is waiting for more room.
+    uint64_t target = static_cast<uint64_t>(spill_low_ * capacity);
+    if (wanted > 0) target = std::min(target, capacity - std::min(capacity, wanted));
+    uint64_t freed = 0;
+    if (wanted > 0 || arena_->used_bytes() > spill_high_ * capacity) {
+      freed = Spill(target, SIZE_MAX);
+    }
+    {
+      MutexLock lock(&spill_mu_);
+      ++spill_rounds_;
+      last_round_freed_ = freed;
+    }
+    spill_done_.SignalAll();
   }
 }
 

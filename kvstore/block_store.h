@@ -4,10 +4,10 @@
 //
 //  - Room on the host. A block that needs pages first takes free ones, then
 //    the pages of the coldest block that is also on NVMe (free to drop), then
-//    (when the spiller is behind) writes the coldest admitted block to NVMe
-//    itself and takes its pages, and only then drops the coldest unpinned
-//    leaf from the whole cache. So a put waits for the disk rather than lose
-//    a block the disk could keep.
+//    (when the spiller is behind) asks the spill thread for room and waits
+//    for its round, and only then drops the coldest unpinned leaf from the
+//    whole cache. So a put waits for the disk rather than lose a block the
+//    disk could keep, and NVMe I/O never runs on a put's (gRPC) thread.
 //  - Spill. A background thread keeps the arena below its high watermark:
 //    past it, the coldest blocks are written to NVMe (if admitted) and their
 //    host pages freed until the low watermark. When NVMe is full, its
@@ -105,6 +105,10 @@ class BlockStore {
   // bytes or `max_blocks` host copies were freed. Returns the bytes freed.
   uint64_t Spill(uint64_t target_used, size_t max_blocks);
   void SpillLoop();
+  // Asks the spill thread for at least `bytes` of room and waits for its
+  // round (the I/O and its completions stay on that thread). True if the
+  // round freed anything. Without the thread, spills one block here.
+  bool SpillForRoom(uint64_t bytes) ABSL_LOCKS_EXCLUDED(spill_mu_);
 
   const double spill_high_, spill_low_;
   std::atomic<uint64_t> pinned_bytes_{0};
@@ -124,7 +128,11 @@ class BlockStore {
 
   Mutex spill_mu_;
   CondVar spill_wake_;
+  CondVar spill_done_;
   bool stopping_ ABSL_GUARDED_BY(spill_mu_) = false;
+  uint64_t room_wanted_ ABSL_GUARDED_BY(spill_mu_) = 0;
+  uint64_t spill_rounds_ ABSL_GUARDED_BY(spill_mu_) = 0;
+  uint64_t last_round_freed_ ABSL_GUARDED_BY(spill_mu_) = 0;
   std::thread spill_thread_;
 };
 

@@ -22,6 +22,16 @@ grpc::Slice PinnedSlice(const uint8_t* data, size_t len, const BlockPin& pin) {
 FetchReactor::FetchReactor(ServiceContext& service, std::string tenant,
                            const grpc::ByteBuffer& request)
     : service_(service), tenant_(std::move(tenant)) {
+  if (service_.io_workers != nullptr) {
+    // Planning may read blocks back from NVMe: not on gRPC's thread. gRPC
+    // calls OnDone only after Finish, so this reactor outlives the work.
+    service_.io_workers->Run([this, raw = request] { Begin(raw); });
+    return;
+  }
+  Begin(request);
+}
+
+void FetchReactor::Begin(const grpc::ByteBuffer& request) {
   absl::Status status = Start(request);
   if (!status.ok()) {
     items_.clear();

@@ -25,6 +25,8 @@ class FetchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnDone() override { delete this; }
 
  private:
+  // Plans the fetch and starts writing, or finishes with the error.
+  void Begin(const grpc::ByteBuffer& raw);
   absl::Status Start(const grpc::ByteBuffer& raw);
   void WriteNext();
 

@@ -199,7 +199,13 @@ int Run() {
   const uint64_t max_message = SizeFlag(FLAGS_max_message_size, "max_message_size");
   const GpuProbe gpu = ProbeGpu();
 
+  // Declared before the service and server, so it outlives every Fetch.
+  std::unique_ptr<IoWorkers> io_workers;
   ServiceContext context{**store, limits, gpu.detail, absl::Now(), {}};
+  if ((*store)->nvme() != nullptr) {
+    io_workers = std::make_unique<IoWorkers>(absl::GetFlag(FLAGS_nvme_queue_depth));
+    context.io_workers = io_workers.get();
+  }
   context.instance_id = RandomId();
   std::unique_ptr<LocalPathServer> local_path;
   std::string local_line = "off (--local_socket=off)";

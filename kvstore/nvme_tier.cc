@@ -152,6 +152,11 @@ void NvmeTier::ForEachStored(const std::function<void(NamespaceId, const BlockMe
   for (const NvmeBlockId& id : bad) store_->Remove(id).IgnoreError();
 }
 
+bool NvmeTier::writes_open() const {
+  MutexLock lock(&mu_);
+  return writes_.open;
+}
+
 bool NvmeTier::enabled() const {
   MutexLock lock(&mu_);
   return writes_.open && reads_.open;

@@ -89,6 +89,8 @@ class NvmeTier {
   NvmeStore& store() { return *store_; }
 
   bool enabled() const;
+  // False while writes are disabled by an I/O error (probes still pass).
+  bool writes_open() const;
   // "io_uring, 12 GiB file" and, while disabled, why.
   std::string Detail() const;
   uint64_t capacity_bytes() const { return capacity_bytes_; }

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "kvstore/block_store.h"
+#include "kvstore/io_workers.h"
 
 namespace kvcache {
 
@@ -53,6 +54,9 @@ struct ServiceContext {
   // id and its same-host socket ("" if off), both advertised by Hello.
   std::string instance_id;
   std::string local_socket;
+  // Where gRPC Fetches run when a read may wait on NVMe; null without an
+  // NVMe tier (they then run on gRPC's thread, memory work only). Not owned.
+  IoWorkers* io_workers = nullptr;
 };
 
 // The daemon has no authentication yet and serves only loopback (or an

@@ -253,6 +253,14 @@ int RunNvmeBench(const std::string& kvstored, int runs, bool json) {
   std::filesystem::remove_all(store_dir);
   std::filesystem::remove(fio_file);
   const double w = Median(ours_w), fw = Median(fio_w), r = Median(ours_r), fr = Median(fio_r);
+  // Each round's pair ran back to back, so its ratio sees the same disk
+  // weather; the median of those is the figure the goal is checked against.
+  std::vector<double> w_ratio, r_ratio;
+  for (size_t i = 0; i < ours_w.size(); ++i) {
+    w_ratio.push_back(ours_w[i] / fio_w[i]);
+    r_ratio.push_back(ours_r[i] / fio_r[i]);
+  }
+  const double wq = Median(w_ratio), rq = Median(r_ratio);
   RestartResult restart;
   if (const int n = absl::GetFlag(FLAGS_nvme_restart_blocks); n > 0) {
     std::cerr << "kvbench nvme: writing " << n << " blocks, then timing a kvstored restart\n";
@@ -269,18 +277,18 @@ int RunNvmeBench(const std::string& kvstored, int runs, bool json) {
         "\"fio_read_gbps\": %.3f, \"write_vs_fio\": %.3f, \"read_vs_fio\": %.3f, "
         "\"block_bytes\": %d, \"queue_depth\": %d, \"runs\": %d, \"restart_blocks\": %d, "
         "\"restart_serving_s\": %.3f, \"restart_index_s\": %.3f}\n",
-        w, fw, r, fr, w / fw, r / fr, block, qd, runs, restart.restored, restart.serving_seconds,
+        w, fw, r, fr, wq, rq, block, qd, runs, restart.restored, restart.serving_seconds,
         restart.index_seconds);
     return 0;
   }
   std::cout << absl::StrFormat(
       "NVMe tier vs fio, %s blocks, queue depth %d, median of %d rounds (%s each)\n"
-      "                      tier       fio    tier/fio\n"
+      "                      tier       fio    tier/fio (median of the rounds' ratios)\n"
       "  write (GB/s)     %7.2f   %7.2f    %6.2fx\n"
       "  read  (GB/s)     %7.2f   %7.2f    %6.2fx\n"
       "tier: records with header sectors, RocksDB index entries, XXH3 verified on read;\n"
       "fio: io_uring, O_DIRECT, the same file system\n",
-      FormatBytes(block), qd, runs, FormatBytes(blocks * block), w, fw, w / fw, r, fr, r / fr);
+      FormatBytes(block), qd, runs, FormatBytes(blocks * block), w, fw, wq, r, fr, rq);
   if (restart.restored > 0) {
     std::cout << absl::StrFormat(
         "restart with %d NVMe blocks: serving after %.2f s (indexing them: %.2f s); a 100-block "
