@@ -110,18 +110,18 @@ void NvmeTier::Remove(NamespaceId ns, const BlockMeta& meta) {
   store_->Remove(IdOf(ns, meta)).IgnoreError();  // NOT_FOUND is fine
 }
 
-bool NvmeTier::Admit(uint64_t hits, uint64_t bytes) {
+bool NvmeTier::Admit(uint64_t hits, uint64_t bytes, absl::Time now) {
   if (hits < options_.admit_min_hits) {
     not_admitted_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
   if (options_.write_bytes_per_sec == 0) return true;
   MutexLock lock(&mu_);
-  const absl::Time now = absl::Now();
   const double rate = static_cast<double>(options_.write_bytes_per_sec);
   // Refill, holding at most one second's worth.
-  budget_bytes_ = std::min(rate, budget_bytes_ + rate * absl::ToDoubleSeconds(now - budget_at_));
-  budget_at_ = now;
+  budget_bytes_ =
+      std::min(rate, budget_bytes_ + rate * std::max(0.0, absl::ToDoubleSeconds(now - budget_at_)));
+  budget_at_ = std::max(budget_at_, now);
   if (budget_bytes_ <= 0) {
     not_admitted_.fetch_add(1, std::memory_order_relaxed);
     return false;

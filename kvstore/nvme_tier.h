@@ -72,8 +72,9 @@ class NvmeTier {
   void Remove(NamespaceId ns, const BlockMeta& meta);
 
   // Whether a block read `hits` times may be written now; takes `bytes` from
-  // the write budget if so. Counts a refusal.
-  bool Admit(uint64_t hits, uint64_t bytes);
+  // the write budget if so. Counts a refusal. `now` is for tests.
+  bool Admit(uint64_t hits, uint64_t bytes) { return Admit(hits, bytes, absl::Now()); }
+  bool Admit(uint64_t hits, uint64_t bytes, absl::Time now);
 
   // Calls fn(ns, meta) for every stored block, for a warm restart. meta has
   // key, parent, size, checksum and created time; records whose names are

@@ -172,6 +172,16 @@ TEST_F(E2eNvmeTest, SpillsPromotesAndFindsBlocksAfterSigterm) {
   s = Stats();
   EXPECT_EQ(s.nvme_restored_blocks(), on_nvme);
   EXPECT_EQ(Nvme(s).blocks(), on_nvme);
+  grpc::ClientContext list_ctx;
+  v1::ListRequest list_req;
+  list_req.set_namespace_(Ns());
+  v1::ListResponse listed;
+  ASSERT_TRUE(stub_->List(&list_ctx, list_req, &listed).ok());
+  ASSERT_GT(listed.prefixes_size(), 0);
+  for (const v1::PrefixInfo& p : listed.prefixes()) {  // after a restart, all on NVMe only
+    ASSERT_EQ(p.tiers_size(), 1);
+    EXPECT_EQ(p.tiers(0), v1::TIER_NVME);
+  }
   size_t fetched = 0;
   for (const auto& chain : chains) fetched += FetchPrefix(chain, &wrong);
   EXPECT_EQ(fetched, on_nvme);  // every block on NVMe, and only those, came back

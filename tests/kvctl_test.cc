@@ -2,9 +2,11 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tools/daemon_process.h"
@@ -35,8 +37,10 @@ std::string TmpPath(const std::string& name) {
 
 class KvctlTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto d = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=64MiB"});
+  void SetUp() override { Start({"--host_capacity=64MiB"}); }
+
+  void Start(const std::vector<std::string>& flags) {
+    auto d = DaemonProcess::Start("kvstore/kvstored", flags);
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
     server_ = "--server=" + daemon_->address() + " ";
@@ -123,6 +127,34 @@ TEST_F(KvctlTest, ClearErrors) {
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_NE(down.out.find("cannot reach kvstored at"), std::string::npos) << down.out;
   EXPECT_EQ(std::count(down.out.begin(), down.out.end(), '\n'), 1) << down.out;
+}
+
+// A 512 KiB host tier over NVMe: the put's 4 blocks pass the high watermark
+// and 3 of them move to NVMe; stats, ls and get say so.
+TEST_F(KvctlTest, ShowsTheNvmeTier) {
+  ASSERT_EQ(daemon_->Stop(), 0);
+  std::filesystem::remove_all(TmpPath("kvctl_nvme"));
+  Start({"--host_capacity=512KiB", "--page_size=64KiB", "--nvme_dir=" + TmpPath("kvctl_nvme"),
+         "--nvme_capacity=16MiB", "--spill_high=0.4", "--spill_low=0.2"});
+  CliResult put = Kvctl(server_ + "put --tokens=" + TmpPath("tokens.txt") +
+                        " --payload=" + TmpPath("payload.bin"));
+  ASSERT_EQ(put.exit_code, 0) << put.out;
+  CliResult stats;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  do {
+    stats = Kvctl(server_ + "stats");
+  } while (stats.out.find("nvme: spilled 0,") != std::string::npos && absl::Now() < give_up);
+  EXPECT_NE(stats.out.find("nvme: spilled 3,"), std::string::npos) << stats.out;
+  EXPECT_NE(stats.out.find("io_uring"), std::string::npos) << stats.out;  // the NVMe row's detail
+  CliResult ls = Kvctl(server_ + "ls");
+  EXPECT_NE(ls.out.find("host,nvme"), std::string::npos) << ls.out;
+  CliResult get =
+      Kvctl(server_ + "get --tokens=" + TmpPath("tokens.txt") + " --out=" + TmpPath("out.bin"));
+  ASSERT_EQ(get.exit_code, 0) << get.out;
+  EXPECT_NE(get.out.find("3 read back from NVMe"), std::string::npos) << get.out;
+  std::stringstream got;
+  got << std::ifstream(TmpPath("out.bin"), std::ios::binary).rdbuf();
+  EXPECT_TRUE(got.str() == payload_) << "fetched bytes differ";
 }
 
 }  // namespace
