@@ -62,13 +62,18 @@ class NvmeFile::Backend {
 
 namespace {
 
-// Up to `depth` ops in flight on one ring; short transfers are resubmitted
-// for the rest. One batch at a time.
+// Up to `depth` ops in flight on one ring. An op with pieces is sent as one
+// sub-op per piece, each a fixed-buffer read or write where the piece lies in
+// registered memory (the arena), so the queue depth still counts ops while
+// every page uses its registration. Short transfers are resubmitted for the
+// rest. One batch at a time.
 class UringBackend : public NvmeFile::Backend {
  public:
   static absl::StatusOr<std::unique_ptr<UringBackend>> Create(int fd, int depth) {
-    auto b = std::unique_ptr<UringBackend>(new UringBackend(depth));
-    if (int err = io_uring_queue_init(depth, &b->ring_, 0); err < 0) {
+    // Room for every piece of `depth` ops of up to kPiecesPerOpHint pieces.
+    const unsigned entries = static_cast<unsigned>(std::clamp(depth * kPiecesPerOpHint, 8, 4096));
+    auto b = std::unique_ptr<UringBackend>(new UringBackend(depth, entries));
+    if (int err = io_uring_queue_init(entries, &b->ring_, 0); err < 0) {
       return ErrnoStatus(-err, "io_uring_queue_init");
     }
     b->ready_ = true;
@@ -95,18 +100,43 @@ class UringBackend : public NvmeFile::Backend {
 
   void Run(int fd, absl::Span<NvmeIo* const> ops) override {
     MutexLock lock(&mu_);
-    std::vector<uint64_t> done(ops.size(), 0);
-    iovecs_.assign(ops.size(), {});
-    std::deque<size_t> pending;
-    for (size_t i = 0; i < ops.size(); ++i) pending.push_back(i);
-    size_t in_flight = 0, finished = 0;
+    // Split every op into sub-ops: one per piece, contiguous in the file.
+    std::vector<Sub> subs;
+    std::vector<size_t> first_sub(ops.size() + 1, 0), left(ops.size(), 0);
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const NvmeIo& op = *ops[i];
+      first_sub[i] = subs.size();
+      if (op.pieces.empty()) {
+        subs.push_back({i, op.offset, op.data, op.length, 0});
+      } else {
+        uint64_t at = op.offset;
+        for (const iovec& p : op.pieces) {
+          subs.push_back({i, at, static_cast<uint8_t*>(p.iov_base), p.iov_len, 0});
+          at += p.iov_len;
+        }
+      }
+      left[i] = subs.size() - first_sub[i];
+    }
+    first_sub[ops.size()] = subs.size();
+    std::deque<size_t> ready;  // subs to submit
+    size_t next_op = 0, ops_in_flight = 0, finished = 0, sqes_in_flight = 0;
     std::vector<size_t> completed;  // finished ops whose on_done is still to run
+    auto finish_sub = [&](const Sub& sub) {
+      if (--left[sub.op] > 0) return;
+      ++finished;
+      --ops_in_flight;
+      if (ops[sub.op]->status.ok() && ops[sub.op]->on_done) completed.push_back(sub.op);
+    };
     while (finished < ops.size()) {
-      while (!pending.empty() && in_flight < static_cast<size_t>(depth_)) {
-        const size_t i = pending.front();
-        pending.pop_front();
-        Prepare(fd, *ops[i], done[i], i);
-        ++in_flight;
+      while (next_op < ops.size() && ops_in_flight < static_cast<size_t>(depth_)) {
+        for (size_t s = first_sub[next_op]; s < first_sub[next_op + 1]; ++s) ready.push_back(s);
+        ++ops_in_flight;
+        ++next_op;
+      }
+      while (!ready.empty() && sqes_in_flight < entries_) {
+        Prepare(fd, subs[ready.front()], ops[subs[ready.front()].op]->write, ready.front());
+        ready.pop_front();
+        ++sqes_in_flight;
       }
       io_uring_submit(&ring_);
       // Callbacks run while the disk works on what was just submitted.
@@ -114,77 +144,73 @@ class UringBackend : public NvmeFile::Backend {
       io_uring_cqe* cqe = nullptr;
       if (int err = io_uring_wait_cqe(&ring_, &cqe); err < 0) {
         if (err == -EINTR) continue;
-        CallCompleted(ops, completed);
         for (size_t i = 0; i < ops.size(); ++i) {  // the ring is broken: fail the rest
-          if (done[i] < ops[i]->length && ops[i]->status.ok()) {
+          if (left[i] > 0 && ops[i]->status.ok()) {
             ops[i]->status = ErrnoStatus(-err, "io_uring_wait_cqe");
           }
         }
         return;
       }
-      const size_t i = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
+      const size_t s = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
       const int res = cqe->res;
       io_uring_cqe_seen(&ring_, cqe);
-      --in_flight;
-      NvmeIo& op = *ops[i];
+      --sqes_in_flight;
+      Sub& sub = subs[s];
+      NvmeIo& op = *ops[sub.op];
       if (res == -EINTR || res == -EAGAIN) {
-        pending.push_back(i);
+        ready.push_front(s);
       } else if (res < 0) {
-        op.status = ErrnoStatus(-res, op.write ? "NVMe write" : "NVMe read");
-        ++finished;
+        if (op.status.ok()) op.status = ErrnoStatus(-res, op.write ? "NVMe write" : "NVMe read");
+        finish_sub(sub);
       } else if (res == 0) {
-        op.status = absl::DataLossError("NVMe read past the end of the file");
-        ++finished;
-      } else if ((done[i] += static_cast<uint64_t>(res)) < op.length) {
-        pending.push_back(i);  // short: the rest goes again
+        if (op.status.ok()) op.status = absl::DataLossError("NVMe read past the end of the file");
+        finish_sub(sub);
+      } else if ((sub.done += static_cast<uint64_t>(res)) < sub.length) {
+        ready.push_front(s);  // short: the rest goes again
       } else {
-        ++finished;
-        if (op.on_done) completed.push_back(i);
+        finish_sub(sub);
       }
     }
     CallCompleted(ops, completed);
   }
 
  private:
-  explicit UringBackend(int depth) : depth_(depth) {}
+  // One contiguous piece of an op.
+  struct Sub {
+    size_t op;
+    uint64_t offset;
+    uint8_t* data;
+    uint64_t length;
+    uint64_t done;
+  };
+  static constexpr int kPiecesPerOpHint = 16;
+
+  UringBackend(int depth, unsigned entries) : depth_(depth), entries_(entries) {}
 
   static void CallCompleted(absl::Span<NvmeIo* const> ops, std::vector<size_t>& completed) {
     for (size_t i : completed) ops[i]->on_done(*ops[i]);
     completed.clear();
   }
 
-  void Prepare(int fd, const NvmeIo& op, uint64_t done, size_t index)
+  void Prepare(int fd, const Sub& sub, bool write, size_t index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // never null: at most depth_ in flight
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // never null: at most entries_ in flight
+    uint8_t* buf = sub.data + sub.done;
+    const unsigned len = static_cast<unsigned>(sub.length - sub.done);
+    const uint64_t off = sub.offset + sub.done;
     const int file = fixed_file_ ? 0 : fd;
-    if (!op.pieces.empty()) {
-      iovecs_[index] = Remaining(op, done);  // lives until the op completes
-      const std::vector<iovec>& v = iovecs_[index];
-      if (op.write) {
-        io_uring_prep_writev(sqe, file, v.data(), static_cast<unsigned>(v.size()),
-                             op.offset + done);
-      } else {
-        io_uring_prep_readv(sqe, file, v.data(), static_cast<unsigned>(v.size()), op.offset + done);
-      }
-      if (fixed_file_) sqe->flags |= IOSQE_FIXED_FILE;
-      io_uring_sqe_set_data64(sqe, index);
-      return;
-    }
-    uint8_t* buf = op.data + done;
-    const unsigned len = static_cast<unsigned>(op.length - done);
-    const uint64_t off = op.offset + done;
     int buf_index = -1;
     for (size_t b = 0; b < buffers_.size(); ++b) {
       auto* start = static_cast<uint8_t*>(buffers_[b].iov_base);
       if (buf >= start && buf + len <= start + buffers_[b].iov_len) buf_index = static_cast<int>(b);
     }
     if (buf_index >= 0) {
-      if (op.write) {
+      if (write) {
         io_uring_prep_write_fixed(sqe, file, buf, len, off, buf_index);
       } else {
         io_uring_prep_read_fixed(sqe, file, buf, len, off, buf_index);
       }
-    } else if (op.write) {
+    } else if (write) {
       io_uring_prep_write(sqe, file, buf, len, off);
     } else {
       io_uring_prep_read(sqe, file, buf, len, off);
@@ -194,12 +220,12 @@ class UringBackend : public NvmeFile::Backend {
   }
 
   const int depth_;
+  const unsigned entries_;
   Mutex mu_;
   io_uring ring_ ABSL_GUARDED_BY(mu_) = {};
   bool ready_ = false;
   bool fixed_file_ = false;
   std::vector<iovec> buffers_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::vector<iovec>> iovecs_ ABSL_GUARDED_BY(mu_);  // per op of the batch
 };
 
 // `depth` threads doing pread/pwrite, fed from one queue.

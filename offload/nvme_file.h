@@ -3,11 +3,10 @@
 //
 // Two engines do the I/O. io_uring, with the file registered and, when the
 // caller registers them, its buffers (the host arena's pages, so reads land
-// in them with no copy; used by single-buffer ops, as io_uring has no fixed
-// vectored op on this kernel) keeps up to `queue_depth` ops in flight from
-// the calling thread. Where io_uring cannot be set up (an old kernel, seccomp),
-// a pool of `queue_depth` threads does pread/pwrite instead; that choice is
-// logged once. Options::engine forces either.
+// in them with no copy; an op's pieces go as one fixed-buffer sub-op each)
+// keeps up to `queue_depth` ops in flight from the calling thread. Where io_uring cannot be set up
+// (an old kernel, seccomp), a pool of `queue_depth` threads does pread/pwrite instead; that choice
+// is logged once. Options::engine forces either.
 //
 // Thread safety: RunBatch may be called from several threads at once; the
 // io_uring engine serializes batches, the thread pool interleaves them.

@@ -170,21 +170,23 @@ int RunNvmeBench(const std::string& kvstored, int runs, bool json) {
   }
   // Sources and destinations: kSlots blocks' worth each, as arena pages.
   constexpr uint64_t kSlots = 64;
-  Aligned src(static_cast<uint8_t*>(std::aligned_alloc(4096, kSlots * block)), &std::free);
-  Aligned dst(static_cast<uint8_t*>(std::aligned_alloc(4096, kSlots * block)), &std::free);
+  // One region, registered with io_uring as the daemon registers its arena.
+  Aligned region(static_cast<uint8_t*>(std::aligned_alloc(4096, 2 * kSlots * block)), &std::free);
+  uint8_t* const src = region.get();
+  uint8_t* const dst = region.get() + kSlots * block;
   for (uint64_t i = 0; i < kSlots * block; ++i) src[i] = static_cast<uint8_t>(i * 131 + i / 4096);
-  std::fill(dst.get(), dst.get() + kSlots * block, 0);
-  (*store)->RegisterBuffers(src.get(), kSlots * block).IgnoreError();
+  std::fill(dst, dst + kSlots * block, 0);
+  (*store)->RegisterBuffers(region.get(), 2 * kSlots * block).IgnoreError();
   std::vector<std::vector<absl::Span<const uint8_t>>> src_pieces(kSlots);
   std::vector<std::vector<absl::Span<uint8_t>>> dst_pieces(kSlots);
   std::vector<uint64_t> checksums(kSlots);
   for (uint64_t s = 0; s < kSlots; ++s) {
     for (uint64_t at = 0; at < block; at += page) {
       const uint64_t n = std::min(page, block - at);
-      src_pieces[s].push_back({src.get() + s * block + at, n});
-      dst_pieces[s].push_back({dst.get() + s * block + at, n});
+      src_pieces[s].push_back({src + s * block + at, n});
+      dst_pieces[s].push_back({dst + s * block + at, n});
     }
-    checksums[s] = BlockChecksum({src.get() + s * block, block});
+    checksums[s] = BlockChecksum({src + s * block, block});
   }
   auto id = [](uint64_t i) { return NvmeBlockId{"bench", "nvme", absl::StrCat("block-", i)}; };
 
