@@ -151,7 +151,11 @@ TEST_F(KvctlTest, ShowsTheNvmeTier) {
   CliResult get =
       Kvctl(server_ + "get --tokens=" + TmpPath("tokens.txt") + " --out=" + TmpPath("out.bin"));
   ASSERT_EQ(get.exit_code, 0) << get.out;
-  EXPECT_NE(get.out.find("3 read back from NVMe"), std::string::npos) << get.out;
+  // At least the 3 spilled blocks; the 4th too if promoting them pushed the
+  // arena past its high watermark again before the fetch pinned it.
+  EXPECT_TRUE(get.out.find("3 read back from NVMe") != std::string::npos ||
+              get.out.find("4 read back from NVMe") != std::string::npos)
+      << get.out;
   std::stringstream got;
   got << std::ifstream(TmpPath("out.bin"), std::ios::binary).rdbuf();
   EXPECT_TRUE(got.str() == payload_) << "fetched bytes differ";
