@@ -62,11 +62,11 @@ class NvmeFile::Backend {
 
 namespace {
 
-// Up to `depth` ops in flight on one ring. An op with pieces is sent as one
-// sub-op per piece, each a fixed-buffer read or write where the piece lies in
+// Up to `depth` ops in flight on one ring. A read with pieces is sent as one
+// sub-op per piece, each a fixed-buffer read where the piece lies in
 // registered memory (the arena), so the queue depth still counts ops while
-// every page uses its registration. Short transfers are resubmitted for the
-// rest. One batch at a time.
+// every page uses its registration; a write with pieces is one WRITEV. Short transfers are
+// resubmitted for the rest. One batch at a time.
 class UringBackend : public NvmeFile::Backend {
  public:
   static absl::StatusOr<std::unique_ptr<UringBackend>> Create(int fd, int depth) {
@@ -107,17 +107,22 @@ class UringBackend : public NvmeFile::Backend {
       const NvmeIo& op = *ops[i];
       first_sub[i] = subs.size();
       if (op.pieces.empty()) {
-        subs.push_back({i, op.offset, op.data, op.length, 0});
+        subs.push_back({i, op.offset, op.data, op.length, 0, false});
+      } else if (op.write) {
+        // Writes go as one WRITEV: on the virtio disk we measure on, a 2 MiB
+        // block as 8 separate writes ran at 0.8x fio, as one at 1.0x.
+        subs.push_back({i, op.offset, nullptr, op.length, 0, true});
       } else {
         uint64_t at = op.offset;
         for (const iovec& p : op.pieces) {
-          subs.push_back({i, at, static_cast<uint8_t*>(p.iov_base), p.iov_len, 0});
+          subs.push_back({i, at, static_cast<uint8_t*>(p.iov_base), p.iov_len, 0, false});
           at += p.iov_len;
         }
       }
       left[i] = subs.size() - first_sub[i];
     }
     first_sub[ops.size()] = subs.size();
+    iovecs_.assign(subs.size(), {});
     std::deque<size_t> ready;  // subs to submit
     size_t next_op = 0, ops_in_flight = 0, finished = 0, sqes_in_flight = 0;
     std::vector<size_t> completed;  // finished ops whose on_done is still to run
@@ -134,7 +139,7 @@ class UringBackend : public NvmeFile::Backend {
         ++next_op;
       }
       while (!ready.empty() && sqes_in_flight < entries_) {
-        Prepare(fd, subs[ready.front()], ops[subs[ready.front()].op]->write, ready.front());
+        Prepare(fd, subs[ready.front()], *ops[subs[ready.front()].op], ready.front());
         ready.pop_front();
         ++sqes_in_flight;
       }
@@ -175,13 +180,15 @@ class UringBackend : public NvmeFile::Backend {
   }
 
  private:
-  // One contiguous piece of an op.
+  // One contiguous piece of an op, or (vectored) the whole of a write with
+  // pieces.
   struct Sub {
     size_t op;
     uint64_t offset;
     uint8_t* data;
     uint64_t length;
     uint64_t done;
+    bool vectored;
   };
   static constexpr int kPiecesPerOpHint = 16;
 
@@ -192,9 +199,19 @@ class UringBackend : public NvmeFile::Backend {
     completed.clear();
   }
 
-  void Prepare(int fd, const Sub& sub, bool write, size_t index)
+  void Prepare(int fd, const Sub& sub, const NvmeIo& op, size_t index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // never null: at most entries_ in flight
+    const bool write = op.write;
+    if (sub.vectored) {
+      iovecs_[index] = Remaining(op, sub.done);  // lives until the sub-op completes
+      const std::vector<iovec>& v = iovecs_[index];
+      io_uring_prep_writev(sqe, fixed_file_ ? 0 : fd, v.data(), static_cast<unsigned>(v.size()),
+                           sub.offset + sub.done);
+      if (fixed_file_) sqe->flags |= IOSQE_FIXED_FILE;
+      io_uring_sqe_set_data64(sqe, index);
+      return;
+    }
     uint8_t* buf = sub.data + sub.done;
     const unsigned len = static_cast<unsigned>(sub.length - sub.done);
     const uint64_t off = sub.offset + sub.done;
@@ -226,6 +243,7 @@ class UringBackend : public NvmeFile::Backend {
   bool ready_ = false;
   bool fixed_file_ = false;
   std::vector<iovec> buffers_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::vector<iovec>> iovecs_ ABSL_GUARDED_BY(mu_);  // of vectored sub-ops
 };
 
 // `depth` threads doing pread/pwrite, fed from one queue.
