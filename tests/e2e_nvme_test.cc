@@ -70,9 +70,12 @@ class E2eNvmeTest : public ::testing::Test {
     return s;
   }
 
+  // Puts a chain; every block must be stored, whatever the disk does.
   void PutChain(const std::vector<BlockKey>& chain) {
     auto put = client_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock));
     ASSERT_TRUE(put.ok()) << put.status();
+    ASSERT_EQ(put->size(), chain.size());
+    for (v1::PutOutcome o : *put) EXPECT_EQ(o, v1::PUT_STORED);
   }
 
   // Fetches the cached prefix of `chain`; counts blocks read and wrong ones.
