@@ -63,6 +63,11 @@ Client::Client(const ClientOptions& options) : options_(options) {
     // A connection of its own per channel, so streams do not share one socket.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("kvcache.channel_index", i);
+    // A cache should find a restarted daemon in a second or two, not after
+    // gRPC's default backoff (which grows to two minutes); calls in between
+    // fail fast and are misses anyway.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
     channels_.push_back(
         grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args));
   }

@@ -97,6 +97,9 @@ struct PutBlock {
   // On the conversation trace this lifts the hit ratio 0.02-0.72 points
   // (docs/BENCHMARKS.md).
   bool evict_first = false;
+  // Store it as a root, whatever comes before it in the call: a cluster
+  // places each block on its own node, so its parent may live elsewhere.
+  bool root = false;
 };
 
 struct ClientCounters {

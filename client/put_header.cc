@@ -9,7 +9,7 @@ v1::PutBlockHeader MakePutHeader(const std::string& ns, const std::string& paren
   v1::PutBlockHeader header;
   header.set_namespace_(ns);
   header.set_key(block.key.data(), block.key.size());
-  header.set_parent_key(parent);
+  if (!block.root) header.set_parent_key(parent);
   header.set_size(block.payload.size());
   header.set_evict_first(block.evict_first);
   header.set_checksum(BlockChecksum(

@@ -1,0 +1,219 @@
+#include "client/cluster_client.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/clock.h"
+
+namespace kvcache {
+namespace {
+
+bool TransportFailed(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kUnavailable ||
+         s.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::Create(
+    const ClusterOptions& options) {
+  if (options.peers.empty()) return absl::InvalidArgumentError("cluster: no peers");
+  absl::flat_hash_set<std::string> seen;
+  std::vector<std::unique_ptr<Node>> nodes;
+  for (const std::string& peer : options.peers) {
+    if (!seen.insert(peer).second) {
+      return absl::InvalidArgumentError("cluster: peer " + peer + " is listed twice");
+    }
+    ClientOptions node_options = options.node;
+    node_options.address = peer;
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(node_options);
+    if (!client.ok()) return client.status();
+    auto node = std::make_unique<Node>();
+    node->address = peer;
+    MutexLock lock(&node->mu);
+    node->client = std::move(*client);
+    nodes.push_back(std::move(node));
+  }
+  return std::unique_ptr<ClusterClient>(new ClusterClient(options, std::move(nodes)));
+}
+
+ClusterClient::ClusterClient(const ClusterOptions& options,
+                             std::vector<std::unique_ptr<Node>> nodes)
+    : options_(options), placement_(options.peers), nodes_(std::move(nodes)) {
+  prober_ = std::thread([this] { ProbeLoop(); });
+}
+
+ClusterClient::~ClusterClient() {
+  {
+    MutexLock lock(&probe_mu_);
+    stopping_ = true;
+  }
+  probe_wake_.SignalAll();
+  prober_.join();
+}
+
+std::vector<bool> ClusterClient::Usable() const {
+  std::vector<bool> usable(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    MutexLock lock(&nodes_[i]->mu);
+    usable[i] = nodes_[i]->up;
+  }
+  return usable;
+}
+
+void ClusterClient::ProbeLoop() {
+  while (true) {
+    {
+      MutexLock lock(&probe_mu_);
+      if (stopping_) return;
+      probe_wake_.WaitFor(&probe_mu_, absl::ToChronoNanoseconds(options_.probe_interval));
+      if (stopping_) return;
+    }
+    const std::vector<bool> up = Usable();
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (up[i]) continue;
+      // A fresh client: the old one's channels may sit in reconnect backoff.
+      ClientOptions probe_options = options_.node;
+      probe_options.address = nodes_[i]->address;
+      absl::StatusOr<std::unique_ptr<Client>> fresh = Client::Create(probe_options);
+      if (!fresh.ok()) continue;
+      LookupResult r = (*fresh)->Lookup("kvcache-probe", {});
+      if (!r.status.ok()) continue;
+      Node& n = *nodes_[i];
+      MutexLock lock(&n.mu);
+      n.client = std::move(*fresh);
+      n.up = true;
+    }
+  }
+}
+
+std::shared_ptr<Client> ClusterClient::ClientOf(size_t n) const {
+  MutexLock lock(&nodes_[n]->mu);
+  return nodes_[n]->client;
+}
+
+void ClusterClient::Report(size_t i, const absl::Status& status) {
+  Node& n = *nodes_[i];
+  const bool failed = TransportFailed(status);
+  if (failed) n.failures.fetch_add(1, std::memory_order_relaxed);
+  MutexLock lock(&n.mu);
+  if (failed) n.up = false;  // only the prober marks a node up again
+}
+
+template <typename KeyOf>
+std::vector<std::vector<size_t>> ClusterClient::GroupByOwner(size_t count, KeyOf key_of) {
+  const std::vector<bool> usable = Usable();
+  std::vector<std::vector<size_t>> groups(nodes_.size());
+  for (size_t i = 0; i < count; ++i) {
+    const size_t owner = placement_.Owner(key_of(i), usable);
+    if (owner == SIZE_MAX) break;  // no node usable: the rest are misses
+    groups[owner].push_back(i);
+  }
+  return groups;
+}
+
+template <typename Fn>
+void ClusterClient::ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn) {
+  std::vector<std::thread> threads;
+  size_t inline_node = SIZE_MAX;
+  for (size_t n = 0; n < groups.size(); ++n) {
+    if (groups[n].empty()) continue;
+    if (inline_node == SIZE_MAX) {
+      inline_node = n;  // the calling thread takes one node itself
+    } else {
+      threads.emplace_back([&fn, n] { fn(n); });
+    }
+  }
+  if (inline_node != SIZE_MAX) fn(inline_node);
+  for (std::thread& t : threads) t.join();
+}
+
+LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
+  auto groups = GroupByOwner(keys.size(), [&](size_t i) { return keys[i]; });
+  // Per node: the chain position of its first miss (keys.size() if none).
+  std::vector<size_t> first_miss(nodes_.size(), keys.size());
+  std::vector<LookupResult> results(nodes_.size());
+  ForEachGroup(groups, [&](size_t n) {
+    std::vector<BlockKey> subset;
+    for (size_t i : groups[n]) subset.push_back(keys[i]);
+    results[n] = ClientOf(n)->Lookup(ns, subset);
+    Report(n, results[n].status);
+    const size_t hits = results[n].status.ok() ? results[n].hits : 0;
+    if (hits < groups[n].size()) first_miss[n] = groups[n][hits];
+  });
+  size_t grouped = 0;
+  for (const auto& g : groups) grouped += g.size();
+  LookupResult result;
+  result.hits = std::min(grouped, *std::min_element(first_miss.begin(), first_miss.end()));
+  result.sizes.resize(result.hits);
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    for (size_t j = 0; j < groups[n].size() && groups[n][j] < result.hits; ++j) {
+      result.sizes[groups[n][j]] = results[n].sizes[j];
+    }
+  }
+  return result;
+}
+
+FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTarget> targets) {
+  auto groups = GroupByOwner(targets.size(), [&](size_t i) { return targets[i].key; });
+  std::vector<size_t> first_missing(nodes_.size(), targets.size());
+  std::vector<FetchResult> results(nodes_.size());
+  ForEachGroup(groups, [&](size_t n) {
+    std::vector<FetchTarget> subset;
+    for (size_t i : groups[n]) subset.push_back(targets[i]);
+    results[n] = ClientOf(n)->Fetch(ns, subset);
+    Report(n, results[n].status);
+    if (results[n].blocks < groups[n].size()) first_missing[n] = groups[n][results[n].blocks];
+  });
+  size_t grouped = 0;
+  for (const auto& g : groups) grouped += g.size();
+  FetchResult result;
+  result.blocks = std::min(grouped, *std::min_element(first_missing.begin(), first_missing.end()));
+  result.tiers.assign(result.blocks, v1::TIER_UNSPECIFIED);
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    for (size_t j = 0; j < groups[n].size() && groups[n][j] < result.blocks; ++j) {
+      if (j < results[n].tiers.size()) result.tiers[groups[n][j]] = results[n].tiers[j];
+    }
+    // A node's real error (not a miss or a dead node) is the caller's to see.
+    const absl::Status& s = results[n].status;
+    if (!s.ok() && !TransportFailed(s) && s.code() != absl::StatusCode::kNotFound &&
+        result.status.ok()) {
+      result.status = s;
+    }
+  }
+  return result;
+}
+
+std::vector<v1::PutOutcome> ClusterClient::Put(const std::string& ns,
+                                               absl::Span<const PutBlock> blocks) {
+  auto groups = GroupByOwner(blocks.size(), [&](size_t i) { return blocks[i].key; });
+  std::vector<v1::PutOutcome> outcomes(blocks.size(), v1::PUT_OUTCOME_UNSPECIFIED);
+  ForEachGroup(groups, [&](size_t n) {
+    std::vector<PutBlock> subset;
+    for (size_t i : groups[n]) {
+      subset.push_back(blocks[i]);
+      subset.back().root = true;  // its parent may live on another node
+    }
+    absl::StatusOr<std::vector<v1::PutOutcome>> got = ClientOf(n)->Put(ns, BlockKey(), subset);
+    Report(n, got.status());
+    if (!got.ok()) return;
+    for (size_t j = 0; j < got->size() && j < groups[n].size(); ++j) {
+      outcomes[groups[n][j]] = (*got)[j];
+    }
+  });
+  return outcomes;
+}
+
+size_t ClusterClient::OwnerOf(const BlockKey& key) { return placement_.Owner(key, Usable()); }
+
+std::vector<ClusterNodeState> ClusterClient::nodes() const {
+  std::vector<ClusterNodeState> out;
+  for (const auto& n : nodes_) {
+    MutexLock lock(&n->mu);
+    out.push_back({n->address, n->up, n->failures.load(std::memory_order_relaxed)});
+  }
+  return out;
+}
+
+}  // namespace kvcache

@@ -1,0 +1,103 @@
+// Many kvstored nodes used as one tier. Every block is placed on its own
+// node by rendezvous hashing of its key (client/rendezvous.h) and stored
+// there as a root, so a prompt's blocks spread over all nodes: bytes balance,
+// and a system prompt every request starts with costs its owner one block
+// per request, not the whole prompt. A lookup or fetch sends each node its
+// blocks of the chain at once, in parallel (one round trip); the cached
+// prefix ends at the first block any node is missing.
+//
+// Failure: a node whose call fails in transport (UNAVAILABLE, or past the
+// deadline) is marked down, and its keys go to their next-highest node. A
+// background thread probes down nodes every `probe_interval` (an empty
+// Lookup) and marks them up when one answers. A dead node costs misses only;
+// calls to it end within the deadline and no error reaches the caller.
+//
+// Thread safety: all methods may be called from any thread.
+#ifndef KVCACHE_CLIENT_CLUSTER_CLIENT_H_
+#define KVCACHE_CLIENT_CLUSTER_CLIENT_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/client.h"
+#include "client/rendezvous.h"
+#include "common/mutex.h"
+
+namespace kvcache {
+
+struct ClusterOptions {
+  std::vector<std::string> peers;  // every node's gRPC address
+  ClientOptions node;              // for each node's client; address is set per peer
+  absl::Duration probe_interval = absl::Seconds(1);
+};
+
+struct ClusterNodeState {
+  std::string address;
+  bool up = true;
+  uint64_t failures = 0;  // calls that failed in transport
+};
+
+class ClusterClient {
+ public:
+  // INVALID_ARGUMENT for no peers, a repeated peer or bad node options.
+  static absl::StatusOr<std::unique_ptr<ClusterClient>> Create(const ClusterOptions& options);
+  ~ClusterClient();
+
+  // How many leading keys of the chain are cached on their nodes. The status
+  // is OK even when nodes are down (their keys are misses).
+  LookupResult Lookup(const std::string& ns, absl::Span<const BlockKey> keys);
+  // Fetches the chain's targets from their nodes; `blocks` is the leading run
+  // that arrived whole. As Client::Fetch otherwise.
+  FetchResult Fetch(const std::string& ns, absl::Span<const FetchTarget> targets);
+  // Stores each block on its node (as a root). One outcome per block;
+  // PUT_OUTCOME_UNSPECIFIED for a block whose node could not be reached.
+  std::vector<v1::PutOutcome> Put(const std::string& ns, absl::Span<const PutBlock> blocks);
+
+  // The node that owns `key` now (down nodes skipped), as an index into peers.
+  size_t OwnerOf(const BlockKey& key);
+  std::vector<ClusterNodeState> nodes() const;
+
+ private:
+  struct Node {
+    std::string address;
+    mutable Mutex mu;
+    // Replaced by the prober's fresh one when a down node answers again, so
+    // calls never wait out gRPC's reconnect backoff on the old channels.
+    std::shared_ptr<Client> client ABSL_GUARDED_BY(mu);
+    bool up ABSL_GUARDED_BY(mu) = true;
+    std::atomic<uint64_t> failures{0};
+  };
+
+  ClusterClient(const ClusterOptions& options, std::vector<std::unique_ptr<Node>> nodes);
+  // Which nodes calls may use now (the up ones).
+  std::vector<bool> Usable() const;
+  // The prober's loop: an empty Lookup to every down node per interval.
+  void ProbeLoop() ABSL_LOCKS_EXCLUDED(probe_mu_);
+  std::shared_ptr<Client> ClientOf(size_t n) const;
+  // Records how a call to node `n` went: transport failures mark it down.
+  void Report(size_t n, const absl::Status& status);
+  // Groups positions 0..count-1 by the node owning key(i), in order.
+  template <typename KeyOf>
+  std::vector<std::vector<size_t>> GroupByOwner(size_t count, KeyOf key_of);
+  // Runs fn(node) for every node with a non-empty group, in parallel.
+  template <typename Fn>
+  void ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn);
+
+  const ClusterOptions options_;
+  const Rendezvous placement_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+  Mutex probe_mu_;
+  CondVar probe_wake_;
+  bool stopping_ ABSL_GUARDED_BY(probe_mu_) = false;
+  std::thread prober_;
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_CLIENT_CLUSTER_CLIENT_H_

@@ -1,0 +1,196 @@
+// Three real kvstored nodes used as one tier through ClusterClient:
+// placement and balance, byte-exact round trips, a node killed with -9
+// (misses within the deadline, no errors, failover), and its return.
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "client/cluster_client.h"
+#include "gtest/gtest.h"
+#include "tests/test_blocks.h"
+#include "tools/daemon_process.h"
+
+namespace kvcache {
+namespace {
+
+constexpr size_t kBlock = 64 << 10;
+constexpr int kNodes = 3;
+
+// Waits (up to 5 s) until every thread of `pid` is stopped: in this VM a
+// SIGSTOP can take a few milliseconds to reach a thread that is running.
+bool AllThreadsStopped(pid_t pid) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < give_up) {
+    bool all = true;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const size_t paren = line.rfind(')');  // the state follows the command name
+      if (paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'T') {
+        all = false;
+      }
+    }
+    if (all) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
+}
+
+const std::string& Ns() {
+  static const std::string ns = TestSchema().NamespaceName();
+  return ns;
+}
+
+class E2eClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < kNodes; ++i) {
+      auto d = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=64MiB"});
+      ASSERT_TRUE(d.ok()) << d.status();
+      peers_.push_back((*d)->address());
+      daemons_.push_back(std::move(*d));
+    }
+    ClusterOptions options;
+    options.peers = peers_;
+    options.node = TestClientOptions(peers_[0]);
+    options.node.deadline = absl::Seconds(2);
+    options.probe_interval = absl::Milliseconds(200);
+    auto c = ClusterClient::Create(options);
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = std::move(*c);
+  }
+
+  // Waits (up to 10 s) for the prober to mark node n up.
+  bool AwaitUp(int n) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (!cluster_->nodes()[n].up && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return cluster_->nodes()[n].up;
+  }
+
+  uint64_t BlocksOn(int node) {
+    auto stub =
+        v1::KvCache::NewStub(grpc::CreateChannel(peers_[node], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    v1::StatsResponse stats;
+    EXPECT_TRUE(stub->Stats(&ctx, {}, &stats).ok());
+    return stats.tiers(1).blocks();
+  }
+
+  // Fetches the chain's cached prefix; counts wrong blocks.
+  size_t FetchChain(const std::vector<BlockKey>& chain, uint64_t* wrong) {
+    std::vector<std::string> bufs(chain.size(), std::string(kBlock, '\0'));
+    std::vector<FetchTarget> targets;
+    for (size_t i = 0; i < chain.size(); ++i) {
+      targets.push_back(
+          {chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[i].data()), kBlock)});
+    }
+    FetchResult got = cluster_->Fetch(Ns(), targets);
+    EXPECT_TRUE(got.status.ok()) << got.status;
+    for (size_t i = 0; i < got.blocks; ++i) {
+      if (bufs[i] != PayloadFor(chain[i], kBlock)) ++*wrong;
+    }
+    return got.blocks;
+  }
+
+  std::vector<std::string> peers_;
+  std::vector<std::unique_ptr<DaemonProcess>> daemons_;
+  std::unique_ptr<ClusterClient> cluster_;
+};
+
+TEST_F(E2eClusterTest, SpreadsChainsOverNodesAndSurvivesANodeDying) {
+  std::vector<std::vector<BlockKey>> chains;
+  for (uint32_t seed = 0; seed < 30; ++seed) {
+    chains.push_back(TestChain(20000 + seed, 8));
+    std::vector<v1::PutOutcome> put = cluster_->Put(Ns(), TestPayloads(chains.back(), kBlock));
+    for (v1::PutOutcome o : put) ASSERT_EQ(o, v1::PUT_STORED);
+  }
+  // Each block is on its own node: 240 blocks over 3 nodes.
+  uint64_t total = 0;
+  for (int n = 0; n < kNodes; ++n) {
+    const uint64_t blocks = BlocksOn(n);
+    EXPECT_GT(blocks, 55u) << "node " << n;
+    EXPECT_LT(blocks, 105u) << "node " << n;
+    total += blocks;
+  }
+  EXPECT_EQ(total, 240u);
+  uint64_t wrong = 0;
+  for (const auto& chain : chains) {
+    EXPECT_EQ(cluster_->Lookup(Ns(), chain).hits, 8u);
+    EXPECT_EQ(FetchChain(chain, &wrong), 8u);
+  }
+
+  // Node 1 dies. Its blocks become misses, within the deadline, and nothing
+  // but misses reaches the caller.
+  daemons_[1]->Kill();
+  const absl::Time start = absl::Now();
+  size_t hits_after = 0;
+  for (const auto& chain : chains) {
+    LookupResult hit = cluster_->Lookup(Ns(), chain);
+    EXPECT_TRUE(hit.status.ok()) << hit.status;
+    hits_after += hit.hits;
+    for (size_t i = 0; i < hit.hits; ++i) EXPECT_NE(cluster_->OwnerOf(chain[i]), 1u);
+    EXPECT_EQ(FetchChain(chain, &wrong), hit.hits);
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));  // 30 lookups and fetches, no hang
+  EXPECT_LT(hits_after, 240u);
+  EXPECT_FALSE(cluster_->nodes()[1].up);
+  // New puts fail over to the living nodes and are served from there.
+  std::vector<BlockKey> fresh = TestChain(29999, 8);
+  for (v1::PutOutcome o : cluster_->Put(Ns(), TestPayloads(fresh, kBlock))) {
+    EXPECT_EQ(o, v1::PUT_STORED);
+  }
+  EXPECT_EQ(cluster_->Lookup(Ns(), fresh).hits, 8u);
+  EXPECT_EQ(FetchChain(fresh, &wrong), 8u);
+
+  // It comes back (empty, on the same address): a probe finds it, and its
+  // keys are its own again; re-put, they hit.
+  auto back =
+      DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=64MiB", "--listen=" + peers_[1]});
+  ASSERT_TRUE(back.ok()) << back.status();
+  daemons_[1] = std::move(*back);
+  EXPECT_TRUE(AwaitUp(1));
+  for (v1::PutOutcome o : cluster_->Put(Ns(), TestPayloads(chains[0], kBlock))) {
+    EXPECT_TRUE(o == v1::PUT_STORED || o == v1::PUT_ALREADY_CACHED);
+  }
+  EXPECT_EQ(cluster_->Lookup(Ns(), chains[0]).hits, 8u);
+  EXPECT_EQ(FetchChain(chains[0], &wrong), 8u);
+  EXPECT_EQ(wrong, 0u);
+}
+
+TEST_F(E2eClusterTest, AHungNodeCostsOneDeadlineThenMissesUntilItAnswers) {
+  // A chain whose first block lives on node 2.
+  std::vector<BlockKey> chain;
+  for (uint32_t seed = 31000; chain.empty() || cluster_->OwnerOf(chain[0]) != 2; ++seed) {
+    chain = TestChain(seed, 12);
+  }
+  for (v1::PutOutcome o : cluster_->Put(Ns(), TestPayloads(chain, kBlock))) {
+    ASSERT_EQ(o, v1::PUT_STORED);
+  }
+  // Node 2 stops answering but keeps its connections: only the deadline
+  // (2 s) ends a call to it.
+  ASSERT_EQ(kill(daemons_[2]->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(AllThreadsStopped(daemons_[2]->pid()));
+  const absl::Time start = absl::Now();
+  LookupResult hit = cluster_->Lookup(Ns(), chain);
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_TRUE(hit.status.ok()) << hit.status;
+  EXPECT_LT(took, absl::Seconds(4));
+  EXPECT_FALSE(cluster_->nodes()[2].up);
+  EXPECT_EQ(hit.hits, 0u);
+  // Marked down: the next calls do not wait on it at all.
+  const absl::Time again = absl::Now();
+  cluster_->Lookup(Ns(), chain);
+  EXPECT_LT(absl::Now() - again, absl::Milliseconds(150) + absl::Seconds(2));
+  ASSERT_EQ(kill(daemons_[2]->pid(), SIGCONT), 0);
+  EXPECT_TRUE(AwaitUp(2));                             // the prober reaches it
+  EXPECT_EQ(cluster_->Lookup(Ns(), chain).hits, 12u);  // it kept its blocks
+}
+
+}  // namespace
+}  // namespace kvcache
