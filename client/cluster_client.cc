@@ -5,9 +5,16 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/clock.h"
+#include "xxhash.h"
 
 namespace kvcache {
 namespace {
+
+// In a Put's groups: a further copy of blocks[0] for a root replica.
+constexpr size_t kReplica = SIZE_MAX - 1;
+
+// Picks among a first block's replicas.
+uint64_t Spread(const BlockKey& key) { return XXH3_64bits(key.data(), key.size()); }
 
 bool TransportFailed(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable ||
@@ -101,12 +108,24 @@ void ClusterClient::Report(size_t i, const absl::Status& status) {
   if (failed) n.up = false;  // only the prober marks a node up again
 }
 
+size_t ClusterClient::root_replicas() const {
+  const size_t r = static_cast<size_t>(options_.root_replicas);
+  return r == 0 ? nodes_.size() : std::min(r, nodes_.size());
+}
+
 template <typename KeyOf>
-std::vector<std::vector<size_t>> ClusterClient::GroupByOwner(size_t count, KeyOf key_of) {
+std::vector<std::vector<size_t>> ClusterClient::GroupByOwner(size_t count, KeyOf key_of,
+                                                             bool from_root, uint64_t spread) {
   const std::vector<bool> usable = Usable();
   std::vector<std::vector<size_t>> groups(nodes_.size());
   for (size_t i = 0; i < count; ++i) {
-    const size_t owner = placement_.Owner(key_of(i), usable);
+    size_t owner = SIZE_MAX;
+    if (i == 0 && from_root) {
+      const std::vector<size_t> replicas = placement_.Ranked(key_of(0), root_replicas(), usable);
+      if (!replicas.empty()) owner = replicas[spread % replicas.size()];
+    } else {
+      owner = placement_.Owner(key_of(i), usable);
+    }
     if (owner == SIZE_MAX) break;  // no node usable: the rest are misses
     groups[owner].push_back(i);
   }
@@ -130,7 +149,11 @@ void ClusterClient::ForEachGroup(const std::vector<std::vector<size_t>>& groups,
 }
 
 LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
-  auto groups = GroupByOwner(keys.size(), [&](size_t i) { return keys[i]; });
+  // The chain's next key picks the replica of its first block, so one
+  // prompt's lookup and fetch go to the same one.
+  auto groups = GroupByOwner(
+      keys.size(), [&](size_t i) { return keys[i]; }, /*from_root=*/true,
+      keys.size() > 1 ? Spread(keys[1]) : 0);
   // Per node: the chain position of its first miss (keys.size() if none).
   std::vector<size_t> first_miss(nodes_.size(), keys.size());
   std::vector<LookupResult> results(nodes_.size());
@@ -156,7 +179,9 @@ LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const Block
 }
 
 FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTarget> targets) {
-  auto groups = GroupByOwner(targets.size(), [&](size_t i) { return targets[i].key; });
+  auto groups = GroupByOwner(
+      targets.size(), [&](size_t i) { return targets[i].key; }, /*from_root=*/true,
+      targets.size() > 1 ? Spread(targets[1].key) : 0);
   std::vector<size_t> first_missing(nodes_.size(), targets.size());
   std::vector<FetchResult> results(nodes_.size());
   ForEachGroup(groups, [&](size_t n) {
@@ -185,21 +210,32 @@ FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTa
   return result;
 }
 
-std::vector<v1::PutOutcome> ClusterClient::Put(const std::string& ns,
+std::vector<v1::PutOutcome> ClusterClient::Put(const std::string& ns, const BlockKey& parent,
                                                absl::Span<const PutBlock> blocks) {
-  auto groups = GroupByOwner(blocks.size(), [&](size_t i) { return blocks[i].key; });
+  auto groups = GroupByOwner(
+      blocks.size(), [&](size_t i) { return blocks[i].key; }, /*from_root=*/false, 0);
   std::vector<v1::PutOutcome> outcomes(blocks.size(), v1::PUT_OUTCOME_UNSPECIFIED);
+  if (parent.empty() && !blocks.empty()) {
+    // A chain's first block: every replica but the owner gets it too.
+    const std::vector<size_t> replicas =
+        placement_.Ranked(blocks[0].key, root_replicas(), Usable());
+    for (size_t r : replicas) {
+      if (std::find(groups[r].begin(), groups[r].end(), 0) == groups[r].end()) {
+        groups[r].insert(groups[r].begin(), kReplica);
+      }
+    }
+  }
   ForEachGroup(groups, [&](size_t n) {
     std::vector<PutBlock> subset;
     for (size_t i : groups[n]) {
-      subset.push_back(blocks[i]);
+      subset.push_back(blocks[i == kReplica ? 0 : i]);
       subset.back().root = true;  // its parent may live on another node
     }
     absl::StatusOr<std::vector<v1::PutOutcome>> got = ClientOf(n)->Put(ns, BlockKey(), subset);
     Report(n, got.status());
     if (!got.ok()) return;
     for (size_t j = 0; j < got->size() && j < groups[n].size(); ++j) {
-      outcomes[groups[n][j]] = (*got)[j];
+      if (groups[n][j] != kReplica) outcomes[groups[n][j]] = (*got)[j];
     }
   });
   return outcomes;

@@ -1,9 +1,11 @@
 // Many kvstored nodes used as one tier. Every block is placed on its own
 // node by rendezvous hashing of its key (client/rendezvous.h) and stored
-// there as a root, so a prompt's blocks spread over all nodes: bytes balance,
-// and a system prompt every request starts with costs its owner one block
-// per request, not the whole prompt. A lookup or fetch sends each node its
-// blocks of the chain at once, in parallel (one round trip); the cached
+// there as a root, so a prompt's blocks spread over all nodes and bytes
+// balance. A chain's first block (a system prompt every request starts with)
+// is put on `root_replicas` nodes, and each lookup and fetch reads it from
+// one of them chosen by the chain's next key, so the hottest block in the
+// cache is served by all of them, not one. A lookup or fetch sends each node
+// its blocks of the chain at once, in parallel (one round trip); the cached
 // prefix ends at the first block any node is missing.
 //
 // Failure: a node whose call fails in transport (UNAVAILABLE, or past the
@@ -35,6 +37,8 @@ struct ClusterOptions {
   std::vector<std::string> peers;  // every node's gRPC address
   ClientOptions node;              // for each node's client; address is set per peer
   absl::Duration probe_interval = absl::Seconds(1);
+  // Nodes holding each chain's first block; 0 means every node.
+  int root_replicas = 0;
 };
 
 struct ClusterNodeState {
@@ -49,15 +53,20 @@ class ClusterClient {
   static absl::StatusOr<std::unique_ptr<ClusterClient>> Create(const ClusterOptions& options);
   ~ClusterClient();
 
-  // How many leading keys of the chain are cached on their nodes. The status
-  // is OK even when nodes are down (their keys are misses).
+  // How many leading keys of the chain (keys[0] its first block) are cached
+  // on their nodes. The status is OK even when nodes are down (their keys
+  // are misses).
   LookupResult Lookup(const std::string& ns, absl::Span<const BlockKey> keys);
-  // Fetches the chain's targets from their nodes; `blocks` is the leading run
-  // that arrived whole. As Client::Fetch otherwise.
+  // Fetches a chain's leading blocks (targets[0] its first block) from their
+  // nodes; `blocks` is the leading run that arrived whole. As Client::Fetch
+  // otherwise.
   FetchResult Fetch(const std::string& ns, absl::Span<const FetchTarget> targets);
-  // Stores each block on its node (as a root). One outcome per block;
+  // Stores each block on its node (as a root); with an empty `parent`,
+  // blocks[0] is a chain's first block and goes to every root replica. One
+  // outcome per block (a first block's from its first replica);
   // PUT_OUTCOME_UNSPECIFIED for a block whose node could not be reached.
-  std::vector<v1::PutOutcome> Put(const std::string& ns, absl::Span<const PutBlock> blocks);
+  std::vector<v1::PutOutcome> Put(const std::string& ns, const BlockKey& parent,
+                                  absl::Span<const PutBlock> blocks);
 
   // The node that owns `key` now (down nodes skipped), as an index into peers.
   size_t OwnerOf(const BlockKey& key);
@@ -82,9 +91,12 @@ class ClusterClient {
   std::shared_ptr<Client> ClientOf(size_t n) const;
   // Records how a call to node `n` went: transport failures mark it down.
   void Report(size_t n, const absl::Status& status);
-  // Groups positions 0..count-1 by the node owning key(i), in order.
+  // Groups positions 0..count-1 by the node owning key(i), in order; when
+  // `from_root`, position 0 goes to the root replica `spread` picks.
   template <typename KeyOf>
-  std::vector<std::vector<size_t>> GroupByOwner(size_t count, KeyOf key_of);
+  std::vector<std::vector<size_t>> GroupByOwner(size_t count, KeyOf key_of, bool from_root,
+                                                uint64_t spread);
+  size_t root_replicas() const;
   // Runs fn(node) for every node with a non-empty group, in parallel.
   template <typename Fn>
   void ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn);

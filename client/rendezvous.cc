@@ -2,6 +2,10 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
+#include <functional>
+#include <utility>
+
 namespace kvcache {
 
 Rendezvous::Rendezvous(std::vector<std::string> nodes) : nodes_(std::move(nodes)) {
@@ -20,6 +24,19 @@ size_t Rendezvous::Owner(const BlockKey& key, const std::vector<bool>& up) const
     }
   }
   return best;
+}
+
+std::vector<size_t> Rendezvous::Ranked(const BlockKey& key, size_t count,
+                                       const std::vector<bool>& up) const {
+  std::vector<std::pair<uint64_t, size_t>> weights;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (!up.empty() && !up[i]) continue;
+    weights.push_back({XXH3_64bits_withSeed(key.data(), key.size(), seeds_[i]), i});
+  }
+  std::sort(weights.begin(), weights.end(), std::greater<>());
+  std::vector<size_t> out;
+  for (size_t i = 0; i < weights.size() && i < count; ++i) out.push_back(weights[i].second);
+  return out;
 }
 
 }  // namespace kvcache

@@ -27,6 +27,9 @@ class Rendezvous {
   // (then the key goes to its next-highest node). SIZE_MAX if none is up or
   // there are no nodes. `up` may be empty: every node is up.
   size_t Owner(const BlockKey& key, const std::vector<bool>& up = {}) const;
+  // The `count` highest nodes for `key` (fewer if fewer are up), best first.
+  std::vector<size_t> Ranked(const BlockKey& key, size_t count,
+                             const std::vector<bool>& up = {}) const;
 
  private:
   std::vector<std::string> nodes_;

@@ -67,6 +67,13 @@ TEST(RendezvousTest, ADownNodesKeysGoToTheirNextChoiceOnly) {
   }
   EXPECT_NEAR(moved / 20000.0, 1.0 / 4, 0.02);
   EXPECT_EQ(four.Owner(keys[0], {false, false, false, false}), SIZE_MAX);
+  const std::vector<size_t> ranked = four.Ranked(keys[0], 3);
+  ASSERT_EQ(ranked.size(), 3u);
+  EXPECT_EQ(ranked[0], four.Owner(keys[0]));  // best first, all distinct
+  EXPECT_NE(ranked[1], ranked[0]);
+  EXPECT_NE(ranked[2], ranked[1]);
+  EXPECT_EQ(four.Ranked(keys[0], 9).size(), 4u);
+  EXPECT_EQ(four.Ranked(keys[0], 9, node2_down).size(), 3u);
   EXPECT_EQ(Rendezvous({}).Owner(keys[0]), SIZE_MAX);
 }
 

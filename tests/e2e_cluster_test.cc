@@ -107,18 +107,20 @@ TEST_F(E2eClusterTest, SpreadsChainsOverNodesAndSurvivesANodeDying) {
   std::vector<std::vector<BlockKey>> chains;
   for (uint32_t seed = 0; seed < 30; ++seed) {
     chains.push_back(TestChain(20000 + seed, 8));
-    std::vector<v1::PutOutcome> put = cluster_->Put(Ns(), TestPayloads(chains.back(), kBlock));
+    std::vector<v1::PutOutcome> put =
+        cluster_->Put(Ns(), BlockKey(), TestPayloads(chains.back(), kBlock));
     for (v1::PutOutcome o : put) ASSERT_EQ(o, v1::PUT_STORED);
   }
-  // Each block is on its own node: 240 blocks over 3 nodes.
+  // Each block is on its own node (210 over 3 nodes), and each chain's first
+  // block on all three (90).
   uint64_t total = 0;
   for (int n = 0; n < kNodes; ++n) {
     const uint64_t blocks = BlocksOn(n);
-    EXPECT_GT(blocks, 55u) << "node " << n;
-    EXPECT_LT(blocks, 105u) << "node " << n;
+    EXPECT_GT(blocks, 75u) << "node " << n;
+    EXPECT_LT(blocks, 125u) << "node " << n;
     total += blocks;
   }
-  EXPECT_EQ(total, 240u);
+  EXPECT_EQ(total, 300u);
   uint64_t wrong = 0;
   for (const auto& chain : chains) {
     EXPECT_EQ(cluster_->Lookup(Ns(), chain).hits, 8u);
@@ -134,15 +136,18 @@ TEST_F(E2eClusterTest, SpreadsChainsOverNodesAndSurvivesANodeDying) {
     LookupResult hit = cluster_->Lookup(Ns(), chain);
     EXPECT_TRUE(hit.status.ok()) << hit.status;
     hits_after += hit.hits;
-    for (size_t i = 0; i < hit.hits; ++i) EXPECT_NE(cluster_->OwnerOf(chain[i]), 1u);
-    EXPECT_EQ(FetchChain(chain, &wrong), hit.hits);
+    for (size_t i = 1; i < hit.hits; ++i) EXPECT_NE(cluster_->OwnerOf(chain[i]), 1u);
+    // At least what the lookup found (the first lookup after the kill may
+    // have asked node 1 for the first block, which the fetch then gets from
+    // another replica).
+    EXPECT_GE(FetchChain(chain, &wrong), hit.hits);
   }
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));  // 30 lookups and fetches, no hang
   EXPECT_LT(hits_after, 240u);
   EXPECT_FALSE(cluster_->nodes()[1].up);
   // New puts fail over to the living nodes and are served from there.
   std::vector<BlockKey> fresh = TestChain(29999, 8);
-  for (v1::PutOutcome o : cluster_->Put(Ns(), TestPayloads(fresh, kBlock))) {
+  for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(fresh, kBlock))) {
     EXPECT_EQ(o, v1::PUT_STORED);
   }
   EXPECT_EQ(cluster_->Lookup(Ns(), fresh).hits, 8u);
@@ -155,7 +160,7 @@ TEST_F(E2eClusterTest, SpreadsChainsOverNodesAndSurvivesANodeDying) {
   ASSERT_TRUE(back.ok()) << back.status();
   daemons_[1] = std::move(*back);
   EXPECT_TRUE(AwaitUp(1));
-  for (v1::PutOutcome o : cluster_->Put(Ns(), TestPayloads(chains[0], kBlock))) {
+  for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chains[0], kBlock))) {
     EXPECT_TRUE(o == v1::PUT_STORED || o == v1::PUT_ALREADY_CACHED);
   }
   EXPECT_EQ(cluster_->Lookup(Ns(), chains[0]).hits, 8u);
@@ -164,12 +169,12 @@ TEST_F(E2eClusterTest, SpreadsChainsOverNodesAndSurvivesANodeDying) {
 }
 
 TEST_F(E2eClusterTest, AHungNodeCostsOneDeadlineThenMissesUntilItAnswers) {
-  // A chain whose first block lives on node 2.
+  // A chain whose second block lives on node 2 (the first is on every node).
   std::vector<BlockKey> chain;
-  for (uint32_t seed = 31000; chain.empty() || cluster_->OwnerOf(chain[0]) != 2; ++seed) {
+  for (uint32_t seed = 31000; chain.empty() || cluster_->OwnerOf(chain[1]) != 2; ++seed) {
     chain = TestChain(seed, 12);
   }
-  for (v1::PutOutcome o : cluster_->Put(Ns(), TestPayloads(chain, kBlock))) {
+  for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
     ASSERT_EQ(o, v1::PUT_STORED);
   }
   // Node 2 stops answering but keeps its connections: only the deadline
@@ -182,7 +187,7 @@ TEST_F(E2eClusterTest, AHungNodeCostsOneDeadlineThenMissesUntilItAnswers) {
   EXPECT_TRUE(hit.status.ok()) << hit.status;
   EXPECT_LT(took, absl::Seconds(4));
   EXPECT_FALSE(cluster_->nodes()[2].up);
-  EXPECT_EQ(hit.hits, 0u);
+  EXPECT_LE(hit.hits, 1u);
   // Marked down: the next calls do not wait on it at all.
   const absl::Time again = absl::Now();
   cluster_->Lookup(Ns(), chain);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -144,18 +145,31 @@ TEST_F(KvctlTest, ShowsTheNvmeTier) {
   do {
     stats = Kvctl(server_ + "stats");
   } while (stats.out.find("nvme: spilled 0,") != std::string::npos && absl::Now() < give_up);
-  EXPECT_NE(stats.out.find("nvme: spilled 3,"), std::string::npos) << stats.out;
+  // Usually 3 (down to the low watermark); fewer when a block was pinned as
+  // the parent of the next put while the spiller ran.
+  int spilled = 0;
+  const size_t at = stats.out.find("nvme: spilled ");
+  ASSERT_NE(at, std::string::npos) << stats.out;
+  ASSERT_TRUE(
+      absl::SimpleAtoi(stats.out.substr(at + 14, stats.out.find(',', at) - at - 14), &spilled));
+  EXPECT_GE(spilled, 1);
+  EXPECT_LE(spilled, 3);
   EXPECT_NE(stats.out.find("io_uring"), std::string::npos) << stats.out;  // the NVMe row's detail
   CliResult ls = Kvctl(server_ + "ls");
   EXPECT_NE(ls.out.find("host,nvme"), std::string::npos) << ls.out;
   CliResult get =
       Kvctl(server_ + "get --tokens=" + TmpPath("tokens.txt") + " --out=" + TmpPath("out.bin"));
   ASSERT_EQ(get.exit_code, 0) << get.out;
-  // At least the 3 spilled blocks; the 4th too if promoting them pushed the
-  // arena past its high watermark again before the fetch pinned it.
-  EXPECT_TRUE(get.out.find("3 read back from NVMe") != std::string::npos ||
-              get.out.find("4 read back from NVMe") != std::string::npos)
+  // At least the spilled blocks; more if promoting them pushed the arena past
+  // its high watermark again before the fetch pinned the rest.
+  const size_t back = get.out.find(" read back from NVMe");
+  ASSERT_NE(back, std::string::npos) << get.out;
+  int read_back = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      get.out.substr(get.out.rfind(' ', back - 1) + 1, back - get.out.rfind(' ', back - 1) - 1),
+      &read_back))
       << get.out;
+  EXPECT_GE(read_back, spilled);
   std::stringstream got;
   got << std::ifstream(TmpPath("out.bin"), std::ios::binary).rdbuf();
   EXPECT_TRUE(got.str() == payload_) << "fetched bytes differ";

@@ -33,6 +33,7 @@
 #include "tools/bench_references.h"
 #include "tools/daemon_process.h"
 #include "tools/gnuplot.h"
+#include "tools/kvbench_cluster.h"
 #include "tools/kvbench_nvme.h"
 #include "tools/kvbench_trace.h"
 #include "tools/progress_bar.h"
@@ -444,8 +445,15 @@ int main(int argc, char** argv) {
       "    next to offline LRU and Belady, with throughput and latency (see docs/BENCHMARKS.md)\n"
       "  bazel-bin/tools/kvbench nvme [--runs=5] [--nvme_bench_dir=/var/tmp/kvbench_nvme] "
       "[--nvme_bench_block=2MiB] [--nvme_bench_qd=8] [--json]\n"
-      "    the NVMe tier's store writing and reading blocks next to fio on the same disk");
+      "    the NVMe tier's store writing and reading blocks next to fio on the same disk\n"
+      "  bazel-bin/tools/kvbench cluster [--nodes=4] [--cluster_capacities=10,100] "
+      "[--payload=4KiB] [--json]\n"
+      "    the trace through N nodes as one tier (ClusterClient) and through one node of the\n"
+      "    same total capacity: hit ratios, bytes held per node, fetched bytes per node");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() > 1 && std::string(args[1]) == "cluster") {
+    return kvcache::RunClusterBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_json));
+  }
   if (args.size() > 1 && std::string(args[1]) == "nvme") {
     return kvcache::RunNvmeBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_runs),
                                  absl::GetFlag(FLAGS_json));

@@ -7,6 +7,7 @@
 
 #include "absl/time/clock.h"
 #include "client/client.h"
+#include "client/cluster_client.h"
 #include "common/mutex.h"
 
 namespace kvcache {
@@ -28,9 +29,24 @@ struct WorkerTally {
   std::vector<double> lookup_us, fetch_us;
 };
 
-void ServeRequest(Client& client, const std::string& ns, const TraceRequest& request,
-                  const std::vector<BlockKey>& keys, uint64_t payload_bytes,
-                  bool mark_partial_tail, std::vector<uint8_t>& buffer, WorkerTally& tally) {
+// Stores a request's missing blocks: as a chain on one daemon, or each on its
+// node in a cluster. False if the call failed.
+bool PutMissing(Client& client, const std::string& ns, const BlockKey& parent,
+                const std::vector<PutBlock>& blocks) {
+  return client.Put(ns, parent, blocks).ok();
+}
+bool PutMissing(ClusterClient& cluster, const std::string& ns, const BlockKey& parent,
+                const std::vector<PutBlock>& blocks) {
+  for (v1::PutOutcome o : cluster.Put(ns, parent, blocks)) {
+    if (o == v1::PUT_OUTCOME_UNSPECIFIED) return false;
+  }
+  return true;
+}
+
+template <typename AnyClient>
+void ServeRequest(AnyClient& client, const std::string& ns, const TraceRequest& request,
+                  const std::vector<BlockKey>& keys, uint64_t payload_bytes, bool mark_partial_tail,
+                  std::vector<uint8_t>& buffer, WorkerTally& tally) {
   const size_t n = keys.size();
   if (n == 0) return;
   tally.hits.prompt_blocks += n;
@@ -78,8 +94,9 @@ void ServeRequest(Client& client, const std::string& ns, const TraceRequest& req
   if (mark_partial_tail && request.input_length % kTokensPerBlock != 0) {
     fresh.back().evict_first = true;
   }
-  auto put = client.Put(ns, served == 0 ? BlockKey() : keys[served - 1], fresh);
-  if (!put.ok()) ++tally.failed_calls;
+  if (!PutMissing(client, ns, served == 0 ? BlockKey() : keys[served - 1], fresh)) {
+    ++tally.failed_calls;
+  }
 }
 
 }  // namespace
@@ -128,9 +145,19 @@ absl::StatusOr<ReplayResult> ReplayTrace(const std::vector<TraceRequest>& trace,
   }
   const std::string ns = TraceSchema().NamespaceName();
   std::vector<std::unique_ptr<Client>> clients;
+  std::vector<std::unique_ptr<ClusterClient>> clusters;
   for (int w = 0; w < options.workers; ++w) {
     ClientOptions c;
     c.address = options.address;
+    if (!options.peers.empty()) {
+      ClusterOptions cluster;
+      cluster.peers = options.peers;
+      cluster.node = c;
+      absl::StatusOr<std::unique_ptr<ClusterClient>> made = ClusterClient::Create(cluster);
+      if (!made.ok()) return absl::UnavailableError(made.status().message());
+      clusters.push_back(std::move(*made));
+      continue;
+    }
     absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(c);
     if (!client.ok()) return absl::UnavailableError(client.status().message());
     clients.push_back(std::move(*client));
@@ -147,8 +174,13 @@ absl::StatusOr<ReplayResult> ReplayTrace(const std::vector<TraceRequest>& trace,
           absl::SleepFor(start + absl::Milliseconds(trace[r].timestamp_ms / options.speedup) -
                          absl::Now());
         }
-        ServeRequest(*clients[w], ns, trace[r], keys[r], options.payload_bytes,
-                     options.mark_partial_tail, buffer, tallies[w]);
+        if (clusters.empty()) {
+          ServeRequest(*clients[w], ns, trace[r], keys[r], options.payload_bytes,
+                       options.mark_partial_tail, buffer, tallies[w]);
+        } else {
+          ServeRequest(*clusters[w], ns, trace[r], keys[r], options.payload_bytes,
+                       options.mark_partial_tail, buffer, tallies[w]);
+        }
         ++done;
       }
     });
@@ -174,6 +206,7 @@ absl::StatusOr<ReplayResult> ReplayTrace(const std::vector<TraceRequest>& trace,
     result.fetched_bytes += t.fetched_bytes;
     result.lookup_us.insert(result.lookup_us.end(), t.lookup_us.begin(), t.lookup_us.end());
     result.fetch_us.insert(result.fetch_us.end(), t.fetch_us.begin(), t.fetch_us.end());
+    if (clients.empty()) continue;
     const ClientCounters c = clients[w]->counters();
     result.local_path_blocks += c.local_path_blocks;
     result.path_fallbacks += c.data_port_fallbacks + c.local_path_fallbacks;

@@ -35,6 +35,8 @@ void TracePayload(uint64_t hash_id, size_t size, uint8_t* out);
 
 struct ReplayOptions {
   std::string address;  // kvstored's gRPC address
+  // Instead: several daemons used as one tier through ClusterClient.
+  std::vector<std::string> peers;
   uint64_t payload_bytes = 4096;
   int workers = 8;
   // Trace time runs this many times faster; 0 issues requests back to back.
