@@ -1,6 +1,8 @@
 #include "tools/kvbench_cluster.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cmath>
 #include <iostream>
 #include <memory>
@@ -18,13 +20,18 @@
 #include "kvcache/v1/kvcache.grpc.pb.h"
 #include "tools/daemon_process.h"
 #include "tools/progress_bar.h"
+#include "client/cluster_client.h"
+#include "client/key/key_schema.h"
 #include "tools/trace/trace_replay.h"
 
 ABSL_DECLARE_FLAG(std::string, trace);
 ABSL_DECLARE_FLAG(std::string, payload);
 ABSL_FLAG(int, nodes, 4, "cluster: kvstored nodes the tier is spread over.");
 ABSL_FLAG(std::string, cluster_capacities, "10,100",
-          "cluster: total capacities to replay at, in percent of the trace's distinct blocks.");
+          "cluster: total capacities to replay at, in percent of the trace's distinct blocks "
+          "(empty: no replay).");
+ABSL_FLAG(bool, cluster_throughput, true,
+          "cluster: also measure aggregate Fetch GB/s of 2 MiB blocks with 1, 2 and 4 nodes.");
 
 namespace kvcache {
 namespace {
@@ -84,6 +91,68 @@ absl::StatusOr<Run> ReplayOn(const std::string& kvstored, int nodes, uint64_t bl
   return run;
 }
 
+// Aggregate Fetch throughput through `nodes` daemons: 4 client threads, each
+// fetching 8-block chains of 2 MiB blocks from a 64-block working set, for
+// `seconds`. Returns GB/s, or an error.
+absl::StatusOr<double> FetchThroughput(const std::string& kvstored, int nodes, double seconds) {
+  constexpr size_t kBlock = 2 << 20, kChainBlocks = 8, kChains = 8, kThreads = 4;
+  std::vector<std::unique_ptr<DaemonProcess>> daemons;
+  std::vector<std::string> peers;
+  for (int n = 0; n < nodes; ++n) {
+    auto d = DaemonProcess::Start(kvstored, {"--host_capacity=512MiB", "--local_socket=off"});
+    if (!d.ok()) return d.status();
+    peers.push_back((*d)->address());
+    daemons.push_back(std::move(*d));
+  }
+  ClusterOptions options;
+  options.peers = peers;
+  options.node.use_local_path = false;  // the daemons' network path, as remote workers use it
+  KeySchema schema;
+  schema.model_id = "kvbench-cluster";
+  std::vector<std::vector<BlockKey>> chains;
+  {
+    absl::StatusOr<std::unique_ptr<ClusterClient>> cluster = ClusterClient::Create(options);
+    if (!cluster.ok()) return cluster.status();
+    for (size_t c = 0; c < kChains; ++c) {
+      std::vector<uint32_t> tokens(kChainBlocks * schema.tokens_per_block);
+      for (size_t t = 0; t < tokens.size(); ++t) tokens[t] = static_cast<uint32_t>(c * 100003 + t);
+      absl::StatusOr<std::vector<BlockKey>> keys = ChainKeys(schema, tokens);
+      if (!keys.ok()) return keys.status();
+      std::vector<PutBlock> blocks;
+      for (const BlockKey& k : *keys) blocks.push_back({k, std::string(kBlock, static_cast<char>(c))});
+      for (v1::PutOutcome o : (*cluster)->Put(schema.NamespaceName(), BlockKey(), blocks)) {
+        if (o != v1::PUT_STORED) return absl::InternalError("cluster put failed");
+      }
+      chains.push_back(*keys);
+    }
+  }
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto cluster = ClusterClient::Create(options);
+      if (!cluster.ok()) return;
+      std::vector<std::string> bufs(kChainBlocks, std::string(kBlock, '\0'));
+      for (size_t i = t; !stop.load(); ++i) {
+        const std::vector<BlockKey>& chain = chains[i % kChains];
+        std::vector<FetchTarget> targets;
+        for (size_t b = 0; b < kChainBlocks; ++b) {
+          targets.push_back(
+              {chain[b], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[b].data()), kBlock)});
+        }
+        FetchResult got = (*cluster)->Fetch(schema.NamespaceName(), targets);
+        bytes += got.blocks * kBlock;
+      }
+    });
+  }
+  const absl::Time start = absl::Now();
+  absl::SleepFor(absl::Seconds(seconds));
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  return bytes.load() / absl::ToDoubleSeconds(absl::Now() - start) / 1e9;
+}
+
 }  // namespace
 
 int RunClusterBench(const std::string& kvstored, bool json) {
@@ -99,7 +168,8 @@ int RunClusterBench(const std::string& kvstored, bool json) {
     return 2;
   }
   std::vector<double> percents;
-  for (absl::string_view p : absl::StrSplit(absl::GetFlag(FLAGS_cluster_capacities), ',')) {
+  for (absl::string_view p : absl::StrSplit(absl::GetFlag(FLAGS_cluster_capacities), ',',
+                                            absl::SkipEmpty())) {
     double v = 0;
     if (!absl::SimpleAtod(p, &v) || v <= 0) {
       std::cerr << "kvbench cluster: --cluster_capacities takes percents > 0, e.g. 10,100\n";
@@ -113,7 +183,7 @@ int RunClusterBench(const std::string& kvstored, bool json) {
     return 1;
   }
   const uint64_t distinct = DistinctBlocks(*trace);
-  std::string table = absl::StrFormat(
+  std::string table = percents.empty() ? "" : absl::StrFormat(
       "| capacity | 1 node: hit ratio | %d nodes: hit ratio | largest node / mean bytes | "
       "hottest node's share of fetched bytes | wrong blocks |\n| --- | --- | --- | --- | --- | "
       "--- |\n",
@@ -151,8 +221,33 @@ int RunClusterBench(const std::string& kvstored, bool json) {
         json_rows.empty() ? "" : ", ", pct, one->replay.hits.ratio(), many->replay.hits.ratio(),
         balance, hottest, wrong, many->replay.failed_calls);
   }
+  std::string throughput_json;
+  if (absl::GetFlag(FLAGS_cluster_throughput)) {
+    absl::StrAppend(&table, "\nAggregate Fetch, 2 MiB blocks, 8-block chains, 4 client threads "
+                            "(median of 3 rounds of 3 s):\n");
+    std::vector<double> medians;
+    for (int n : {1, 2, 4}) {
+      std::vector<double> rounds;
+      for (int r = 0; r < 3; ++r) {
+        absl::StatusOr<double> g = FetchThroughput(kvstored, n, 3.0);
+        if (!g.ok()) {
+          std::cerr << "kvbench cluster: throughput: " << g.status() << "\n";
+          return 1;
+        }
+        rounds.push_back(*g);
+        std::cerr << absl::StrFormat("  %d node(s), round %d: %.2f GB/s\n", n, r + 1, *g);
+      }
+      std::sort(rounds.begin(), rounds.end());
+      medians.push_back(rounds[1]);
+      absl::StrAppendFormat(&table, "  %d node(s): %.2f GB/s (%.2fx one node)\n", n, rounds[1],
+                            rounds[1] / medians[0]);
+      absl::StrAppendFormat(&throughput_json, "%s\"fetch_gbps_%d_nodes\": %.3f",
+                            throughput_json.empty() ? "" : ", ", n, rounds[1]);
+    }
+  }
   if (json) {
-    std::cout << "{\"nodes\": " << nodes << ", \"rows\": [" << json_rows << "]}\n";
+    std::cout << "{\"nodes\": " << nodes << ", \"rows\": [" << json_rows << "]"
+              << (throughput_json.empty() ? "" : ", ") << throughput_json << "}\n";
   } else {
     std::cout << table;
   }
