@@ -1,6 +1,7 @@
 #include "kvstore/block_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <utility>
 #include <vector>
@@ -16,6 +17,8 @@ namespace {
 // them it writes to NVMe at once.
 constexpr size_t kSpillBatch = 32;
 constexpr size_t kWriteBatch = 8;
+// How long a put short of room waits for the spill thread.
+constexpr std::chrono::seconds kRoomWait(2);
 
 }  // namespace
 
@@ -254,11 +257,16 @@ bool BlockStore::SpillForRoom(uint64_t bytes) {
   if (!spill_thread_.joinable()) return Spill(0, /*max_blocks=*/1) > 0;  // tests: no thread
   if (!nvme_->writes_open()) return false;  // the disk refuses writes: do not wait on it
   MutexLock lock(&spill_mu_);
-  const uint64_t round = spill_rounds_;
+  // Wait for a round that starts after this request (one already running
+  // may have begun without it), for at most kRoomWait in all.
+  const uint64_t round = rounds_started_ + 1;
   room_wanted_ = std::max(room_wanted_, bytes);
   spill_wake_.SignalAll();
-  while (spill_rounds_ == round && !stopping_) {
-    if (!spill_done_.WaitFor(&spill_mu_, std::chrono::seconds(1))) return false;
+  const auto give_up = std::chrono::steady_clock::now() + kRoomWait;
+  while (rounds_done_ < round && !stopping_) {
+    const auto left = give_up - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds::zero()) return false;
+    spill_done_.WaitFor(&spill_mu_, left);
   }
   return last_round_freed_ > 0;
 }
@@ -267,12 +275,14 @@ void BlockStore::SpillLoop() {
   const uint64_t capacity = arena_->capacity_bytes();
   while (true) {
     uint64_t wanted = 0;
+    uint64_t round = 0;
     {
       MutexLock lock(&spill_mu_);
       if (stopping_) return;
       if (room_wanted_ == 0) spill_wake_.WaitFor(&spill_mu_, std::chrono::milliseconds(50));
       if (stopping_) return;
       wanted = std::exchange(room_wanted_, 0);
+      round = ++rounds_started_;
     }
     // Down to the low watermark, or lower if a put is waiting for more room.
     uint64_t target = static_cast<uint64_t>(spill_low_ * capacity);
@@ -283,7 +293,7 @@ void BlockStore::SpillLoop() {
     }
     {
       MutexLock lock(&spill_mu_);
-      ++spill_rounds_;
+      rounds_done_ = round;
       last_round_freed_ = freed;
     }
     spill_done_.SignalAll();

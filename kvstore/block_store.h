@@ -105,9 +105,10 @@ class BlockStore {
   // bytes or `max_blocks` host copies were freed. Returns the bytes freed.
   uint64_t Spill(uint64_t target_used, size_t max_blocks);
   void SpillLoop();
-  // Asks the spill thread for at least `bytes` of room and waits for its
-  // round (the I/O and its completions stay on that thread). True if the
-  // round freed anything. Without the thread, spills one block here.
+  // Asks the spill thread for at least `bytes` of room and waits (up to 2 s)
+  // for a round that starts after the request (the I/O and its completions
+  // stay on that thread). True if the round freed anything. Without the
+  // thread, spills one block here.
   bool SpillForRoom(uint64_t bytes) ABSL_LOCKS_EXCLUDED(spill_mu_);
 
   const double spill_high_, spill_low_;
@@ -131,7 +132,8 @@ class BlockStore {
   CondVar spill_done_;
   bool stopping_ ABSL_GUARDED_BY(spill_mu_) = false;
   uint64_t room_wanted_ ABSL_GUARDED_BY(spill_mu_) = 0;
-  uint64_t spill_rounds_ ABSL_GUARDED_BY(spill_mu_) = 0;
+  uint64_t rounds_started_ ABSL_GUARDED_BY(spill_mu_) = 0;
+  uint64_t rounds_done_ ABSL_GUARDED_BY(spill_mu_) = 0;  // the last round finished
   uint64_t last_round_freed_ ABSL_GUARDED_BY(spill_mu_) = 0;
   std::thread spill_thread_;
 };
