@@ -268,7 +268,9 @@ bool BlockStore::SpillForRoom(uint64_t bytes) {
     if (left <= std::chrono::nanoseconds::zero()) return false;
     spill_done_.WaitFor(&spill_mu_, left);
   }
-  return last_round_freed_ > 0;
+  // Room may also have come from a round that was already running.
+  return last_round_freed_ > 0 || arena_->capacity_bytes() - arena_->used_bytes() >=
+                                      arena_->PagesFor(bytes) * uint64_t{arena_->page_bytes()};
 }
 
 void BlockStore::SpillLoop() {

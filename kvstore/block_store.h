@@ -107,8 +107,8 @@ class BlockStore {
   void SpillLoop();
   // Asks the spill thread for at least `bytes` of room and waits (up to 2 s)
   // for a round that starts after the request (the I/O and its completions
-  // stay on that thread). True if the round freed anything. Without the
-  // thread, spills one block here.
+  // stay on that thread). True if the round freed anything or there is room
+  // now. Without the thread, spills one block here.
   bool SpillForRoom(uint64_t bytes) ABSL_LOCKS_EXCLUDED(spill_mu_);
 
   const double spill_high_, spill_low_;
