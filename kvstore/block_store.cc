@@ -123,6 +123,10 @@ absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "a ", bytes, "-byte block cannot fit the ", arena_->capacity_bytes(), "-byte host tier"));
   }
+  // Waits for the spiller at most this often per block: when other puts
+  // keep taking the room it makes, this one falls back to eviction rather
+  // than wait without bound.
+  int spill_waits_left = 3;
   while (true) {
     absl::StatusOr<PageRun> pages = arena_->Allocate(bytes);
     if (pages.ok()) {
@@ -135,7 +139,7 @@ absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {
       if (index_->DropColdestHostCopy().has_value()) continue;
       // The spiller is behind: have it write cold blocks now, rather than
       // drop one the disk could keep.
-      if (SpillForRoom(bytes)) continue;
+      if (spill_waits_left-- > 0 && SpillForRoom(bytes)) continue;
     }
     if (!index_->EvictOneLeaf(LeafResidency::kOnHost).has_value()) return pages.status();
     evicted_blocks_.fetch_add(1, std::memory_order_relaxed);
