@@ -25,46 +25,94 @@ bool TransportFailed(const absl::Status& s) {
 
 absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::Create(
     const ClusterOptions& options) {
-  if (options.peers.empty()) return absl::InvalidArgumentError("cluster: no peers");
+  if (options.peers.empty() == options.etcd.empty()) {
+    return absl::InvalidArgumentError("cluster: give either peers or etcd endpoints");
+  }
   absl::flat_hash_set<std::string> seen;
-  std::vector<std::unique_ptr<Node>> nodes;
   for (const std::string& peer : options.peers) {
     if (!seen.insert(peer).second) {
       return absl::InvalidArgumentError("cluster: peer " + peer + " is listed twice");
     }
     ClientOptions node_options = options.node;
     node_options.address = peer;
-    absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(node_options);
-    if (!client.ok()) return client.status();
-    auto node = std::make_unique<Node>();
-    node->address = peer;
-    MutexLock lock(&node->mu);
-    node->client = std::move(*client);
-    nodes.push_back(std::move(node));
+    // Checks the node options (and the address) before anything starts.
+    if (absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(node_options); !c.ok()) {
+      return c.status();
+    }
   }
-  return std::unique_ptr<ClusterClient>(new ClusterClient(options, std::move(nodes)));
+  std::unique_ptr<ClusterClient> cluster(new ClusterClient(options));
+  if (absl::Status s = cluster->Start(); !s.ok()) return s;
+  return cluster;
 }
 
-ClusterClient::ClusterClient(const ClusterOptions& options,
-                             std::vector<std::unique_ptr<Node>> nodes)
-    : options_(options), placement_(options.peers), nodes_(std::move(nodes)) {
+ClusterClient::ClusterClient(const ClusterOptions& options)
+    : options_(options), members_(std::make_shared<Members>(Members{{}, Rendezvous({})})) {}
+
+absl::Status ClusterClient::Start() {
+  if (!options_.etcd.empty()) {
+    EtcdMembersOptions watch;
+    watch.etcd = options_.etcd;
+    watch.prefix = options_.etcd_prefix;
+    absl::StatusOr<std::unique_ptr<EtcdMembers>> m = EtcdMembers::Create(
+        watch, [this](const std::vector<std::string>& members) { SetPeers(members); });
+    if (!m.ok()) return m.status();
+    etcd_members_ = std::move(*m);
+  } else {
+    SetPeers(options_.peers);
+  }
   prober_ = std::thread([this] { ProbeLoop(); });
+  return absl::OkStatus();
 }
 
 ClusterClient::~ClusterClient() {
+  etcd_members_.reset();  // no SetPeers after this
   {
     MutexLock lock(&probe_mu_);
     stopping_ = true;
   }
   probe_wake_.SignalAll();
-  prober_.join();
+  if (prober_.joinable()) prober_.join();
 }
 
-std::vector<bool> ClusterClient::Usable() const {
-  std::vector<bool> usable(nodes_.size());
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    MutexLock lock(&nodes_[i]->mu);
-    usable[i] = nodes_[i]->up;
+void ClusterClient::SetPeers(std::vector<std::string> peers) {
+  const std::shared_ptr<const Members> old = members();
+  absl::flat_hash_set<std::string> seen;
+  std::vector<std::shared_ptr<Node>> nodes;
+  std::vector<std::string> addresses;
+  for (const std::string& peer : peers) {
+    if (!seen.insert(peer).second) continue;
+    std::shared_ptr<Node> node;
+    for (const auto& n : old->nodes) {
+      if (n->address == peer) node = n;
+    }
+    if (node == nullptr) {
+      ClientOptions node_options = options_.node;
+      node_options.address = peer;
+      absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(node_options);
+      if (!client.ok()) continue;  // a bad address from etcd: leave it out
+      node = std::make_shared<Node>();
+      node->address = peer;
+      MutexLock lock(&node->mu);
+      node->client = std::move(*client);
+    }
+    nodes.push_back(std::move(node));
+    addresses.push_back(peer);
+  }
+  auto next = std::make_shared<Members>(Members{std::move(nodes), Rendezvous(addresses)});
+  MutexLock lock(&members_mu_);
+  members_ = std::move(next);
+}
+
+std::shared_ptr<const ClusterClient::Members> ClusterClient::members() const {
+  MutexLock lock(&members_mu_);
+  return members_;
+}
+
+std::vector<bool> ClusterClient::Members::Usable() const {
+  std::vector<bool> usable(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    MutexLock lock(&nodes[i]->mu);
+    usable[i] = nodes[i]->up;
   }
   return usable;
 }
@@ -77,17 +125,18 @@ void ClusterClient::ProbeLoop() {
       probe_wake_.WaitFor(&probe_mu_, absl::ToChronoNanoseconds(options_.probe_interval));
       if (stopping_) return;
     }
-    const std::vector<bool> up = Usable();
-    for (size_t i = 0; i < nodes_.size(); ++i) {
+    const std::shared_ptr<const Members> m = members();
+    const std::vector<bool> up = m->Usable();
+    for (size_t i = 0; i < m->nodes.size(); ++i) {
       if (up[i]) continue;
+      Node& n = *m->nodes[i];
       // A fresh client: the old one's channels may sit in reconnect backoff.
       ClientOptions probe_options = options_.node;
-      probe_options.address = nodes_[i]->address;
+      probe_options.address = n.address;
       absl::StatusOr<std::unique_ptr<Client>> fresh = Client::Create(probe_options);
       if (!fresh.ok()) continue;
       LookupResult r = (*fresh)->Lookup("kvcache-probe", {});
       if (!r.status.ok()) continue;
-      Node& n = *nodes_[i];
       MutexLock lock(&n.mu);
       n.client = std::move(*fresh);
       n.up = true;
@@ -95,36 +144,36 @@ void ClusterClient::ProbeLoop() {
   }
 }
 
-std::shared_ptr<Client> ClusterClient::ClientOf(size_t n) const {
-  MutexLock lock(&nodes_[n]->mu);
-  return nodes_[n]->client;
+std::shared_ptr<Client> ClusterClient::ClientOf(const Node& node) {
+  MutexLock lock(&node.mu);
+  return node.client;
 }
 
-void ClusterClient::Report(size_t i, const absl::Status& status) {
-  Node& n = *nodes_[i];
+void ClusterClient::Report(Node& n, const absl::Status& status) {
   const bool failed = TransportFailed(status);
   if (failed) n.failures.fetch_add(1, std::memory_order_relaxed);
   MutexLock lock(&n.mu);
   if (failed) n.up = false;  // only the prober marks a node up again
 }
 
-size_t ClusterClient::root_replicas() const {
+size_t ClusterClient::root_replicas(const Members& m) const {
   const size_t r = static_cast<size_t>(options_.root_replicas);
-  return r == 0 ? nodes_.size() : std::min(r, nodes_.size());
+  return r == 0 ? m.nodes.size() : std::min(r, m.nodes.size());
 }
 
 template <typename KeyOf>
-std::vector<std::vector<size_t>> ClusterClient::GroupByOwner(size_t count, KeyOf key_of,
-                                                             bool from_root, uint64_t spread) {
-  const std::vector<bool> usable = Usable();
-  std::vector<std::vector<size_t>> groups(nodes_.size());
+std::vector<std::vector<size_t>> ClusterClient::GroupByOwner(const Members& m, size_t count,
+                                                             KeyOf key_of, bool from_root,
+                                                             uint64_t spread) const {
+  const std::vector<bool> usable = m.Usable();
+  std::vector<std::vector<size_t>> groups(m.nodes.size());
   for (size_t i = 0; i < count; ++i) {
     size_t owner = SIZE_MAX;
     if (i == 0 && from_root) {
-      const std::vector<size_t> replicas = placement_.Ranked(key_of(0), root_replicas(), usable);
+      const std::vector<size_t> replicas = m.placement.Ranked(key_of(0), root_replicas(m), usable);
       if (!replicas.empty()) owner = replicas[spread % replicas.size()];
     } else {
-      owner = placement_.Owner(key_of(i), usable);
+      owner = m.placement.Owner(key_of(i), usable);
     }
     if (owner == SIZE_MAX) break;  // no node usable: the rest are misses
     groups[owner].push_back(i);
@@ -149,28 +198,31 @@ void ClusterClient::ForEachGroup(const std::vector<std::vector<size_t>>& groups,
 }
 
 LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
+  const std::shared_ptr<const Members> m = members();
   // The chain's next key picks the replica of its first block, so one
   // prompt's lookup and fetch go to the same one.
   auto groups = GroupByOwner(
-      keys.size(), [&](size_t i) { return keys[i]; }, /*from_root=*/true,
+      *m, keys.size(), [&](size_t i) { return keys[i]; }, /*from_root=*/true,
       keys.size() > 1 ? Spread(keys[1]) : 0);
+  const size_t count = m->nodes.size();
   // Per node: the chain position of its first miss (keys.size() if none).
-  std::vector<size_t> first_miss(nodes_.size(), keys.size());
-  std::vector<LookupResult> results(nodes_.size());
+  std::vector<size_t> first_miss(count, keys.size());
+  std::vector<LookupResult> results(count);
   ForEachGroup(groups, [&](size_t n) {
     std::vector<BlockKey> subset;
     for (size_t i : groups[n]) subset.push_back(keys[i]);
-    results[n] = ClientOf(n)->Lookup(ns, subset);
-    Report(n, results[n].status);
+    results[n] = ClientOf(*m->nodes[n])->Lookup(ns, subset);
+    Report(*m->nodes[n], results[n].status);
     const size_t hits = results[n].status.ok() ? results[n].hits : 0;
     if (hits < groups[n].size()) first_miss[n] = groups[n][hits];
   });
   size_t grouped = 0;
   for (const auto& g : groups) grouped += g.size();
   LookupResult result;
-  result.hits = std::min(grouped, *std::min_element(first_miss.begin(), first_miss.end()));
+  result.hits = grouped;
+  for (size_t f : first_miss) result.hits = std::min(result.hits, f);
   result.sizes.resize(result.hits);
-  for (size_t n = 0; n < nodes_.size(); ++n) {
+  for (size_t n = 0; n < count; ++n) {
     for (size_t j = 0; j < groups[n].size() && groups[n][j] < result.hits; ++j) {
       result.sizes[groups[n][j]] = results[n].sizes[j];
     }
@@ -179,24 +231,27 @@ LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const Block
 }
 
 FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTarget> targets) {
+  const std::shared_ptr<const Members> m = members();
   auto groups = GroupByOwner(
-      targets.size(), [&](size_t i) { return targets[i].key; }, /*from_root=*/true,
+      *m, targets.size(), [&](size_t i) { return targets[i].key; }, /*from_root=*/true,
       targets.size() > 1 ? Spread(targets[1].key) : 0);
-  std::vector<size_t> first_missing(nodes_.size(), targets.size());
-  std::vector<FetchResult> results(nodes_.size());
+  const size_t count = m->nodes.size();
+  std::vector<size_t> first_missing(count, targets.size());
+  std::vector<FetchResult> results(count);
   ForEachGroup(groups, [&](size_t n) {
     std::vector<FetchTarget> subset;
     for (size_t i : groups[n]) subset.push_back(targets[i]);
-    results[n] = ClientOf(n)->Fetch(ns, subset);
-    Report(n, results[n].status);
+    results[n] = ClientOf(*m->nodes[n])->Fetch(ns, subset);
+    Report(*m->nodes[n], results[n].status);
     if (results[n].blocks < groups[n].size()) first_missing[n] = groups[n][results[n].blocks];
   });
   size_t grouped = 0;
   for (const auto& g : groups) grouped += g.size();
   FetchResult result;
-  result.blocks = std::min(grouped, *std::min_element(first_missing.begin(), first_missing.end()));
+  result.blocks = grouped;
+  for (size_t f : first_missing) result.blocks = std::min(result.blocks, f);
   result.tiers.assign(result.blocks, v1::TIER_UNSPECIFIED);
-  for (size_t n = 0; n < nodes_.size(); ++n) {
+  for (size_t n = 0; n < count; ++n) {
     for (size_t j = 0; j < groups[n].size() && groups[n][j] < result.blocks; ++j) {
       if (j < results[n].tiers.size()) result.tiers[groups[n][j]] = results[n].tiers[j];
     }
@@ -212,13 +267,14 @@ FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTa
 
 std::vector<v1::PutOutcome> ClusterClient::Put(const std::string& ns, const BlockKey& parent,
                                                absl::Span<const PutBlock> blocks) {
+  const std::shared_ptr<const Members> m = members();
   auto groups = GroupByOwner(
-      blocks.size(), [&](size_t i) { return blocks[i].key; }, /*from_root=*/false, 0);
+      *m, blocks.size(), [&](size_t i) { return blocks[i].key; }, /*from_root=*/false, 0);
   std::vector<v1::PutOutcome> outcomes(blocks.size(), v1::PUT_OUTCOME_UNSPECIFIED);
   if (parent.empty() && !blocks.empty()) {
     // A chain's first block: every replica but the owner gets it too.
     const std::vector<size_t> replicas =
-        placement_.Ranked(blocks[0].key, root_replicas(), Usable());
+        m->placement.Ranked(blocks[0].key, root_replicas(*m), m->Usable());
     for (size_t r : replicas) {
       if (std::find(groups[r].begin(), groups[r].end(), 0) == groups[r].end()) {
         groups[r].insert(groups[r].begin(), kReplica);
@@ -231,8 +287,9 @@ std::vector<v1::PutOutcome> ClusterClient::Put(const std::string& ns, const Bloc
       subset.push_back(blocks[i == kReplica ? 0 : i]);
       subset.back().root = true;  // its parent may live on another node
     }
-    absl::StatusOr<std::vector<v1::PutOutcome>> got = ClientOf(n)->Put(ns, BlockKey(), subset);
-    Report(n, got.status());
+    absl::StatusOr<std::vector<v1::PutOutcome>> got =
+        ClientOf(*m->nodes[n])->Put(ns, BlockKey(), subset);
+    Report(*m->nodes[n], got.status());
     if (!got.ok()) return;
     for (size_t j = 0; j < got->size() && j < groups[n].size(); ++j) {
       if (groups[n][j] != kReplica) outcomes[groups[n][j]] = (*got)[j];
@@ -241,11 +298,16 @@ std::vector<v1::PutOutcome> ClusterClient::Put(const std::string& ns, const Bloc
   return outcomes;
 }
 
-size_t ClusterClient::OwnerOf(const BlockKey& key) { return placement_.Owner(key, Usable()); }
+std::string ClusterClient::OwnerOf(const BlockKey& key) const {
+  const std::shared_ptr<const Members> m = members();
+  const size_t owner = m->placement.Owner(key, m->Usable());
+  return owner == SIZE_MAX ? std::string() : m->nodes[owner]->address;
+}
 
 std::vector<ClusterNodeState> ClusterClient::nodes() const {
+  const std::shared_ptr<const Members> m = members();
   std::vector<ClusterNodeState> out;
-  for (const auto& n : nodes_) {
+  for (const auto& n : m->nodes) {
     MutexLock lock(&n->mu);
     out.push_back({n->address, n->up, n->failures.load(std::memory_order_relaxed)});
   }

@@ -8,6 +8,12 @@
 // its blocks of the chain at once, in parallel (one round trip); the cached
 // prefix ends at the first block any node is missing.
 //
+// Membership: a static `peers` list, or etcd (`etcd` endpoints): the client
+// reads the members registered under `etcd_prefix` and watches them
+// (client/etcd/etcd_members.h), so a node joining or leaving changes the
+// placement of only its own share of keys. Each call uses the member list of
+// the moment it starts. SetPeers() replaces the list by hand.
+//
 // Failure: a node whose call fails in transport (UNAVAILABLE, or past the
 // deadline) is marked down, and its keys go to their next-highest node. A
 // background thread probes down nodes every `probe_interval` (an empty
@@ -28,13 +34,16 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "client/etcd/etcd_members.h"
 #include "client/rendezvous.h"
 #include "common/mutex.h"
 
 namespace kvcache {
 
 struct ClusterOptions {
-  std::vector<std::string> peers;  // every node's gRPC address
+  std::vector<std::string> peers;  // every node's gRPC address; or, instead:
+  std::string etcd;                // etcd endpoints to read and watch members from
+  std::string etcd_prefix = "/kvcache/nodes/";
   ClientOptions node;              // for each node's client; address is set per peer
   absl::Duration probe_interval = absl::Seconds(1);
   // Nodes holding each chain's first block; 0 means every node.
@@ -49,7 +58,9 @@ struct ClusterNodeState {
 
 class ClusterClient {
  public:
-  // INVALID_ARGUMENT for no peers, a repeated peer or bad node options.
+  // INVALID_ARGUMENT for neither or both of peers and etcd, a repeated peer
+  // or bad node options; UNAVAILABLE when etcd cannot be read. An etcd
+  // prefix with no members yet is fine: every call misses until one joins.
   static absl::StatusOr<std::unique_ptr<ClusterClient>> Create(const ClusterOptions& options);
   ~ClusterClient();
 
@@ -68,8 +79,14 @@ class ClusterClient {
   std::vector<v1::PutOutcome> Put(const std::string& ns, const BlockKey& parent,
                                   absl::Span<const PutBlock> blocks);
 
-  // The node that owns `key` now (down nodes skipped), as an index into peers.
-  size_t OwnerOf(const BlockKey& key);
+  // Replaces the member list. Nodes that stay keep their connections and
+  // up/down state; repeats are ignored.
+  void SetPeers(std::vector<std::string> peers) ABSL_LOCKS_EXCLUDED(members_mu_);
+
+  // The address of the node that owns `key` now (down nodes skipped); empty
+  // when no node is up.
+  std::string OwnerOf(const BlockKey& key) const;
+  // The members, in the order of `peers` (etcd: sorted by address).
   std::vector<ClusterNodeState> nodes() const;
 
  private:
@@ -83,27 +100,36 @@ class ClusterClient {
     std::atomic<uint64_t> failures{0};
   };
 
-  ClusterClient(const ClusterOptions& options, std::vector<std::unique_ptr<Node>> nodes);
-  // Which nodes calls may use now (the up ones).
-  std::vector<bool> Usable() const;
+  // One member list and its placement; replaced whole, never changed.
+  struct Members {
+    std::vector<std::shared_ptr<Node>> nodes;
+    Rendezvous placement;
+    // Which nodes calls may use now (the up ones).
+    std::vector<bool> Usable() const;
+  };
+
+  explicit ClusterClient(const ClusterOptions& options);
+  absl::Status Start();
+  std::shared_ptr<const Members> members() const ABSL_LOCKS_EXCLUDED(members_mu_);
   // The prober's loop: an empty Lookup to every down node per interval.
   void ProbeLoop() ABSL_LOCKS_EXCLUDED(probe_mu_);
-  std::shared_ptr<Client> ClientOf(size_t n) const;
-  // Records how a call to node `n` went: transport failures mark it down.
-  void Report(size_t n, const absl::Status& status);
+  static std::shared_ptr<Client> ClientOf(const Node& node);
+  // Records how a call to `node` went: transport failures mark it down.
+  static void Report(Node& node, const absl::Status& status);
   // Groups positions 0..count-1 by the node owning key(i), in order; when
   // `from_root`, position 0 goes to the root replica `spread` picks.
   template <typename KeyOf>
-  std::vector<std::vector<size_t>> GroupByOwner(size_t count, KeyOf key_of, bool from_root,
-                                                uint64_t spread);
-  size_t root_replicas() const;
+  std::vector<std::vector<size_t>> GroupByOwner(const Members& m, size_t count, KeyOf key_of,
+                                                bool from_root, uint64_t spread) const;
+  size_t root_replicas(const Members& m) const;
   // Runs fn(node) for every node with a non-empty group, in parallel.
   template <typename Fn>
-  void ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn);
+  static void ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn);
 
   const ClusterOptions options_;
-  const Rendezvous placement_;
-  std::vector<std::unique_ptr<Node>> nodes_;
+  mutable Mutex members_mu_;
+  std::shared_ptr<const Members> members_ ABSL_GUARDED_BY(members_mu_);
+  std::unique_ptr<EtcdMembers> etcd_members_;  // set when members come from etcd
   Mutex probe_mu_;
   CondVar probe_wake_;
   bool stopping_ ABSL_GUARDED_BY(probe_mu_) = false;

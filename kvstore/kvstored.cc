@@ -3,33 +3,33 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <random>
-
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <random>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "client/etcd/etcd_registration.h"
 #include "common/byte_size.h"
 #include "common/transport_args.h"
 #include "gpu/gpu_probe.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
-#include "kvstore/local_path_server.h"
 #include "kvstore/block_store.h"
 #include "kvstore/data_port_server.h"
 #include "kvstore/kvcache_service.h"
+#include "kvstore/local_path_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, host:port. Port 0 picks a free port (see --port_file).");
@@ -92,6 +92,17 @@ ABSL_FLAG(int, max_keys_per_request, 65536, "Most keys one Lookup may carry.");
 ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
 ABSL_FLAG(int, drain_timeout_s, 10,
           "On SIGTERM/SIGINT, seconds to let in-flight calls finish before cancelling them.");
+ABSL_FLAG(std::string, etcd, "",
+          "etcd endpoints (host:port, or IPv4 a.b.c.d:port,...) to register this node in as a "
+          "cluster member; ClusterClient and kvctl --etcd find it there. Off when empty.");
+ABSL_FLAG(std::string, etcd_prefix, "/kvcache/nodes/",
+          "etcd key prefix of the cluster's members (one cluster per prefix).");
+ABSL_FLAG(std::string, advertise, "",
+          "The address clients should dial, registered in etcd. Default: the bound --listen "
+          "address (required when listening on 0.0.0.0 or [::]).");
+ABSL_FLAG(int, etcd_ttl_s, 5,
+          "Lease of the etcd registration, in seconds (at least 2): a node killed without a "
+          "clean stop leaves the member list within this time.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, write the bound port to this file once serving (for scripts and tests).");
 
@@ -132,6 +143,28 @@ uint64_t SizeFlag(const absl::Flag<std::string>& flag, const char* name) {
     std::exit(2);
   }
   return *v;
+}
+
+// Registers `bound` (or --advertise) under --etcd_prefix in etcd.
+absl::StatusOr<std::unique_ptr<EtcdRegistration>> Register(const std::string& etcd,
+                                                           const std::string& bound) {
+  EtcdRegistrationOptions options;
+  options.etcd = etcd;
+  options.prefix = absl::GetFlag(FLAGS_etcd_prefix);
+  options.address = absl::GetFlag(FLAGS_advertise);
+  if (options.address.empty()) {
+    if (absl::StartsWith(bound, "0.0.0.0:") || absl::StartsWith(bound, "[::]:") ||
+        absl::StartsWith(bound, "unix:")) {
+      return absl::InvalidArgumentError(
+          "--etcd: give --advertise=HOST:PORT, the address other hosts dial (listening on " +
+          bound + ")");
+    }
+    options.address = bound;
+  }
+  const int ttl = absl::GetFlag(FLAGS_etcd_ttl_s);
+  if (ttl < 2) return absl::InvalidArgumentError("--etcd_ttl_s must be at least 2");
+  options.ttl = absl::Seconds(ttl);
+  return EtcdRegistration::Create(options);
 }
 
 int Run() {
@@ -280,6 +313,19 @@ int Run() {
     context.data_port = data_port->port();
     data_port_line = absl::StrCat(host, ":", data_port->port(), " (bulk Fetch/Put beside gRPC)");
   }
+  std::unique_ptr<EtcdRegistration> membership;
+  std::string cluster_line = "none (--etcd to join one)";
+  if (const std::string etcd = absl::GetFlag(FLAGS_etcd); !etcd.empty()) {
+    absl::StatusOr<std::unique_ptr<EtcdRegistration>> r = Register(etcd, bound);
+    if (!r.ok()) {
+      std::cerr << "kvstored: " << r.status().message() << "\n";
+      return 2;
+    }
+    membership = std::move(*r);
+    cluster_line = absl::StrCat(membership->key(), " in etcd at ", etcd, " (lease ",
+                                absl::GetFlag(FLAGS_etcd_ttl_s), " s",
+                                membership->registered() ? ")" : "; not reachable yet, retrying)");
+  }
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     std::ofstream(path) << port << "\n";
   }
@@ -291,6 +337,7 @@ int Run() {
             << "  local:     " << local_line << "\n"
             << "  GPU tier:  off (" << gpu.detail << ")\n"
             << "  NVMe tier: " << nvme_line << "\n"
+            << "  cluster:   " << cluster_line << "\n"
             << "Try it:  kvctl --server " << bound << " stats\n"
             << "Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
             << std::flush;
@@ -303,6 +350,7 @@ int Run() {
   sigwait(&signals, &sig);
   std::cout << "kvstored: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", draining for up to "
             << absl::GetFlag(FLAGS_drain_timeout_s) << "s" << std::endl;
+  membership.reset();  // leave the cluster first, so clients stop sending here
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
   server->Wait();

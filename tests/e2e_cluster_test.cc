@@ -136,7 +136,7 @@ TEST_F(E2eClusterTest, SpreadsChainsOverNodesAndSurvivesANodeDying) {
     LookupResult hit = cluster_->Lookup(Ns(), chain);
     EXPECT_TRUE(hit.status.ok()) << hit.status;
     hits_after += hit.hits;
-    for (size_t i = 1; i < hit.hits; ++i) EXPECT_NE(cluster_->OwnerOf(chain[i]), 1u);
+    for (size_t i = 1; i < hit.hits; ++i) EXPECT_NE(cluster_->OwnerOf(chain[i]), peers_[1]);
     // At least what the lookup found (the first lookup after the kill may
     // have asked node 1 for the first block, which the fetch then gets from
     // another replica).
@@ -171,7 +171,7 @@ TEST_F(E2eClusterTest, SpreadsChainsOverNodesAndSurvivesANodeDying) {
 TEST_F(E2eClusterTest, AHungNodeCostsOneDeadlineThenMissesUntilItAnswers) {
   // A chain whose second block lives on node 2 (the first is on every node).
   std::vector<BlockKey> chain;
-  for (uint32_t seed = 31000; chain.empty() || cluster_->OwnerOf(chain[1]) != 2; ++seed) {
+  for (uint32_t seed = 31000; chain.empty() || cluster_->OwnerOf(chain[1]) != peers_[2]; ++seed) {
     chain = TestChain(seed, 12);
   }
   for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {

@@ -14,6 +14,7 @@ packages=(
   redis-server             # the reference kvbench measures against
   gnuplot-nox              # kvbench trace --out draws its plots
   fio                      # kvbench nvme measures the NVMe tier against it
+  etcd-server              # cluster membership; the cluster tests start their own
 )
 
 missing=()

@@ -1,0 +1,78 @@
+// A small client of etcd's v3 gRPC API (proto/etcd/etcd_v3.proto): the calls
+// cluster membership needs, each with a deadline, errors as absl::Status.
+//
+// Thread safety: all methods may be called from any thread.
+#ifndef KVCACHE_CLIENT_ETCD_ETCD_CLIENT_H_
+#define KVCACHE_CLIENT_ETCD_ETCD_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "etcd/etcd_v3.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace kvcache {
+
+struct EtcdKeyValue {
+  std::string key;
+  std::string value;
+  int64_t mod_revision = 0;
+  int64_t lease = 0;  // 0: none
+};
+
+struct EtcdRange {
+  std::vector<EtcdKeyValue> kvs;  // in key order
+  int64_t revision = 0;           // the store's revision the range was read at
+};
+
+// The end of the key range holding every key that starts with `prefix`
+// (etcd's convention: the prefix with its last byte below 0xff incremented).
+std::string EtcdPrefixEnd(const std::string& prefix);
+
+class EtcdClient {
+ public:
+  // `endpoints`: "host:port", or several IPv4 "a.b.c.d:port" separated by
+  // commas (calls go to the first that answers). INVALID_ARGUMENT when empty.
+  // Connects lazily: an unreachable etcd shows as UNAVAILABLE on calls.
+  static absl::StatusOr<std::unique_ptr<EtcdClient>> Create(const std::string& endpoints,
+                                                            absl::Duration timeout);
+
+  const std::string& endpoints() const { return endpoints_; }
+  absl::Duration timeout() const { return timeout_; }
+
+  // Every key under `prefix`, with the revision it was read at.
+  absl::StatusOr<EtcdRange> RangePrefix(const std::string& prefix);
+  // Writes key = value, attached to `lease` (0: none).
+  absl::Status Put(const std::string& key, const std::string& value, int64_t lease);
+  // A new lease of `ttl` (whole seconds, at least 1); returns its id.
+  absl::StatusOr<int64_t> GrantLease(absl::Duration ttl);
+  // Ends a lease now; its keys are deleted.
+  absl::Status RevokeLease(int64_t lease);
+  // Renews a lease once. Returns its new TTL; NOT_FOUND when etcd no longer
+  // has it (expired or revoked: its keys are gone).
+  absl::StatusOr<absl::Duration> KeepAliveOnce(int64_t lease);
+
+  // For long-lived streams (Watch), which take no deadline.
+  etcdserverpb::Watch::Stub* watch_stub() { return watch_.get(); }
+
+ private:
+  EtcdClient(std::string endpoints, absl::Duration timeout, std::shared_ptr<grpc::Channel> ch);
+  void SetDeadline(grpc::ClientContext* ctx) const;
+  absl::Status Failed(const char* call, const grpc::Status& s) const;
+
+  const std::string endpoints_;
+  const absl::Duration timeout_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<etcdserverpb::KV::Stub> kv_;
+  std::unique_ptr<etcdserverpb::Lease::Stub> lease_;
+  std::unique_ptr<etcdserverpb::Watch::Stub> watch_;
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_CLIENT_ETCD_ETCD_CLIENT_H_

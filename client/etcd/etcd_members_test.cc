@@ -1,0 +1,146 @@
+// Registration and the member watch against a real etcd on loopback.
+#include "client/etcd/etcd_members.h"
+
+#include <algorithm>
+
+#include "absl/time/clock.h"
+#include "client/etcd/etcd_registration.h"
+#include "gtest/gtest.h"
+#include "tools/etcd_process.h"
+
+namespace kvcache {
+namespace {
+
+using Members = std::vector<std::string>;
+
+class EtcdMembersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto etcd = EtcdProcess::Start();
+    ASSERT_TRUE(etcd.ok()) << etcd.status();
+    etcd_ = std::move(*etcd);
+  }
+
+  std::unique_ptr<EtcdRegistration> Register(const std::string& address) {
+    EtcdRegistrationOptions options;
+    options.etcd = etcd_->endpoint();
+    options.prefix = kPrefix;
+    options.address = address;
+    options.ttl = absl::Seconds(2);
+    options.retry_interval = absl::Milliseconds(100);
+    auto r = EtcdRegistration::Create(options);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? std::move(*r) : nullptr;
+  }
+
+  std::unique_ptr<EtcdMembers> Watch(std::vector<Members>* changes = nullptr) {
+    EtcdMembersOptions options;
+    options.etcd = etcd_->endpoint();
+    options.prefix = kPrefix;
+    options.retry_interval = absl::Milliseconds(100);
+    auto m = EtcdMembers::Create(options, [changes](const Members& now) {
+      if (changes != nullptr) changes->push_back(now);
+    });
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::move(*m) : nullptr;
+  }
+
+  // Waits (up to `limit`) until the watch shows `want`.
+  static bool AwaitMembers(const EtcdMembers& m, const Members& want,
+                           absl::Duration limit = absl::Seconds(5)) {
+    const absl::Time give_up = absl::Now() + limit;
+    while (m.members() != want && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+    return m.members() == want;
+  }
+
+  static constexpr char kPrefix[] = "/kvcache-test/nodes/";
+  std::unique_ptr<EtcdProcess> etcd_;
+};
+
+TEST(EtcdPrefixEndTest, IncrementsTheLastByteBelow0xff) {
+  EXPECT_EQ(EtcdPrefixEnd("/a/"), "/a0");
+  EXPECT_EQ(EtcdPrefixEnd(std::string("a\xff", 2)), "b");
+  EXPECT_EQ(EtcdPrefixEnd(std::string("\xff\xff", 2)), std::string(1, '\0'));
+}
+
+TEST_F(EtcdMembersTest, SeesJoinsAndCleanLeavesAtOnce) {
+  auto a = Register("127.0.0.1:1001");
+  ASSERT_TRUE(a->registered()) << a->last_error();
+  std::vector<Members> changes;
+  auto watch = Watch(&changes);
+  ASSERT_EQ(watch->members(), Members{"127.0.0.1:1001"});
+  auto b = Register("127.0.0.1:1002");
+  EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1001", "127.0.0.1:1002"}));
+  // A clean stop revokes the lease: gone well before the 2 s TTL runs out.
+  const absl::Time left = absl::Now();
+  a.reset();
+  EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1002"}, absl::Seconds(1)));
+  EXPECT_LT(absl::Now() - left, absl::Seconds(1));
+  // Every change was reported once, in order.
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0], Members{"127.0.0.1:1001"});
+  EXPECT_EQ(changes[2], Members{"127.0.0.1:1002"});
+}
+
+TEST_F(EtcdMembersTest, RenewalKeepsAMemberPastItsTtl) {
+  auto a = Register("127.0.0.1:1001");
+  auto watch = Watch();
+  absl::SleepFor(absl::Seconds(5));  // 2.5 TTLs
+  EXPECT_EQ(watch->members(), Members{"127.0.0.1:1001"});
+  EXPECT_TRUE(a->registered());
+}
+
+TEST_F(EtcdMembersTest, ALostLeaseIsRegisteredAgain) {
+  auto a = Register("127.0.0.1:1001");
+  std::vector<Members> changes;
+  auto watch = Watch(&changes);
+  auto client = EtcdClient::Create(etcd_->endpoint(), absl::Seconds(2));
+  ASSERT_TRUE(client.ok());
+  auto before = (*client)->RangePrefix(kPrefix);
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_EQ(before->kvs.size(), 1u);
+  // Someone else ends our lease (as etcd does when we stall past the TTL):
+  // the key goes, and the next renewal finds out and registers again.
+  ASSERT_TRUE((*client)->RevokeLease(before->kvs[0].lease).ok());
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  int64_t lease = before->kvs[0].lease;
+  while (absl::Now() < give_up) {
+    auto now = (*client)->RangePrefix(kPrefix);
+    if (now.ok() && now->kvs.size() == 1 && now->kvs[0].lease != before->kvs[0].lease) {
+      lease = now->kvs[0].lease;
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_NE(lease, before->kvs[0].lease) << "not registered again within 5 s";
+  EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1001"}));
+  EXPECT_TRUE(a->registered());
+  // The watch saw it leave and come back.
+  ASSERT_GE(changes.size(), 3u);
+  EXPECT_EQ(changes[1], Members{});
+}
+
+TEST_F(EtcdMembersTest, AnEtcdOutageKeepsTheListAndTheWatchResumes) {
+  auto a = Register("127.0.0.1:1001");
+  auto watch = Watch();
+  ASSERT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1001"}));
+  etcd_->Kill();
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(watch->members(), Members{"127.0.0.1:1001"});  // last known list stays
+  ASSERT_TRUE(etcd_->Restart().ok());
+  auto b = Register("127.0.0.1:1002");
+  EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1001", "127.0.0.1:1002"}));
+}
+
+TEST_F(EtcdMembersTest, UnreachableEtcdIsAClearError) {
+  EtcdMembersOptions options;
+  options.etcd = "127.0.0.1:1";  // nothing listens there
+  options.timeout = absl::Milliseconds(300);
+  auto m = EtcdMembers::Create(options, nullptr);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kUnavailable) << m.status();
+  EXPECT_NE(m.status().message().find("127.0.0.1:1"), std::string::npos) << m.status();
+}
+
+}  // namespace
+}  // namespace kvcache
