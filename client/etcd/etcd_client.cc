@@ -28,34 +28,52 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(const std::string
     return absl::InvalidArgumentError("etcd: the call timeout must be positive");
   }
   // gRPC's ipv4: scheme takes a list and picks the first that connects.
-  const std::string target = list.size() == 1 ? list[0] : "ipv4:" + absl::StrJoin(list, ",");
+  std::string target = list.size() == 1 ? list[0] : "ipv4:" + absl::StrJoin(list, ",");
+  return std::unique_ptr<EtcdClient>(new EtcdClient(endpoints, std::move(target), timeout));
+}
+
+EtcdClient::EtcdClient(std::string endpoints, std::string target, absl::Duration timeout)
+    : endpoints_(std::move(endpoints)), target_(std::move(target)), timeout_(timeout) {
+  MutexLock lock(&mu_);
+  connection_ = Connect();
+}
+
+std::shared_ptr<EtcdClient::Connection> EtcdClient::Connect() const {
   grpc::ChannelArguments args;
+  // Our own connections, not ones shared with other channels to this target.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   // Notice a dead etcd on an idle watch stream; etcd permits pings every 5 s.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  // Also the connect timeout: a connection etcd accepted but does not serve
-  // yet (it listens before it is ready) is given up and retried after this.
+  // Also the connect timeout.
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-  return std::unique_ptr<EtcdClient>(new EtcdClient(endpoints, timeout, std::move(channel)));
+  auto c = std::make_shared<Connection>();
+  c->channel = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+  c->kv = etcdserverpb::KV::NewStub(c->channel);
+  c->lease = etcdserverpb::Lease::NewStub(c->channel);
+  c->watch = etcdserverpb::Watch::NewStub(c->channel);
+  return c;
 }
 
-EtcdClient::EtcdClient(std::string endpoints, absl::Duration timeout,
-                       std::shared_ptr<grpc::Channel> channel)
-    : endpoints_(std::move(endpoints)),
-      timeout_(timeout),
-      channel_(std::move(channel)),
-      kv_(etcdserverpb::KV::NewStub(channel_)),
-      lease_(etcdserverpb::Lease::NewStub(channel_)),
-      watch_(etcdserverpb::Watch::NewStub(channel_)) {}
+std::shared_ptr<EtcdClient::Connection> EtcdClient::connection() const {
+  MutexLock lock(&mu_);
+  return connection_;
+}
 
 void EtcdClient::SetDeadline(grpc::ClientContext* ctx) const {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
 }
 
-absl::Status EtcdClient::Failed(const char* call, const grpc::Status& s) const {
+absl::Status EtcdClient::Failed(const char* call, const grpc::Status& s,
+                                const std::shared_ptr<Connection>& used) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    std::shared_ptr<Connection> fresh = Connect();
+    MutexLock lock(&mu_);
+    if (connection_ == used) connection_ = std::move(fresh);
+  }
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                       absl::StrCat("etcd ", call, " at ", endpoints_, ": ", s.error_message()));
 }
@@ -67,7 +85,8 @@ absl::StatusOr<EtcdRange> EtcdClient::RangePrefix(const std::string& prefix) {
   etcdserverpb::RangeResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
-  if (grpc::Status s = kv_->Range(&ctx, req, &resp); !s.ok()) return Failed("Range", s);
+  const auto c = connection();
+  if (grpc::Status s = c->kv->Range(&ctx, req, &resp); !s.ok()) return Failed("Range", s, c);
   EtcdRange range;
   range.revision = resp.header().revision();
   for (const auto& kv : resp.kvs())
@@ -83,7 +102,8 @@ absl::Status EtcdClient::Put(const std::string& key, const std::string& value, i
   etcdserverpb::PutResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
-  if (grpc::Status s = kv_->Put(&ctx, req, &resp); !s.ok()) return Failed("Put", s);
+  const auto c = connection();
+  if (grpc::Status s = c->kv->Put(&ctx, req, &resp); !s.ok()) return Failed("Put", s, c);
   return absl::OkStatus();
 }
 
@@ -93,8 +113,9 @@ absl::StatusOr<int64_t> EtcdClient::GrantLease(absl::Duration ttl) {
   etcdserverpb::LeaseGrantResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
-  if (grpc::Status s = lease_->LeaseGrant(&ctx, req, &resp); !s.ok()) {
-    return Failed("LeaseGrant", s);
+  const auto c = connection();
+  if (grpc::Status s = c->lease->LeaseGrant(&ctx, req, &resp); !s.ok()) {
+    return Failed("LeaseGrant", s, c);
   }
   if (!resp.error().empty()) {
     return absl::UnavailableError(
@@ -109,8 +130,9 @@ absl::Status EtcdClient::RevokeLease(int64_t lease) {
   etcdserverpb::LeaseRevokeResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
-  if (grpc::Status s = lease_->LeaseRevoke(&ctx, req, &resp); !s.ok()) {
-    return Failed("LeaseRevoke", s);
+  const auto c = connection();
+  if (grpc::Status s = c->lease->LeaseRevoke(&ctx, req, &resp); !s.ok()) {
+    return Failed("LeaseRevoke", s, c);
   }
   return absl::OkStatus();
 }
@@ -120,7 +142,8 @@ absl::StatusOr<absl::Duration> EtcdClient::KeepAliveOnce(int64_t lease) {
   // the caller, and renewals are seconds apart, so the cost does not matter.
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
-  auto stream = lease_->LeaseKeepAlive(&ctx);
+  const auto c = connection();
+  auto stream = c->lease->LeaseKeepAlive(&ctx);
   etcdserverpb::LeaseKeepAliveRequest req;
   req.set_id(lease);
   etcdserverpb::LeaseKeepAliveResponse resp;
@@ -129,9 +152,10 @@ absl::StatusOr<absl::Duration> EtcdClient::KeepAliveOnce(int64_t lease) {
   ctx.TryCancel();  // we read what we need; do not wait for the server's close
   grpc::Status s = stream->Finish();
   if (!answered) {
-    return Failed(
-        "LeaseKeepAlive",
-        s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed without a reply") : s);
+    // Whatever closed the stream (our cancel shows as CANCELLED), etcd did
+    // not answer: a transport failure.
+    const std::string why = s.ok() ? "stream closed without a reply" : s.error_message();
+    return Failed("LeaseKeepAlive", grpc::Status(grpc::StatusCode::UNAVAILABLE, why), c);
   }
   if (resp.ttl() <= 0) {
     return absl::NotFoundError(absl::StrCat("etcd lease ", lease, " has expired"));

@@ -10,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/mutex.h"
 #include "etcd/etcd_v3.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -57,20 +59,36 @@ class EtcdClient {
   // has it (expired or revoked: its keys are gone).
   absl::StatusOr<absl::Duration> KeepAliveOnce(int64_t lease);
 
-  // For long-lived streams (Watch), which take no deadline.
-  etcdserverpb::Watch::Stub* watch_stub() { return watch_.get(); }
+  // For long-lived Watch streams, which take no deadline. The stub keeps its
+  // channel alive while the caller holds it.
+  std::shared_ptr<etcdserverpb::Watch::Stub> watch_stub() const { return connection()->watch; }
 
  private:
-  EtcdClient(std::string endpoints, absl::Duration timeout, std::shared_ptr<grpc::Channel> ch);
+  // One channel and its stubs. Replaced whole after a transport failure: a
+  // channel that saw etcd go away kept failing its connection attempts for
+  // 10 s and more after etcd was back (etcd 3.4 accepts connections before
+  // it serves them), while a fresh channel connected at once.
+  struct Connection {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<etcdserverpb::KV::Stub> kv;
+    std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+    std::shared_ptr<etcdserverpb::Watch::Stub> watch;
+  };
+
+  EtcdClient(std::string endpoints, std::string target, absl::Duration timeout);
+  std::shared_ptr<Connection> Connect() const;
+  std::shared_ptr<Connection> connection() const ABSL_LOCKS_EXCLUDED(mu_);
   void SetDeadline(grpc::ClientContext* ctx) const;
-  absl::Status Failed(const char* call, const grpc::Status& s) const;
+  // The call's error; after a transport failure the next call uses a fresh
+  // connection instead of `used`.
+  absl::Status Failed(const char* call, const grpc::Status& s,
+                      const std::shared_ptr<Connection>& used) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string endpoints_;
+  const std::string target_;  // what gRPC dials
   const absl::Duration timeout_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<etcdserverpb::KV::Stub> kv_;
-  std::unique_ptr<etcdserverpb::Lease::Stub> lease_;
-  std::unique_ptr<etcdserverpb::Watch::Stub> watch_;
+  mutable Mutex mu_;
+  std::shared_ptr<Connection> connection_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kvcache

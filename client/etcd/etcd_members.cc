@@ -69,7 +69,8 @@ void EtcdMembers::WatchFrom(int64_t revision) {
     if (stopping_) return;
     watch_ctx_ = &ctx;
   }
-  auto stream = etcd_->watch_stub()->Watch(&ctx);
+  const std::shared_ptr<etcdserverpb::Watch::Stub> stub = etcd_->watch_stub();
+  auto stream = stub->Watch(&ctx);
   etcdserverpb::WatchRequest req;
   etcdserverpb::WatchCreateRequest* create = req.mutable_create_request();
   create->set_key(options_.prefix);

@@ -1,0 +1,249 @@
+// Real kvstored nodes that register in a real etcd, and a ClusterClient that
+// follows the member list there: a node joining or leaving moves only its
+// share of keys, a node killed with -9 leaves when its lease runs out and
+// comes back when it restarts, and an etcd outage changes nothing.
+#include <signal.h>
+
+#include <set>
+
+#include "client/cluster_client.h"
+#include "gtest/gtest.h"
+#include "tests/test_blocks.h"
+#include "tools/daemon_process.h"
+#include "tools/etcd_process.h"
+
+namespace kvcache {
+namespace {
+
+constexpr size_t kBlock = 16 << 10;
+constexpr size_t kChainBlocks = 8;
+
+const std::string& Ns() {
+  static const std::string ns = TestSchema().NamespaceName();
+  return ns;
+}
+
+class E2eClusterEtcdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto etcd = EtcdProcess::Start();
+    ASSERT_TRUE(etcd.ok()) << etcd.status();
+    etcd_ = std::move(*etcd);
+    for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(StartNode());
+    ClusterOptions options;
+    options.etcd = etcd_->endpoint();
+    options.node = TestClientOptions("");
+    options.node.deadline = absl::Seconds(2);
+    options.probe_interval = absl::Milliseconds(200);
+    auto c = ClusterClient::Create(options);
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = std::move(*c);
+    ASSERT_TRUE(AwaitMembers(3));
+    for (uint32_t seed = 0; seed < 40; ++seed) chains_.push_back(TestChain(50000 + seed, 8));
+  }
+
+  // Starts a node that registers in etcd (on `listen` when given).
+  void StartNode(const std::string& listen = "") {
+    std::vector<std::string> flags = {"--host_capacity=64MiB", "--etcd=" + etcd_->endpoint(),
+                                      "--etcd_ttl_s=2"};
+    if (!listen.empty()) flags.push_back("--listen=" + listen);
+    auto d = DaemonProcess::Start("kvstore/kvstored", flags);
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemons_.push_back(std::move(*d));
+  }
+
+  std::set<std::string> Members() const {
+    std::set<std::string> out;
+    for (const ClusterNodeState& n : cluster_->nodes()) out.insert(n.address);
+    return out;
+  }
+
+  // Waits (up to `limit`) until the client sees `count` members.
+  bool AwaitMembers(size_t count, absl::Duration limit = absl::Seconds(10)) {
+    const absl::Time give_up = absl::Now() + limit;
+    while (cluster_->nodes().size() != count && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return cluster_->nodes().size() == count;
+  }
+
+  bool AwaitAllUp(absl::Duration limit = absl::Seconds(10)) {
+    const absl::Time give_up = absl::Now() + limit;
+    while (absl::Now() < give_up) {
+      bool all = true;
+      for (const ClusterNodeState& n : cluster_->nodes()) all = all && n.up;
+      if (all) return true;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+
+  void PutAll() {
+    for (const auto& chain : chains_) {
+      for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
+        ASSERT_TRUE(o == v1::PUT_STORED || o == v1::PUT_ALREADY_CACHED) << o;
+      }
+    }
+  }
+
+  // Chains whose whole length is cached, fetched byte-exact.
+  size_t WholeChainsFetched() {
+    size_t whole = 0;
+    for (const auto& chain : chains_) {
+      std::vector<std::string> bufs(chain.size(), std::string(kBlock, '\0'));
+      std::vector<FetchTarget> targets;
+      for (size_t i = 0; i < chain.size(); ++i) {
+        targets.push_back(
+            {chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[i].data()), kBlock)});
+      }
+      FetchResult got = cluster_->Fetch(Ns(), targets);
+      EXPECT_TRUE(got.status.ok()) << got.status;
+      for (size_t i = 0; i < got.blocks; ++i) {
+        if (bufs[i] != PayloadFor(chain[i], kBlock)) ++wrong_;
+      }
+      if (got.blocks == chain.size()) ++whole;
+    }
+    return whole;
+  }
+
+  // Every chain block but the first (which every node holds a copy of).
+  std::vector<BlockKey> OwnedKeys() const {
+    std::vector<BlockKey> keys;
+    for (const auto& chain : chains_) keys.insert(keys.end(), chain.begin() + 1, chain.end());
+    return keys;
+  }
+
+  // Whether a key is cached on its owner: a one-key lookup asks the owner only.
+  bool Cached(const BlockKey& key) { return cluster_->Lookup(Ns(), {key}).hits == 1; }
+
+  std::unique_ptr<EtcdProcess> etcd_;
+  std::vector<std::unique_ptr<DaemonProcess>> daemons_;
+  std::unique_ptr<ClusterClient> cluster_;
+  std::vector<std::vector<BlockKey>> chains_;
+  uint64_t wrong_ = 0;
+};
+
+TEST_F(E2eClusterEtcdTest, MembersComeFromEtcdAndBlocksGoToTheirOwners) {
+  std::set<std::string> started;
+  for (const auto& d : daemons_) started.insert(d->address());
+  EXPECT_EQ(Members(), started);
+  PutAll();
+  EXPECT_EQ(WholeChainsFetched(), chains_.size());
+  // Each block is on the node placement names, and nowhere else.
+  std::map<std::string, uint64_t> expected;
+  for (const BlockKey& k : OwnedKeys()) ++expected[cluster_->OwnerOf(k)];
+  for (const auto& d : daemons_) {
+    auto stub =
+        v1::KvCache::NewStub(grpc::CreateChannel(d->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    v1::StatsResponse stats;
+    ASSERT_TRUE(stub->Stats(&ctx, {}, &stats).ok());
+    EXPECT_EQ(stats.tiers(1).blocks(), expected[d->address()] + chains_.size()) << d->address();
+  }
+  EXPECT_EQ(wrong_, 0u);
+}
+
+TEST_F(E2eClusterEtcdTest, AJoinAndALeaveMoveOnlyTheirShare) {
+  PutAll();
+  const std::vector<BlockKey> keys = OwnedKeys();
+  std::vector<std::string> before;
+  for (const BlockKey& k : keys) before.push_back(cluster_->OwnerOf(k));
+
+  // A fourth node joins: the client sees it, and only the keys it now owns
+  // move (about 1/4); those are misses until put again, the rest still hit.
+  ASSERT_NO_FATAL_FAILURE(StartNode());
+  const std::string joined = daemons_.back()->address();
+  ASSERT_TRUE(AwaitMembers(4, absl::Seconds(5)));
+  size_t moved = 0, wrong_place = 0, hit_wrongly = 0, missed_wrongly = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string now = cluster_->OwnerOf(keys[i]);
+    const bool did_move = now != before[i];
+    moved += did_move;
+    wrong_place += did_move && now != joined;
+    const bool cached = Cached(keys[i]);
+    hit_wrongly += did_move && cached;
+    missed_wrongly += !did_move && !cached;
+  }
+  const double share = static_cast<double>(moved) / keys.size();
+  std::cout << "join: " << moved << " of " << keys.size() << " keys moved (" << share * 100
+            << "%)\n";
+  EXPECT_GT(share, 0.15);
+  EXPECT_LT(share, 0.35);
+  EXPECT_EQ(wrong_place, 0u);  // only to the new node
+  EXPECT_EQ(hit_wrongly, 0u);
+  EXPECT_EQ(missed_wrongly, 0u);
+  PutAll();  // workers re-put what missed
+  EXPECT_EQ(WholeChainsFetched(), chains_.size());
+
+  // It leaves cleanly (SIGTERM): its lease is revoked, so the client drops it
+  // well within the 2 s TTL, and its keys go back to their old owners, which
+  // still hold them.
+  const absl::Time leave = absl::Now();
+  ASSERT_EQ(kill(daemons_.back()->pid(), SIGTERM), 0);
+  ASSERT_TRUE(AwaitMembers(3, absl::Seconds(5)));
+  const absl::Duration took = absl::Now() - leave;
+  std::cout << "leave: dropped from the member list after " << absl::FormatDuration(took) << "\n";
+  EXPECT_LT(took, absl::Milliseconds(1500));
+  EXPECT_EQ(daemons_.back()->Stop(), 0);
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(cluster_->OwnerOf(keys[i]), before[i]);
+  EXPECT_EQ(WholeChainsFetched(), chains_.size());
+  EXPECT_EQ(wrong_, 0u);
+}
+
+TEST_F(E2eClusterEtcdTest, AKilledNodeLeavesWithItsLeaseAndRejoinsOnRestart) {
+  PutAll();
+  const std::string victim = daemons_[1]->address();
+  daemons_[1]->Kill();
+  const absl::Time killed = absl::Now();
+  // Misses at once, within the deadline, and no error.
+  size_t whole = WholeChainsFetched();
+  EXPECT_LT(whole, chains_.size());
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(10));
+  // etcd drops it when its 2 s lease runs out.
+  ASSERT_TRUE(AwaitMembers(2, absl::Seconds(8)));
+  std::cout << "kill -9: dropped from the member list after "
+            << absl::FormatDuration(absl::Now() - killed) << "\n";
+  EXPECT_EQ(Members().count(victim), 0u);
+  PutAll();  // the survivors take its keys
+  EXPECT_EQ(WholeChainsFetched(), chains_.size());
+
+  // It restarts on the same address (empty) and registers again.
+  ASSERT_NO_FATAL_FAILURE(StartNode(victim));
+  ASSERT_TRUE(AwaitMembers(3, absl::Seconds(5)));
+  ASSERT_TRUE(AwaitAllUp());
+  EXPECT_EQ(Members().count(victim), 1u);
+  PutAll();
+  EXPECT_EQ(WholeChainsFetched(), chains_.size());
+  EXPECT_EQ(wrong_, 0u);
+}
+
+TEST_F(E2eClusterEtcdTest, AnEtcdOutageChangesNothingAndNodesRegisterWhenItReturns) {
+  PutAll();
+  etcd_->Kill();
+  // The last member list stays in force: every chain still hits.
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ(cluster_->nodes().size(), 3u);
+  EXPECT_EQ(WholeChainsFetched(), chains_.size());
+  // A node started meanwhile serves, and registers once etcd is back.
+  ASSERT_NO_FATAL_FAILURE(StartNode());
+  ASSERT_TRUE(etcd_->Restart().ok());
+  ASSERT_TRUE(AwaitMembers(4, absl::Seconds(10)));
+  EXPECT_EQ(Members().count(daemons_.back()->address()), 1u);
+  EXPECT_EQ(wrong_, 0u);
+}
+
+TEST_F(E2eClusterEtcdTest, BadMembershipOptionsAreClearErrors) {
+  ClusterOptions both;
+  both.peers = {daemons_[0]->address()};
+  both.etcd = etcd_->endpoint();
+  auto c = ClusterClient::Create(both);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << c.status();
+  ClusterOptions unreachable;
+  unreachable.etcd = "127.0.0.1:1";
+  c = ClusterClient::Create(unreachable);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable) << c.status();
+  EXPECT_NE(c.status().message().find("127.0.0.1:1"), std::string::npos) << c.status();
+}
+
+}  // namespace
+}  // namespace kvcache
