@@ -18,9 +18,15 @@
 #include "common/byte_size.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "tools/kvctl_cluster.h"
 #include "tools/kvctl_format.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "kvstored address, host:port.");
+ABSL_FLAG(std::string, peers, "",
+          "A cluster: every node's host:port, comma-separated (instead of --server).");
+ABSL_FLAG(std::string, etcd, "",
+          "A cluster: etcd endpoints to read its members from (as kvstored --etcd).");
+ABSL_FLAG(std::string, etcd_prefix, "/kvcache/nodes/", "etcd key prefix of the members.");
 ABSL_FLAG(bool, json, false, "Print read commands' results as JSON (proto3 JSON mapping).");
 ABSL_FLAG(int, timeout_s, 5, "Deadline of each call, in seconds.");
 ABSL_FLAG(std::string, ns, "",
@@ -39,7 +45,7 @@ ABSL_FLAG(std::string, kv_dtype, "bf16", "put/get: key schema KV dtype.");
 namespace kvcache {
 namespace {
 
-constexpr char kUsage[] = R"(kvctl: inspect and manage a kvstored cache.
+constexpr char kUsage[] = R"(kvctl: inspect and manage a kvstored cache, one node or a cluster.
 
 Commands:
   kvctl stats                           per-tier capacity, use, hits, pinned/staged bytes
@@ -52,8 +58,12 @@ Commands:
   kvctl get --tokens=F [--out=O]        look up and fetch a prompt's cached prefix
   kvctl health                          gRPC health check
 
-All commands take --server (default 127.0.0.1:50051); read commands take --json;
-evict takes --dry-run. Flags may be written with - or _ (--dry-run, --dry_run).
+One node: --server (default 127.0.0.1:50051). A cluster: --peers=A,B,C, or
+--etcd=HOST:PORT to read the members kvstored --etcd registered there; then
+stats shows each node and the total, ls merges the nodes' lists (NODES: how
+many hold a root), inspect shows every copy, evict goes to every node, health
+checks each, and put/get place blocks as ClusterClient does. Read commands
+take --json; evict takes --dry-run. Flags may be written with - or _.
 )";
 
 int Fail(const std::string& message) {
@@ -61,66 +71,180 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// One line for a failed call; says plainly when the daemon is not there.
-int FailCall(const grpc::Status& s) {
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    return Fail(absl::StrCat("cannot reach kvstored at ", absl::GetFlag(FLAGS_server), " (",
-                             s.error_message(), "); is it running?"));
-  }
-  return Fail(s.error_message());
+bool Unreachable(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
-void PrintJson(const google::protobuf::Message& m) {
+// One line for a failed call; says plainly when the daemon is not there.
+std::string Describe(const std::string& address, const grpc::Status& s) {
+  if (Unreachable(s)) {
+    return absl::StrCat("cannot reach kvstored at ", address, " (", s.error_message(),
+                        "); is it running?");
+  }
+  return s.error_message();
+}
+
+absl::Status ToStatus(const std::string& address, const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), Describe(address, s));
+}
+
+std::string Json(const google::protobuf::Message& m) {
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.always_print_primitive_fields = true;
   (void)google::protobuf::util::MessageToJsonString(m, &json, options);
-  std::cout << json;
+  return json;
 }
 
-class Ctl {
+std::string Quoted(const std::string& s) { return "\"" + absl::CHexEscape(s) + "\""; }
+
+// One daemon's admin calls, each with --timeout_s.
+class Node {
  public:
-  Ctl()
-      : channel_(grpc::CreateChannel(absl::GetFlag(FLAGS_server),
-                                     grpc::InsecureChannelCredentials())),
+  explicit Node(std::string address)
+      : address_(std::move(address)),
+        channel_(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials())),
         stub_(v1::KvCache::NewStub(channel_)) {}
 
-  std::unique_ptr<grpc::ClientContext> Context() {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_timeout_s))));
-    return ctx;
-  }
+  const std::string& address() const { return address_; }
 
-  int Stats() {
+  absl::StatusOr<v1::StatsResponse> Stats() {
     v1::StatsResponse r;
-    if (grpc::Status s = stub_->Stats(Context().get(), {}, &r); !s.ok()) return FailCall(s);
-    if (absl::GetFlag(FLAGS_json)) {
-      PrintJson(r);
-    } else {
-      std::cout << FormatStats(r);
-    }
-    return 0;
+    if (grpc::Status s = stub_->Stats(Context().get(), {}, &r); !s.ok())
+      return ToStatus(address_, s);
+    return r;
   }
 
-  int Ls() {
+  // Every page of the list.
+  absl::StatusOr<v1::ListResponse> List(const std::string& ns) {
     v1::ListRequest req;
-    req.set_namespace_(absl::GetFlag(FLAGS_ns));
+    req.set_namespace_(ns);
     req.set_page_size(absl::GetFlag(FLAGS_limit));
     v1::ListResponse all;
     do {
       v1::ListResponse page;
-      if (grpc::Status s = stub_->List(Context().get(), req, &page); !s.ok()) return FailCall(s);
+      if (grpc::Status s = stub_->List(Context().get(), req, &page); !s.ok()) {
+        return ToStatus(address_, s);
+      }
       for (auto& p : page.prefixes()) *all.add_prefixes() = p;
       req.set_page_token(page.next_page_token());
     } while (!req.page_token().empty());
-    if (absl::GetFlag(FLAGS_json)) {
-      PrintJson(all);
-    } else {
-      std::cout << FormatPrefixes(all);
+    return all;
+  }
+
+  absl::StatusOr<v1::InspectResponse> Inspect(const v1::InspectRequest& req) {
+    v1::InspectResponse r;
+    if (grpc::Status s = stub_->Inspect(Context().get(), req, &r); !s.ok()) {
+      return ToStatus(address_, s);
     }
-    return 0;
+    return r;
+  }
+
+  absl::StatusOr<v1::EvictResponse> Evict(const v1::EvictRequest& req) {
+    v1::EvictResponse r;
+    if (grpc::Status s = stub_->Evict(Context().get(), req, &r); !s.ok()) {
+      return ToStatus(address_, s);
+    }
+    return r;
+  }
+
+  // grpc.health.v1.Health/Check with an empty request (the whole server);
+  // true when the reply is HealthCheckResponse{status = 1 (SERVING)}.
+  absl::StatusOr<bool> Serving() {
+    grpc::GenericStub generic(channel_);
+    grpc::Slice empty;
+    grpc::ByteBuffer request(&empty, 1), reply;
+    auto ctx = Context();
+    std::promise<grpc::Status> result;
+    generic.UnaryCall(ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
+                      &reply, [&result](grpc::Status s) { result.set_value(std::move(s)); });
+    const grpc::Status status = result.get_future().get();
+    if (!status.ok()) return ToStatus(address_, status);
+    std::vector<grpc::Slice> slices;
+    (void)reply.Dump(&slices);
+    std::string bytes;
+    for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    return bytes == std::string("\x08\x01", 2);
+  }
+
+ private:
+  std::unique_ptr<grpc::ClientContext> Context() {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(
+        absl::ToChronoTime(absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_timeout_s))));
+    return ctx;
+  }
+
+  const std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::KvCache::Stub> stub_;
+};
+
+// Runs call(node) on every node in parallel; answers in node order.
+template <typename Response, typename Call>
+std::vector<NodeAnswer<Response>> OnEveryNode(std::vector<Node>& nodes, Call call) {
+  std::vector<std::future<absl::StatusOr<Response>>> pending;
+  for (Node& n : nodes)
+    pending.push_back(std::async(std::launch::async, [&n, &call] { return call(n); }));
+  std::vector<NodeAnswer<Response>> out;
+  for (size_t i = 0; i < nodes.size(); ++i) out.push_back({nodes[i].address(), pending[i].get()});
+  return out;
+}
+
+class Ctl {
+ public:
+  // One node (cluster false) or the cluster's members.
+  Ctl(const std::vector<std::string>& addresses, bool cluster) : cluster_(cluster) {
+    for (const std::string& a : addresses) nodes_.emplace_back(a);
+  }
+
+  int Stats() {
+    auto answers = OnEveryNode<v1::StatsResponse>(nodes_, [](Node& n) { return n.Stats(); });
+    if (!cluster_) {
+      if (!answers[0].response.ok())
+        return Fail(std::string(answers[0].response.status().message()));
+      std::cout << (absl::GetFlag(FLAGS_json) ? Json(*answers[0].response)
+                                              : FormatStats(*answers[0].response));
+      return 0;
+    }
+    if (absl::GetFlag(FLAGS_json)) {
+      std::vector<std::string> rows;
+      for (const auto& a : answers) {
+        rows.push_back(a.response.ok()
+                           ? absl::StrCat("{\"address\": ", Quoted(a.address),
+                                          ", \"stats\": ", Json(*a.response), "}")
+                           : absl::StrCat("{\"address\": ", Quoted(a.address), ", \"error\": ",
+                                          Quoted(std::string(a.response.status().message())), "}"));
+      }
+      std::cout << "{\"nodes\": [" << absl::StrJoin(rows, ",\n")
+                << "],\n\"total\": " << Json(SumStats(answers)) << "}\n";
+    } else {
+      std::cout << FormatClusterStats(answers);
+    }
+    return ReportDown(answers);
+  }
+
+  int Ls() {
+    const std::string ns = absl::GetFlag(FLAGS_ns);
+    auto answers = OnEveryNode<v1::ListResponse>(nodes_, [&ns](Node& n) { return n.List(ns); });
+    if (!cluster_) {
+      if (!answers[0].response.ok())
+        return Fail(std::string(answers[0].response.status().message()));
+      std::cout << (absl::GetFlag(FLAGS_json) ? Json(*answers[0].response)
+                                              : FormatPrefixes(*answers[0].response));
+      return 0;
+    }
+    std::vector<int> holders;
+    v1::ListResponse merged = MergePrefixes(answers, &holders);
+    if (absl::GetFlag(FLAGS_json)) {
+      std::cout << "{\"list\": " << Json(merged) << ", \"nodes\": [" << absl::StrJoin(holders, ", ")
+                << "]}\n";
+    } else {
+      std::cout << FormatPrefixes(merged, holders);
+    }
+    return ReportDown(answers);
   }
 
   int Inspect(const std::vector<char*>& args) {
@@ -132,14 +256,33 @@ class Ctl {
     v1::InspectRequest req;
     req.set_namespace_(absl::GetFlag(FLAGS_ns));
     req.set_key(key->ToBytes());
-    v1::InspectResponse r;
-    if (grpc::Status s = stub_->Inspect(Context().get(), req, &r); !s.ok()) return FailCall(s);
-    if (absl::GetFlag(FLAGS_json)) {
-      PrintJson(r);
-    } else {
-      std::cout << FormatBlock(r);
+    auto answers =
+        OnEveryNode<v1::InspectResponse>(nodes_, [&req](Node& n) { return n.Inspect(req); });
+    if (!cluster_) {
+      if (!answers[0].response.ok())
+        return Fail(std::string(answers[0].response.status().message()));
+      std::cout << (absl::GetFlag(FLAGS_json) ? Json(*answers[0].response)
+                                              : FormatBlock(*answers[0].response));
+      return 0;
     }
-    return 0;
+    std::vector<std::string> copies;
+    for (const auto& a : answers) {
+      if (!a.response.ok()) continue;
+      copies.push_back(
+          absl::GetFlag(FLAGS_json)
+              ? absl::StrCat("{\"address\": ", Quoted(a.address),
+                             ", \"block\": ", Json(*a.response), "}")
+              : absl::StrCat("node       ", a.address, "\n", FormatBlock(*a.response)));
+    }
+    if (absl::GetFlag(FLAGS_json)) {
+      std::cout << "{\"copies\": [" << absl::StrJoin(copies, ",\n") << "]}\n";
+    } else {
+      std::cout << absl::StrJoin(copies, "\n");
+    }
+    if (copies.empty() && AllNotFound(answers)) {
+      return Fail(absl::StrCat("block not found on any of the ", nodes_.size(), " nodes"));
+    }
+    return ReportDown(answers);
   }
 
   int Evict(const std::vector<char*>& args) {
@@ -159,50 +302,90 @@ class Ctl {
       return Fail("usage: kvctl evict (--ns=NS [KEY_HEX [--subtree]] | --all) [--dry-run]");
     }
     req.set_dry_run(absl::GetFlag(FLAGS_dry_run));
-    v1::EvictResponse r;
-    if (grpc::Status s = stub_->Evict(Context().get(), req, &r); !s.ok()) return FailCall(s);
-    std::cout << (req.dry_run() ? "would evict " : "evicted ") << r.blocks() << " blocks ("
-              << FormatBytes(r.bytes()) << ")\n";
-    return 0;
+    // In a cluster any node may hold a copy (a chain's first block is on
+    // every node, and a key's owner changes with the member list): ask all.
+    auto answers = OnEveryNode<v1::EvictResponse>(nodes_, [&req](Node& n) { return n.Evict(req); });
+    if (!cluster_ && !answers[0].response.ok()) {
+      return Fail(std::string(answers[0].response.status().message()));
+    }
+    uint64_t blocks = 0, bytes = 0;
+    size_t answered = 0;
+    for (const auto& a : answers) {
+      if (!a.response.ok()) continue;
+      ++answered;
+      blocks += a.response->blocks();
+      bytes += a.response->bytes();
+    }
+    if (cluster_ && answered == 0 && AllNotFound(answers)) {
+      return Fail(absl::StrCat("block not found on any of the ", nodes_.size(), " nodes"));
+    }
+    std::cout << (req.dry_run() ? "would evict " : "evicted ") << blocks << " blocks ("
+              << FormatBytes(bytes) << ")"
+              << (cluster_ ? absl::StrCat(" on ", nodes_.size(), " nodes") : "") << "\n";
+    return ReportDown(answers);
   }
 
   int Health() {
-    // grpc.health.v1.Health/Check with an empty request (the whole server);
-    // the reply is HealthCheckResponse{status = 1 (SERVING)} on the wire.
-    grpc::GenericStub generic(channel_);
-    grpc::Slice empty;
-    grpc::ByteBuffer request(&empty, 1), reply;
-    auto ctx = Context();
-    std::promise<grpc::Status> result;
-    generic.UnaryCall(ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                      &reply, [&result](grpc::Status s) { result.set_value(std::move(s)); });
-    const grpc::Status status = result.get_future().get();
-    if (!status.ok()) return FailCall(status);
-    std::vector<grpc::Slice> slices;
-    (void)reply.Dump(&slices);
-    std::string bytes;
-    for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    const bool serving = bytes == std::string("\x08\x01", 2);
-    const char* state = serving ? "SERVING" : "NOT_SERVING";
-    if (absl::GetFlag(FLAGS_json)) {
-      std::cout << "{\"status\": \"" << state << "\"}\n";
-    } else {
-      std::cout << state << "\n";
+    auto answers = OnEveryNode<bool>(nodes_, [](Node& n) { return n.Serving(); });
+    int rc = 0;
+    std::vector<std::string> rows;
+    for (const auto& a : answers) {
+      if (!a.response.ok()) {
+        if (!cluster_) return Fail(std::string(a.response.status().message()));
+        rc = 1;
+      } else if (!*a.response) {
+        rc = 1;
+      }
+      const char* state = !a.response.ok() ? "UNREACHABLE"
+                          : *a.response    ? "SERVING"
+                                           : "NOT_SERVING";
+      if (absl::GetFlag(FLAGS_json)) {
+        rows.push_back(cluster_ ? absl::StrCat("{\"address\": ", Quoted(a.address),
+                                               ", \"status\": \"", state, "\"}")
+                                : absl::StrCat("{\"status\": \"", state, "\"}"));
+      } else {
+        rows.push_back(cluster_ ? absl::StrFormat("%-22s %s", a.address, state) : state);
+      }
     }
-    return serving ? 0 : 1;
+    if (absl::GetFlag(FLAGS_json) && cluster_) {
+      std::cout << "{\"nodes\": [" << absl::StrJoin(rows, ", ") << "]}\n";
+    } else {
+      std::cout << absl::StrJoin(rows, "\n") << "\n";
+    }
+    return rc;
   }
 
  private:
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::KvCache::Stub> stub_;
+  // Names each node that did not answer (NOT_FOUND is an answer); 1 if any.
+  template <typename Response>
+  int ReportDown(const std::vector<NodeAnswer<Response>>& answers) {
+    int rc = 0;
+    for (const auto& a : answers) {
+      if (a.response.ok() || absl::IsNotFound(a.response.status())) continue;
+      std::cerr << "kvctl: node " << a.address << ": " << a.response.status().message() << "\n";
+      rc = 1;
+    }
+    return rc;
+  }
+
+  template <typename Response>
+  static bool AllNotFound(const std::vector<NodeAnswer<Response>>& answers) {
+    for (const auto& a : answers) {
+      if (!absl::IsNotFound(a.response.status())) return false;
+    }
+    return true;
+  }
+
+  const bool cluster_;
+  std::vector<Node> nodes_;
 };
 
 }  // namespace
 }  // namespace kvcache
 
 // Defined in kvctl_io.cc: put and get of a token file.
-int KvctlPut();
-int KvctlGet();
+int KvctlPut(const std::vector<std::string>& addresses, bool cluster);
+int KvctlGet(const std::vector<std::string>& addresses, bool cluster);
 
 int main(int argc, char** argv) {
   // Accept --dry-run as well as --dry_run: absl flags only know underscores.
@@ -223,14 +406,23 @@ int main(int argc, char** argv) {
   }
   const std::string command = args[0];
   args.erase(args.begin());
-  kvcache::Ctl ctl;
+  const bool cluster = !absl::GetFlag(FLAGS_peers).empty() || !absl::GetFlag(FLAGS_etcd).empty();
+  std::vector<std::string> addresses = {absl::GetFlag(FLAGS_server)};
+  if (cluster) {
+    absl::StatusOr<std::vector<std::string>> members = kvcache::ClusterMembers(
+        absl::GetFlag(FLAGS_peers), absl::GetFlag(FLAGS_etcd), absl::GetFlag(FLAGS_etcd_prefix),
+        absl::Seconds(absl::GetFlag(FLAGS_timeout_s)));
+    if (!members.ok()) return kvcache::Fail(std::string(members.status().message()));
+    addresses = std::move(*members);
+  }
+  kvcache::Ctl ctl(addresses, cluster);
   if (command == "stats") return ctl.Stats();
   if (command == "ls") return ctl.Ls();
   if (command == "inspect") return ctl.Inspect(args);
   if (command == "evict") return ctl.Evict(args);
   if (command == "health") return ctl.Health();
-  if (command == "put") return KvctlPut();
-  if (command == "get") return KvctlGet();
+  if (command == "put") return KvctlPut(addresses, cluster);
+  if (command == "get") return KvctlGet(addresses, cluster);
   std::cerr << "kvctl: unknown command '" << command << "'\n\n" << kvcache::kUsage;
   return 2;
 }

@@ -72,25 +72,31 @@ std::string FormatStats(const v1::StatsResponse& s) {
   return out;
 }
 
-std::string FormatPrefixes(const v1::ListResponse& list) {
+std::string FormatPrefixes(const v1::ListResponse& list, const std::vector<int>& holders) {
   if (list.prefixes_size() == 0) return "no cached prefixes\n";
   std::string out;
   std::string current_ns;
   uint64_t blocks = 0, bytes = 0;
-  for (const v1::PrefixInfo& p : list.prefixes()) {
+  for (int row = 0; row < list.prefixes_size(); ++row) {
+    const v1::PrefixInfo& p = list.prefixes(row);
     if (p.namespace_() != current_ns || out.empty()) {
       current_ns = p.namespace_();
-      absl::StrAppendFormat(&out, "%s\n  %-18s %6s %8s %7s %10s %-6s %7s  %s\n", current_ns,
+      absl::StrAppendFormat(&out, "%s\n  %-18s %6s %8s %7s %10s %-6s %7s%s  %s\n", current_ns,
                             "ROOT", "DEPTH", "BRANCHES", "BLOCKS", "SIZE", "TIERS", "HITS",
-                            "LAST USED");
+                            holders.empty() ? "" : "  NODES", "LAST USED");
     }
     std::vector<std::string> tiers;
     for (int t : p.tiers()) tiers.push_back(TierName(t));
     const std::string root = absl::BytesToHexString(p.root_key());
-    absl::StrAppendFormat(&out, "  %-18s %6d %8d %7d %10s %-6s %7d  %s\n",
+    const std::string nodes =
+        holders.empty()
+            ? ""
+            : absl::StrFormat("  %5d",
+                              static_cast<size_t>(row) < holders.size() ? holders[row] : 0);
+    absl::StrAppendFormat(&out, "  %-18s %6d %8d %7d %10s %-6s %7d%s  %s\n",
                           root.size() > 16 ? root.substr(0, 16) + ".." : root, p.depth(),
-                          p.leaves(), p.blocks(), FormatBytes(p.bytes()),
-                          absl::StrJoin(tiers, ","), p.hits(), Ago(p.last_access_unix_micros()));
+                          p.leaves(), p.blocks(), FormatBytes(p.bytes()), absl::StrJoin(tiers, ","),
+                          p.hits(), nodes, Ago(p.last_access_unix_micros()));
     blocks += p.blocks();
     bytes += p.bytes();
   }

@@ -3,14 +3,16 @@
 #define KVCACHE_TOOLS_KVCTL_FORMAT_H_
 
 #include <string>
+#include <vector>
 
 #include "kvcache/v1/kvcache.pb.h"
 
 namespace kvcache {
 
 std::string FormatStats(const v1::StatsResponse& stats);
-// Prefixes grouped by namespace, one row per chain root.
-std::string FormatPrefixes(const v1::ListResponse& list);
+// Prefixes grouped by namespace, one row per chain root. With `holders`
+// (one per row: how many cluster nodes hold that root), a NODES column too.
+std::string FormatPrefixes(const v1::ListResponse& list, const std::vector<int>& holders = {});
 std::string FormatBlock(const v1::InspectResponse& block);
 
 }  // namespace kvcache

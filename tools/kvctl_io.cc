@@ -12,9 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/client.h"
+#include "client/cluster_client.h"
 #include "common/byte_size.h"
 
-ABSL_DECLARE_FLAG(std::string, server);
 ABSL_DECLARE_FLAG(int, timeout_s);
 ABSL_DECLARE_FLAG(std::string, tokens);
 ABSL_DECLARE_FLAG(std::string, payload);
@@ -70,17 +70,57 @@ absl::StatusOr<Prompt> LoadPrompt() {
   return p;
 }
 
-absl::StatusOr<std::unique_ptr<Client>> MakeClient() {
-  ClientOptions options;
-  options.address = absl::GetFlag(FLAGS_server);
-  options.deadline = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
-  return Client::Create(options);
-}
+// One node through Client, or a cluster through ClusterClient (placing
+// blocks as workers do), behind the three calls put and get make.
+class Store {
+ public:
+  static absl::StatusOr<Store> Create(const std::vector<std::string>& addresses, bool cluster) {
+    ClientOptions options;
+    options.address = addresses[0];
+    options.deadline = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
+    Store store;
+    store.where_ =
+        cluster ? absl::StrCat("the cluster of ", addresses.size(), " nodes") : addresses[0];
+    if (cluster) {
+      ClusterOptions c;
+      c.peers = addresses;
+      c.node = options;
+      absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Create(c);
+      if (!client.ok()) return client.status();
+      store.cluster_ = std::move(*client);
+    } else {
+      absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
+      if (!client.ok()) return client.status();
+      store.node_ = std::move(*client);
+    }
+    return store;
+  }
+
+  const std::string& where() const { return where_; }
+
+  // A block whose node could not be reached counts as not stored.
+  absl::StatusOr<std::vector<v1::PutOutcome>> Put(const std::string& ns,
+                                                  absl::Span<const PutBlock> blocks) {
+    if (cluster_ != nullptr) return cluster_->Put(ns, BlockKey(), blocks);
+    return node_->Put(ns, BlockKey(), blocks);
+  }
+  LookupResult Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
+    return cluster_ != nullptr ? cluster_->Lookup(ns, keys) : node_->Lookup(ns, keys);
+  }
+  FetchResult Fetch(const std::string& ns, absl::Span<const FetchTarget> targets) {
+    return cluster_ != nullptr ? cluster_->Fetch(ns, targets) : node_->Fetch(ns, targets);
+  }
+
+ private:
+  std::string where_;
+  std::unique_ptr<Client> node_;
+  std::unique_ptr<ClusterClient> cluster_;
+};
 
 }  // namespace
 }  // namespace kvcache
 
-int KvctlPut() {
+int KvctlPut(const std::vector<std::string>& addresses, bool cluster) {
   using namespace kvcache;
   absl::StatusOr<Prompt> prompt = LoadPrompt();
   if (!prompt.ok()) return Fail(std::string(prompt.status().message()));
@@ -100,12 +140,11 @@ int KvctlPut() {
   for (size_t i = 0; i < n; ++i) {
     blocks.push_back({prompt->keys[i], payload.substr(i * per_block, per_block)});
   }
-  absl::StatusOr<std::unique_ptr<Client>> client = MakeClient();
-  if (!client.ok()) return Fail(std::string(client.status().message()));
-  auto outcomes = (*client)->Put(prompt->schema.NamespaceName(), BlockKey(), blocks);
+  absl::StatusOr<Store> store = Store::Create(addresses, cluster);
+  if (!store.ok()) return Fail(std::string(store.status().message()));
+  auto outcomes = store->Put(prompt->schema.NamespaceName(), blocks);
   if (!outcomes.ok()) {
-    return Fail(absl::StrCat("put to ", absl::GetFlag(FLAGS_server), " failed: ",
-                             outcomes.status().message()));
+    return Fail(absl::StrCat("put to ", store->where(), " failed: ", outcomes.status().message()));
   }
   size_t stored = 0, present = 0;
   for (auto o : *outcomes) {
@@ -119,17 +158,16 @@ int KvctlPut() {
   return stored + present == n ? 0 : 1;
 }
 
-int KvctlGet() {
+int KvctlGet(const std::vector<std::string>& addresses, bool cluster) {
   using namespace kvcache;
   absl::StatusOr<Prompt> prompt = LoadPrompt();
   if (!prompt.ok()) return Fail(std::string(prompt.status().message()));
-  absl::StatusOr<std::unique_ptr<Client>> client = MakeClient();
-  if (!client.ok()) return Fail(std::string(client.status().message()));
+  absl::StatusOr<Store> store = Store::Create(addresses, cluster);
+  if (!store.ok()) return Fail(std::string(store.status().message()));
   const std::string ns = prompt->schema.NamespaceName();
-  LookupResult hit = (*client)->Lookup(ns, prompt->keys);
+  LookupResult hit = store->Lookup(ns, prompt->keys);
   if (!hit.status.ok()) {
-    return Fail(absl::StrCat("lookup at ", absl::GetFlag(FLAGS_server), " failed: ",
-                             hit.status.message()));
+    return Fail(absl::StrCat("lookup at ", store->where(), " failed: ", hit.status.message()));
   }
   std::vector<std::string> buffers(hit.hits);
   std::vector<FetchTarget> targets;
@@ -138,7 +176,7 @@ int KvctlGet() {
     targets.push_back({prompt->keys[i],
                        absl::MakeSpan(reinterpret_cast<uint8_t*>(buffers[i].data()), hit.sizes[i])});
   }
-  FetchResult got = (*client)->Fetch(ns, targets);
+  FetchResult got = store->Fetch(ns, targets);
   uint64_t bytes = 0;
   const size_t from_nvme = std::count(got.tiers.begin(), got.tiers.end(), v1::TIER_NVME);
   const std::string out_path = absl::GetFlag(FLAGS_out);
