@@ -39,7 +39,8 @@ class E2eClusterEtcdTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = std::move(*c);
     ASSERT_TRUE(AwaitMembers(3));
-    for (uint32_t seed = 0; seed < 40; ++seed) chains_.push_back(TestChain(50000 + seed, 8));
+    for (uint32_t seed = 0; seed < 40; ++seed)
+      chains_.push_back(TestChain(50000 + seed, kChainBlocks));
   }
 
   // Starts a node that registers in etcd (on `listen` when given).
@@ -213,6 +214,35 @@ TEST_F(E2eClusterEtcdTest, AKilledNodeLeavesWithItsLeaseAndRejoinsOnRestart) {
   ASSERT_TRUE(AwaitAllUp());
   EXPECT_EQ(Members().count(victim), 1u);
   PutAll();
+  EXPECT_EQ(WholeChainsFetched(), chains_.size());
+  EXPECT_EQ(wrong_, 0u);
+}
+
+TEST_F(E2eClusterEtcdTest, AHungNodeCostsOneDeadlineLeavesWithItsLeaseAndComesBack) {
+  PutAll();
+  // A chain with blocks on node 2, which then stops answering (SIGSTOP): it
+  // keeps its connections, so only the 2 s deadline ends a call to it.
+  const std::string hung = daemons_[2]->address();
+  size_t probe = 0;
+  while (probe < chains_.size() && cluster_->OwnerOf(chains_[probe][1]) != hung) ++probe;
+  ASSERT_LT(probe, chains_.size());
+  ASSERT_EQ(kill(daemons_[2]->pid(), SIGSTOP), 0);
+  absl::SleepFor(absl::Milliseconds(50));
+  const absl::Time start = absl::Now();
+  LookupResult hit = cluster_->Lookup(Ns(), chains_[probe]);
+  const absl::Duration took = absl::Now() - start;
+  std::cout << "hung node: lookup returned after " << absl::FormatDuration(took) << "\n";
+  EXPECT_TRUE(hit.status.ok()) << hit.status;
+  EXPECT_LE(hit.hits, 1u);
+  EXPECT_LT(took, absl::Seconds(4));
+  // It cannot renew its lease either, so etcd drops it within the TTL.
+  ASSERT_TRUE(AwaitMembers(2, absl::Seconds(8)));
+  EXPECT_EQ(Members().count(hung), 0u);
+  // Resumed, it finds its lease gone, registers again, and it kept its blocks.
+  ASSERT_EQ(kill(daemons_[2]->pid(), SIGCONT), 0);
+  ASSERT_TRUE(AwaitMembers(3, absl::Seconds(8)));
+  ASSERT_TRUE(AwaitAllUp());
+  EXPECT_EQ(cluster_->Lookup(Ns(), chains_[probe]).hits, kChainBlocks);
   EXPECT_EQ(WholeChainsFetched(), chains_.size());
   EXPECT_EQ(wrong_, 0u);
 }

@@ -5,6 +5,7 @@
 
 #include "absl/time/clock.h"
 #include "client/etcd/etcd_registration.h"
+#include "common/mutex.h"
 #include "gtest/gtest.h"
 #include "tools/etcd_process.h"
 
@@ -12,6 +13,23 @@ namespace kvcache {
 namespace {
 
 using Members = std::vector<std::string>;
+
+// The lists on_change reported, written by the watch thread.
+class ChangeLog {
+ public:
+  void Add(const Members& m) {
+    MutexLock lock(&mu_);
+    changes_.push_back(m);
+  }
+  std::vector<Members> changes() {
+    MutexLock lock(&mu_);
+    return changes_;
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<Members> changes_ ABSL_GUARDED_BY(mu_);
+};
 
 class EtcdMembersTest : public ::testing::Test {
  protected:
@@ -33,13 +51,13 @@ class EtcdMembersTest : public ::testing::Test {
     return r.ok() ? std::move(*r) : nullptr;
   }
 
-  std::unique_ptr<EtcdMembers> Watch(std::vector<Members>* changes = nullptr) {
+  std::unique_ptr<EtcdMembers> Watch(ChangeLog* log = nullptr) {
     EtcdMembersOptions options;
     options.etcd = etcd_->endpoint();
     options.prefix = kPrefix;
     options.retry_interval = absl::Milliseconds(100);
-    auto m = EtcdMembers::Create(options, [changes](const Members& now) {
-      if (changes != nullptr) changes->push_back(now);
+    auto m = EtcdMembers::Create(options, [log](const Members& now) {
+      if (log != nullptr) log->Add(now);
     });
     EXPECT_TRUE(m.ok()) << m.status();
     return m.ok() ? std::move(*m) : nullptr;
@@ -66,8 +84,8 @@ TEST(EtcdPrefixEndTest, IncrementsTheLastByteBelow0xff) {
 TEST_F(EtcdMembersTest, SeesJoinsAndCleanLeavesAtOnce) {
   auto a = Register("127.0.0.1:1001");
   ASSERT_TRUE(a->registered()) << a->last_error();
-  std::vector<Members> changes;
-  auto watch = Watch(&changes);
+  ChangeLog log;
+  auto watch = Watch(&log);
   ASSERT_EQ(watch->members(), Members{"127.0.0.1:1001"});
   auto b = Register("127.0.0.1:1002");
   EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1001", "127.0.0.1:1002"}));
@@ -77,6 +95,7 @@ TEST_F(EtcdMembersTest, SeesJoinsAndCleanLeavesAtOnce) {
   EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1002"}, absl::Seconds(1)));
   EXPECT_LT(absl::Now() - left, absl::Seconds(1));
   // Every change was reported once, in order.
+  const std::vector<Members> changes = log.changes();
   ASSERT_EQ(changes.size(), 3u);
   EXPECT_EQ(changes[0], Members{"127.0.0.1:1001"});
   EXPECT_EQ(changes[2], Members{"127.0.0.1:1002"});
@@ -92,8 +111,8 @@ TEST_F(EtcdMembersTest, RenewalKeepsAMemberPastItsTtl) {
 
 TEST_F(EtcdMembersTest, ALostLeaseIsRegisteredAgain) {
   auto a = Register("127.0.0.1:1001");
-  std::vector<Members> changes;
-  auto watch = Watch(&changes);
+  ChangeLog log;
+  auto watch = Watch(&log);
   auto client = EtcdClient::Create(etcd_->endpoint(), absl::Seconds(2));
   ASSERT_TRUE(client.ok());
   auto before = (*client)->RangePrefix(kPrefix);
@@ -116,6 +135,7 @@ TEST_F(EtcdMembersTest, ALostLeaseIsRegisteredAgain) {
   EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1001"}));
   EXPECT_TRUE(a->registered());
   // The watch saw it leave and come back.
+  const std::vector<Members> changes = log.changes();
   ASSERT_GE(changes.size(), 3u);
   EXPECT_EQ(changes[1], Members{});
 }
