@@ -183,18 +183,11 @@ std::vector<std::vector<size_t>> ClusterClient::GroupByOwner(const Members& m, s
 
 template <typename Fn>
 void ClusterClient::ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn) {
-  std::vector<std::thread> threads;
-  size_t inline_node = SIZE_MAX;
+  std::vector<size_t> busy;
   for (size_t n = 0; n < groups.size(); ++n) {
-    if (groups[n].empty()) continue;
-    if (inline_node == SIZE_MAX) {
-      inline_node = n;  // the calling thread takes one node itself
-    } else {
-      threads.emplace_back([&fn, n] { fn(n); });
-    }
+    if (!groups[n].empty()) busy.push_back(n);
   }
-  if (inline_node != SIZE_MAX) fn(inline_node);
-  for (std::thread& t : threads) t.join();
+  fan_out_.Run(busy.size(), [&](size_t i) { fn(busy[i]); });
 }
 
 LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {

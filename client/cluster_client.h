@@ -35,6 +35,7 @@
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/etcd/etcd_members.h"
+#include "client/fan_out.h"
 #include "client/rendezvous.h"
 #include "common/mutex.h"
 
@@ -124,11 +125,12 @@ class ClusterClient {
   size_t root_replicas(const Members& m) const;
   // Runs fn(node) for every node with a non-empty group, in parallel.
   template <typename Fn>
-  static void ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn);
+  void ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn);
 
   const ClusterOptions options_;
   mutable Mutex members_mu_;
   std::shared_ptr<const Members> members_ ABSL_GUARDED_BY(members_mu_);
+  FanOut fan_out_;
   std::unique_ptr<EtcdMembers> etcd_members_;  // set when members come from etcd
   Mutex probe_mu_;
   CondVar probe_wake_;
