@@ -91,17 +91,8 @@ class E2eClusterEtcdTest : public ::testing::Test {
   size_t WholeChainsFetched() {
     size_t whole = 0;
     for (const auto& chain : chains_) {
-      std::vector<std::string> bufs(chain.size(), std::string(kBlock, '\0'));
-      std::vector<FetchTarget> targets;
-      for (size_t i = 0; i < chain.size(); ++i) {
-        targets.push_back(
-            {chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[i].data()), kBlock)});
-      }
-      FetchResult got = cluster_->Fetch(Ns(), targets);
+      FetchResult got = FetchChecked(*cluster_, Ns(), chain, kBlock, &wrong_);
       EXPECT_TRUE(got.status.ok()) << got.status;
-      for (size_t i = 0; i < got.blocks; ++i) {
-        if (bufs[i] != PayloadFor(chain[i], kBlock)) ++wrong_;
-      }
       if (got.blocks == chain.size()) ++whole;
     }
     return whole;

@@ -84,17 +84,8 @@ class E2eClusterTest : public ::testing::Test {
 
   // Fetches the chain's cached prefix; counts wrong blocks.
   size_t FetchChain(const std::vector<BlockKey>& chain, uint64_t* wrong) {
-    std::vector<std::string> bufs(chain.size(), std::string(kBlock, '\0'));
-    std::vector<FetchTarget> targets;
-    for (size_t i = 0; i < chain.size(); ++i) {
-      targets.push_back(
-          {chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[i].data()), kBlock)});
-    }
-    FetchResult got = cluster_->Fetch(Ns(), targets);
+    FetchResult got = FetchChecked(*cluster_, Ns(), chain, kBlock, wrong);
     EXPECT_TRUE(got.status.ok()) << got.status;
-    for (size_t i = 0; i < got.blocks; ++i) {
-      if (bufs[i] != PayloadFor(chain[i], kBlock)) ++*wrong;
-    }
     return got.blocks;
   }
 

@@ -10,31 +10,11 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/kvctl_runner.h"
 #include "tools/daemon_process.h"
 
 namespace kvcache {
 namespace {
-
-struct CliResult {
-  int exit_code;
-  std::string out;  // stdout and stderr
-};
-
-CliResult Kvctl(const std::string& args) {
-  const std::string cmd = "tools/kvctl " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::string TmpPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
 
 class KvctlTest : public ::testing::Test {
  protected:

@@ -57,6 +57,25 @@ inline std::vector<PutBlock> TestPayloads(const std::vector<BlockKey>& chain, si
   return out;
 }
 
+// Fetches the chain's cached prefix through `client` (a Client, a
+// ClusterClient: anything with their Fetch) into fresh buffers of `size`
+// bytes, and adds each fetched block that is not PayloadFor its key to
+// *wrong.
+template <typename AnyClient>
+FetchResult FetchChecked(AnyClient& client, const std::string& ns,
+                         const std::vector<BlockKey>& chain, size_t size, uint64_t* wrong) {
+  std::vector<std::string> bufs(chain.size(), std::string(size, '\0'));
+  std::vector<FetchTarget> targets;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    targets.push_back({chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[i].data()), size)});
+  }
+  FetchResult got = client.Fetch(ns, targets);
+  for (size_t i = 0; i < got.blocks; ++i) {
+    if (bufs[i] != PayloadFor(chain[i], size)) ++*wrong;
+  }
+  return got;
+}
+
 // Polls Stats until the daemon holds no pinned and no staged bytes (gRPC may
 // take a moment to release the last slices of a cancelled call), for at most
 // 10 s; returns the last Stats seen.

@@ -48,6 +48,41 @@ struct Run {
   std::vector<NodeFigures> nodes;
 };
 
+// Starts `nodes` daemons with `flags`, adding them to *daemons and *peers.
+absl::Status StartNodes(const std::string& kvstored, int nodes,
+                        const std::vector<std::string>& flags,
+                        std::vector<std::unique_ptr<DaemonProcess>>* daemons,
+                        std::vector<std::string>* peers) {
+  for (int n = 0; n < nodes; ++n) {
+    auto d = DaemonProcess::Start(kvstored, flags);
+    if (!d.ok()) return d.status();
+    peers->push_back((*d)->address());
+    daemons->push_back(std::move(*d));
+  }
+  return absl::OkStatus();
+}
+
+// Puts `count` chains of `blocks` blocks of `size` bytes through `cluster`;
+// returns their keys.
+absl::StatusOr<std::vector<std::vector<BlockKey>>> PutChains(ClusterClient& cluster,
+                                                             const KeySchema& schema, size_t count,
+                                                             size_t blocks, size_t size) {
+  std::vector<std::vector<BlockKey>> chains;
+  for (size_t c = 0; c < count; ++c) {
+    std::vector<uint32_t> tokens(blocks * schema.tokens_per_block);
+    for (size_t t = 0; t < tokens.size(); ++t) tokens[t] = static_cast<uint32_t>(c * 100003 + t);
+    absl::StatusOr<std::vector<BlockKey>> keys = ChainKeys(schema, tokens);
+    if (!keys.ok()) return keys.status();
+    std::vector<PutBlock> put;
+    for (const BlockKey& k : *keys) put.push_back({k, std::string(size, static_cast<char>(c))});
+    for (v1::PutOutcome o : cluster.Put(schema.NamespaceName(), BlockKey(), put)) {
+      if (o != v1::PUT_STORED) return absl::InternalError("cluster put failed");
+    }
+    chains.push_back(*keys);
+  }
+  return chains;
+}
+
 // Starts `nodes` daemons with `blocks_per_node` pages each, replays the trace
 // in order through them, and reads each node's figures.
 absl::StatusOr<Run> ReplayOn(const std::string& kvstored, int nodes, uint64_t blocks_per_node,
@@ -57,15 +92,12 @@ absl::StatusOr<Run> ReplayOn(const std::string& kvstored, int nodes, uint64_t bl
   const uint64_t page = (payload + 4095) / 4096 * 4096;
   std::vector<std::unique_ptr<DaemonProcess>> daemons;
   std::vector<std::string> peers;
-  for (int n = 0; n < nodes; ++n) {
-    auto d = DaemonProcess::Start(
-        kvstored, {absl::StrCat("--host_capacity=", (blocks_per_node + 2) * page),
-                   absl::StrCat("--page_size=", page), absl::StrCat("--max_block_size=", page),
-                   "--local_socket=off"});
-    if (!d.ok()) return d.status();
-    peers.push_back((*d)->address());
-    daemons.push_back(std::move(*d));
-  }
+  absl::Status started = StartNodes(kvstored, nodes,
+                                    {absl::StrCat("--host_capacity=", (blocks_per_node + 2) * page),
+                                     absl::StrCat("--page_size=", page),
+                                     absl::StrCat("--max_block_size=", page), "--local_socket=off"},
+                                    &daemons, &peers);
+  if (!started.ok()) return started;
   ProgressBar bar(label, trace.size());
   ReplayOptions options;
   if (nodes == 1) {
@@ -100,12 +132,9 @@ absl::StatusOr<double> FetchThroughput(const std::string& kvstored, int nodes, d
   constexpr size_t kBlock = 2 << 20, kChainBlocks = 8, kChains = 8, kThreads = 4;
   std::vector<std::unique_ptr<DaemonProcess>> daemons;
   std::vector<std::string> peers;
-  for (int n = 0; n < nodes; ++n) {
-    auto d = DaemonProcess::Start(kvstored, {"--host_capacity=512MiB", "--local_socket=off"});
-    if (!d.ok()) return d.status();
-    peers.push_back((*d)->address());
-    daemons.push_back(std::move(*d));
-  }
+  absl::Status started = StartNodes(
+      kvstored, nodes, {"--host_capacity=512MiB", "--local_socket=off"}, &daemons, &peers);
+  if (!started.ok()) return started;
   ClusterOptions options;
   options.peers = peers;
   options.node.use_local_path = false;  // the daemons' network path, as remote workers use it
@@ -115,18 +144,10 @@ absl::StatusOr<double> FetchThroughput(const std::string& kvstored, int nodes, d
   {
     absl::StatusOr<std::unique_ptr<ClusterClient>> cluster = ClusterClient::Create(options);
     if (!cluster.ok()) return cluster.status();
-    for (size_t c = 0; c < kChains; ++c) {
-      std::vector<uint32_t> tokens(kChainBlocks * schema.tokens_per_block);
-      for (size_t t = 0; t < tokens.size(); ++t) tokens[t] = static_cast<uint32_t>(c * 100003 + t);
-      absl::StatusOr<std::vector<BlockKey>> keys = ChainKeys(schema, tokens);
-      if (!keys.ok()) return keys.status();
-      std::vector<PutBlock> blocks;
-      for (const BlockKey& k : *keys) blocks.push_back({k, std::string(kBlock, static_cast<char>(c))});
-      for (v1::PutOutcome o : (*cluster)->Put(schema.NamespaceName(), BlockKey(), blocks)) {
-        if (o != v1::PUT_STORED) return absl::InternalError("cluster put failed");
-      }
-      chains.push_back(*keys);
-    }
+    absl::StatusOr<std::vector<std::vector<BlockKey>>> put =
+        PutChains(**cluster, schema, kChains, kChainBlocks, kBlock);
+    if (!put.ok()) return put.status();
+    chains = std::move(*put);
   }
   std::atomic<uint64_t> bytes{0};
   std::atomic<bool> stop{false};
@@ -163,13 +184,11 @@ absl::StatusOr<std::vector<double>> LookupLatency(const std::string& kvstored, i
   constexpr size_t kChainBlocks = 16, kChains = 32;
   std::vector<std::unique_ptr<DaemonProcess>> daemons;
   std::vector<std::string> peers;
-  for (int n = 0; n < nodes; ++n) {
-    auto d = DaemonProcess::Start(kvstored, {"--host_capacity=64MiB", "--page_size=4KiB",
-                                             "--local_socket=off", "--prefault=false"});
-    if (!d.ok()) return d.status();
-    peers.push_back((*d)->address());
-    daemons.push_back(std::move(*d));
-  }
+  absl::Status started = StartNodes(
+      kvstored, nodes,
+      {"--host_capacity=64MiB", "--page_size=4KiB", "--local_socket=off", "--prefault=false"},
+      &daemons, &peers);
+  if (!started.ok()) return started;
   ClusterOptions options;
   options.peers = peers;
   options.node.use_local_path = false;
@@ -177,19 +196,10 @@ absl::StatusOr<std::vector<double>> LookupLatency(const std::string& kvstored, i
   if (!cluster.ok()) return cluster.status();
   KeySchema schema;
   schema.model_id = "kvbench-cluster-latency";
-  std::vector<std::vector<BlockKey>> chains;
-  for (size_t c = 0; c < kChains; ++c) {
-    std::vector<uint32_t> tokens(kChainBlocks * schema.tokens_per_block);
-    for (size_t t = 0; t < tokens.size(); ++t) tokens[t] = static_cast<uint32_t>(c * 100003 + t);
-    absl::StatusOr<std::vector<BlockKey>> keys = ChainKeys(schema, tokens);
-    if (!keys.ok()) return keys.status();
-    std::vector<PutBlock> blocks;
-    for (const BlockKey& k : *keys) blocks.push_back({k, std::string(1024, static_cast<char>(c))});
-    for (v1::PutOutcome o : (*cluster)->Put(schema.NamespaceName(), BlockKey(), blocks)) {
-      if (o != v1::PUT_STORED) return absl::InternalError("cluster put failed");
-    }
-    chains.push_back(*keys);
-  }
+  absl::StatusOr<std::vector<std::vector<BlockKey>>> put =
+      PutChains(**cluster, schema, kChains, kChainBlocks, 1024);
+  if (!put.ok()) return put.status();
+  const std::vector<std::vector<BlockKey>> chains = std::move(*put);
   std::vector<std::vector<double>> per_thread(threads);
   std::atomic<bool> failed{false};
   std::vector<std::thread> workers;

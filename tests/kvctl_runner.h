@@ -1,0 +1,39 @@
+// Runs the kvctl binary (the test's runfile) as an operator would, for the
+// kvctl tests.
+#ifndef KVCACHE_TESTS_KVCTL_RUNNER_H_
+#define KVCACHE_TESTS_KVCTL_RUNNER_H_
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace kvcache {
+
+struct CliResult {
+  int exit_code;
+  std::string out;  // stdout and stderr
+};
+
+// `args` go to a shell after "tools/kvctl ".
+inline CliResult Kvctl(const std::string& args) {
+  const std::string cmd = "tools/kvctl " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// A path in the test's scratch directory.
+inline std::string TmpPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/" + name;
+}
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_TESTS_KVCTL_RUNNER_H_
