@@ -196,7 +196,7 @@ LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const Block
   // prompt's lookup and fetch go to the same one.
   auto groups = GroupByOwner(
       *m, keys.size(), [&](size_t i) { return keys[i]; }, /*from_root=*/true,
-      keys.size() > 1 ? Spread(keys[1]) : 0);
+      keys.size() > 1 ? Spread(keys[1]) : next_spread_.fetch_add(1, std::memory_order_relaxed));
   const size_t count = m->nodes.size();
   // Per node: the chain position of its first miss (keys.size() if none).
   std::vector<size_t> first_miss(count, keys.size());
@@ -227,7 +227,8 @@ FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTa
   const std::shared_ptr<const Members> m = members();
   auto groups = GroupByOwner(
       *m, targets.size(), [&](size_t i) { return targets[i].key; }, /*from_root=*/true,
-      targets.size() > 1 ? Spread(targets[1].key) : 0);
+      targets.size() > 1 ? Spread(targets[1].key)
+                         : next_spread_.fetch_add(1, std::memory_order_relaxed));
   const size_t count = m->nodes.size();
   std::vector<size_t> first_missing(count, targets.size());
   std::vector<FetchResult> results(count);

@@ -131,6 +131,12 @@ class ClusterClient {
   mutable Mutex members_mu_;
   std::shared_ptr<const Members> members_ ABSL_GUARDED_BY(members_mu_);
   FanOut fan_out_;
+  // Picks the first block's replica for calls of one block (a prompt whose
+  // cached prefix is only its first block fetches just that): round-robin,
+  // so the hottest block in the cache is not fetched from one node. Longer
+  // calls pick by the chain's second key, so a prompt's lookup and fetch go
+  // to the same replica.
+  std::atomic<uint64_t> next_spread_{0};
   std::unique_ptr<EtcdMembers> etcd_members_;  // set when members come from etcd
   Mutex probe_mu_;
   CondVar probe_wake_;

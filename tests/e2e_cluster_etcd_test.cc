@@ -105,8 +105,13 @@ class E2eClusterEtcdTest : public ::testing::Test {
     return keys;
   }
 
-  // Whether a key is cached on its owner: a one-key lookup asks the owner only.
-  bool Cached(const BlockKey& key) { return cluster_->Lookup(Ns(), {key}).hits == 1; }
+  // Whether a key is cached on the node that owns it now (where it is stored
+  // as a root, so a one-key lookup there finds it).
+  bool Cached(const BlockKey& key) {
+    auto owner = Client::Create(TestClientOptions(cluster_->OwnerOf(key)));
+    EXPECT_TRUE(owner.ok()) << owner.status();
+    return owner.ok() && (*owner)->Lookup(Ns(), {key}).hits == 1;
+  }
 
   std::unique_ptr<EtcdProcess> etcd_;
   std::vector<std::unique_ptr<DaemonProcess>> daemons_;

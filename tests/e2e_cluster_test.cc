@@ -73,6 +73,15 @@ class E2eClusterTest : public ::testing::Test {
     return cluster_->nodes()[n].up;
   }
 
+  uint64_t BytesOut(int node) {
+    auto stub =
+        v1::KvCache::NewStub(grpc::CreateChannel(peers_[node], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    v1::StatsResponse stats;
+    EXPECT_TRUE(stub->Stats(&ctx, {}, &stats).ok());
+    return stats.tiers(1).bytes_out();
+  }
+
   uint64_t BlocksOn(int node) {
     auto stub =
         v1::KvCache::NewStub(grpc::CreateChannel(peers_[node], grpc::InsecureChannelCredentials()));
@@ -156,6 +165,31 @@ TEST_F(E2eClusterTest, SpreadsChainsOverNodesAndSurvivesANodeDying) {
   }
   EXPECT_EQ(cluster_->Lookup(Ns(), chains[0]).hits, 8u);
   EXPECT_EQ(FetchChain(chains[0], &wrong), 8u);
+  EXPECT_EQ(wrong, 0u);
+}
+
+TEST_F(E2eClusterTest, OneBlockFetchesOfTheFirstBlockSpreadOverItsReplicas) {
+  // A prompt whose cached prefix is only its first block (the system prompt)
+  // fetches just that block. Those fetches go round the replicas: every node
+  // serves some, none serves most.
+  std::vector<BlockKey> chain = TestChain(32000, 4);
+  const std::vector<v1::PutOutcome> put =
+      cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock));
+  for (size_t i = 0; i < put.size(); ++i) {
+    ASSERT_EQ(put[i], v1::PUT_STORED) << "block " << i << " on " << cluster_->OwnerOf(chain[i]);
+  }
+  std::vector<uint64_t> before;
+  for (int n = 0; n < kNodes; ++n) before.push_back(BytesOut(n));
+  uint64_t wrong = 0;
+  for (int i = 0; i < 30; ++i) {
+    FetchResult got = FetchChecked(*cluster_, Ns(), {chain[0]}, kBlock, &wrong);
+    ASSERT_EQ(got.blocks, 1u) << got.status;
+  }
+  for (int n = 0; n < kNodes; ++n) {
+    const uint64_t served = (BytesOut(n) - before[n]) / kBlock;
+    EXPECT_GE(served, 5u) << "node " << n;
+    EXPECT_LE(served, 15u) << "node " << n;
+  }
   EXPECT_EQ(wrong, 0u);
 }
 
