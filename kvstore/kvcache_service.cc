@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "client/etcd/etcd_registration.h"
 #include "common/byte_size.h"
 #include "kvstore/fetch_reactor.h"
 #include "kvstore/put_reactor.h"
@@ -295,6 +296,9 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
   } else {
     nvme->set_enabled(false);
     nvme->set_detail(store.nvme_unavailable());
+  }
+  if (const EtcdRegistration* r = context_.cluster.load(std::memory_order_acquire)) {
+    response.set_cluster(r->Describe());
   }
   response.set_spilled_blocks(store.spilled_blocks());
   response.set_promoted_blocks(store.promoted_blocks());

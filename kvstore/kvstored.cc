@@ -322,6 +322,7 @@ int Run() {
       return 2;
     }
     membership = std::move(*r);
+    context.cluster.store(membership.get(), std::memory_order_release);
     cluster_line = absl::StrCat(membership->key(), " in etcd at ", etcd, " (lease ",
                                 absl::GetFlag(FLAGS_etcd_ttl_s), " s",
                                 membership->registered() ? ")" : "; not reachable yet, retrying)");
@@ -350,7 +351,9 @@ int Run() {
   sigwait(&signals, &sig);
   std::cout << "kvstored: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", draining for up to "
             << absl::GetFlag(FLAGS_drain_timeout_s) << "s" << std::endl;
-  membership.reset();  // leave the cluster first, so clients stop sending here
+  // Leave the cluster first, so clients stop sending here; the object lives
+  // on until the server stops, as Stats reads it.
+  if (membership != nullptr) membership->Leave();
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
   server->Wait();

@@ -18,6 +18,8 @@
 
 namespace kvcache {
 
+class EtcdRegistration;
+
 inline constexpr char kVersion[] = "0.1.0";
 
 // Checked before anything is allocated for a request.
@@ -54,6 +56,9 @@ struct ServiceContext {
   // id and its same-host socket ("" if off), both advertised by Hello.
   std::string instance_id;
   std::string local_socket;
+  // The membership line Stats shows; set once the daemon registers (after
+  // the server starts), never freed before the server stops. Not owned.
+  std::atomic<const EtcdRegistration*> cluster{nullptr};
   // Where gRPC Fetches run when a read may wait on NVMe; null without an
   // NVMe tier (they then run on gRPC's thread, memory work only). Not owned.
   IoWorkers* io_workers = nullptr;

@@ -106,6 +106,16 @@ class E2eClusterEtcdTest : public ::testing::Test {
     return keys;
   }
 
+  // The membership line of the node at `address`'s Stats.
+  std::string ClusterLine(const std::string& address) {
+    auto stub =
+        v1::KvCache::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    v1::StatsResponse stats;
+    EXPECT_TRUE(stub->Stats(&ctx, {}, &stats).ok());
+    return stats.cluster();
+  }
+
   // Whether a key is cached on the node that owns it now (where it is stored
   // as a root, so a one-key lookup there finds it).
   bool Cached(const BlockKey& key) {
@@ -144,6 +154,9 @@ TEST_F(E2eClusterEtcdTest, MembersComeFromEtcdAndBlocksGoToTheirOwners) {
     v1::StatsResponse stats;
     ASSERT_TRUE(stub->Stats(&ctx, {}, &stats).ok());
     EXPECT_EQ(stats.tiers(1).blocks(), expected[d->address()] + chains_.size()) << d->address();
+    // Stats says where it is registered.
+    EXPECT_EQ(stats.cluster(), "/kvcache/nodes/" + d->address() + " in etcd at " +
+                                   etcd_->endpoint() + ": registered");
   }
   EXPECT_EQ(wrong_, 0u);
 }
@@ -258,11 +271,17 @@ TEST_F(E2eClusterEtcdTest, AnEtcdOutageChangesNothingAndNodesRegisterWhenItRetur
   absl::SleepFor(absl::Seconds(1));
   EXPECT_EQ(cluster_->nodes().size(), 3u);
   EXPECT_EQ(WholeChainsFetched(), chains_.size());
-  // A node started meanwhile serves, and registers once etcd is back.
+  // A node started meanwhile serves, says it is not registered yet, and
+  // registers once etcd is back.
   ASSERT_NO_FATAL_FAILURE(StartNode());
+  EXPECT_NE(ClusterLine(daemons_.back()->address()).find(": not registered, retrying ("),
+            std::string::npos)
+      << ClusterLine(daemons_.back()->address());
   ASSERT_TRUE(etcd_->Restart().ok());
   ASSERT_TRUE(AwaitMembers(4, absl::Seconds(10)));
   EXPECT_EQ(Members().count(daemons_.back()->address()), 1u);
+  EXPECT_NE(ClusterLine(daemons_.back()->address()).find(": registered"), std::string::npos)
+      << ClusterLine(daemons_.back()->address());
   EXPECT_EQ(wrong_, 0u);
 }
 

@@ -116,6 +116,13 @@ TEST_F(KvctlClusterTest, StatsLsInspectEvictAndHealthCoverEveryNode) {
   EXPECT_EQ(health.exit_code, 0) << health.out;
   EXPECT_EQ(std::count(health.out.begin(), health.out.end(), '\n'), 3) << health.out;
 
+  // One node's stats say where it is registered.
+  CliResult one_node = Kvctl("--server=" + daemons_[0]->address() + " stats");
+  EXPECT_NE(one_node.out.find("cluster: /kvcache/nodes/" + daemons_[0]->address() + " in etcd at " +
+                              etcd_->endpoint() + ": registered"),
+            std::string::npos)
+      << one_node.out;
+
   // --peers names the same nodes by hand.
   CliResult by_hand = Kvctl("--peers=" + peers_ + " stats");
   EXPECT_EQ(by_hand.exit_code, 0) << by_hand.out;

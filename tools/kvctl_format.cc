@@ -58,6 +58,7 @@ std::string FormatStats(const v1::StatsResponse& s) {
                         s.lookups(), s.lookup_keys(), Percent(s.lookup_hit_keys(), s.lookup_keys()),
                         s.puts_stored(), s.puts_rejected(), s.fetches(), s.evicted_blocks(),
                         FormatBytes(s.pinned_bytes()), FormatBytes(s.staged_bytes()));
+  if (!s.cluster().empty()) absl::StrAppend(&out, "cluster: ", s.cluster(), "\n");
   for (const v1::TierStats& t : s.tiers()) {
     if (t.tier() != v1::TIER_NVME || t.capacity_bytes() == 0) continue;
     absl::StrAppendFormat(&out,

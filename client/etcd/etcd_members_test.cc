@@ -89,9 +89,13 @@ TEST_F(EtcdMembersTest, SeesJoinsAndCleanLeavesAtOnce) {
   ASSERT_EQ(watch->members(), Members{"127.0.0.1:1001"});
   auto b = Register("127.0.0.1:1002");
   EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1001", "127.0.0.1:1002"}));
+  EXPECT_EQ(a->Describe(), std::string(kPrefix) + "127.0.0.1:1001 in etcd at " + etcd_->endpoint() +
+                               ": registered");
   // A clean stop revokes the lease: gone well before the 2 s TTL runs out.
   const absl::Time left = absl::Now();
-  a.reset();
+  a->Leave();
+  EXPECT_FALSE(a->registered());
+  EXPECT_NE(a->Describe().find(": left the cluster"), std::string::npos) << a->Describe();
   EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1002"}, absl::Seconds(1)));
   EXPECT_LT(absl::Now() - left, absl::Seconds(1));
   // Every change was reported once, in order.

@@ -29,16 +29,34 @@ EtcdRegistration::EtcdRegistration(const EtcdRegistrationOptions& options,
                                    std::unique_ptr<EtcdClient> etcd)
     : options_(options), key_(options.prefix + options.address), etcd_(std::move(etcd)) {}
 
-EtcdRegistration::~EtcdRegistration() {
-  int64_t lease;
+EtcdRegistration::~EtcdRegistration() { Leave(); }
+
+void EtcdRegistration::Leave() {
   {
     MutexLock lock(&mu_);
+    if (stopping_) return;
     stopping_ = true;
-    lease = lease_;
   }
   wake_.SignalAll();
   if (thread_.joinable()) thread_.join();
+  int64_t lease;
+  {
+    MutexLock lock(&mu_);  // read after the join: a registration in flight counts
+    lease = lease_;
+  }
   if (lease != 0) (void)etcd_->RevokeLease(lease);  // best effort: else it expires
+  MutexLock lock(&mu_);
+  lease_ = 0;
+  left_ = true;
+}
+
+std::string EtcdRegistration::Describe() const {
+  MutexLock lock(&mu_);
+  std::string line = key_ + " in etcd at " + options_.etcd;
+  if (left_) return line + ": left the cluster (stopping)";
+  if (lease_ == 0) return line + ": not registered, retrying (" + last_error_ + ")";
+  return line + ": registered" +
+         (last_error_.empty() ? "" : " (last renewal failed: " + last_error_ + ")");
 }
 
 bool EtcdRegistration::registered() const {
@@ -54,7 +72,7 @@ std::string EtcdRegistration::last_error() const {
 void EtcdRegistration::SetState(int64_t lease, const absl::Status& status) {
   MutexLock lock(&mu_);
   lease_ = lease;
-  if (!status.ok()) last_error_ = std::string(status.message());
+  last_error_ = status.ok() ? "" : std::string(status.message());
 }
 
 absl::Status EtcdRegistration::Register() {
@@ -89,7 +107,10 @@ void EtcdRegistration::Run() {
       continue;
     }
     absl::StatusOr<absl::Duration> renewed = etcd_->KeepAliveOnce(lease);
-    if (renewed.ok()) continue;
+    if (renewed.ok()) {
+      SetState(lease, absl::OkStatus());
+      continue;
+    }
     if (absl::IsNotFound(renewed.status())) {
       // The lease is gone (we were paused past the TTL, or etcd lost it), and
       // with it our key: register again now.

@@ -37,10 +37,16 @@ class EtcdRegistration {
   // INVALID_ARGUMENT for an empty etcd, prefix or address, or a ttl < 1 s.
   static absl::StatusOr<std::unique_ptr<EtcdRegistration>> Create(
       const EtcdRegistrationOptions& options);
-  // Revokes the lease, so the member disappears now rather than after ttl.
+  // Leaves (see Leave()) if still registered.
   ~EtcdRegistration();
 
+  // Stops renewing and revokes the lease, so the member disappears now
+  // rather than after ttl. The object stays usable (registered() is false).
+  void Leave() ABSL_LOCKS_EXCLUDED(mu_);
+
   const std::string& key() const { return key_; }
+  // One line for Stats: where, as what, and whether registered (or why not).
+  std::string Describe() const ABSL_LOCKS_EXCLUDED(mu_);
   // Whether the key is in etcd as far as the last renewal knows, and the last
   // error otherwise.
   bool registered() const;
@@ -59,6 +65,7 @@ class EtcdRegistration {
   mutable Mutex mu_;
   CondVar wake_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool left_ ABSL_GUARDED_BY(mu_) = false;
   int64_t lease_ ABSL_GUARDED_BY(mu_) = 0;  // 0: not registered
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
