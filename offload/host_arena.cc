@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/bulk_copy.h"
@@ -34,6 +36,28 @@ void Prefault(uint8_t* base, uint64_t bytes) {
   if (madvise(base, bytes, MADV_POPULATE_WRITE) == 0) return;
   // Older kernels: touch one byte per small page.
   for (uint64_t off = 0; off < bytes; off += 4096) base[off] = 0;
+}
+
+// The kernel's transparent huge page mode for shared memory (a memfd) or
+// for anonymous memory: the bracketed word in its sysfs file.
+std::string ThpMode(bool shared) {
+  std::ifstream in(shared ? "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+                          : "/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(in, line);
+  const size_t open = line.find('['), close = line.find(']');
+  if (open == std::string::npos || close == std::string::npos || close < open) return "unknown";
+  return line.substr(open + 1, close - open - 1);
+}
+
+std::string PageBacking(bool shared) {
+  const std::string mode = ThpMode(shared);
+  const char* knob = shared ? "shmem_enabled" : "enabled";
+  if (mode == "always" || mode == "within_size" || mode == "advise" || mode == "force") {
+    return absl::StrCat("backed by 2 MiB pages (transparent_hugepage/", knob, ": ", mode, ")");
+  }
+  return absl::StrCat("backed by 4 KiB pages (transparent_hugepage/", knob, ": ", mode,
+                      "; 'advise' makes copies faster, see README)");
 }
 
 }  // namespace
@@ -110,15 +134,22 @@ absl::StatusOr<std::unique_ptr<HostArena>> HostArena::Create(const Options& opti
         absl::StrCat("mapping a ", bytes, "-byte host arena failed: ", std::strerror(err)));
   }
   madvise(base, bytes, MADV_HUGEPAGE);  // best effort: fewer TLB misses on copies
+  std::string backing = PageBacking(fd >= 0);
   if (options.prefault) Prefault(static_cast<uint8_t*>(base), bytes);
   const bool sealed = fd >= 0 && SealAgainstOtherWriters(fd);
   return std::unique_ptr<HostArena>(new HostArena(static_cast<uint8_t*>(base), fd, sealed,
                                                   static_cast<uint32_t>(page),
-                                                  static_cast<uint32_t>(pages)));
+                                                  static_cast<uint32_t>(pages), std::move(backing)));
 }
 
-HostArena::HostArena(uint8_t* base, int fd, bool sealed, uint32_t page_bytes, uint32_t page_count)
-    : base_(base), fd_(fd), sealed_(sealed), page_bytes_(page_bytes), page_count_(page_count) {
+HostArena::HostArena(uint8_t* base, int fd, bool sealed, uint32_t page_bytes, uint32_t page_count,
+                     std::string page_backing)
+    : base_(base),
+      fd_(fd),
+      sealed_(sealed),
+      page_backing_(std::move(page_backing)),
+      page_bytes_(page_bytes),
+      page_count_(page_count) {
   free_pages_.resize(page_count);
   // Hand out low pages first: they are the ones already faulted in.
   for (uint32_t i = 0; i < page_count; ++i) free_pages_[i] = page_count - 1 - i;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 #include <numeric>
 #include <string>
 
@@ -110,6 +111,29 @@ TEST(HostArenaTest, SharedFdIsReadOnlyForEveryoneButTheArena) {
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(seen), n), data.substr(0, n));
   });
   munmap(view, bytes);
+}
+
+}  // namespace
+}  // namespace kvcache
+
+namespace kvcache {
+namespace {
+
+TEST(HostArenaTest, SaysWhetherTheKernelGivesItHugePages) {
+  auto arena = HostArena::Create({.capacity_bytes = 4 << 20, .page_bytes = 1 << 20});
+  ASSERT_TRUE(arena.ok()) << arena.status();
+  // The memfd's backing follows the kernel's shmem setting, read from sysfs.
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  std::string line;
+  std::getline(in, line);
+  const std::string mode = line.substr(line.find('[') + 1, line.find(']') - line.find('[') - 1);
+  const std::string& backing = (*arena)->page_backing();
+  EXPECT_NE(backing.find("transparent_hugepage/shmem_enabled: " + mode), std::string::npos)
+      << backing;
+  const bool huge = mode == "always" || mode == "within_size" || mode == "advise" ||
+                    mode == "force";
+  EXPECT_EQ(backing.rfind(huge ? "backed by 2 MiB pages" : "backed by 4 KiB pages", 0), 0u)
+      << backing;
 }
 
 }  // namespace
