@@ -33,12 +33,6 @@ absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::Create(
     if (!seen.insert(peer).second) {
       return absl::InvalidArgumentError("cluster: peer " + peer + " is listed twice");
     }
-    ClientOptions node_options = options.node;
-    node_options.address = peer;
-    // Checks the node options (and the address) before anything starts.
-    if (absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(node_options); !c.ok()) {
-      return c.status();
-    }
   }
   std::unique_ptr<ClusterClient> cluster(new ClusterClient(options));
   if (absl::Status s = cluster->Start(); !s.ok()) return s;
@@ -58,7 +52,11 @@ absl::Status ClusterClient::Start() {
     if (!m.ok()) return m.status();
     etcd_members_ = std::move(*m);
   } else {
-    SetPeers(options_.peers);
+    // Static peers must all be valid; a bad one is the caller's error.
+    absl::StatusOr<std::shared_ptr<const Members>> m = BuildMembers(options_.peers, false);
+    if (!m.ok()) return m.status();
+    MutexLock lock(&members_mu_);
+    members_ = std::move(*m);
   }
   prober_ = std::thread([this] { ProbeLoop(); });
   return absl::OkStatus();
@@ -75,6 +73,13 @@ ClusterClient::~ClusterClient() {
 }
 
 void ClusterClient::SetPeers(std::vector<std::string> peers) {
+  absl::StatusOr<std::shared_ptr<const Members>> next = BuildMembers(peers, true);
+  MutexLock lock(&members_mu_);
+  members_ = std::move(*next);  // with skip_bad, never an error
+}
+
+absl::StatusOr<std::shared_ptr<const ClusterClient::Members>> ClusterClient::BuildMembers(
+    const std::vector<std::string>& peers, bool skip_bad) const {
   const std::shared_ptr<const Members> old = members();
   absl::flat_hash_set<std::string> seen;
   std::vector<std::shared_ptr<Node>> nodes;
@@ -89,7 +94,10 @@ void ClusterClient::SetPeers(std::vector<std::string> peers) {
       ClientOptions node_options = options_.node;
       node_options.address = peer;
       absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(node_options);
-      if (!client.ok()) continue;  // a bad address from etcd: leave it out
+      if (!client.ok()) {
+        if (skip_bad) continue;  // a bad address from etcd: leave it out
+        return client.status();
+      }
       node = std::make_shared<Node>();
       node->address = peer;
       MutexLock lock(&node->mu);
@@ -98,9 +106,7 @@ void ClusterClient::SetPeers(std::vector<std::string> peers) {
     nodes.push_back(std::move(node));
     addresses.push_back(peer);
   }
-  auto next = std::make_shared<Members>(Members{std::move(nodes), Rendezvous(addresses)});
-  MutexLock lock(&members_mu_);
-  members_ = std::move(next);
+  return std::make_shared<const Members>(Members{std::move(nodes), Rendezvous(addresses)});
 }
 
 std::shared_ptr<const ClusterClient::Members> ClusterClient::members() const {

@@ -45,7 +45,7 @@ struct ClusterOptions {
   std::vector<std::string> peers;  // every node's gRPC address; or, instead:
   std::string etcd;                // etcd endpoints to read and watch members from
   std::string etcd_prefix = "/kvcache/nodes/";
-  ClientOptions node;              // for each node's client; address is set per peer
+  ClientOptions node;  // for each node's client; address is set per peer
   absl::Duration probe_interval = absl::Seconds(1);
   // Nodes holding each chain's first block; 0 means every node.
   int root_replicas = 0;
@@ -111,6 +111,11 @@ class ClusterClient {
 
   explicit ClusterClient(const ClusterOptions& options);
   absl::Status Start();
+  // The member list for `peers`, reusing the current list's nodes by
+  // address. A peer whose client cannot be made is left out with
+  // `skip_bad`, and is the error otherwise.
+  absl::StatusOr<std::shared_ptr<const Members>> BuildMembers(const std::vector<std::string>& peers,
+                                                              bool skip_bad) const;
   std::shared_ptr<const Members> members() const ABSL_LOCKS_EXCLUDED(members_mu_);
   // The prober's loop: an empty Lookup to every down node per interval.
   void ProbeLoop() ABSL_LOCKS_EXCLUDED(probe_mu_);
