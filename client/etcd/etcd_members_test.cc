@@ -136,6 +136,12 @@ TEST_F(EtcdMembersTest, ALostLeaseIsRegisteredAgain) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_NE(lease, before->kvs[0].lease) << "not registered again within 5 s";
+  // And it keeps the new lease: renewals after that succeed, with no churn.
+  absl::SleepFor(absl::Milliseconds(1500));  // two renewal periods
+  auto later = (*client)->RangePrefix(kPrefix);
+  ASSERT_TRUE(later.ok()) << later.status();
+  ASSERT_EQ(later->kvs.size(), 1u);
+  EXPECT_EQ(later->kvs[0].lease, lease);
   EXPECT_TRUE(AwaitMembers(*watch, {"127.0.0.1:1001"}));
   EXPECT_TRUE(a->registered());
   // The watch saw it leave and come back.

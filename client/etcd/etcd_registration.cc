@@ -15,7 +15,6 @@ absl::StatusOr<std::unique_ptr<EtcdRegistration>> EtcdRegistration::Create(
       EtcdClient::Create(options.etcd, std::min(options.ttl / 3, absl::Seconds(2)));
   if (!etcd.ok()) return etcd.status();
   std::unique_ptr<EtcdRegistration> r(new EtcdRegistration(options, std::move(*etcd)));
-  r->SetState(0, absl::OkStatus());
   absl::Status first = r->Register();
   if (!first.ok()) {
     std::cerr << "kvstored: cannot register in etcd yet (" << first.message()
@@ -115,7 +114,8 @@ void EtcdRegistration::Run() {
       // The lease is gone (we were paused past the TTL, or etcd lost it), and
       // with it our key: register again now.
       std::cerr << "kvstored: etcd " << renewed.status().message() << "; registering again\n";
-      if (!Register().ok()) continue;
+      (void)Register();  // records the new lease, or the error and lease 0
+      continue;
     }
     // A failed renewal (etcd unreachable) keeps the lease: it may still be
     // alive, and the next renewal finds out.
