@@ -12,13 +12,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/bulk_copy.h"
+#include "common/huge_pages.h"
 
 namespace kvcache {
 namespace {
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14
-#endif
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1
@@ -30,12 +27,6 @@ namespace {
 bool SealAgainstOtherWriters(int fd) {
   return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) ==
          0;
-}
-
-void Prefault(uint8_t* base, uint64_t bytes) {
-  if (madvise(base, bytes, MADV_POPULATE_WRITE) == 0) return;
-  // Older kernels: touch one byte per small page.
-  for (uint64_t off = 0; off < bytes; off += 4096) base[off] = 0;
 }
 
 // The kernel's transparent huge page mode for shared memory (a memfd) or
@@ -57,7 +48,7 @@ std::string PageBacking(bool shared) {
     return absl::StrCat("backed by 2 MiB pages (transparent_hugepage/", knob, ": ", mode, ")");
   }
   return absl::StrCat("backed by 4 KiB pages (transparent_hugepage/", knob, ": ", mode,
-                      "; 'advise' makes copies faster, see README)");
+                      "; --prefault would collapse it into 2 MiB pages)");
 }
 
 }  // namespace
@@ -124,7 +115,7 @@ absl::StatusOr<std::unique_ptr<HostArena>> HostArena::Create(const Options& opti
     close(fd);
     fd = -1;
   }
-  void* base = fd >= 0 ? mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+  void* base = fd >= 0 ? MapSharedAligned(fd, bytes, PROT_READ | PROT_WRITE)
                        : mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) {
@@ -133,9 +124,16 @@ absl::StatusOr<std::unique_ptr<HostArena>> HostArena::Create(const Options& opti
     return absl::ResourceExhaustedError(
         absl::StrCat("mapping a ", bytes, "-byte host arena failed: ", std::strerror(err)));
   }
-  madvise(base, bytes, MADV_HUGEPAGE);  // best effort: fewer TLB misses on copies
+  // Huge pages, best effort: fewer TLB misses on copies. A prefaulted memfd
+  // gets them whatever the kernel's shmem setting; otherwise the kernel's
+  // settings decide.
+  madvise(base, bytes, MADV_HUGEPAGE);
   std::string backing = PageBacking(fd >= 0);
-  if (options.prefault) Prefault(static_cast<uint8_t*>(base), bytes);
+  if (options.prefault && fd >= 0) {
+    backing = PopulateWithHugePages(static_cast<uint8_t*>(base), bytes).Describe();
+  } else if (options.prefault) {
+    PopulateForWrite(static_cast<uint8_t*>(base), bytes);
+  }
   const bool sealed = fd >= 0 && SealAgainstOtherWriters(fd);
   return std::unique_ptr<HostArena>(new HostArena(static_cast<uint8_t*>(base), fd, sealed,
                                                   static_cast<uint32_t>(page),

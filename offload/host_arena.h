@@ -6,7 +6,8 @@
 // the fd to local workers. The memfd is sealed once mapped: no one else can
 // map it writable or resize it, so local workers only ever read pages. Where
 // memfd is unavailable it falls back to an anonymous mapping. Huge pages are
-// requested (MADV_HUGEPAGE) but optional.
+// best effort: a prefaulted memfd is collapsed into 2 MiB pages
+// (common/huge_pages.h); otherwise the kernel's THP settings decide.
 //
 // Thread safety: all methods may be called from any thread. Page memory
 // itself is not synchronized: whoever holds a page (PageRun) owns its bytes.
@@ -73,7 +74,8 @@ class HostArena {
     uint64_t capacity_bytes = 1ull << 30;
     uint32_t page_bytes = 256 << 10;
     // Fault every page in at start, so no put pays for page allocation,
-    // zeroing and accounting on its hot path (see docs/BENCHMARKS.md).
+    // zeroing and accounting on its hot path (see docs/BENCHMARKS.md), and a
+    // memfd is given 2 MiB pages where the kernel allows.
     bool prefault = true;
   };
 
@@ -100,10 +102,10 @@ class HostArena {
   // True if fd() is sealed against writable mappings, writes and resizing
   // by anyone but this arena (F_SEAL_FUTURE_WRITE: Linux 5.1 and later).
   bool sealed() const { return sealed_; }
-  // Whether the kernel backs the region with huge pages: copies out of it
-  // ran 1.3-1.6x faster here with 2 MiB pages (docs/BENCHMARKS.md). For a
-  // memfd that depends on /sys/kernel/mm/transparent_hugepage/shmem_enabled,
-  // which is "never" on many distributions. One line for the banner and Stats.
+  // Whether the region is backed by huge pages: copies out of it ran
+  // 1.6-1.9x faster here with 2 MiB pages (docs/BENCHMARKS.md). A prefaulted
+  // memfd says what MADV_COLLAPSE did; otherwise this reports the kernel's
+  // THP setting for the mapping's kind. One line for the banner and Stats.
   const std::string& page_backing() const { return page_backing_; }
   // Where page `page` starts. REQUIRES: page < page count.
   uint8_t* PageData(uint32_t page) const { return base_ + uint64_t{page} * page_bytes_; }

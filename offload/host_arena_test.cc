@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <fstream>
 #include <numeric>
 #include <string>
@@ -13,6 +14,22 @@
 
 namespace kvcache {
 namespace {
+
+// ShmemPmdMapped (KiB) of the arena's mapping in /proc/self/smaps.
+int64_t ArenaPmdMappedKib(const HostArena& arena) {
+  char prefix[32];
+  std::snprintf(prefix, sizeof(prefix), "%lx-", reinterpret_cast<unsigned long>(arena.PageData(0)));
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool in_mapping = false;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) in_mapping = true;
+    if (in_mapping && line.rfind("ShmemPmdMapped:", 0) == 0) {
+      return std::stoll(line.substr(sizeof("ShmemPmdMapped:") - 1));
+    }
+  }
+  return -1;
+}
 
 std::unique_ptr<HostArena> MakeArena(uint64_t capacity, uint32_t page) {
   auto arena = HostArena::Create({.capacity_bytes = capacity, .page_bytes = page});
@@ -113,16 +130,22 @@ TEST(HostArenaTest, SharedFdIsReadOnlyForEveryoneButTheArena) {
   munmap(view, bytes);
 }
 
-}  // namespace
-}  // namespace kvcache
-
-namespace kvcache {
-namespace {
-
-TEST(HostArenaTest, SaysWhetherTheKernelGivesItHugePages) {
-  auto arena = HostArena::Create({.capacity_bytes = 4 << 20, .page_bytes = 1 << 20});
+TEST(HostArenaTest, APrefaultedArenaHasHugePagesWithoutAnyKernelSetting) {
+  auto arena = HostArena::Create({.capacity_bytes = 8 << 20, .page_bytes = 1 << 20});
   ASSERT_TRUE(arena.ok()) << arena.status();
-  // The memfd's backing follows the kernel's shmem setting, read from sysfs.
+  ASSERT_GE((*arena)->fd(), 0);
+  const std::string& backing = (*arena)->page_backing();
+  std::printf("this kernel: %s\n", backing.c_str());
+  // What it says is what the kernel mapped (MADV_COLLAPSE: Linux 6.1+).
+  const bool huge = backing == "backed by 2 MiB pages (MADV_COLLAPSE)";
+  EXPECT_TRUE(huge || backing.rfind("backed by 4 KiB pages (MADV_COLLAPSE: ", 0) == 0) << backing;
+  EXPECT_EQ(ArenaPmdMappedKib(**arena), huge ? 8 << 10 : 0);
+}
+
+TEST(HostArenaTest, WithoutPrefaultTheKernelSettingDecides) {
+  auto arena =
+      HostArena::Create({.capacity_bytes = 4 << 20, .page_bytes = 1 << 20, .prefault = false});
+  ASSERT_TRUE(arena.ok()) << arena.status();
   std::ifstream in("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
   std::string line;
   std::getline(in, line);
@@ -130,8 +153,8 @@ TEST(HostArenaTest, SaysWhetherTheKernelGivesItHugePages) {
   const std::string& backing = (*arena)->page_backing();
   EXPECT_NE(backing.find("transparent_hugepage/shmem_enabled: " + mode), std::string::npos)
       << backing;
-  const bool huge = mode == "always" || mode == "within_size" || mode == "advise" ||
-                    mode == "force";
+  const bool huge =
+      mode == "always" || mode == "within_size" || mode == "advise" || mode == "force";
   EXPECT_EQ(backing.rfind(huge ? "backed by 2 MiB pages" : "backed by 4 KiB pages", 0), 0u)
       << backing;
 }
