@@ -96,6 +96,8 @@ void EtcdRegistration::Run() {
     int64_t lease;
     {
       MutexLock lock(&mu_);
+      // Leave() may have signalled while this thread was in a call.
+      if (stopping_) return;
       const absl::Duration wait = lease_ != 0 ? renew_every : options_.retry_interval;
       wake_.WaitFor(&mu_, absl::ToChronoNanoseconds(wait));
       if (stopping_) return;
