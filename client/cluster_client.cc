@@ -169,9 +169,13 @@ size_t ClusterClient::root_replicas(const Members& m) const {
 
 template <typename KeyOf>
 std::vector<std::vector<size_t>> ClusterClient::GroupByOwner(const Members& m, size_t count,
-                                                             KeyOf key_of, bool from_root,
-                                                             uint64_t spread) const {
+                                                             KeyOf key_of, bool from_root) {
   const std::vector<bool> usable = m.Usable();
+  // The chain's next key picks the replica of its first block, so one
+  // prompt's lookup and fetch go to the same one.
+  const uint64_t spread = !from_root  ? 0
+                          : count > 1 ? Spread(key_of(1))
+                                      : next_spread_.fetch_add(1, std::memory_order_relaxed);
   std::vector<std::vector<size_t>> groups(m.nodes.size());
   for (size_t i = 0; i < count; ++i) {
     size_t owner = SIZE_MAX;
@@ -187,6 +191,14 @@ std::vector<std::vector<size_t>> ClusterClient::GroupByOwner(const Members& m, s
   return groups;
 }
 
+size_t ClusterClient::ChainPrefix(const std::vector<std::vector<size_t>>& groups,
+                                  const std::vector<size_t>& first_miss) {
+  size_t prefix = 0;
+  for (const auto& g : groups) prefix += g.size();
+  for (size_t f : first_miss) prefix = std::min(prefix, f);
+  return prefix;
+}
+
 template <typename Fn>
 void ClusterClient::ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn) {
   std::vector<size_t> busy;
@@ -198,11 +210,8 @@ void ClusterClient::ForEachGroup(const std::vector<std::vector<size_t>>& groups,
 
 LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
   const std::shared_ptr<const Members> m = members();
-  // The chain's next key picks the replica of its first block, so one
-  // prompt's lookup and fetch go to the same one.
   auto groups = GroupByOwner(
-      *m, keys.size(), [&](size_t i) { return keys[i]; }, /*from_root=*/true,
-      keys.size() > 1 ? Spread(keys[1]) : next_spread_.fetch_add(1, std::memory_order_relaxed));
+      *m, keys.size(), [&](size_t i) { return keys[i]; }, /*from_root=*/true);
   const size_t count = m->nodes.size();
   // Per node: the chain position of its first miss (keys.size() if none).
   std::vector<size_t> first_miss(count, keys.size());
@@ -215,11 +224,8 @@ LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const Block
     const size_t hits = results[n].status.ok() ? results[n].hits : 0;
     if (hits < groups[n].size()) first_miss[n] = groups[n][hits];
   });
-  size_t grouped = 0;
-  for (const auto& g : groups) grouped += g.size();
   LookupResult result;
-  result.hits = grouped;
-  for (size_t f : first_miss) result.hits = std::min(result.hits, f);
+  result.hits = ChainPrefix(groups, first_miss);
   result.sizes.resize(result.hits);
   for (size_t n = 0; n < count; ++n) {
     for (size_t j = 0; j < groups[n].size() && groups[n][j] < result.hits; ++j) {
@@ -232,9 +238,7 @@ LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const Block
 FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTarget> targets) {
   const std::shared_ptr<const Members> m = members();
   auto groups = GroupByOwner(
-      *m, targets.size(), [&](size_t i) { return targets[i].key; }, /*from_root=*/true,
-      targets.size() > 1 ? Spread(targets[1].key)
-                         : next_spread_.fetch_add(1, std::memory_order_relaxed));
+      *m, targets.size(), [&](size_t i) { return targets[i].key; }, /*from_root=*/true);
   const size_t count = m->nodes.size();
   std::vector<size_t> first_missing(count, targets.size());
   std::vector<FetchResult> results(count);
@@ -245,11 +249,8 @@ FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTa
     Report(*m->nodes[n], results[n].status);
     if (results[n].blocks < groups[n].size()) first_missing[n] = groups[n][results[n].blocks];
   });
-  size_t grouped = 0;
-  for (const auto& g : groups) grouped += g.size();
   FetchResult result;
-  result.blocks = grouped;
-  for (size_t f : first_missing) result.blocks = std::min(result.blocks, f);
+  result.blocks = ChainPrefix(groups, first_missing);
   result.tiers.assign(result.blocks, v1::TIER_UNSPECIFIED);
   for (size_t n = 0; n < count; ++n) {
     for (size_t j = 0; j < groups[n].size() && groups[n][j] < result.blocks; ++j) {
@@ -269,7 +270,7 @@ std::vector<v1::PutOutcome> ClusterClient::Put(const std::string& ns, const Bloc
                                                absl::Span<const PutBlock> blocks) {
   const std::shared_ptr<const Members> m = members();
   auto groups = GroupByOwner(
-      *m, blocks.size(), [&](size_t i) { return blocks[i].key; }, /*from_root=*/false, 0);
+      *m, blocks.size(), [&](size_t i) { return blocks[i].key; }, /*from_root=*/false);
   std::vector<v1::PutOutcome> outcomes(blocks.size(), v1::PUT_OUTCOME_UNSPECIFIED);
   if (parent.empty() && !blocks.empty()) {
     // A chain's first block: every replica but the owner gets it too.

@@ -123,10 +123,15 @@ class ClusterClient {
   // Records how a call to `node` went: transport failures mark it down.
   static void Report(Node& node, const absl::Status& status);
   // Groups positions 0..count-1 by the node owning key(i), in order; when
-  // `from_root`, position 0 goes to the root replica `spread` picks.
+  // `from_root`, position 0 goes to one of the chain's root replicas, picked
+  // by key(1) (or in turn, for a call of one block).
   template <typename KeyOf>
   std::vector<std::vector<size_t>> GroupByOwner(const Members& m, size_t count, KeyOf key_of,
-                                                bool from_root, uint64_t spread) const;
+                                                bool from_root);
+  // How far the chain reaches across the nodes' answers: up to the first
+  // position any node missed (first_miss[n]), or all that were grouped.
+  static size_t ChainPrefix(const std::vector<std::vector<size_t>>& groups,
+                            const std::vector<size_t>& first_miss);
   size_t root_replicas(const Members& m) const;
   // Runs fn(node) for every node with a non-empty group, in parallel.
   template <typename Fn>
