@@ -33,15 +33,28 @@ class FanOut {
   size_t threads() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // One caller's wait for its queued requests.
+  struct Pending {
+    Mutex mu;
+    CondVar done;
+    size_t left ABSL_GUARDED_BY(mu) = 0;
+  };
+  struct Task {
+    const std::function<void(size_t)>* fn;
+    size_t index;
+    Pending* pending;
+  };
+
   void Worker() ABSL_LOCKS_EXCLUDED(mu_);
 
   const absl::Duration idle_timeout_;
   mutable Mutex mu_;
   CondVar work_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
-  size_t idle_ ABSL_GUARDED_BY(mu_) = 0;      // waiting for work
-  size_t starting_ ABSL_GUARDED_BY(mu_) = 0;  // spawned, not yet looking for work
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
   size_t alive_ ABSL_GUARDED_BY(mu_) = 0;
+  // Threads inside a request. A thread counts as free again before its
+  // caller learns the request is done, so a caller's next Run finds it free.
+  size_t busy_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   CondVar all_exited_;
 };
