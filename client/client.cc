@@ -76,6 +76,7 @@ Client::Client(const ClientOptions& options) : options_(options) {
   paths.address = options.address;
   paths.timeout = options.deadline;
   paths.use_local_path = options.use_local_path;
+  paths.use_direct_reads = options.use_direct_reads;
   paths.use_data_port = options.use_data_port;
   paths.max_idle_connections = static_cast<size_t>(options.fetch_streams) * 2;
   fast_paths_ = std::make_unique<FastPaths>(paths, stub_.get());
@@ -187,11 +188,12 @@ absl::Status Client::FetchOneStream(int channel, const std::string& ns,
   auto rest = [&] { return targets.subspan(*completed); };
   FastPaths::Set paths = fast_paths_->Get();
   if (paths.local != nullptr) {
-    size_t n = 0;
-    DataPortClient::Outcome outcome = paths.local->Fetch(MakeFetchRequest(ns, rest()), rest(),
-                                                         options_.verify_local_fetches, &n, tiers);
+    size_t n = 0, direct = 0;
+    DataPortClient::Outcome outcome = paths.local->Fetch(
+        MakeFetchRequest(ns, rest()), rest(), options_.verify_local_fetches, &n, tiers, &direct);
     *completed += n;
     local_path_blocks_.fetch_add(n, std::memory_order_relaxed);
+    local_direct_reads_.fetch_add(direct, std::memory_order_relaxed);
     if (!outcome.transport_failed) return outcome.status;
     local_path_fallbacks_.fetch_add(1, std::memory_order_relaxed);
     fast_paths_->LocalFailed();
@@ -396,6 +398,7 @@ ClientCounters Client::counters() const {
   c.data_port_fallbacks = load(data_port_fallbacks_);
   c.local_path_fallbacks = load(local_path_fallbacks_);
   c.local_path_blocks = load(local_path_blocks_);
+  c.local_direct_reads = load(local_direct_reads_);
   c.puts_sent = load(puts_sent_);
   c.puts_dropped = load(puts_dropped_);
   c.put_errors = load(put_errors_);

@@ -65,6 +65,11 @@ struct ClientOptions {
   // lease (memory speed), falling back to the data port and gRPC on any
   // error. Only for trusted workers: the mapping exposes every cached block.
   bool use_local_path = true;
+  // With the local path: copy the blocks the daemon lists in its shared block
+  // directory straight from the arena, with no request (the daemon learns of
+  // them afterwards), and take leases only for the rest. Off: every fetch
+  // takes a lease (one round trip).
+  bool use_direct_reads = true;
 };
 
 struct LookupResult {
@@ -111,6 +116,7 @@ struct ClientCounters {
   uint64_t data_port_fallbacks = 0;   // fetches and puts that fell back to gRPC
   uint64_t local_path_fallbacks = 0;  // ... that fell back from the same-host path
   uint64_t local_path_blocks = 0;     // blocks fetched or put over the same-host path
+  uint64_t local_direct_reads = 0;    // ... fetched through the block directory (no round trip)
   uint64_t puts_sent = 0;
   uint64_t puts_dropped = 0;  // over the in-flight budget
   uint64_t put_errors = 0;
@@ -185,7 +191,8 @@ class Client {
 
   std::atomic<uint64_t> lookups_{0}, lookup_errors_{0}, fetches_{0}, fetch_errors_{0};
   std::atomic<uint64_t> fetched_bytes_{0}, puts_sent_{0}, puts_dropped_{0}, put_errors_{0};
-  std::atomic<uint64_t> data_port_fallbacks_{0}, local_path_fallbacks_{0}, local_path_blocks_{0};
+  std::atomic<uint64_t> data_port_fallbacks_{0}, local_path_fallbacks_{0}, local_path_blocks_{0},
+      local_direct_reads_{0};
 };
 
 }  // namespace kvcache

@@ -23,7 +23,7 @@ FastPaths::Set FastPaths::Get() {
     // Connecting proves the daemon is on this host; the welcome's instance id
     // proves it is the same daemon; a refusal (uid not allowed) sets it aside.
     auto local = LocalPathClient::Connect(hello_.local_socket(), hello_.instance_id(),
-                                          options_.timeout);
+                                          options_.timeout, options_.use_direct_reads);
     if (local.ok()) {
       local_ = std::move(*local);
     } else {

@@ -26,6 +26,7 @@ class FastPaths {
     std::string address;  // the daemon's gRPC host:port
     absl::Duration timeout;
     bool use_local_path = true;
+    bool use_direct_reads = true;  // with the local path (Client::Options)
     bool use_data_port = true;
     size_t max_idle_connections = 8;
   };

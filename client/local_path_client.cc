@@ -28,9 +28,15 @@ namespace {
 // faster than memcpy.
 constexpr size_t kStreamingFetchBytes = 8 << 20;
 
-// Reads one framed message; with `fds_out`, also takes up to two SCM_RIGHTS
+// Direct reads are reported at most this long after they happen, or at once
+// when this many distinct blocks wait: the daemon's LRU order and hit counts
+// lag by no more.
+constexpr absl::Duration kReportDelay = absl::Milliseconds(20);
+constexpr size_t kReportMaxBlocks = 256;
+
+// Reads one framed message; with `fds_out`, also takes up to three SCM_RIGHTS
 // fds (any others are closed), leaving -1 where none came.
-bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[2]) {
+bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[3]) {
   uint32_t head[2];
   if (fds_out == nullptr) {
     if (!ReadFull(fd, head, sizeof(head))) return false;
@@ -51,7 +57,7 @@ bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[2]) {
       for (size_t i = 0; i < n; ++i) {
         int got;
         std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (taken < 2) {
+        if (taken < 3) {
           (*fds_out)[taken++] = got;
         } else {
           close(got);
@@ -83,7 +89,8 @@ absl::Status StatusOf(int32_t code, const std::string& message) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
-    const std::string& path, const std::string& instance_id, absl::Duration timeout) {
+    const std::string& path, const std::string& instance_id, absl::Duration timeout,
+    bool direct_reads) {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
     return absl::UnavailableError("no usable local socket path");
@@ -100,7 +107,7 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   }
   uint32_t type = 0;
   std::string body;
-  int fds[2] = {-1, -1};  // the arena, the staging space
+  int fds[3] = {-1, -1, -1};  // the arena, the staging space, the directory
   auto fail = [&](absl::Status status) {
     close(fd);
     for (int f : fds) {
@@ -136,14 +143,39 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   // Where the daemon collapsed the arena they are already in the file; this
   // asks for them where the kernel's settings decide. Best effort.
   madvise(arena, welcome.arena_bytes(), MADV_HUGEPAGE);
-  close(fds[0]);  // the mappings keep the memory
-  close(fds[1]);
-  return std::unique_ptr<LocalPathClient>(new LocalPathClient(
-      fd, static_cast<const uint8_t*>(arena), welcome.arena_bytes(),
-      static_cast<uint8_t*>(staging), welcome.staging_bytes()));
+  std::unique_ptr<LocalPathClient> client(
+      new LocalPathClient(fd, static_cast<const uint8_t*>(arena), welcome.arena_bytes(),
+                          static_cast<uint8_t*>(staging), welcome.staging_bytes()));
+  // The block directory is an optimization: if it cannot be used, fetches
+  // take leases as before.
+  if (direct_reads && fds[2] >= 0 && welcome.directory_bytes() > 0) {
+    void* directory = mmap(nullptr, welcome.directory_bytes(), PROT_READ, MAP_SHARED, fds[2], 0);
+    if (directory != MAP_FAILED) {
+      auto reader = BlockDirectoryReader::Create(static_cast<const uint8_t*>(directory),
+                                                 welcome.directory_bytes(), client->arena_,
+                                                 client->arena_size_);
+      if (reader.ok()) {
+        client->directory_map_ = static_cast<const uint8_t*>(directory);
+        client->directory_size_ = welcome.directory_bytes();
+        client->directory_ = *std::move(reader);
+        LocalPathClient* c = client.get();
+        client->reporter_ = std::make_unique<DirectReadReporter>(
+            [c](const v1::DirectReadReport& report) { c->SendReport(report); }, kReportDelay,
+            kReportMaxBlocks);
+      } else {
+        munmap(directory, welcome.directory_bytes());
+      }
+    }
+  }
+  for (int f : fds) {
+    if (f >= 0) close(f);  // the mappings keep the memory
+  }
+  return client;
 }
 
 LocalPathClient::~LocalPathClient() {
+  reporter_.reset();  // sends the last report while the socket is open
+  if (directory_map_ != nullptr) munmap(const_cast<uint8_t*>(directory_map_), directory_size_);
   munmap(const_cast<uint8_t*>(arena_), arena_size_);
   munmap(staging_, staging_size_);
   close(fd_);
@@ -171,6 +203,37 @@ void LocalPathClient::Release(uint64_t lease_id) {
   WriteMessage(fd_, LocalMessage::kRelease, release);  // one-way
 }
 
+void LocalPathClient::SendReport(const v1::DirectReadReport& report) {
+  MutexLock lock(&mu_);
+  if (!WriteMessage(fd_, LocalMessage::kDirectReads, report)) {
+    shutdown(fd_, SHUT_RDWR);  // a partial message: the stream is out of step
+  }
+}
+
+size_t LocalPathClient::CopyListed(const std::string& ns, absl::Span<const FetchTarget> targets,
+                                   bool streaming, std::vector<v1::Tier>* tiers) {
+  uint32_t ns_id;
+  {
+    MutexLock lock(&ns_mu_);
+    auto it = namespace_ids_.find(ns);
+    if (it == namespace_ids_.end()) return 0;  // the first lease will tell us
+    ns_id = it->second;
+  }
+  size_t copied = 0;
+  for (const FetchTarget& t : targets) {
+    // kChanged leaves garbage in t.dest; the lease path overwrites it.
+    if (directory_->Copy(ns_id, t.key, t.offset, t.dest, streaming) !=
+        BlockDirectoryReader::Result::kCopied) {
+      break;
+    }
+    reporter_->Record(ns_id, t.key, t.dest.size());
+    tiers->push_back(v1::TIER_HOST);
+    ++copied;
+  }
+  direct_reads_.fetch_add(copied, std::memory_order_relaxed);
+  return copied;
+}
+
 bool LocalPathClient::ExtentsFit(const google::protobuf::RepeatedPtrField<v1::ArenaExtent>& extents,
                                  uint64_t mapping_size, uint64_t length) {
   uint64_t total = 0;
@@ -183,16 +246,45 @@ bool LocalPathClient::ExtentsFit(const google::protobuf::RepeatedPtrField<v1::Ar
 
 LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
                                                 absl::Span<const FetchTarget> targets, bool verify,
-                                                size_t* completed, std::vector<v1::Tier>* tiers) {
-  v1::LocalLease lease;
-  Outcome call = Call(LocalMessage::kFetchLease, request, LocalMessage::kLease, &lease);
-  if (!call.status.ok()) return call;
-  if (lease.status_code() != 0) return Outcome{StatusOf(lease.status_code(), lease.status_message()), false};
-  Outcome outcome{absl::OkStatus(), false};
+                                                size_t* completed, std::vector<v1::Tier>* tiers,
+                                                size_t* direct) {
   size_t fetch_bytes = 0;
   for (const FetchTarget& t : targets) fetch_bytes += t.dest.size();
+  size_t listed = 0;  // leading targets copied through the directory
+  if (directory_ != nullptr && !verify) {
+    listed = CopyListed(request.namespace_(), targets, fetch_bytes >= kStreamingFetchBytes, tiers);
+    *completed += listed;
+    if (direct != nullptr) *direct = listed;
+    if (listed == targets.size()) {
+      reporter_->RecordFetch();
+      return Outcome{absl::OkStatus(), false};
+    }
+  }
+  v1::FetchRequest rest;
+  if (listed > 0) {
+    rest.set_namespace_(request.namespace_());
+    rest.set_max_chunk_bytes(request.max_chunk_bytes());
+    rest.mutable_items()->CopyFrom(request.items());
+    rest.mutable_items()->DeleteSubrange(0, static_cast<int>(listed));
+  }
+  v1::LocalLease lease;
+  Outcome call =
+      Call(LocalMessage::kFetchLease, listed > 0 ? rest : request, LocalMessage::kLease, &lease);
+  if (!call.status.ok()) return call;
+  if (directory_ != nullptr && lease.has_namespace_id()) {
+    MutexLock lock(&ns_mu_);
+    namespace_ids_.try_emplace(request.namespace_(), lease.namespace_id());
+  }
+  if (lease.status_code() != 0) {
+    // A miss after directory hits is the end of the cached run, not an error.
+    if (listed > 0 && lease.status_code() == static_cast<int32_t>(absl::StatusCode::kNotFound)) {
+      return Outcome{absl::OkStatus(), false};
+    }
+    return Outcome{StatusOf(lease.status_code(), lease.status_message()), false};
+  }
+  Outcome outcome{absl::OkStatus(), false};
   for (const v1::LeasedItem& item : lease.items()) {
-    if (*completed >= targets.size() || item.item_index() != *completed) break;
+    if (*completed >= targets.size() || item.item_index() + listed != *completed) break;
     const FetchTarget& t = targets[*completed];
     if (item.offset() != t.offset || !ExtentsFit(item.extents(), arena_size_, t.dest.size())) {
       outcome = Outcome{absl::InternalError("local lease does not match the request"), true};

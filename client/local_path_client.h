@@ -1,25 +1,32 @@
 // Client side of the same-host path (proto/kvcache/v1/local.proto): one Unix
 // socket to the daemon, the host arena mapped read-only once from the fd the
 // daemon passes, and this connection's staging space mapped writable.
-// Fetches copy straight from the arena to the caller's memory under a lease;
-// puts copy the caller's bytes into a leased staging range, which the daemon
-// copies into the arena at commit. Transport errors are reported as such so
-// the caller can fall back to the data port or gRPC.
+// Fetches first copy what the daemon's block directory lists, with no round
+// trip (reported afterwards, one-way); the rest they copy from the arena
+// under a lease. Puts copy the caller's bytes into a leased staging range,
+// which the daemon copies into the arena at commit. Transport errors are
+// reported as such so the caller can fall back to the data port or gRPC.
 //
 // Thread safety: all methods may be called from any thread; requests on the
 // socket take turns, copies run in parallel.
 #ifndef KVCACHE_CLIENT_LOCAL_PATH_CLIENT_H_
 #define KVCACHE_CLIENT_LOCAL_PATH_CLIENT_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/block_directory_reader.h"
 #include "client/data_port_client.h"
+#include "client/direct_read_reporter.h"
 #include "common/mutex.h"
 #include "kvcache/v1/local.pb.h"
 #include "proto/local_wire.h"
@@ -30,23 +37,33 @@ class LocalPathClient {
  public:
   // Connects to `path`, checks that the daemon there is `instance_id` (as
   // Hello said), and maps its arena. PERMISSION_DENIED if the daemon refuses
-  // our uid; UNAVAILABLE for anything else that goes wrong.
+  // our uid; UNAVAILABLE for anything else that goes wrong. With
+  // `direct_reads`, also maps the daemon's block directory if it has one.
   static absl::StatusOr<std::unique_ptr<LocalPathClient>> Connect(const std::string& path,
                                                                   const std::string& instance_id,
-                                                                  absl::Duration timeout);
+                                                                  absl::Duration timeout,
+                                                                  bool direct_reads = true);
   ~LocalPathClient();
 
   using Outcome = DataPortClient::Outcome;
 
-  // As DataPortClient::Fetch, copying from the mapping under a lease. With
-  // `verify`, whole blocks are also re-hashed here; the arena is read-only to
-  // every client and the daemon hashed each block as it stored it, so that
-  // guards only against a daemon bug, at about a third of the fetch speed.
+  // As DataPortClient::Fetch (*completed starts at 0): copies the leading
+  // blocks the directory lists, then the rest from the mapping under a
+  // lease. With `verify`, only the lease path is used and whole blocks are
+  // re-hashed here; the arena is read-only to every client and the daemon
+  // hashed each block as it stored it, so that guards only against a daemon
+  // bug, at about a third of the fetch speed. `*direct` (if given) is set
+  // to how many of the completed blocks came through the directory.
   Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets, bool verify,
-                size_t* completed, std::vector<v1::Tier>* tiers);
+                size_t* completed, std::vector<v1::Tier>* tiers, size_t* direct = nullptr);
   // As DataPortClient::Put, writing each block into a leased staging range.
   Outcome Put(const std::string& ns, const std::string& parent, absl::Span<const PutBlock> blocks,
               std::vector<v1::PutOutcome>* outcomes);
+
+  // Whether the daemon's block directory is mapped, and the blocks copied
+  // through it so far.
+  bool has_directory() const { return directory_ != nullptr; }
+  uint64_t direct_reads() const { return direct_reads_.load(std::memory_order_relaxed); }
 
  private:
   LocalPathClient(int fd, const uint8_t* arena, size_t arena_size, uint8_t* staging,
@@ -60,6 +77,11 @@ class LocalPathClient {
   Outcome Call(LocalMessage type, const google::protobuf::Message& body, LocalMessage expect,
                google::protobuf::Message* reply) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(uint64_t lease_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Copies the leading targets the directory lists; returns how many.
+  size_t CopyListed(const std::string& ns, absl::Span<const FetchTarget> targets, bool streaming,
+                    std::vector<v1::Tier>* tiers) ABSL_LOCKS_EXCLUDED(ns_mu_);
+  // Sends one report of direct reads (one-way).
+  void SendReport(const v1::DirectReadReport& report) ABSL_LOCKS_EXCLUDED(mu_);
   // True if every extent lies inside a mapping of `mapping_size` bytes and
   // they add up to `length`.
   static bool ExtentsFit(const google::protobuf::RepeatedPtrField<v1::ArenaExtent>& extents,
@@ -71,6 +93,17 @@ class LocalPathClient {
   const size_t arena_size_;
   uint8_t* const staging_;  // this connection's, mapped writable
   const size_t staging_size_;
+
+  // Set once by Connect when the daemon shares its block directory.
+  const uint8_t* directory_map_ = nullptr;  // mapped read-only
+  size_t directory_size_ = 0;
+  std::unique_ptr<BlockDirectoryReader> directory_;
+  std::unique_ptr<DirectReadReporter> reporter_;
+  std::atomic<uint64_t> direct_reads_{0};
+  // The daemon's ids of namespaces (learned from fetch leases), which
+  // directory slots carry; fixed for the daemon's life.
+  Mutex ns_mu_;
+  absl::flat_hash_map<std::string, uint32_t> namespace_ids_ ABSL_GUARDED_BY(ns_mu_);
 };
 
 }  // namespace kvcache

@@ -47,9 +47,21 @@ void BlockIndex::Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_mi
   e.last_access_micros = now_micros;
 }
 
+void BlockIndex::ListInDirectory(const EntryKey& k, Entry& e) {
+  if (directory_ == nullptr || !e.block->on_host()) return;
+  e.directory_slot = directory_->List(k.ns, k.key, e.block->pages());
+}
+
+void BlockIndex::WithdrawFromDirectory(Entry& e) {
+  if (e.directory_slot == BlockDirectory::kNotListed) return;
+  directory_->Withdraw(e.directory_slot);
+  e.directory_slot = BlockDirectory::kNotListed;
+}
+
 void BlockIndex::Remove(Shard& shard, const EntryKey& k) {
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return;
+  WithdrawFromDirectory(it->second);
   Unlink(shard, k, it->second);
   if (it->second.on_nvme && nvme_drop_listener_) {
     nvme_drop_listener_(k.ns, it->second.block->meta());
@@ -87,6 +99,16 @@ size_t BlockIndex::LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
     ++hits;
   }
   return hits;
+}
+
+void BlockIndex::RecordDirectReads(NamespaceId ns, const BlockKey& key, uint64_t reads) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end()) return;
+  Touch(shard, k, it->second, NowMicros());
+  it->second.hits += reads;
 }
 
 std::optional<BlockPin> BlockIndex::Pin(NamespaceId ns, const BlockKey& key) {
@@ -145,6 +167,7 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, 
       if (it->second.block->meta().evict_first) it->second.tick -= kEvictFirstTicks;
       it->second.last_access_micros = it->second.block->meta().created_micros;
       Link(shard, k, it->second);
+      ListInDirectory(k, it->second);
       blocks_.fetch_add(1, std::memory_order_relaxed);
       bytes_.fetch_add(size, std::memory_order_relaxed);
       if (it->second.block->on_host()) host_blocks_.fetch_add(1, std::memory_order_relaxed);
@@ -252,6 +275,7 @@ uint64_t BlockIndex::DropHostCopy(NamespaceId ns, const BlockKey& key,
   if (e.block.get() != expected || !e.on_nvme || !e.block->on_host() || e.block.use_count() != 1) {
     return 0;
   }
+  WithdrawFromDirectory(e);
   Unlink(shard, k, e);
   freed = std::move(e.block);
   e.block = std::make_shared<CachedBlock>(freed->meta(), PageRun());
@@ -293,6 +317,7 @@ std::optional<BlockPin> BlockIndex::InstallHostCopy(NamespaceId ns, const BlockK
     replaced = std::move(e.block);
     e.block = std::make_shared<CachedBlock>(replaced->meta(), std::move(pages));
     Link(shard, k, e);
+    ListInDirectory(k, e);
     host_blocks_.fetch_add(1, std::memory_order_relaxed);
   }
   return BlockPin(e.block, pinned_bytes_);

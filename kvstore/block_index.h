@@ -13,6 +13,10 @@
 //     between tiers never changes the forest: spilling drops only the host
 //     copy of a block already on NVMe, and promotion gives an NVMe-only
 //     block host pages again. Dropping from the whole cache stays leaf-first.
+//  5. With a block directory, a block is listed there while its entry has
+//     host pages, and withdrawn (under the shard lock) before the entry lets
+//     go of them, so a local worker's direct copy of a block whose pages are
+//     freed or reused fails its check.
 //
 // Each shard has one mutex over its map and its ordered set of leaves. No
 // method holds two shard locks at once: a child and its parent may live in
@@ -37,6 +41,7 @@
 #include "absl/types/span.h"
 #include "client/key/block_key.h"
 #include "common/mutex.h"
+#include "kvstore/block_directory.h"
 #include "kvstore/cached_block.h"
 #include "kvstore/namespace_table.h"
 
@@ -122,6 +127,14 @@ class BlockIndex {
   // the removal). Set once, before the index is shared.
   using NvmeDropListener = std::function<void(NamespaceId, const BlockMeta&)>;
   void SetNvmeDropListener(NvmeDropListener listener) { nvme_drop_listener_ = std::move(listener); }
+  // Lists host-resident blocks in `directory` (not owned; outlives the
+  // index). Set once, before anything is inserted.
+  void SetDirectory(BlockDirectory* directory) { directory_ = directory; }
+
+  // Marks a block used and counts `reads` hits: copies that local workers
+  // made through the block directory and reported afterwards. No-op if the
+  // block is gone.
+  void RecordDirectReads(NamespaceId ns, const BlockKey& key, uint64_t reads);
 
   // Tiering. Up to `max` of the least recently used unpinned blocks that
   // have host pages, coldest first.
@@ -180,6 +193,7 @@ class BlockIndex {
     uint64_t hits = 0;
     uint64_t tick = 0;  // logical recency; orders the leaf set
     int64_t last_access_micros = 0;
+    uint32_t directory_slot = BlockDirectory::kNotListed;
   };
   using TickOrder = std::set<std::pair<uint64_t, EntryKey>>;
   struct Shard {
@@ -203,6 +217,10 @@ class BlockIndex {
   // Marks an entry used now. REQUIRES: shard.mu held.
   void Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_micros)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Lists an entry that has host pages in the directory, if there is one /
+  // withdraws it. REQUIRES: the entry's shard lock held.
+  void ListInDirectory(const EntryKey& k, Entry& e);
+  void WithdrawFromDirectory(Entry& e);
   // Unlinks an entry. REQUIRES: shard.mu held.
   void Remove(Shard& shard, const EntryKey& k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // One child of `parent` is gone: decrements its count, making it a leaf at 0.
@@ -219,6 +237,7 @@ class BlockIndex {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t>* const pinned_bytes_;  // not owned
   NvmeDropListener nvme_drop_listener_;
+  BlockDirectory* directory_ = nullptr;  // not owned; may be null
   // Ticks start above kEvictFirstTicks, so a block marked evict_first can sit
   // that far below every other one.
   static constexpr uint64_t kEvictFirstTicks = uint64_t{1} << 62;

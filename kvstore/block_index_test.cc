@@ -1,7 +1,10 @@
 #include "kvstore/block_index.h"
 
+#include <sys/mman.h>
+
 #include <thread>
 
+#include "client/block_directory_reader.h"
 #include "gtest/gtest.h"
 
 namespace kvcache {
@@ -203,6 +206,60 @@ TEST_F(BlockIndexTest, ConcurrentUseStaysPrefixClosed) {
   }
   EXPECT_EQ(index_->blocks(), all.size());
   EXPECT_EQ(pinned_.load(), 0u);
+}
+
+// The directory lists exactly the blocks that have host pages: a worker's
+// direct copy finds a block from insert until eviction, spill or drop.
+TEST_F(BlockIndexTest, DirectoryListsExactlyTheHostResidentBlocks) {
+  std::unique_ptr<BlockDirectory> directory = *BlockDirectory::Create(*arena_);
+  index_->SetDirectory(directory.get());
+  void* dir = mmap(nullptr, directory->bytes(), PROT_READ, MAP_SHARED, directory->fd(), 0);
+  ASSERT_NE(dir, MAP_FAILED);
+  std::unique_ptr<BlockDirectoryReader> reader =
+      *BlockDirectoryReader::Create(static_cast<const uint8_t*>(dir), directory->bytes(),
+                                    arena_->PageData(0), arena_->capacity_bytes());
+  auto listed = [&](const std::string& key) {
+    std::vector<uint8_t> out(100);
+    return reader->Copy(ns_, Key(key), 0, {out.data(), out.size()}, false) ==
+           BlockDirectoryReader::Result::kCopied;
+  };
+
+  ASSERT_EQ(Put("a", ""), InsertOutcome::kStored);
+  ASSERT_EQ(Put("b", "a"), InsertOutcome::kStored);
+  ASSERT_EQ(Put("c", "b"), InsertOutcome::kStored);
+  EXPECT_TRUE(listed("a") && listed("b") && listed("c"));
+  EXPECT_EQ(directory->listed(), 3u);
+
+  // Spilled: the host copy goes, the block stays (on NVMe), unlisted.
+  std::weak_ptr<const CachedBlock> b_block;
+  for (const SpillCandidate& c : index_->ColdestOnHost(8)) {
+    if (c.key == Key("b")) b_block = c.block;
+  }
+  ASSERT_TRUE(index_->MarkOnNvme(ns_, *b_block.lock()));
+  const CachedBlock* b_identity = b_block.lock().get();  // no reference held past here
+  ASSERT_GT(index_->DropHostCopy(ns_, Key("b"), b_identity), 0u);
+  EXPECT_FALSE(listed("b"));
+  EXPECT_EQ(directory->listed(), 2u);
+  // Promoted: listed again, in its new pages.
+  ASSERT_TRUE(index_->InstallHostCopy(ns_, Key("b"), *arena_->Allocate(100)).has_value());
+  EXPECT_TRUE(listed("b"));
+
+  // Evicted by pressure (the leaf c), by key, and by namespace.
+  EXPECT_EQ(EvictOne(), "c");
+  EXPECT_FALSE(listed("c"));
+  ASSERT_TRUE(index_->EvictKey(ns_, Key("b"), false).ok());
+  EXPECT_FALSE(listed("b"));
+  index_->EvictNamespaces({ns_}, false);
+  EXPECT_FALSE(listed("a"));
+  EXPECT_EQ(directory->listed(), 0u);
+
+  // Reported direct reads count as hits and make the block recent.
+  ASSERT_EQ(Put("x", ""), InsertOutcome::kStored);
+  ASSERT_EQ(Put("y", ""), InsertOutcome::kStored);
+  index_->RecordDirectReads(ns_, Key("x"), 3);
+  EXPECT_EQ(index_->Inspect(ns_, Key("x"))->hits, 3u);
+  EXPECT_EQ(EvictOne(), "y");  // x was read more recently
+  munmap(dir, directory->bytes());
 }
 
 }  // namespace

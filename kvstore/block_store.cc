@@ -32,6 +32,19 @@ absl::StatusOr<std::unique_ptr<BlockStore>> BlockStore::Create(const Options& op
   absl::StatusOr<std::unique_ptr<HostArena>> arena = HostArena::Create(options.arena);
   if (!arena.ok()) return arena.status();
   std::unique_ptr<BlockStore> store(new BlockStore(std::move(*arena), options));
+  if (options.block_directory && !store->arena_->sealed()) {
+    store->directory_unavailable_ = "the host arena is not a sealed memfd";
+  } else if (options.block_directory) {
+    absl::StatusOr<std::unique_ptr<BlockDirectory>> directory =
+        BlockDirectory::Create(*store->arena_);
+    if (directory.ok()) {
+      store->directory_ = std::move(*directory);
+      store->directory_unavailable_.clear();
+      store->index_->SetDirectory(store->directory_.get());
+    } else {
+      store->directory_unavailable_ = std::string(directory.status().message());
+    }
+  }
   if (options.nvme.has_value()) {
     absl::StatusOr<std::unique_ptr<NvmeTier>> tier =
         NvmeTier::Open(*options.nvme, &store->namespaces_);

@@ -54,6 +54,10 @@ class BlockStore {
     double spill_low = 0.80;
     // Off in tests that call SpillToLowWatermark themselves.
     bool spill_in_background = true;
+    // List host-resident blocks in a shared block directory, so same-host
+    // workers copy them without a round trip (kvstore/block_directory.h).
+    // Needs a sealed memfd arena; without one the store runs without it.
+    bool block_directory = true;
   };
 
   // Errors from HostArena::Create; INVALID_ARGUMENT for bad watermarks or
@@ -81,6 +85,10 @@ class BlockStore {
   NamespaceTable& namespaces() { return namespaces_; }
   // The NVMe tier, or null.
   NvmeTier* nvme() { return nvme_.get(); }
+  // The block directory, or null; and why there is none ("not enabled", or
+  // the error creating it).
+  BlockDirectory* directory() { return directory_.get(); }
+  const std::string& directory_unavailable() const { return directory_unavailable_; }
   // Why there is no NVMe tier ("not configured", or the error opening it).
   const std::string& nvme_unavailable() const { return nvme_unavailable_; }
 
@@ -122,6 +130,9 @@ class BlockStore {
   double restore_seconds_ = 0;
   // Declared after the counters: the index's pins count into pinned_bytes_.
   std::unique_ptr<HostArena> arena_;
+  // Before the index, which withdraws blocks from it.
+  std::unique_ptr<BlockDirectory> directory_;
+  std::string directory_unavailable_ = "not enabled";
   NamespaceTable namespaces_;
   std::unique_ptr<NvmeTier> nvme_;
   std::string nvme_unavailable_ = "not configured";

@@ -319,6 +319,14 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
   response.set_version(kVersion);
   response.set_uptime_seconds(absl::ToInt64Seconds(absl::Now() - context_.started));
   response.set_page_bytes(store.arena().page_bytes());
+  response.set_direct_reads(load(c.direct_reads));
+  if (const BlockDirectory* d = store.directory(); d != nullptr) {
+    response.set_block_directory(absl::StrCat(d->listed(), " blocks listed, ", d->unlisted(),
+                                              " left unlisted since start (bucket full), ",
+                                              FormatBytes(d->bytes())));
+  } else {
+    response.set_block_directory(absl::StrCat("off (", store.directory_unavailable(), ")"));
+  }
 }
 
 }  // namespace kvcache

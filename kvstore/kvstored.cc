@@ -50,6 +50,11 @@ ABSL_FLAG(std::string, local_allowed_uids, "self",
           "Comma-separated uids allowed on the local socket (\"self\": the daemon's own uid). "
           "Whoever maps the arena can read every cached block of every tenant.");
 ABSL_FLAG(std::string, local_allowed_gids, "", "Comma-separated gids allowed on the local socket.");
+ABSL_FLAG(bool, local_direct_reads, true,
+          "List host-resident blocks in a read-only directory shared with same-host workers, "
+          "who then copy them from the arena with no request at all (they report the reads "
+          "afterwards, for LRU order and Stats). Off: every same-host fetch takes a lease, one "
+          "round trip.");
 ABSL_FLAG(int, lease_ttl_s, 30,
           "Seconds a same-host lease may be held before the daemon takes its pages back.");
 ABSL_FLAG(std::string, local_staging, "128MiB",
@@ -179,6 +184,8 @@ int Run() {
   store_options.arena.page_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_page_size, "page_size"));
   store_options.arena.prefault = absl::GetFlag(FLAGS_prefault);
   store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
+  store_options.block_directory =
+      absl::GetFlag(FLAGS_local_direct_reads) && absl::GetFlag(FLAGS_local_socket) != "off";
   store_options.spill_high = absl::GetFlag(FLAGS_spill_high);
   store_options.spill_low = absl::GetFlag(FLAGS_spill_low);
   if (const std::string dir = absl::GetFlag(FLAGS_nvme_dir); !dir.empty()) {
@@ -266,8 +273,15 @@ int Run() {
     }
     local_path = std::move(*started);
     context.local_socket = local_path->path();
-    local_line = absl::StrCat(local_path->path(), " (same-host leases; uids ",
-                              absl::GetFlag(FLAGS_local_allowed_uids), ")");
+    const BlockDirectory* directory = (*store)->directory();
+    local_line = absl::StrCat(
+        local_path->path(), " (same-host leases; uids ", absl::GetFlag(FLAGS_local_allowed_uids),
+        ")\n             direct reads: ",
+        directory != nullptr
+            ? absl::StrCat("on (block directory, ", FormatBytes(directory->bytes()), ")")
+        : absl::GetFlag(FLAGS_local_direct_reads)
+            ? absl::StrCat("off (", (*store)->directory_unavailable(), ")")
+            : std::string("off (--local_direct_reads=false)"));
   }
   KvCacheService service(context);
   grpc::EnableDefaultHealthCheckService(true);

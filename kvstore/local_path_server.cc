@@ -30,26 +30,28 @@ bool Send(int fd, LocalMessage type, const google::protobuf::Message& body) {
   return WriteFullV(fd, iov, bytes.empty() ? 1 : 2);
 }
 
-// The welcome travels with two fds attached (SCM_RIGHTS): the arena's
-// (sealed: the client can only map it read-only) and the connection's
-// staging memfd.
-bool SendWelcome(int fd, const v1::LocalWelcome& welcome, int arena_fd, int staging_fd) {
+// The welcome travels with its fds attached (SCM_RIGHTS): the arena's
+// (sealed: the client can only map it read-only), the connection's staging
+// memfd, and the block directory's (sealed too) if there is one.
+bool SendWelcome(int fd, const v1::LocalWelcome& welcome, int arena_fd, int staging_fd,
+                 int directory_fd) {
   const std::string bytes = welcome.SerializeAsString();
   uint32_t head[2] = {static_cast<uint32_t>(LocalMessage::kWelcome),
                       static_cast<uint32_t>(bytes.size())};
   iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
-  const int fds[2] = {arena_fd, staging_fd};
+  const int fds[3] = {arena_fd, staging_fd, directory_fd};
+  const size_t fds_bytes = (directory_fd >= 0 ? 3 : 2) * sizeof(int);
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
   msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
+  msg.msg_controllen = CMSG_SPACE(fds_bytes);
   cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(fds));
-  std::memcpy(CMSG_DATA(cmsg), fds, sizeof(fds));
+  cmsg->cmsg_len = CMSG_LEN(fds_bytes);
+  std::memcpy(CMSG_DATA(cmsg), fds, fds_bytes);
   const ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
   if (w < 0) return false;
   // The fds went with the first byte; finish any short write without them.
@@ -177,7 +179,12 @@ void LocalPathServer::Serve(int fd) {
   welcome.set_arena_bytes(arena.capacity_bytes());
   welcome.set_page_bytes(arena.page_bytes());
   welcome.set_staging_bytes((*staging)->size());
-  if (!SendWelcome(fd, welcome, arena.fd(), (*staging)->fd())) return;
+  const BlockDirectory* directory = service_.store.directory();
+  if (directory != nullptr) welcome.set_directory_bytes(directory->bytes());
+  if (!SendWelcome(fd, welcome, arena.fd(), (*staging)->fd(),
+                   directory != nullptr ? directory->fd() : -1)) {
+    return;
+  }
 
   // Leases live here, so they all go back when the connection does (before
   // the staging space their ranges point into).
@@ -203,6 +210,11 @@ void LocalPathServer::Serve(int fd) {
                                              ? PlanFetch(service_, kDefaultTenant, request)
                                              : absl::InvalidArgumentError("malformed FetchRequest");
         SetStatus(plan.status(), reply);
+        // So the client can find this namespace's blocks in the directory.
+        if (std::optional<NamespaceId> ns =
+                service_.store.namespaces().Find(kDefaultTenant, request.namespace_())) {
+          reply.set_namespace_id(*ns);
+        }
         if (plan.ok()) {
           Lease& lease = leases[next_lease];
           lease.expires = expires;
@@ -259,6 +271,21 @@ void LocalPathServer::Serve(int fd) {
         }
         if (!admission.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
         if (!Send(fd, LocalMessage::kLease, reply)) return;
+        break;
+      }
+      case LocalMessage::kDirectReads: {  // one-way
+        v1::DirectReadReport report;
+        if (!report.ParseFromString(body)) return;
+        uint64_t blocks = 0;
+        for (const v1::DirectRead& read : report.reads()) {
+          absl::StatusOr<BlockKey> key = BlockKey::FromBytes(read.key());
+          if (!key.ok()) continue;
+          service_.store.index().RecordDirectReads(read.namespace_id(), *key, read.count());
+          blocks += read.count();
+        }
+        service_.counters.direct_reads.fetch_add(blocks, std::memory_order_relaxed);
+        service_.counters.fetches.fetch_add(report.fetches(), std::memory_order_relaxed);
+        service_.counters.bytes_out.fetch_add(report.bytes(), std::memory_order_relaxed);
         break;
       }
       case LocalMessage::kPutCommit:

@@ -41,6 +41,7 @@ struct ServiceCounters {
   std::atomic<uint64_t> fetches{0};
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> direct_reads{0};  // blocks, as local workers report them
 };
 
 struct ServiceContext {

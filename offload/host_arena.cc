@@ -13,21 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "common/bulk_copy.h"
 #include "common/huge_pages.h"
+#include "common/memfd_seal.h"
 
 namespace kvcache {
 namespace {
-
-#ifndef F_SEAL_FUTURE_WRITE
-#define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1
-#endif
-
-// After this, nobody can create a writable mapping of the memfd, write(2) to
-// it or change its size; the daemon's own mapping, made before, stays
-// writable. So a local client that receives the fd can only read pages.
-bool SealAgainstOtherWriters(int fd) {
-  return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) ==
-         0;
-}
 
 // The kernel's transparent huge page mode for shared memory (a memfd) or
 // for anonymous memory: the bracketed word in its sysfs file.

@@ -8,14 +8,15 @@
 namespace kvcache {
 
 enum class LocalMessage : uint32_t {
-  kWelcome = 1,     // daemon -> client, with the arena and staging fds; body LocalWelcome
-  kFetchLease = 2,  // client -> daemon; body FetchRequest; reply kLease
-  kPutBegin = 3,    // client -> daemon; body PutBlockHeader; reply kLease
-  kPutCommit = 4,   // client -> daemon; body LocalRelease; reply kResult
-  kRelease = 5,     // client -> daemon; body LocalRelease; no reply
-  kLease = 6,       // daemon -> client; body LocalLease
-  kResult = 7,      // daemon -> client; body LocalResult
-  kRefused = 8,     // daemon -> client, then close; body LocalResult
+  kWelcome = 1,      // daemon -> client, with the arena and staging fds; body LocalWelcome
+  kFetchLease = 2,   // client -> daemon; body FetchRequest; reply kLease
+  kPutBegin = 3,     // client -> daemon; body PutBlockHeader; reply kLease
+  kPutCommit = 4,    // client -> daemon; body LocalRelease; reply kResult
+  kRelease = 5,      // client -> daemon; body LocalRelease; no reply
+  kLease = 6,        // daemon -> client; body LocalLease
+  kResult = 7,       // daemon -> client; body LocalResult
+  kRefused = 8,      // daemon -> client, then close; body LocalResult
+  kDirectReads = 9,  // client -> daemon; body DirectReadReport; no reply
 };
 
 inline constexpr uint32_t kMaxLocalMessageBytes = 4u << 20;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/types/span.h"
+#include "client/client.h"
 #include "gtest/gtest.h"
 #include "tests/test_blocks.h"
 #include "tools/daemon_process.h"
@@ -33,6 +35,28 @@ class DaemonTest : public ::testing::Test {
     v1::StatsResponse stats = AwaitNothingPinnedOrStaged(*stub_);
     EXPECT_EQ(stats.pinned_bytes(), 0u);
     EXPECT_EQ(stats.staged_bytes(), 0u);
+  }
+
+  v1::StatsResponse Stats() {
+    grpc::ClientContext ctx;
+    v1::StatsResponse r;
+    EXPECT_TRUE(stub_->Stats(&ctx, {}, &r).ok());
+    return r;
+  }
+
+  // Fetches `chain` (blocks of `size` bytes) from namespace `ns`; *got says
+  // how many leading blocks arrived (a miss, NOT_FOUND, is a normal answer).
+  static std::vector<std::string> FetchAll(Client& client, const std::string& ns,
+                                           const std::vector<BlockKey>& chain, size_t size,
+                                           size_t* got) {
+    std::vector<std::string> out(chain.size(), std::string(size, '\0'));
+    std::vector<FetchTarget> targets;
+    for (size_t i = 0; i < chain.size(); ++i) {
+      targets.push_back(
+          {chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(out[i].data()), size)});
+    }
+    *got = client.Fetch(ns, targets).blocks;
+    return out;
   }
 
   std::unique_ptr<DaemonProcess> daemon_;

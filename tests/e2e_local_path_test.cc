@@ -62,25 +62,6 @@ class E2eLocalPathTest : public DaemonTest {
     ASSERT_EQ(std::string(line), "HOLDING\n");
   }
 
-  v1::StatsResponse Stats() {
-    grpc::ClientContext ctx;
-    v1::StatsResponse r;
-    EXPECT_TRUE(stub_->Stats(&ctx, {}, &r).ok());
-    return r;
-  }
-
-  std::vector<std::string> FetchAll(Client& client, const std::vector<BlockKey>& chain,
-                                    size_t size, size_t* got) {
-    std::vector<std::string> out(chain.size(), std::string(size, '\0'));
-    std::vector<FetchTarget> targets;
-    for (size_t i = 0; i < chain.size(); ++i) {
-      targets.push_back({chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(out[i].data()), size)});
-    }
-    FetchResult r = client.Fetch(ns_, targets);  // a miss (NOT_FOUND) is a normal answer
-    *got = r.blocks;
-    return out;
-  }
-
   const std::string ns_ = TestSchema().NamespaceName();
   pid_t holder_pid_ = 0;
 };
@@ -94,7 +75,7 @@ TEST_F(E2eLocalPathTest, PutsAndFetchesAreByteExactAndMoveNoBytesThroughASocket)
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   for (auto o : *outcomes) EXPECT_EQ(o, v1::PUT_STORED);
   size_t got = 0;
-  std::vector<std::string> out = FetchAll(**client, chain, 200000, &got);
+  std::vector<std::string> out = FetchAll(**client, ns_, chain, 200000, &got);
   EXPECT_EQ(got, 8u);
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 200000));
   EXPECT_EQ((*client)->counters().local_path_blocks, 16u);  // 8 put + 8 fetched
@@ -106,7 +87,7 @@ TEST_F(E2eLocalPathTest, PutsAndFetchesAreByteExactAndMoveNoBytesThroughASocket)
   remote.use_local_path = false;
   remote.use_data_port = false;
   auto grpc_client = Client::Create(remote);
-  out = FetchAll(**grpc_client, chain, 200000, &got);
+  out = FetchAll(**grpc_client, ns_, chain, 200000, &got);
   EXPECT_EQ(got, 8u);
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 200000));
 }
@@ -119,7 +100,7 @@ TEST_F(E2eLocalPathTest, RehashedLocalFetchesAreByteExactToo) {
   std::vector<BlockKey> chain = TestChain(9, 3);
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 300000)).ok());
   size_t got = 0;
-  std::vector<std::string> out = FetchAll(**client, chain, 300000, &got);
+  std::vector<std::string> out = FetchAll(**client, ns_, chain, 300000, &got);
   EXPECT_EQ(got, 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 300000));
   EXPECT_EQ((*client)->counters().local_path_blocks, 6u);  // 3 put + 3 fetched locally
@@ -162,7 +143,7 @@ TEST_F(E2eLocalPathTest, EvictionSkipsLeasedBlocks) {
   }
   EXPECT_GT(Stats().evicted_blocks(), 0u);
   size_t got = 0;
-  std::vector<std::string> out = FetchAll(**client, leased, 1 << 20, &got);
+  std::vector<std::string> out = FetchAll(**client, ns_, leased, 1 << 20, &got);
   EXPECT_EQ(got, 1u);
   EXPECT_EQ(out[0], PayloadFor(leased[0], 1 << 20));
 }
@@ -177,7 +158,7 @@ TEST_F(E2eLocalPathTest, ConcurrentReadersAndWriters) {
       for (int i = 0; i < 30; ++i) {
         std::vector<BlockKey> chain = TestChain(200 + (w + i) % 6, 4);
         size_t got = 0;
-        std::vector<std::string> out = FetchAll(**client, chain, 100000, &got);
+        std::vector<std::string> out = FetchAll(**client, ns_, chain, 100000, &got);
         for (size_t b = 0; b < got; ++b) {
           (out[b] == PayloadFor(chain[b], 100000) ? right : wrong).fetch_add(1);
         }
@@ -215,7 +196,7 @@ TEST_F(E2eLocalPathTest, OnlyAllowedUidsGetTheArena) {
   std::vector<BlockKey> chain = TestChain(5, 2);
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 5000)).ok());
   size_t got = 0;
-  FetchAll(**client, chain, 5000, &got);
+  FetchAll(**client, ns_, chain, 5000, &got);
   EXPECT_EQ(got, 2u);
   EXPECT_EQ((*client)->counters().local_path_blocks, 0u);
 }
@@ -227,7 +208,7 @@ TEST_F(E2eLocalPathTest, FallsBackWhenTheSocketIsMissing) {
   std::vector<BlockKey> chain = TestChain(6, 3);
   ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 7000)).ok());
   size_t got = 0;
-  std::vector<std::string> out = FetchAll(**client, chain, 7000, &got);
+  std::vector<std::string> out = FetchAll(**client, ns_, chain, 7000, &got);
   EXPECT_EQ(got, 3u);
   EXPECT_EQ(out[2], PayloadFor(chain[2], 7000));
   EXPECT_EQ((*client)->counters().local_path_blocks, 0u);

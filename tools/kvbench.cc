@@ -65,14 +65,17 @@ std::vector<BlockKey> Keys(uint32_t seed, size_t n) {
 }
 
 // Which way a client moves bytes: what it picks by itself on the daemon's
-// host (the same-host lease path), the data port, or the gRPC stream alone.
-// kSameHostRehashed also re-hashes every block in the client
-// (verify_local_fetches), to show what that costs.
-enum class Path { kSameHost, kSameHostRehashed, kDataPort, kGrpc };
+// host (direct reads through the block directory, leases for the rest), the
+// same-host lease path alone (use_direct_reads off), the data port, or the
+// gRPC stream alone. kSameHostRehashed also re-hashes every block in the
+// client (verify_local_fetches, which takes leases), to show what that costs.
+enum class Path { kSameHost, kSameHostLease, kSameHostRehashed, kDataPort, kGrpc };
 constexpr Path kPaths[] = {Path::kSameHost, Path::kDataPort, Path::kGrpc};
 const char* PathKey(Path p) {
   switch (p) {
     case Path::kSameHost: return "samehost";
+    case Path::kSameHostLease:
+      return "samehost_lease";
     case Path::kSameHostRehashed: return "samehost_rehashed";
     case Path::kDataPort: return "dataport";
     case Path::kGrpc: return "grpc";
@@ -133,6 +136,8 @@ class Bench {
       options.address = address_;
       options.fetch_streams = 1;
       clients_[Path::kSameHost].push_back(*Client::Create(options));
+      options.use_direct_reads = false;
+      clients_[Path::kSameHostLease].push_back(*Client::Create(options));
       options.verify_local_fetches = true;
       clients_[Path::kSameHostRehashed].push_back(*Client::Create(options));
       options.verify_local_fetches = false;
@@ -235,6 +240,16 @@ class Bench {
     }) / 1e9;
   }
 
+  // The share of same-host fetched blocks that came through the directory.
+  double DirectShare() {
+    uint64_t direct = 0, fetched = 0;
+    for (auto& c : clients_[Path::kSameHost]) {
+      direct += c->counters().local_direct_reads;
+      fetched += c->counters().fetched_bytes / block_;
+    }
+    return fetched == 0 ? 0 : static_cast<double>(direct) / fetched;
+  }
+
   double LookupKeysPerSecond(int threads, absl::Duration d) {
     return Rate(threads, d, [&](int t) -> uint64_t {
       LookupResult r = clients_[Path::kSameHost][t]->Lookup(ns_, lookup_keys_);
@@ -267,9 +282,10 @@ absl::Status WriteBenchBars(std::map<std::string, double>& med, const std::strin
     return s;
   }
   const std::pair<const char*, const char*> bars[] = {
-      {"same-host Fetch, 8-block prefix", "fetch_samehost_prefix_gbps"},
+      {"same-host Fetch (direct), 8-block prefix", "fetch_samehost_prefix_gbps"},
       {"memcpy of 8 blocks", "memcpy_for_samehost_prefix_gbps"},
-      {"same-host Fetch, 1 block", "fetch_samehost_gbps"},
+      {"same-host Fetch (direct), 1 block", "fetch_samehost_gbps"},
+      {"same-host Fetch by lease, 1 block", "fetch_samehost_lease_gbps"},
       {"memcpy of 1 block", "memcpy_for_samehost_gbps"},
       {"data-port Fetch", "fetch_dataport_gbps"},
       {"gRPC-only Fetch", "fetch_grpc_gbps"},
@@ -354,9 +370,11 @@ int Run() {
           Path path;
           size_t per_call;
         };
-        for (const Case& c : {Case{"samehost", Path::kSameHost, 1},
-                              Case{"samehost_prefix", Path::kSameHost, kPrefixBlocks},
-                              Case{"samehost_rehashed", Path::kSameHostRehashed, 1}}) {
+        for (const Case& c :
+             {Case{"samehost", Path::kSameHost, 1}, Case{"samehost_lease", Path::kSameHostLease, 1},
+              Case{"samehost_prefix", Path::kSameHost, kPrefixBlocks},
+              Case{"samehost_lease_prefix", Path::kSameHostLease, kPrefixBlocks},
+              Case{"samehost_rehashed", Path::kSameHostRehashed, 1}}) {
           auto [fetch, copy] = bench.SideBySide(n, d, c.path, c.per_call);
           samples[absl::StrCat("fetch_", c.name, "_gbps", s)].push_back(fetch);
           samples[absl::StrCat("memcpy_for_", c.name, "_gbps", s)].push_back(copy);
@@ -381,6 +399,7 @@ int Run() {
   }
   std::map<std::string, double> med;
   for (auto& [name, v] : samples) med[name] = Median(v);
+  if (wanted("samehost")) med["samehost_direct_share"] = bench.DirectShare();
   for (const char* n : {"_1", "_4"}) {
     const std::string k = n;
     if (redis && wanted("socket")) {
@@ -418,14 +437,21 @@ int Run() {
   };
   if (wanted("samehost")) {
     std::cout << "same host\n";
+    std::cout << absl::StrFormat(
+        "  (direct: no round trip; %.1f%% of same-host fetched blocks came that way)\n",
+        100 * med["samehost_direct_share"]);
     std::cout << "  1 block per call\n";
-    row("    Fetch by lease", "fetch_samehost_gbps", "GB/s");
+    row("    Fetch, direct", "fetch_samehost_gbps", "GB/s");
     row("    memcpy (reference)", "memcpy_for_samehost_gbps", "GB/s");
     ratio("    Fetch / memcpy", "fetch_samehost_vs_memcpy");
+    row("    Fetch by lease", "fetch_samehost_lease_gbps", "GB/s");
+    ratio("    Fetch / memcpy", "fetch_samehost_lease_vs_memcpy");
     std::cout << absl::StrFormat("  %d-block prefix per call\n", kPrefixBlocks);
-    row("    Fetch by lease", "fetch_samehost_prefix_gbps", "GB/s");
+    row("    Fetch, direct", "fetch_samehost_prefix_gbps", "GB/s");
     row("    memcpy (reference)", "memcpy_for_samehost_prefix_gbps", "GB/s");
     ratio("    Fetch / memcpy", "fetch_samehost_prefix_vs_memcpy");
+    row("    Fetch by lease", "fetch_samehost_lease_prefix_gbps", "GB/s");
+    ratio("    Fetch / memcpy", "fetch_samehost_lease_prefix_vs_memcpy");
     std::cout << "  1 block per call, re-hashed in the client (verify_local_fetches)\n";
     row("    Fetch by lease", "fetch_samehost_rehashed_gbps", "GB/s");
     ratio("    Fetch / memcpy", "fetch_samehost_rehashed_vs_memcpy");

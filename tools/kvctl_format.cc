@@ -59,6 +59,10 @@ std::string FormatStats(const v1::StatsResponse& s) {
                         s.puts_stored(), s.puts_rejected(), s.fetches(), s.evicted_blocks(),
                         FormatBytes(s.pinned_bytes()), FormatBytes(s.staged_bytes()));
   if (!s.cluster().empty()) absl::StrAppend(&out, "cluster: ", s.cluster(), "\n");
+  if (!s.block_directory().empty()) {
+    absl::StrAppendFormat(&out, "same-host direct reads %d   block directory: %s\n",
+                          s.direct_reads(), s.block_directory());
+  }
   for (const v1::TierStats& t : s.tiers()) {
     if (t.tier() != v1::TIER_NVME || t.capacity_bytes() == 0) continue;
     absl::StrAppendFormat(&out,

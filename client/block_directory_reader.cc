@@ -1,0 +1,86 @@
+#include "client/block_directory_reader.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/bulk_copy.h"
+
+namespace kvcache {
+
+absl::StatusOr<std::unique_ptr<BlockDirectoryReader>> BlockDirectoryReader::Create(
+    const uint8_t* directory, uint64_t directory_bytes, const uint8_t* arena,
+    uint64_t arena_bytes) {
+  DirectoryHeader h;
+  if (directory_bytes < sizeof(h)) return absl::InvalidArgumentError("block directory too small");
+  std::memcpy(&h, directory, sizeof(h));
+  if (h.magic != kDirectoryMagic || h.version != kDirectoryVersion || h.ways != kDirectoryWays) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown block directory format (version ", h.version, ")"));
+  }
+  const uint64_t slots = uint64_t{h.bucket_count} * kDirectoryWays;
+  const bool fits = h.bucket_count > 0 && (h.bucket_count & (h.bucket_count - 1)) == 0 &&
+                    h.page_bytes > 0 && uint64_t{h.page_count} * h.page_bytes <= arena_bytes &&
+                    h.slots_offset >= sizeof(h) && h.slots_offset % alignof(DirectorySlot) == 0 &&
+                    h.next_offset >= h.slots_offset + slots * sizeof(DirectorySlot) &&
+                    h.next_offset % alignof(uint32_t) == 0 &&
+                    h.next_offset + uint64_t{h.page_count} * sizeof(uint32_t) <= directory_bytes &&
+                    h.total_bytes <= directory_bytes;
+  if (!fits) return absl::InvalidArgumentError("block directory header does not fit its mapping");
+  return std::unique_ptr<BlockDirectoryReader>(new BlockDirectoryReader(h, directory, arena));
+}
+
+uint32_t BlockDirectoryReader::NextPage(uint32_t page) const {
+  const auto* next =
+      reinterpret_cast<const std::atomic<uint32_t>*>(directory_ + header_.next_offset);
+  return next[page].load(std::memory_order_relaxed);
+}
+
+BlockDirectoryReader::Result BlockDirectoryReader::Copy(uint32_t ns, const BlockKey& key,
+                                                        uint64_t offset, absl::Span<uint8_t> dest,
+                                                        bool streaming) const {
+  const DirectoryKey want(key.data(), key.size());
+  const uint64_t bucket = DirectoryBucket(ns, want, header_.bucket_count);
+  for (uint32_t way = 0; way < kDirectoryWays; ++way) {
+    const DirectorySlot& slot = Slot(bucket * kDirectoryWays + way);
+    const uint64_t before = slot.seq.load(std::memory_order_acquire);
+    if ((before & 1) != 0) continue;  // being changed: not ours to trust now
+    bool same = slot.key_size.load(std::memory_order_relaxed) == want.size &&
+                slot.ns.load(std::memory_order_relaxed) == ns;
+    for (size_t w = 0; same && w < kDirectoryKeyWords; ++w) {
+      same = slot.key[w].load(std::memory_order_relaxed) == want.words[w];
+    }
+    if (!same) continue;
+    const uint64_t size = slot.size.load(std::memory_order_relaxed);
+    uint32_t page = slot.first_page.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (slot.seq.load(std::memory_order_relaxed) != before) return Result::kChanged;
+    // The slot was consistent: this is the block, with this size.
+    if (offset > size || dest.size() > size - offset) return Result::kMissing;
+
+    const uint64_t page_bytes = header_.page_bytes;
+    for (uint64_t skip = offset / page_bytes; skip > 0 && page < header_.page_count; --skip) {
+      page = NextPage(page);
+    }
+    uint64_t in_page = offset % page_bytes;
+    uint8_t* to = dest.data();
+    uint64_t left = dest.size();
+    while (left > 0) {
+      // A link past the arena can only be a link rewritten under us.
+      if (page >= header_.page_count) return Result::kChanged;
+      const uint64_t n = std::min(left, page_bytes - in_page);
+      const uint8_t* from = arena_ + uint64_t{page} * page_bytes + in_page;
+      (streaming ? BulkCopyStreaming : BulkCopy)(to, from, n);
+      to += n;
+      left -= n;
+      in_page = 0;
+      if (left > 0) page = NextPage(page);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (slot.seq.load(std::memory_order_relaxed) != before) return Result::kChanged;
+    return Result::kCopied;
+  }
+  return Result::kMissing;
+}
+
+}  // namespace kvcache

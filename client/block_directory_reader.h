@@ -1,0 +1,62 @@
+// A local worker's side of the block directory (proto/block_directory_layout.h):
+// copies a listed block straight out of the daemon's arena mapping, with no
+// request to the daemon, and tells whether the copy is the block's bytes.
+//
+// Nothing it reads is trusted: slot fields are validated (pages inside the
+// arena, the range inside the block) before any page is touched, and a copy
+// counts only if the slot's sequence number was even and unchanged around
+// it. A block that is not listed, or that changed meanwhile, is left to the
+// lease path.
+//
+// Thread safety: Copy may be called from any thread (it only reads).
+#ifndef KVCACHE_CLIENT_BLOCK_DIRECTORY_READER_H_
+#define KVCACHE_CLIENT_BLOCK_DIRECTORY_READER_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "client/key/block_key.h"
+#include "proto/block_directory_layout.h"
+
+namespace kvcache {
+
+class BlockDirectoryReader {
+ public:
+  // Over a directory and an arena mapped read-only, both outliving the
+  // reader. INVALID_ARGUMENT if the directory's header is not one this
+  // reader knows or does not fit the two mappings.
+  static absl::StatusOr<std::unique_ptr<BlockDirectoryReader>> Create(const uint8_t* directory,
+                                                                      uint64_t directory_bytes,
+                                                                      const uint8_t* arena,
+                                                                      uint64_t arena_bytes);
+
+  enum class Result {
+    kCopied,   // dest holds bytes [offset, offset + dest.size()) of the block
+    kMissing,  // not listed, or the range is not inside it; dest untouched
+    kChanged,  // withdrawn or relisted during the copy; dest holds garbage
+  };
+  // Copies [offset, offset + dest.size()) of block (ns, key). `streaming`
+  // uses non-temporal stores (for copies too large to stay in cache).
+  Result Copy(uint32_t ns, const BlockKey& key, uint64_t offset, absl::Span<uint8_t> dest,
+              bool streaming) const;
+
+ private:
+  BlockDirectoryReader(const DirectoryHeader& header, const uint8_t* directory,
+                       const uint8_t* arena)
+      : header_(header), directory_(directory), arena_(arena) {}
+  const DirectorySlot& Slot(uint64_t index) const {
+    return *reinterpret_cast<const DirectorySlot*>(directory_ + header_.slots_offset +
+                                                   index * sizeof(DirectorySlot));
+  }
+  uint32_t NextPage(uint32_t page) const;
+
+  const DirectoryHeader header_;  // validated copy
+  const uint8_t* const directory_;
+  const uint8_t* const arena_;
+};
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_CLIENT_BLOCK_DIRECTORY_READER_H_

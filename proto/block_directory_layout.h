@@ -1,0 +1,94 @@
+// The block directory (same-host path): a read-only shared table where the
+// daemon lists the blocks that have host pages, so a local worker can copy a
+// block out of the arena with no request to the daemon at all.
+//
+// Layout of the memfd, sent with LocalWelcome as a third fd and sealed like
+// the arena (clients map it read-only):
+//
+//   DirectoryHeader | DirectorySlot[bucket_count * kDirectoryWays] |
+//   uint32 next_page[page_count]
+//
+// A block lives in one of the kDirectoryWays slots of bucket
+// DirectoryBucket(ns, key) (a block whose bucket is full is simply not
+// listed). Its bytes are arena pages first_page, next_page[first_page], ...
+//
+// Each slot is a seqlock. The daemon makes `seq` odd, changes the slot, and
+// makes it even again; it withdraws a block (bumping `seq`) before that
+// block's pages can be freed or written. A reader loads `seq` (even), reads
+// the slot and copies the pages, then loads `seq` again: only if it did not
+// change is the copy the block's bytes. Otherwise it falls back to a lease.
+#ifndef KVCACHE_PROTO_BLOCK_DIRECTORY_LAYOUT_H_
+#define KVCACHE_PROTO_BLOCK_DIRECTORY_LAYOUT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace kvcache {
+
+inline constexpr uint64_t kDirectoryMagic = 0x31524944'4356'4b00ull;  // "\0KVCDIR1"
+inline constexpr uint32_t kDirectoryVersion = 1;
+inline constexpr uint32_t kDirectoryWays = 4;
+inline constexpr uint32_t kDirectoryNoPage = UINT32_MAX;
+inline constexpr size_t kDirectoryKeyWords = 4;  // BlockKey::kMaxBytes / 8
+
+struct DirectoryHeader {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t ways;
+  uint32_t bucket_count;  // a power of two
+  uint32_t page_count;    // of the arena
+  uint32_t page_bytes;
+  uint32_t reserved;
+  uint64_t slots_offset;  // from the start of the mapping
+  uint64_t next_offset;
+  uint64_t total_bytes;
+};
+
+// Every field is an atomic (lock-free, so address-free across processes):
+// readers race with the daemon's writes by design and validate with `seq`.
+struct alignas(64) DirectorySlot {
+  std::atomic<uint64_t> seq;  // odd while the daemon changes the slot
+  std::atomic<uint32_t> ns;
+  std::atomic<uint32_t> first_page;
+  std::atomic<uint64_t> size;      // the block's bytes
+  std::atomic<uint32_t> key_size;  // 0: the slot is empty
+  std::atomic<uint32_t> reserved;
+  std::atomic<uint64_t> key[kDirectoryKeyWords];  // zero-padded
+};
+static_assert(sizeof(DirectorySlot) == 64);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+// A key as the slot stores it: its bytes zero-padded to 32.
+struct DirectoryKey {
+  uint32_t size = 0;
+  uint64_t words[kDirectoryKeyWords] = {};
+
+  // REQUIRES: n <= 8 * kDirectoryKeyWords.
+  DirectoryKey(const uint8_t* bytes, size_t n) : size(static_cast<uint32_t>(n)) {
+    std::memcpy(words, bytes, n);
+  }
+};
+
+// The bucket of (ns, key): FNV-1a over the namespace id and the padded key,
+// folded. Both sides must agree on it exactly, so it is defined here.
+inline uint32_t DirectoryBucket(uint32_t ns, const DirectoryKey& key, uint32_t bucket_count) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&h](uint64_t word) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (word >> (8 * i)) & 0xff;
+      h *= 0x100000001b3ull;
+    }
+  };
+  mix(ns);
+  mix(key.size);
+  for (uint64_t w : key.words) mix(w);
+  h ^= h >> 32;
+  return static_cast<uint32_t>(h) & (bucket_count - 1);
+}
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_PROTO_BLOCK_DIRECTORY_LAYOUT_H_
