@@ -12,6 +12,9 @@
 // into the arena pages, hashing the copy (verified as on every other path).
 // Leases belong to their connection and expire after a TTL: a client that
 // dies, or stalls, gives its pages back. Each connection has its own thread.
+// With a block directory (kvstore/block_directory.h) its memfd goes with the
+// welcome too, fetch leases name the namespace's id, and clients report the
+// blocks they copied through it (kDirectReads, one-way).
 //
 // Isolation: whoever maps the arena can read every page of every tenant.
 // This path is for trusted workers of the allowed uids only; tenant
