@@ -264,8 +264,9 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
   if (listed > 0) {
     rest.set_namespace_(request.namespace_());
     rest.set_max_chunk_bytes(request.max_chunk_bytes());
-    rest.mutable_items()->CopyFrom(request.items());
-    rest.mutable_items()->DeleteSubrange(0, static_cast<int>(listed));
+    for (int i = static_cast<int>(listed); i < request.items_size(); ++i) {
+      *rest.add_items() = request.items(i);
+    }
   }
   v1::LocalLease lease;
   Outcome call =

@@ -97,6 +97,7 @@ DirectorySlot& BlockDirectory::Slot(uint32_t index) const {
 }
 
 uint32_t BlockDirectory::List(uint32_t ns, const BlockKey& key, const PageRun& pages) {
+  if (pages.page_count() == 0) return kNotListed;  // nothing on the host to list
   const DirectoryKey dkey(key.data(), key.size());
   const uint32_t bucket = DirectoryBucket(ns, dkey, header_.bucket_count);
   MutexLock lock(&mu_);
@@ -107,7 +108,7 @@ uint32_t BlockDirectory::List(uint32_t ns, const BlockKey& key, const PageRun& p
       break;
     }
   }
-  if (index == kNotListed || pages.page_count() == 0) {
+  if (index == kNotListed) {
     unlisted_.fetch_add(1, std::memory_order_relaxed);
     return kNotListed;
   }

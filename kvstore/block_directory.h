@@ -44,7 +44,8 @@ class BlockDirectory {
   uint64_t bytes() const { return bytes_; }
 
   // Lists a block whose bytes are `pages` (of this directory's arena).
-  // Returns its slot, or kNotListed if its bucket is full. The caller keeps
+  // Returns its slot, or kNotListed if its bucket is full (or `pages` is
+  // empty: a block held only on NVMe has nothing to list). The caller keeps
   // the pages unchanged and allocated until it has called Withdraw(slot).
   uint32_t List(uint32_t ns, const BlockKey& key, const PageRun& pages) ABSL_LOCKS_EXCLUDED(mu_);
   // Withdraws a listed block. Once this returns, a reader can no longer
