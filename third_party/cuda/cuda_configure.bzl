@@ -1,9 +1,10 @@
 """Finds a local CUDA toolkit when the workspace is configured.
 
 Creates @local_cuda with:
-  - defs.bzl: CUDA_ENABLED (bool) and CUDA_PATH (string);
+  - defs.bzl: CUDA_ENABLED (bool), CUDA_PATH and NVCC (strings, empty
+    without CUDA);
   - :cudart: the static CUDA runtime and headers (empty when CUDA is absent).
-Search order: $CUDA_HOME, $CUDA_PATH, the directory above `nvcc` on PATH,
+A toolkit counts only with headers, the static runtime and nvcc. Search order: $CUDA_HOME, $CUDA_PATH, the directory above `nvcc` on PATH,
 /usr/local/cuda. Set KVCACHE_NO_CUDA=1 to build without CUDA on purpose.
 Nothing is downloaded.
 """
@@ -23,14 +24,15 @@ def _find_cuda(ctx):
     for path in candidates:
         root = ctx.path(path)
         if (root.get_child("include").get_child("cuda_runtime_api.h").exists and
-            root.get_child("lib64").get_child("libcudart_static.a").exists):
+            root.get_child("lib64").get_child("libcudart_static.a").exists and
+            root.get_child("bin").get_child("nvcc").exists):
             return root
     return None
 
 def _cuda_configure_impl(ctx):
     root = _find_cuda(ctx)
     if root == None:
-        ctx.file("defs.bzl", "CUDA_ENABLED = False\nCUDA_PATH = \"\"\n")
+        ctx.file("defs.bzl", "CUDA_ENABLED = False\nCUDA_PATH = \"\"\nNVCC = \"\"\n")
         ctx.file("BUILD.bazel", """
 package(default_visibility = ["//visibility:public"])
 cc_library(name = "cudart")
@@ -38,7 +40,8 @@ cc_library(name = "cudart")
         return
     ctx.symlink(root.get_child("include"), "include")
     ctx.symlink(root.get_child("lib64").get_child("libcudart_static.a"), "lib/libcudart_static.a")
-    ctx.file("defs.bzl", "CUDA_ENABLED = True\nCUDA_PATH = \"%s\"\n" % root)
+    nvcc = root.get_child("bin").get_child("nvcc")
+    ctx.file("defs.bzl", "CUDA_ENABLED = True\nCUDA_PATH = \"%s\"\nNVCC = \"%s\"\n" % (root, nvcc))
     ctx.file("BUILD.bazel", """
 package(default_visibility = ["//visibility:public"])
 cc_library(
