@@ -1,0 +1,162 @@
+#include <cuda_runtime_api.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gpu/copy_engine.h"
+
+namespace kvcache {
+namespace {
+
+// Copies per cudaMemcpyBatchAsync call: bounds the arrays built per call.
+constexpr size_t kMaxBatch = 1024;
+
+absl::Status CudaError(const char* what, cudaError_t err) {
+  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(err)));
+}
+
+}  // namespace
+
+CopyTicket::CopyTicket(CopyTicket&& other) noexcept
+    : event_(std::exchange(other.event_, nullptr)) {}
+
+CopyTicket& CopyTicket::operator=(CopyTicket&& other) noexcept {
+  if (this != &other) {
+    if (event_ != nullptr) cudaEventDestroy(event_);
+    event_ = std::exchange(other.event_, nullptr);
+  }
+  return *this;
+}
+
+CopyTicket::~CopyTicket() {
+  if (event_ != nullptr) cudaEventDestroy(event_);
+}
+
+absl::Status CopyTicket::Wait() {
+  if (event_ == nullptr) return absl::FailedPreconditionError("empty copy ticket");
+  if (cudaError_t err = cudaEventSynchronize(event_); err != cudaSuccess) {
+    return CudaError("copy failed", err);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> CopyTicket::Ready() {
+  if (event_ == nullptr) return absl::FailedPreconditionError("empty copy ticket");
+  const cudaError_t err = cudaEventQuery(event_);
+  if (err == cudaSuccess) return true;
+  if (err == cudaErrorNotReady) return false;
+  return CudaError("copy failed", err);
+}
+
+absl::Status CopyTicket::ChainTo(GpuStream stream) {
+  if (event_ == nullptr) return absl::FailedPreconditionError("empty copy ticket");
+  if (cudaError_t err = cudaStreamWaitEvent(stream, event_, 0); err != cudaSuccess) {
+    return CudaError("cudaStreamWaitEvent", err);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CopyEngine>> CopyEngine::Create(const Options& options) {
+  int count = 0;
+  if (cudaError_t err = cudaGetDeviceCount(&count); err != cudaSuccess) {
+    return absl::UnavailableError(absl::StrCat("no usable GPU: ", cudaGetErrorString(err)));
+  }
+  if (options.device < 0 || options.device >= count) {
+    return absl::UnavailableError(
+        absl::StrCat("GPU ", options.device, " does not exist (", count, " found)"));
+  }
+  if (cudaError_t err = cudaSetDevice(options.device); err != cudaSuccess) {
+    return absl::UnavailableError(
+        absl::StrCat("GPU ", options.device, ": ", cudaGetErrorString(err)));
+  }
+  // Non-blocking: the engine's copies never wait for the legacy default stream.
+  cudaStream_t to_device = nullptr;
+  cudaStream_t to_host = nullptr;
+  if (cudaError_t err = cudaStreamCreateWithFlags(&to_device, cudaStreamNonBlocking);
+      err != cudaSuccess) {
+    return CudaError("cudaStreamCreate", err);
+  }
+  if (cudaError_t err = cudaStreamCreateWithFlags(&to_host, cudaStreamNonBlocking);
+      err != cudaSuccess) {
+    cudaStreamDestroy(to_device);
+    return CudaError("cudaStreamCreate", err);
+  }
+  return std::unique_ptr<CopyEngine>(new CopyEngine(options.device, to_device, to_host));
+}
+
+CopyEngine::~CopyEngine() {
+  cudaSetDevice(device_);
+  cudaStreamSynchronize(to_device_);
+  cudaStreamSynchronize(to_host_);
+  cudaStreamDestroy(to_device_);
+  cudaStreamDestroy(to_host_);
+}
+
+std::string CopyEngine::batch_mode() const {
+  if (use_batch_api_.load(std::memory_order_relaxed)) return "batched (cudaMemcpyBatchAsync)";
+  return absl::StrCat("one cudaMemcpyAsync per copy (cudaMemcpyBatchAsync: ",
+                      cudaGetErrorString(static_cast<cudaError_t>(batch_api_error_.load())), ")");
+}
+
+absl::Status CopyEngine::QueueCopies(absl::Span<const CopyOp> ops, GpuStream stream) {
+  if (ops.size() > 1 && use_batch_api_.load(std::memory_order_relaxed)) {
+    std::vector<void*> dsts;
+    std::vector<const void*> srcs;
+    std::vector<size_t> sizes;
+    for (size_t start = 0; start < ops.size(); start += kMaxBatch) {
+      const size_t n = std::min(kMaxBatch, ops.size() - start);
+      dsts.clear();
+      srcs.clear();
+      sizes.clear();
+      for (const CopyOp& op : ops.subspan(start, n)) {
+        dsts.push_back(op.dst);
+        srcs.push_back(op.src);
+        sizes.push_back(op.bytes);
+      }
+      cudaMemcpyAttributes attrs{};
+      attrs.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+      size_t first = 0;
+      const cudaError_t err = cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), n,
+                                                   &attrs, &first, 1, stream);
+      if (err == cudaSuccess) continue;
+      if (start == 0 && (err == cudaErrorNotSupported || err == cudaErrorCallRequiresNewerDriver)) {
+        // The driver predates batched copies: fall back for good.
+        cudaGetLastError();
+        batch_api_error_.store(err);
+        use_batch_api_.store(false, std::memory_order_relaxed);
+        break;
+      }
+      return CudaError("cudaMemcpyBatchAsync", err);
+    }
+    if (use_batch_api_.load(std::memory_order_relaxed)) return absl::OkStatus();
+  }
+  for (const CopyOp& op : ops) {
+    if (cudaError_t err = cudaMemcpyAsync(op.dst, op.src, op.bytes, cudaMemcpyDefault, stream);
+        err != cudaSuccess) {
+      return CudaError("cudaMemcpyAsync", err);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CopyTicket> CopyEngine::Submit(Direction direction, absl::Span<const CopyOp> ops) {
+  if (cudaError_t err = cudaSetDevice(device_); err != cudaSuccess) {
+    return CudaError("cudaSetDevice", err);
+  }
+  GpuStream queue = stream(direction);
+  const std::vector<CopyOp> merged = CoalesceCopies(ops);
+  if (absl::Status queued = QueueCopies(merged, queue); !queued.ok()) return queued;
+  cudaEvent_t event = nullptr;
+  if (cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+      err != cudaSuccess) {
+    return CudaError("cudaEventCreate", err);
+  }
+  if (cudaError_t err = cudaEventRecord(event, queue); err != cudaSuccess) {
+    cudaEventDestroy(event);
+    return CudaError("cudaEventRecord", err);
+  }
+  return CopyTicket(event);
+}
+
+}  // namespace kvcache
