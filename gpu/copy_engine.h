@@ -57,6 +57,9 @@ class CopyEngine {
 
   struct Options {
     int device = 0;  // CUDA device index
+    // False queues one cudaMemcpyAsync per copy even where the driver has
+    // batched copies: for kvbench, to show what batching buys.
+    bool batch_api = true;
   };
 
   // Unavailable (with the reason) without CUDA or without that device.
@@ -76,20 +79,20 @@ class CopyEngine {
   GpuStream stream(Direction direction) const {
     return direction == Direction::kToDevice ? to_device_ : to_host_;
   }
-  // How batches are queued: "batched (cudaMemcpyBatchAsync)" or, where the
-  // driver refused it, "one cudaMemcpyAsync per copy (<reason>)".
+  // How batches are queued: "batched (cudaMemcpyBatchAsync)" or "one
+  // cudaMemcpyAsync per copy (<why>)": turned off, or refused by the driver.
   std::string batch_mode() const;
 
  private:
-  CopyEngine(int device, GpuStream to_device, GpuStream to_host)
-      : device_(device), to_device_(to_device), to_host_(to_host) {}
+  CopyEngine(int device, GpuStream to_device, GpuStream to_host, bool batch_api)
+      : device_(device), to_device_(to_device), to_host_(to_host), use_batch_api_(batch_api) {}
   absl::Status QueueCopies(absl::Span<const CopyOp> ops, GpuStream stream);
 
   const int device_;
   GpuStream const to_device_;
   GpuStream const to_host_;
   // Cleared, for good, the first time the driver rejects a batch call.
-  std::atomic<bool> use_batch_api_{true};
+  std::atomic<bool> use_batch_api_;
   std::atomic<int> batch_api_error_{0};
 };
 

@@ -82,7 +82,8 @@ absl::StatusOr<std::unique_ptr<CopyEngine>> CopyEngine::Create(const Options& op
     cudaStreamDestroy(to_device);
     return CudaError("cudaStreamCreate", err);
   }
-  return std::unique_ptr<CopyEngine>(new CopyEngine(options.device, to_device, to_host));
+  return std::unique_ptr<CopyEngine>(
+      new CopyEngine(options.device, to_device, to_host, options.batch_api));
 }
 
 CopyEngine::~CopyEngine() {
@@ -95,6 +96,7 @@ CopyEngine::~CopyEngine() {
 
 std::string CopyEngine::batch_mode() const {
   if (use_batch_api_.load(std::memory_order_relaxed)) return "batched (cudaMemcpyBatchAsync)";
+  if (batch_api_error_.load() == 0) return "one cudaMemcpyAsync per copy (batch_api off)";
   return absl::StrCat("one cudaMemcpyAsync per copy (cudaMemcpyBatchAsync: ",
                       cudaGetErrorString(static_cast<cudaError_t>(batch_api_error_.load())), ")");
 }

@@ -35,6 +35,7 @@
 #include "tools/bench_references.h"
 #include "tools/daemon_process.h"
 #include "tools/kvbench_cluster.h"
+#include "tools/kvbench_gpu.h"
 #include "tools/kvbench_nvme.h"
 #include "tools/kvbench_report.h"
 #include "tools/kvbench_trace.h"
@@ -408,6 +409,10 @@ int main(int argc, char** argv) {
       "  bazel-bin/tools/kvbench nvme [--runs=5] [--nvme_bench_dir=/var/tmp/kvbench_nvme] "
       "[--nvme_bench_block=2MiB] [--nvme_bench_qd=8] [--json]\n"
       "    the NVMe tier's store writing and reading blocks next to fio on the same disk\n"
+      "  bazel-bin/tools/kvbench gpu [--runs=5] [--gpu_bench_bytes=256MiB] [--gpu_device=0] "
+      "[--json]\n"
+      "    the copy engine's H2D/D2H rates (2 MiB blocks, batched 32 KiB fragments) next to one\n"
+      "    plain cudaMemcpyAsync of a pinned buffer; needs a GPU\n"
       "  bazel-bin/tools/kvbench cluster [--nodes=4] [--cluster_capacities=10,100] "
       "[--payload=4KiB] [--json]\n"
       "    the trace through N nodes as one tier (ClusterClient) and through one node of the\n"
@@ -419,6 +424,9 @@ int main(int argc, char** argv) {
   if (args.size() > 1 && std::string(args[1]) == "nvme") {
     return kvcache::RunNvmeBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_runs),
                                  absl::GetFlag(FLAGS_json));
+  }
+  if (args.size() > 1 && std::string(args[1]) == "gpu") {
+    return kvcache::RunGpuBench(absl::GetFlag(FLAGS_runs), absl::GetFlag(FLAGS_json));
   }
   if (args.size() > 1 && std::string(args[1]) == "trace") {
     return kvcache::RunTraceBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_json));
