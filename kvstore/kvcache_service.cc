@@ -269,7 +269,7 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
   host->set_enabled(true);
   host->set_detail(absl::StrCat("DRAM arena, ", FormatBytes(store.arena().page_bytes()), " pages",
                                 store.arena().fd() >= 0 ? ", memfd, " : ", anonymous, ",
-                                store.arena().page_backing()));
+                                store.arena().page_backing(), ", ", store.arena().gpu_pinning()));
   host->set_capacity_bytes(store.arena().capacity_bytes());
   host->set_used_bytes(store.arena().used_bytes());
   host->set_blocks(store.index().host_blocks());

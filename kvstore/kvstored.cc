@@ -92,6 +92,10 @@ ABSL_FLAG(int, nvme_retry_s, 1,
 ABSL_FLAG(bool, prefault, true,
           "Fault the whole host arena in at start (takes about 0.2s per GiB) so puts never "
           "wait for the kernel to allocate pages. --noprefault starts faster but puts run slower.");
+ABSL_FLAG(bool, pin_host_arena, true,
+          "Where a GPU is usable, pin the host arena for GPU DMA once at start "
+          "(cudaHostRegister), so copies between it and GPU memory are asynchronous and run at "
+          "the bus's speed. Without a GPU this does nothing and the banner says why.");
 ABSL_FLAG(int, max_concurrent_streams, 256, "HTTP/2 concurrent streams per connection.");
 ABSL_FLAG(int, max_keys_per_request, 65536, "Most keys one Lookup may carry.");
 ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
@@ -183,6 +187,7 @@ int Run() {
   store_options.arena.capacity_bytes = SizeFlag(FLAGS_host_capacity, "host_capacity");
   store_options.arena.page_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_page_size, "page_size"));
   store_options.arena.prefault = absl::GetFlag(FLAGS_prefault);
+  store_options.arena.pin_for_gpu = absl::GetFlag(FLAGS_pin_host_arena);
   store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
   store_options.block_directory =
       absl::GetFlag(FLAGS_local_direct_reads) && absl::GetFlag(FLAGS_local_socket) != "off";
@@ -348,7 +353,7 @@ int Run() {
             << "  host tier: " << FormatBytes((*store)->arena().capacity_bytes()) << " in "
             << FormatBytes((*store)->arena().page_bytes()) << " pages"
             << ((*store)->arena().fd() >= 0 ? " (memfd" : " (anonymous") << "; "
-            << (*store)->arena().page_backing() << ")\n"
+            << (*store)->arena().page_backing() << "; " << (*store)->arena().gpu_pinning() << ")\n"
             << "  data port: " << data_port_line << "\n"
             << "  local:     " << local_line << "\n"
             << "  GPU tier:  off (" << gpu.detail << ")\n"

@@ -124,17 +124,32 @@ absl::StatusOr<std::unique_ptr<HostArena>> HostArena::Create(const Options& opti
     PopulateForWrite(static_cast<uint8_t*>(base), bytes);
   }
   const bool sealed = fd >= 0 && SealAgainstOtherWriters(fd);
-  return std::unique_ptr<HostArena>(new HostArena(static_cast<uint8_t*>(base), fd, sealed,
-                                                  static_cast<uint32_t>(page),
-                                                  static_cast<uint32_t>(pages), std::move(backing)));
+  std::unique_ptr<PinnedRegistration> pinned;
+  std::string pinning = "not pinned for GPU DMA (not asked)";
+  if (options.pin_for_gpu) {
+    absl::StatusOr<std::unique_ptr<PinnedRegistration>> registered =
+        PinnedRegistration::Create(base, bytes);
+    if (registered.ok()) {
+      pinned = std::move(*registered);
+      pinning = "pinned for GPU DMA";
+    } else {
+      pinning = absl::StrCat("not pinned for GPU DMA (", registered.status().message(), ")");
+    }
+  }
+  return std::unique_ptr<HostArena>(new HostArena(
+      static_cast<uint8_t*>(base), fd, sealed, static_cast<uint32_t>(page),
+      static_cast<uint32_t>(pages), std::move(backing), std::move(pinned), std::move(pinning)));
 }
 
 HostArena::HostArena(uint8_t* base, int fd, bool sealed, uint32_t page_bytes, uint32_t page_count,
-                     std::string page_backing)
+                     std::string page_backing, std::unique_ptr<PinnedRegistration> pinned,
+                     std::string gpu_pinning)
     : base_(base),
       fd_(fd),
       sealed_(sealed),
       page_backing_(std::move(page_backing)),
+      pinned_(std::move(pinned)),
+      gpu_pinning_(std::move(gpu_pinning)),
       page_bytes_(page_bytes),
       page_count_(page_count) {
   free_pages_.resize(page_count);
@@ -143,6 +158,7 @@ HostArena::HostArena(uint8_t* base, int fd, bool sealed, uint32_t page_bytes, ui
 }
 
 HostArena::~HostArena() {
+  pinned_.reset();  // unpin before unmapping
   munmap(base_, capacity_bytes());
   if (fd_ >= 0) close(fd_);
 }
@@ -161,8 +177,8 @@ absl::StatusOr<PageRun> HostArena::Allocate(uint64_t bytes) {
   {
     MutexLock lock(&mu_);
     if (free_pages_.size() < n) {
-      return absl::ResourceExhaustedError(absl::StrCat("host arena has ", free_pages_.size(),
-                                                       " free pages, ", n, " needed"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("host arena has ", free_pages_.size(), " free pages, ", n, " needed"));
     }
     pages.assign(free_pages_.end() - n, free_pages_.end());
     free_pages_.resize(free_pages_.size() - n);

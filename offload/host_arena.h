@@ -15,14 +15,15 @@
 #define KVCACHE_OFFLOAD_HOST_ARENA_H_
 
 #include <cstdint>
-#include <string>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "common/mutex.h"
 #include "absl/types/span.h"
+#include "common/mutex.h"
+#include "gpu/pinned_memory.h"
 
 namespace kvcache {
 
@@ -77,6 +78,11 @@ class HostArena {
     // zeroing and accounting on its hot path (see docs/BENCHMARKS.md), and a
     // memfd is given 2 MiB pages where the kernel allows.
     bool prefault = true;
+    // Pin the arena for GPU DMA (cudaHostRegister) once, here, where a GPU
+    // is usable, so copies between arena pages and GPU memory are
+    // asynchronous and run at the bus's speed; never on the data path.
+    // Off by default: pinning takes time and a CUDA context.
+    bool pin_for_gpu = false;
   };
 
   // INVALID_ARGUMENT for a page size that is not a power of two in
@@ -107,19 +113,27 @@ class HostArena {
   // memfd says what MADV_COLLAPSE did; otherwise this reports the kernel's
   // THP setting for the mapping's kind. One line for the banner and Stats.
   const std::string& page_backing() const { return page_backing_; }
+  // Whether the arena is pinned for GPU DMA, or why not. One line for the
+  // banner and Stats.
+  const std::string& gpu_pinning() const { return gpu_pinning_; }
+  bool pinned_for_gpu() const { return pinned_ != nullptr; }
+
   // Where page `page` starts. REQUIRES: page < page count.
   uint8_t* PageData(uint32_t page) const { return base_ + uint64_t{page} * page_bytes_; }
 
  private:
   friend class PageRun;
   HostArena(uint8_t* base, int fd, bool sealed, uint32_t page_bytes, uint32_t page_count,
-            std::string page_backing);
+            std::string page_backing, std::unique_ptr<PinnedRegistration> pinned,
+            std::string gpu_pinning);
   void Free(absl::Span<const uint32_t> pages) ABSL_LOCKS_EXCLUDED(mu_);
 
   uint8_t* const base_;
   const int fd_;
   const bool sealed_;
   const std::string page_backing_;
+  std::unique_ptr<PinnedRegistration> pinned_;  // null when not pinned
+  const std::string gpu_pinning_;
   const uint32_t page_bytes_;
   const uint32_t page_count_;
   mutable Mutex mu_;

@@ -10,6 +10,8 @@
 #include <numeric>
 #include <string>
 
+#include "gpu/gpu_probe.h"
+#include "gpu/pinned_memory.h"
 #include "gtest/gtest.h"
 
 namespace kvcache {
@@ -157,6 +159,37 @@ TEST(HostArenaTest, WithoutPrefaultTheKernelSettingDecides) {
       mode == "always" || mode == "within_size" || mode == "advise" || mode == "force";
   EXPECT_EQ(backing.rfind(huge ? "backed by 2 MiB pages" : "backed by 4 KiB pages", 0), 0u)
       << backing;
+}
+
+// Asked to pin, the arena is pinned where a GPU is usable and says why not
+// elsewhere; either way it works the same.
+TEST(HostArenaTest, PinningForTheGpuIsReportedEitherWay) {
+  HostArena::Options options{.capacity_bytes = 4 << 20, .page_bytes = 1 << 20};
+  auto plain = HostArena::Create(options);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE((*plain)->pinned_for_gpu());
+  EXPECT_EQ((*plain)->gpu_pinning(), "not pinned for GPU DMA (not asked)");
+
+  options.pin_for_gpu = true;
+  auto arena = HostArena::Create(options);
+  ASSERT_TRUE(arena.ok()) << arena.status();
+  const GpuProbe gpu = ProbeGpu();
+  if (gpu.device_count > 0) {
+    EXPECT_TRUE((*arena)->pinned_for_gpu());
+    EXPECT_EQ((*arena)->gpu_pinning(), "pinned for GPU DMA");
+    EXPECT_TRUE(IsPinned((*arena)->PageData(0)));
+    EXPECT_TRUE(IsPinned((*arena)->PageData(3) + (1 << 20) - 1));
+  } else {
+    EXPECT_FALSE((*arena)->pinned_for_gpu());
+    EXPECT_NE((*arena)->gpu_pinning().find("not pinned for GPU DMA ("), std::string::npos)
+        << (*arena)->gpu_pinning();
+  }
+  auto run = (*arena)->Allocate(2 << 20);
+  ASSERT_TRUE(run.ok());
+  std::vector<uint8_t> bytes(2 << 20, 7), back(2 << 20);
+  run->Write(0, bytes);
+  run->Read(0, absl::MakeSpan(back));
+  EXPECT_EQ(back, bytes);
 }
 
 }  // namespace
