@@ -36,6 +36,8 @@ class CopyTicket {
   CopyTicket& operator=(const CopyTicket&) = delete;
   ~CopyTicket();
 
+  // False for a default-constructed or moved-from ticket.
+  bool valid() const { return event_ != nullptr; }
   // Blocks until the copies are done. Internal with CUDA's reason if one of
   // them failed (a bad pointer, say).
   absl::Status Wait();
@@ -74,6 +76,12 @@ class CopyEngine {
   // Copies within one Submit may run in any order; they must not overlap.
   // The memory must stay valid until the ticket is done.
   absl::StatusOr<CopyTicket> Submit(Direction direction, absl::Span<const CopyOp> ops);
+
+  // Makes copies queued from now on in `direction` wait for the work
+  // already queued on `stream` (the worker's), without blocking the host:
+  // so an upload does not overwrite memory a kernel is still reading, and a
+  // download reads what a kernel wrote.
+  absl::Status After(Direction direction, GpuStream stream);
 
   int device() const { return device_; }
   GpuStream stream(Direction direction) const {

@@ -142,6 +142,22 @@ absl::Status CopyEngine::QueueCopies(absl::Span<const CopyOp> ops, GpuStream str
   return absl::OkStatus();
 }
 
+absl::Status CopyEngine::After(Direction direction, GpuStream stream) {
+  if (cudaError_t err = cudaSetDevice(device_); err != cudaSuccess) {
+    return CudaError("cudaSetDevice", err);
+  }
+  cudaEvent_t event = nullptr;
+  if (cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+      err != cudaSuccess) {
+    return CudaError("cudaEventCreate", err);
+  }
+  cudaError_t err = cudaEventRecord(event, stream);
+  if (err == cudaSuccess) err = cudaStreamWaitEvent(this->stream(direction), event, 0);
+  cudaEventDestroy(event);  // safe: destruction waits for nothing and frees once done
+  if (err != cudaSuccess) return CudaError("ordering after the worker's stream", err);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CopyTicket> CopyEngine::Submit(Direction direction, absl::Span<const CopyOp> ops) {
   if (cudaError_t err = cudaSetDevice(device_); err != cudaSuccess) {
     return CudaError("cudaSetDevice", err);

@@ -25,6 +25,7 @@ CopyEngine::~CopyEngine() = default;
 absl::StatusOr<CopyTicket> CopyEngine::Submit(Direction, absl::Span<const CopyOp>) {
   return NoCuda();
 }
+absl::Status CopyEngine::After(Direction, GpuStream) { return NoCuda(); }
 std::string CopyEngine::batch_mode() const { return "none (built without CUDA)"; }
 absl::Status CopyEngine::QueueCopies(absl::Span<const CopyOp>, GpuStream) { return NoCuda(); }
 

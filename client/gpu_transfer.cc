@@ -1,0 +1,158 @@
+#include "client/gpu_transfer.h"
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client/staging_plan.h"
+
+namespace kvcache {
+
+using Direction = CopyEngine::Direction;
+
+absl::StatusOr<std::unique_ptr<GpuTransfer>> GpuTransfer::Create(Client* client,
+                                                                 const Options& options) {
+  if (client == nullptr) return absl::InvalidArgumentError("GpuTransfer needs a client");
+  if (options.staging_bytes < 8192) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("staging of ", options.staging_bytes, " bytes; at least 8 KiB"));
+  }
+  absl::StatusOr<std::unique_ptr<CopyEngine>> engine = CopyEngine::Create({options.device});
+  if (!engine.ok()) return engine.status();
+  absl::StatusOr<std::unique_ptr<PinnedBuffer>> staging =
+      PinnedBuffer::Create(options.staging_bytes);
+  if (!staging.ok()) return staging.status();
+  return std::unique_ptr<GpuTransfer>(
+      new GpuTransfer(client, std::move(*engine), std::move(*staging)));
+}
+
+GpuTransfer::GpuTransfer(Client* client, std::unique_ptr<CopyEngine> engine,
+                         std::unique_ptr<PinnedBuffer> staging)
+    : client_(client),
+      engine_(std::move(engine)),
+      staging_(std::move(staging)),
+      slot_bytes_(staging_->size() / 2) {}
+
+FetchResult GpuTransfer::FetchToDevice(const std::string& ns,
+                                       absl::Span<const DeviceFetchTarget> targets,
+                                       GpuStream stream) {
+  FetchResult result;
+  std::vector<uint64_t> sizes;
+  for (const DeviceFetchTarget& t : targets) {
+    if (t.dest == nullptr || t.bytes == 0) {
+      result.status = absl::InvalidArgumentError("a device fetch target has no destination");
+      return result;
+    }
+    sizes.push_back(t.bytes);
+  }
+  MutexLock lock(&mu_);
+  if (absl::Status ordered = engine_->After(Direction::kToDevice, stream); !ordered.ok()) {
+    result.status = ordered;
+    return result;
+  }
+  CopyTicket uploading[2];  // per staging slot: its last upload
+  std::vector<FetchTarget> fetch;
+  std::vector<CopyOp> uploads;
+  const std::vector<std::vector<StagedPiece>> rounds = PlanStagingRounds(sizes, slot_bytes_);
+  for (size_t r = 0; r < rounds.size(); ++r) {
+    CopyTicket& slot_ticket = uploading[r % 2];
+    uint8_t* slot = staging_->data() + (r % 2) * slot_bytes_;
+    if (slot_ticket.valid()) {
+      // The slot's previous bytes must be on the GPU before it is refilled.
+      if (absl::Status done = slot_ticket.Wait(); !done.ok()) {
+        result.status = done;
+        result.blocks = 0;
+        result.tiers.clear();
+        return result;
+      }
+      slot_ticket = CopyTicket();
+    }
+    const std::vector<StagedPiece>& pieces = rounds[r];
+    fetch.clear();
+    for (const StagedPiece& p : pieces) {
+      fetch.push_back({targets[p.item].key, absl::MakeSpan(slot + p.staging, p.bytes),
+                       targets[p.item].offset + p.offset});
+    }
+    FetchResult got = client_->Fetch(ns, fetch);
+    uploads.clear();
+    size_t finished = 0;
+    std::vector<v1::Tier> tiers;
+    for (size_t i = 0; i < got.blocks; ++i) {
+      const StagedPiece& p = pieces[i];
+      uploads.push_back(
+          {static_cast<uint8_t*>(targets[p.item].dest) + p.offset, slot + p.staging, p.bytes});
+      if (p.last) {
+        ++finished;
+        tiers.push_back(i < got.tiers.size() ? got.tiers[i] : v1::TIER_HOST);
+      }
+    }
+    if (!uploads.empty()) {
+      absl::StatusOr<CopyTicket> ticket = engine_->Submit(Direction::kToDevice, uploads);
+      if (!ticket.ok()) {
+        result.status = ticket.status();
+        break;
+      }
+      slot_ticket = std::move(*ticket);
+    }
+    result.blocks += finished;
+    result.tiers.insert(result.tiers.end(), tiers.begin(), tiers.end());
+    if (got.blocks < pieces.size()) {
+      result.status = got.status;
+      break;
+    }
+  }
+  // The worker's stream waits for the last uploads; the host does not.
+  for (CopyTicket& ticket : uploading) {
+    if (!ticket.valid()) continue;
+    if (absl::Status chained = ticket.ChainTo(stream); !chained.ok()) {
+      if (absl::Status done = ticket.Wait(); !done.ok()) {
+        result.status = done;
+        result.blocks = 0;
+        result.tiers.clear();
+      }
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<v1::PutOutcome>> GpuTransfer::PutFromDevice(
+    const std::string& ns, const BlockKey& parent, absl::Span<const DevicePutBlock> blocks,
+    GpuStream stream) {
+  std::vector<uint64_t> sizes;
+  std::vector<PutBlock> puts(blocks.size());
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i].src == nullptr || blocks[i].bytes == 0) {
+      return absl::InvalidArgumentError("a device put block has no source");
+    }
+    sizes.push_back(blocks[i].bytes);
+    puts[i].key = blocks[i].key;
+    puts[i].evict_first = blocks[i].evict_first;
+    puts[i].root = blocks[i].root;
+    puts[i].payload.resize(blocks[i].bytes);
+  }
+  {
+    MutexLock lock(&mu_);
+    if (absl::Status ordered = engine_->After(Direction::kToHost, stream); !ordered.ok()) {
+      return ordered;
+    }
+    // Puts need the bytes on the host before sending, so the whole buffer
+    // is one slot and each round waits.
+    std::vector<CopyOp> downloads;
+    for (const std::vector<StagedPiece>& round : PlanStagingRounds(sizes, staging_->size())) {
+      downloads.clear();
+      for (const StagedPiece& p : round) {
+        downloads.push_back({staging_->data() + p.staging,
+                             static_cast<const uint8_t*>(blocks[p.item].src) + p.offset, p.bytes});
+      }
+      absl::StatusOr<CopyTicket> ticket = engine_->Submit(Direction::kToHost, downloads);
+      if (!ticket.ok()) return ticket.status();
+      if (absl::Status done = ticket->Wait(); !done.ok()) return done;
+      for (const StagedPiece& p : round) {
+        std::memcpy(puts[p.item].payload.data() + p.offset, staging_->data() + p.staging, p.bytes);
+      }
+    }
+  }
+  return client_->Put(ns, parent, puts);
+}
+
+}  // namespace kvcache
