@@ -412,7 +412,8 @@ int main(int argc, char** argv) {
       "  bazel-bin/tools/kvbench gpu [--runs=5] [--gpu_bench_bytes=256MiB] [--gpu_device=0] "
       "[--json]\n"
       "    the copy engine's H2D/D2H rates (2 MiB blocks, batched 32 KiB fragments) next to one\n"
-      "    plain cudaMemcpyAsync of a pinned buffer; needs a GPU\n"
+      "    plain cudaMemcpyAsync of a pinned buffer, and a fetch from kvstored into GPU memory;\n"
+      "    needs a GPU\n"
       "  bazel-bin/tools/kvbench cluster [--nodes=4] [--cluster_capacities=10,100] "
       "[--payload=4KiB] [--json]\n"
       "    the trace through N nodes as one tier (ClusterClient) and through one node of the\n"
@@ -426,7 +427,8 @@ int main(int argc, char** argv) {
                                  absl::GetFlag(FLAGS_json));
   }
   if (args.size() > 1 && std::string(args[1]) == "gpu") {
-    return kvcache::RunGpuBench(absl::GetFlag(FLAGS_runs), absl::GetFlag(FLAGS_json));
+    return kvcache::RunGpuBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_runs),
+                                absl::GetFlag(FLAGS_json));
   }
   if (args.size() > 1 && std::string(args[1]) == "trace") {
     return kvcache::RunTraceBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_json));

@@ -11,11 +11,16 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/client.h"
+#include "client/gpu_transfer.h"
+#include "client/key/key_schema.h"
 #include "common/byte_size.h"
 #include "gpu/copy_engine.h"
 #include "gpu/gpu_probe.h"
 #include "gpu/pinned_memory.h"
+#include "tools/daemon_process.h"
 
 #if KVCACHE_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -56,7 +61,67 @@ std::vector<CopyOp> Pieces(Direction direction, uint8_t* host, uint8_t* device, 
 
 #if KVCACHE_HAVE_CUDA
 
-int RunGpuBench(int runs, bool json) {
+// GB/s of fetching `bytes` of 2 MiB blocks from a kvstored on this host into
+// device memory at `dev` through GpuTransfer, one median per round; empty
+// with a message on stderr if the daemon or the transfer cannot start.
+std::vector<double> FetchIntoGpu(const std::string& kvstored, uint8_t* dev, uint64_t bytes,
+                                 int runs) {
+  constexpr uint64_t kBlock = 2 << 20;
+  auto daemon = DaemonProcess::Start(
+      kvstored, {absl::StrCat("--host_capacity=", 2 * bytes), "--page_size=2MiB"});
+  if (!daemon.ok()) {
+    std::cerr << "kvbench gpu: starting kvstored: " << daemon.status().message() << "\n";
+    return {};
+  }
+  ClientOptions options;
+  options.address = (*daemon)->address();
+  auto client = Client::Create(options);
+  auto gpu = client.ok() ? GpuTransfer::Create(client->get(), {}) : client.status();
+  if (!gpu.ok()) {
+    std::cerr << "kvbench gpu: " << gpu.status().message() << "\n";
+    return {};
+  }
+  KeySchema schema;
+  schema.model_id = "kvbench-gpu";
+  std::vector<uint32_t> tokens((bytes / kBlock) * schema.tokens_per_block);
+  std::iota(tokens.begin(), tokens.end(), 1);
+  const std::vector<BlockKey> chain = *ChainKeys(schema, tokens);
+  const std::string ns = schema.NamespaceName();
+  std::vector<PutBlock> puts;
+  std::vector<DeviceFetchTarget> targets;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    puts.push_back({chain[i], std::string(kBlock, static_cast<char>(i))});
+    targets.push_back({chain[i], dev + i * kBlock, kBlock});
+  }
+  for (size_t i = 0; i < puts.size(); i += 16) {
+    const size_t n = std::min<size_t>(16, puts.size() - i);
+    auto put = (*client)->Put(ns, i == 0 ? BlockKey() : chain[i - 1], {puts.data() + i, n});
+    if (!put.ok()) {
+      std::cerr << "kvbench gpu: put: " << put.status().message() << "\n";
+      return {};
+    }
+  }
+  cudaStream_t stream = nullptr;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  std::vector<double> gbps;
+  for (int round = 0; round <= runs; ++round) {
+    const auto start = Clock::now();
+    FetchResult got = (*gpu)->FetchToDevice(ns, targets, stream);
+    cudaStreamSynchronize(stream);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (got.blocks != targets.size()) {
+      std::cerr << "kvbench gpu: fetch into GPU memory got " << got.blocks << " of "
+                << targets.size() << " blocks: " << got.status.message() << "\n";
+      gbps.clear();
+      break;
+    }
+    if (round > 0) gbps.push_back(bytes / seconds / 1e9);
+  }
+  cudaStreamDestroy(stream);
+  return gbps;
+}
+
+int RunGpuBench(const std::string& kvstored, int runs, bool json) {
   absl::StatusOr<uint64_t> bytes_flag = ParseByteSize(absl::GetFlag(FLAGS_gpu_bench_bytes));
   if (!bytes_flag.ok() || *bytes_flag == 0 || *bytes_flag % (2 << 20) != 0) {
     std::cerr << "kvbench: --gpu_bench_bytes must be a positive multiple of 2 MiB\n";
@@ -143,7 +208,11 @@ int RunGpuBench(int runs, bool json) {
     }
   }
   cudaStreamDestroy(plain);
+  // End to end: the daemon's host tier into GPU memory on this host.
+  Case fetch{"fetch from kvstored (same host) into GPU memory, 2 MiB blocks", Direction::kToDevice,
+             2 << 20, nullptr, FetchIntoGpu(kvstored, dev, bytes, runs)};
   cudaFree(device_buffer);
+  if (!fetch.gbps.empty()) cases.insert(cases.begin() + 4, std::move(fetch));
 
   double peak = 0;
   for (const Case& c : cases) {
@@ -165,7 +234,7 @@ int RunGpuBench(int runs, bool json) {
 
 #else  // !KVCACHE_HAVE_CUDA
 
-int RunGpuBench(int, bool) {
+int RunGpuBench(const std::string&, int, bool) {
   std::cerr << "kvbench gpu: nothing measured: built without CUDA\n";
   return 1;
 }
