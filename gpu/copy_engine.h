@@ -95,6 +95,7 @@ class CopyEngine {
   CopyEngine(int device, GpuStream to_device, GpuStream to_host, bool batch_api)
       : device_(device), to_device_(to_device), to_host_(to_host), use_batch_api_(batch_api) {}
   absl::Status QueueCopies(absl::Span<const CopyOp> ops, GpuStream stream);
+  absl::Status QueueOneByOne(absl::Span<const CopyOp> ops, GpuStream stream);
 
   const int device_;
   GpuStream const to_device_;

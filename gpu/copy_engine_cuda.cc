@@ -106,6 +106,7 @@ absl::Status CopyEngine::QueueCopies(absl::Span<const CopyOp> ops, GpuStream str
     std::vector<void*> dsts;
     std::vector<const void*> srcs;
     std::vector<size_t> sizes;
+    cudaError_t refused = cudaSuccess;
     for (size_t start = 0; start < ops.size(); start += kMaxBatch) {
       const size_t n = std::min(kMaxBatch, ops.size() - start);
       dsts.clear();
@@ -122,17 +123,27 @@ absl::Status CopyEngine::QueueCopies(absl::Span<const CopyOp> ops, GpuStream str
       const cudaError_t err = cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), n,
                                                    &attrs, &first, 1, stream);
       if (err == cudaSuccess) continue;
-      if (start == 0 && (err == cudaErrorNotSupported || err == cudaErrorCallRequiresNewerDriver)) {
-        // The driver predates batched copies: fall back for good.
-        cudaGetLastError();
-        batch_api_error_.store(err);
-        use_batch_api_.store(false, std::memory_order_relaxed);
-        break;
-      }
-      return CudaError("cudaMemcpyBatchAsync", err);
+      if (start > 0) return CudaError("cudaMemcpyBatchAsync", err);
+      // Refused before anything was queued: an old driver, or a bad copy.
+      // The per-copy path below tells which.
+      cudaGetLastError();
+      refused = err;
+      break;
     }
-    if (use_batch_api_.load(std::memory_order_relaxed)) return absl::OkStatus();
+    if (refused == cudaSuccess) return absl::OkStatus();
+    if (absl::Status one_by_one = QueueOneByOne(ops, stream); !one_by_one.ok()) {
+      return one_by_one;  // the copies themselves are bad; batching stays on
+    }
+    // The same copies went through one by one: batching is what the driver
+    // refuses. Stop asking, for good.
+    batch_api_error_.store(refused);
+    use_batch_api_.store(false, std::memory_order_relaxed);
+    return absl::OkStatus();
   }
+  return QueueOneByOne(ops, stream);
+}
+
+absl::Status CopyEngine::QueueOneByOne(absl::Span<const CopyOp> ops, GpuStream stream) {
   for (const CopyOp& op : ops) {
     if (cudaError_t err = cudaMemcpyAsync(op.dst, op.src, op.bytes, cudaMemcpyDefault, stream);
         err != cudaSuccess) {

@@ -28,5 +28,6 @@ absl::StatusOr<CopyTicket> CopyEngine::Submit(Direction, absl::Span<const CopyOp
 absl::Status CopyEngine::After(Direction, GpuStream) { return NoCuda(); }
 std::string CopyEngine::batch_mode() const { return "none (built without CUDA)"; }
 absl::Status CopyEngine::QueueCopies(absl::Span<const CopyOp>, GpuStream) { return NoCuda(); }
+absl::Status CopyEngine::QueueOneByOne(absl::Span<const CopyOp>, GpuStream) { return NoCuda(); }
 
 }  // namespace kvcache

@@ -121,6 +121,26 @@ TEST(CopyEngineTest, ScatteredFragmentsInOneBatch) {
   EXPECT_EQ(std::memcmp((*back)->data(), (*host)->data(), kCount * kFragment), 0);
 }
 
+TEST(CopyEngineTest, ABadCopyIsAnErrorAndBatchingStaysAsItWas) {
+  KVCACHE_SKIP_WITHOUT_GPU();
+  auto engine = CopyEngine::Create({});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  auto host = PinnedBuffer::Create(1 << 20);
+  ASSERT_TRUE(host.ok());
+  DeviceBuffer device(1 << 20);
+  ASSERT_TRUE(device.ok);
+  const std::string mode = (*engine)->batch_mode();
+  const std::vector<CopyOp> ops = {{device.bytes(), (*host)->data(), 4096},
+                                   {device.bytes() + 8192, nullptr, 4096}};
+  absl::StatusOr<CopyTicket> ticket = (*engine)->Submit(Direction::kToDevice, ops);
+  EXPECT_FALSE(ticket.ok() && ticket->Wait().ok());
+  EXPECT_EQ((*engine)->batch_mode(), mode);
+  // The engine still works afterwards.
+  auto fine = (*engine)->Submit(Direction::kToDevice, {ops.data(), 1});
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_TRUE(fine->Wait().ok());
+}
+
 TEST(CopyEngineTest, AnEmptyTicketRefusesPolitely) {
   CopyTicket empty;
   EXPECT_EQ(empty.Wait().code(), absl::StatusCode::kFailedPrecondition);
