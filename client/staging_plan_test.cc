@@ -54,7 +54,9 @@ TEST(StagingPlanTest, EveryByteIsPlannedOnceInOrder) {
     }
     EXPECT_LE(used, 64u);
     for (const StagedPiece& p : round) {
-      if (sizes[p.item] <= 64) EXPECT_EQ(p.bytes, sizes[p.item]) << "item " << p.item << " was cut";
+      if (sizes[p.item] <= 64) {
+        EXPECT_EQ(p.bytes, sizes[p.item]) << "item " << p.item << " was cut";
+      }
     }
   }
   for (size_t i = 0; i < sizes.size(); ++i) EXPECT_EQ(seen[i], sizes[i]) << i;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gpu/copy_engine.h"
+#include "gpu/select_gpu.h"
 
 namespace kvcache {
 namespace {
@@ -58,18 +59,7 @@ absl::Status CopyTicket::ChainTo(GpuStream stream) {
 }
 
 absl::StatusOr<std::unique_ptr<CopyEngine>> CopyEngine::Create(const Options& options) {
-  int count = 0;
-  if (cudaError_t err = cudaGetDeviceCount(&count); err != cudaSuccess) {
-    return absl::UnavailableError(absl::StrCat("no usable GPU: ", cudaGetErrorString(err)));
-  }
-  if (options.device < 0 || options.device >= count) {
-    return absl::UnavailableError(
-        absl::StrCat("GPU ", options.device, " does not exist (", count, " found)"));
-  }
-  if (cudaError_t err = cudaSetDevice(options.device); err != cudaSuccess) {
-    return absl::UnavailableError(
-        absl::StrCat("GPU ", options.device, ": ", cudaGetErrorString(err)));
-  }
+  if (absl::Status selected = SelectGpu(options.device); !selected.ok()) return selected;
   // Non-blocking: the engine's copies never wait for the legacy default stream.
   cudaStream_t to_device = nullptr;
   cudaStream_t to_host = nullptr;

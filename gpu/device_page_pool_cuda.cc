@@ -4,24 +4,14 @@
 #include "absl/strings/str_format.h"
 #include "gpu/device_page_pool.h"
 #include "gpu/device_page_pool_options.h"
+#include "gpu/select_gpu.h"
 
 namespace kvcache {
 
 absl::StatusOr<std::unique_ptr<DevicePagePool>> DevicePagePool::Create(const Options& options) {
   absl::StatusOr<uint32_t> pages = CheckDevicePoolOptions(options);
   if (!pages.ok()) return pages.status();
-  int count = 0;
-  if (cudaError_t err = cudaGetDeviceCount(&count); err != cudaSuccess) {
-    return absl::UnavailableError(absl::StrCat("no usable GPU: ", cudaGetErrorString(err)));
-  }
-  if (options.device < 0 || options.device >= count) {
-    return absl::UnavailableError(
-        absl::StrCat("GPU ", options.device, " does not exist (", count, " found)"));
-  }
-  if (cudaError_t err = cudaSetDevice(options.device); err != cudaSuccess) {
-    return absl::UnavailableError(
-        absl::StrCat("GPU ", options.device, ": ", cudaGetErrorString(err)));
-  }
+  if (absl::Status selected = SelectGpu(options.device); !selected.ok()) return selected;
   const uint64_t bytes = uint64_t{*pages} * options.page_bytes;
   void* base = nullptr;
   if (cudaError_t err = cudaMalloc(&base, bytes); err != cudaSuccess) {

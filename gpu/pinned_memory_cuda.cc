@@ -2,18 +2,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "gpu/pinned_memory.h"
+#include "gpu/select_gpu.h"
 
 namespace kvcache {
 namespace {
 
-absl::Status NeedsGpu() {
-  int count = 0;
-  if (cudaError_t err = cudaGetDeviceCount(&count); err != cudaSuccess || count == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "no usable GPU: ", err != cudaSuccess ? cudaGetErrorString(err) : "no devices"));
-  }
-  return absl::OkStatus();
-}
+// Pinning needs a CUDA context, so a usable GPU.
+absl::Status NeedsGpu() { return SelectGpu(0); }
 
 }  // namespace
 
