@@ -1,5 +1,6 @@
 #include "client/gpu_transfer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -43,6 +44,13 @@ FetchResult GpuTransfer::FetchToDevice(const std::string& ns,
       result.status = absl::InvalidArgumentError("a device fetch target has no destination");
       return result;
     }
+    if (t.bytes > slot_bytes_) {
+      // Fetched in ranges, a block would reach the GPU unverified.
+      result.status = absl::InvalidArgumentError(
+          absl::StrCat("a device fetch target of ", t.bytes, " bytes does not fit a staging slot (",
+                       slot_bytes_, " bytes, half of Options::staging_bytes)"));
+      return result;
+    }
     sizes.push_back(t.bytes);
   }
   MutexLock lock(&mu_);
@@ -62,29 +70,21 @@ FetchResult GpuTransfer::FetchToDevice(const std::string& ns,
       if (absl::Status done = slot_ticket.Wait(); !done.ok()) {
         result.status = done;
         result.blocks = 0;
-        result.tiers.clear();
-        return result;
+        break;
       }
       slot_ticket = CopyTicket();
     }
-    const std::vector<StagedPiece>& pieces = rounds[r];
+    const std::vector<StagedPiece>& pieces = rounds[r];  // one per target: each fits a slot
     fetch.clear();
     for (const StagedPiece& p : pieces) {
-      fetch.push_back({targets[p.item].key, absl::MakeSpan(slot + p.staging, p.bytes),
-                       targets[p.item].offset + p.offset});
+      fetch.push_back(
+          {targets[p.item].key, absl::MakeSpan(slot + p.staging, p.bytes), targets[p.item].offset});
     }
     FetchResult got = client_->Fetch(ns, fetch);
     uploads.clear();
-    size_t finished = 0;
-    std::vector<v1::Tier> tiers;
     for (size_t i = 0; i < got.blocks; ++i) {
       const StagedPiece& p = pieces[i];
-      uploads.push_back(
-          {static_cast<uint8_t*>(targets[p.item].dest) + p.offset, slot + p.staging, p.bytes});
-      if (p.last) {
-        ++finished;
-        tiers.push_back(i < got.tiers.size() ? got.tiers[i] : v1::TIER_HOST);
-      }
+      uploads.push_back({targets[p.item].dest, slot + p.staging, p.bytes});
     }
     if (!uploads.empty()) {
       absl::StatusOr<CopyTicket> ticket = engine_->Submit(Direction::kToDevice, uploads);
@@ -94,24 +94,26 @@ FetchResult GpuTransfer::FetchToDevice(const std::string& ns,
       }
       slot_ticket = std::move(*ticket);
     }
-    result.blocks += finished;
-    result.tiers.insert(result.tiers.end(), tiers.begin(), tiers.end());
+    result.blocks += got.blocks;
+    result.tiers.insert(result.tiers.end(), got.tiers.begin(), got.tiers.end());
     if (got.blocks < pieces.size()) {
       result.status = got.status;
       break;
     }
   }
-  // The worker's stream waits for the last uploads; the host does not.
+  // On every way out, the worker's stream waits for the uploads still in
+  // flight (the host does not), so none can land after the worker's later
+  // writes to those buffers, whether the fetch counted them or not.
   for (CopyTicket& ticket : uploading) {
     if (!ticket.valid()) continue;
     if (absl::Status chained = ticket.ChainTo(stream); !chained.ok()) {
       if (absl::Status done = ticket.Wait(); !done.ok()) {
         result.status = done;
         result.blocks = 0;
-        result.tiers.clear();
       }
     }
   }
+  result.tiers.resize(std::min(result.tiers.size(), result.blocks));
   return result;
 }
 

@@ -9,7 +9,8 @@
 // directory or lease, data port, gRPC) into a pinned staging buffer, then up
 // to the GPU by DMA on the copy engine's upload stream. The staging buffer is
 // two slots: while one slot's bytes are uploading, the next round is fetched
-// into the other. Blocks bigger than a slot move in ranges.
+// into the other. A fetched block moves whole, so every path verifies it as
+// Client::Fetch does; puts move in pieces of any size.
 //
 // Built without CUDA, or with no usable GPU, Create returns Unavailable.
 //
@@ -69,8 +70,8 @@ class GpuTransfer {
   // the work already queued on `stream`, and work queued on `stream` after
   // this returns sees them; the host does not wait for the last uploads.
   // `blocks` counts the leading targets whose bytes are (or will be, in
-  // stream order) in place. Blocks bigger than a staging slot are fetched
-  // in ranges, which the socket paths do not checksum.
+  // stream order) in place. InvalidArgument, with nothing fetched, for a
+  // target bigger than a staging slot (half of staging_bytes).
   FetchResult FetchToDevice(const std::string& ns, absl::Span<const DeviceFetchTarget> targets,
                             GpuStream stream);
 

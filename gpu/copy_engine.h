@@ -74,7 +74,8 @@ class CopyEngine {
 
   // Queues `ops` on the direction's stream and returns their completion.
   // Copies within one Submit may run in any order; they must not overlap.
-  // The memory must stay valid until the ticket is done.
+  // The memory must stay valid until the ticket is done. On an error,
+  // nothing of this call is still in flight when it returns.
   absl::StatusOr<CopyTicket> Submit(Direction direction, absl::Span<const CopyOp> ops);
 
   // Makes copies queued from now on in `direction` wait for the work

@@ -165,7 +165,12 @@ absl::StatusOr<CopyTicket> CopyEngine::Submit(Direction direction, absl::Span<co
   }
   GpuStream queue = stream(direction);
   const std::vector<CopyOp> merged = CoalesceCopies(ops);
-  if (absl::Status queued = QueueCopies(merged, queue); !queued.ok()) return queued;
+  if (absl::Status queued = QueueCopies(merged, queue); !queued.ok()) {
+    // Some copies may be queued already, with no ticket to track them: let
+    // them finish, so no caller's memory is touched after this returns.
+    cudaStreamSynchronize(queue);
+    return queued;
+  }
   cudaEvent_t event = nullptr;
   if (cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
       err != cudaSuccess) {

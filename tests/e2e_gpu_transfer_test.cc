@@ -1,7 +1,7 @@
 // Fetching from a real kvstored straight into GPU memory, and storing from
-// it: byte-exact through pinned staging, in stream order, with blocks both
-// smaller and bigger than a staging slot. Where there is no GPU, checks that
-// the transfer says why and skips the rest.
+// it: byte-exact through pinned staging, in stream order; fetched blocks
+// move whole, puts of blocks bigger than the staging buffer in pieces. Where there is no GPU,
+// checks that the transfer says why and skips the rest.
 #include <cstring>
 
 #include "client/gpu_transfer.h"
@@ -58,8 +58,9 @@ struct DeviceBytes {
 TEST_F(E2eGpuTransferTest, FetchedBlocksLandInDeviceMemoryInStreamOrder) {
   if (ProbeGpu().device_count == 0) GTEST_SKIP() << "no GPU here: " << ProbeGpu().detail;
   std::unique_ptr<Client> client = *Client::Create(TestClientOptions(daemon_->address()));
-  // 1 MiB of staging: 512 KiB slots, so the 2 MiB block moves in four ranges.
-  auto gpu = GpuTransfer::Create(client.get(), {.staging_bytes = 1 << 20});
+  // 4 MiB of staging: 2 MiB slots, so the chain takes three rounds through
+  // both slots, and the 2 MiB block fills one exactly.
+  auto gpu = GpuTransfer::Create(client.get(), {.staging_bytes = 4 << 20});
   ASSERT_TRUE(gpu.ok()) << gpu.status();
   const std::vector<BlockKey> chain = TestChain(1, 6);
   const std::vector<size_t> sizes = {300000, 65536, 2 << 20, 4096, 500000, 123};
@@ -92,6 +93,16 @@ TEST_F(E2eGpuTransferTest, FetchedBlocksLandInDeviceMemoryInStreamOrder) {
   ASSERT_EQ((*gpu)->FetchToDevice(ns_, partial, stream).blocks, 1u);
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
   EXPECT_EQ(range.Read(), puts[2].payload.substr(1 << 20, 1000));
+  // A target bigger than a slot would move in unverified ranges: refused,
+  // and its destination untouched.
+  DeviceBytes too_big((2 << 20) + 1);
+  ASSERT_TRUE(too_big.ok);
+  std::vector<DeviceFetchTarget> oversized = {{chain[2], too_big.data, (2 << 20) + 1}};
+  FetchResult refused = (*gpu)->FetchToDevice(ns_, oversized, stream);
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.blocks, 0u);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  EXPECT_EQ(too_big.Read(), std::string((2 << 20) + 1, '\xA5'));
   const BlockKey missing = TestChain(99, 1)[0];
   DeviceBytes after_miss(4096);
   std::vector<DeviceFetchTarget> stops = {{chain[3], dests[3]->data, sizes[3]},
