@@ -1,18 +1,41 @@
 #include "gpu/device_page_pool.h"
 
 #include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/str_format.h"
+#include "gpu/device_page_pool_options.h"
 
 namespace kvcache {
 
-DevicePagePool::DevicePagePool(uint8_t* base, int device, uint32_t page_bytes, uint32_t page_count,
-                               std::string detail)
+DevicePagePool::DevicePagePool(uint8_t* base, bool host_backed, int device, uint32_t page_bytes,
+                               uint32_t page_count, std::string detail)
     : base_(base),
+      host_backed_(host_backed),
       device_(device),
       page_bytes_(page_bytes),
       page_count_(page_count),
       detail_(std::move(detail)) {
   free_.resize(page_count);
   for (uint32_t i = 0; i < page_count; ++i) free_[i] = page_count - 1 - i;  // low pages first
+}
+
+absl::StatusOr<std::unique_ptr<DevicePagePool>> DevicePagePool::CreateHostBacked(
+    const Options& options) {
+  absl::StatusOr<uint32_t> pages = CheckDevicePoolOptions(options);
+  if (!pages.ok()) return pages.status();
+  const uint64_t bytes = uint64_t{*pages} * options.page_bytes;
+  void* base = std::aligned_alloc(4096, bytes);
+  if (base == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("cannot allocate a %d-byte host-backed page pool", bytes));
+  }
+  std::string detail =
+      absl::StrFormat("%.1f GiB in %d pages of %d KiB in host memory (no GPU)",
+                      bytes / double(1ull << 30), *pages, options.page_bytes >> 10);
+  return std::unique_ptr<DevicePagePool>(
+      new DevicePagePool(static_cast<uint8_t*>(base), /*host_backed=*/true, -1, options.page_bytes,
+                         *pages, std::move(detail)));
 }
 
 bool DevicePagePool::Allocate(uint32_t count, std::vector<uint32_t>* pages) {

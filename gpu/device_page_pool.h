@@ -4,7 +4,8 @@
 // allocated on the data path (cudaMalloc synchronizes the whole device).
 //
 // Built without CUDA, or with no usable GPU, Create returns Unavailable with
-// the reason.
+// the reason. CreateHostBacked cuts ordinary host memory the same way: the
+// GPU tier's movement rules are tested with it where there is no GPU.
 //
 // Thread safety: all methods may be called from any thread. Page memory is
 // not synchronized: whoever allocated a page owns its bytes until Free.
@@ -36,6 +37,9 @@ class DevicePagePool {
   // CUDA or that GPU; ResourceExhausted when the device has too little
   // free memory.
   static absl::StatusOr<std::unique_ptr<DevicePagePool>> Create(const Options& options);
+  // The same pool in host memory (options.device is ignored): InvalidArgument
+  // as above, ResourceExhausted if the memory cannot be had.
+  static absl::StatusOr<std::unique_ptr<DevicePagePool>> CreateHostBacked(const Options& options);
 
   DevicePagePool(const DevicePagePool&) = delete;
   DevicePagePool& operator=(const DevicePagePool&) = delete;
@@ -55,14 +59,17 @@ class DevicePagePool {
   uint32_t page_count() const { return page_count_; }
   uint32_t free_pages() const ABSL_LOCKS_EXCLUDED(mu_);
   int device() const { return device_; }
+  // True for a pool made by CreateHostBacked.
+  bool host_backed() const { return host_backed_; }
   // One line for the banner and Stats: size, pages, device.
   const std::string& detail() const { return detail_; }
 
  private:
-  DevicePagePool(uint8_t* base, int device, uint32_t page_bytes, uint32_t page_count,
-                 std::string detail);
+  DevicePagePool(uint8_t* base, bool host_backed, int device, uint32_t page_bytes,
+                 uint32_t page_count, std::string detail);
 
-  uint8_t* const base_;  // device memory
+  uint8_t* const base_;  // device memory, or host memory when host_backed_
+  const bool host_backed_;
   const int device_;
   const uint32_t page_bytes_;
   const uint32_t page_count_;

@@ -1,5 +1,7 @@
 #include <cuda_runtime_api.h>
 
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gpu/device_page_pool.h"
@@ -27,11 +29,16 @@ absl::StatusOr<std::unique_ptr<DevicePagePool>> DevicePagePool::Create(const Opt
   std::string detail =
       absl::StrFormat("%.1f GiB in %d pages of %d KiB on GPU %d (%s)", bytes / double(1ull << 30),
                       *pages, options.page_bytes >> 10, options.device, prop.name);
-  return std::unique_ptr<DevicePagePool>(new DevicePagePool(
-      static_cast<uint8_t*>(base), options.device, options.page_bytes, *pages, std::move(detail)));
+  return std::unique_ptr<DevicePagePool>(
+      new DevicePagePool(static_cast<uint8_t*>(base), /*host_backed=*/false, options.device,
+                         options.page_bytes, *pages, std::move(detail)));
 }
 
 DevicePagePool::~DevicePagePool() {
+  if (host_backed_) {
+    std::free(base_);
+    return;
+  }
   cudaSetDevice(device_);
   cudaFree(base_);
 }

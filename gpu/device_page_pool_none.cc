@@ -1,3 +1,5 @@
+#include <cstdlib>
+
 #include "gpu/device_page_pool.h"
 #include "gpu/device_page_pool_options.h"
 
@@ -9,6 +11,6 @@ absl::StatusOr<std::unique_ptr<DevicePagePool>> DevicePagePool::Create(const Opt
   return absl::UnavailableError("built without CUDA");
 }
 
-DevicePagePool::~DevicePagePool() = default;
+DevicePagePool::~DevicePagePool() { std::free(base_); }  // only host-backed pools exist here
 
 }  // namespace kvcache

@@ -27,16 +27,27 @@ BlockIndex::Shard& BlockIndex::ShardOf(const EntryKey& k) {
   return *shards_[absl::HashOf(k) % shards_.size()];
 }
 
+BlockIndex::TickOrder BlockIndex::Shard::*BlockIndex::LeafOrder(const Entry& e) {
+  if (e.block->on_host()) return &Shard::host_leaves;
+  return e.device != nullptr ? &Shard::device_leaves : &Shard::nvme_leaves;
+}
+
+bool BlockIndex::Unheld(const Entry& e) {
+  // use_count is exact enough here: holds are only created under the
+  // shard lock, so an unheld block cannot gain one while we hold it.
+  return e.block.use_count() == 1 && (e.device == nullptr || e.device.use_count() == 1);
+}
+
 void BlockIndex::Link(Shard& shard, const EntryKey& k, const Entry& e) {
-  const bool host = e.block->on_host();
-  if (host) shard.on_host.insert({e.tick, k});
-  if (e.children == 0) (host ? shard.host_leaves : shard.nvme_leaves).insert({e.tick, k});
+  if (e.block->on_host()) shard.on_host.insert({e.tick, k});
+  if (e.device != nullptr) shard.on_device.insert({e.tick, k});
+  if (e.children == 0) (shard.*LeafOrder(e)).insert({e.tick, k});
 }
 
 void BlockIndex::Unlink(Shard& shard, const EntryKey& k, const Entry& e) {
-  const bool host = e.block->on_host();
-  if (host) shard.on_host.erase({e.tick, k});
-  if (e.children == 0) (host ? shard.host_leaves : shard.nvme_leaves).erase({e.tick, k});
+  if (e.block->on_host()) shard.on_host.erase({e.tick, k});
+  if (e.device != nullptr) shard.on_device.erase({e.tick, k});
+  if (e.children == 0) (shard.*LeafOrder(e)).erase({e.tick, k});
 }
 
 void BlockIndex::Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_micros) {
@@ -69,6 +80,7 @@ void BlockIndex::Remove(Shard& shard, const EntryKey& k) {
   blocks_.fetch_sub(1, std::memory_order_relaxed);
   bytes_.fetch_sub(it->second.block->meta().size, std::memory_order_relaxed);
   if (it->second.block->on_host()) host_blocks_.fetch_sub(1, std::memory_order_relaxed);
+  if (it->second.device != nullptr) device_blocks_.fetch_sub(1, std::memory_order_relaxed);
   shard.entries.erase(it);
 }
 
@@ -94,7 +106,8 @@ size_t BlockIndex::LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
     if (it == shard.entries.end()) break;
     Touch(shard, k, it->second, now);
     if (blocks != nullptr) {
-      blocks->push_back({it->second.block->meta().size, it->second.block->on_host()});
+      blocks->push_back({it->second.block->meta().size, it->second.block->on_host(),
+                         it->second.device != nullptr});
     }
     ++hits;
   }
@@ -190,9 +203,7 @@ std::optional<std::pair<BlockIndex::Shard*, BlockIndex::EntryKey>> BlockIndex::F
     for (const auto& [t, k] : (*shard).*order) {
       if (t >= best_tick || skipped++ > kMaxPinnedLeavesSkipped) break;
       const Entry& e = shard->entries.at(k);
-      // use_count is exact enough here: pins are only created under this
-      // lock, so an unpinned block cannot gain a reader while we hold it.
-      if (e.block.use_count() == 1 && want(e)) {
+      if (Unheld(e) && want(e)) {
         best_tick = t;
         best_shard = shard.get();
         best_key = k;
@@ -206,8 +217,9 @@ std::optional<std::pair<BlockIndex::Shard*, BlockIndex::EntryKey>> BlockIndex::F
 }
 
 std::optional<uint64_t> BlockIndex::EvictOneLeaf(LeafResidency residency) {
-  TickOrder Shard::*order =
-      residency == LeafResidency::kOnHost ? &Shard::host_leaves : &Shard::nvme_leaves;
+  TickOrder Shard::*order = residency == LeafResidency::kOnHost       ? &Shard::host_leaves
+                            : residency == LeafResidency::kDeviceOnly ? &Shard::device_leaves
+                                                                      : &Shard::nvme_leaves;
   for (int attempt = 0; attempt < 8; ++attempt) {
     uint64_t tick = 0;
     auto found = FindColdest(
@@ -219,8 +231,7 @@ std::optional<uint64_t> BlockIndex::EvictOneLeaf(LeafResidency residency) {
       MutexLock lock(&shard->mu);
       auto it = shard->entries.find(key);
       if (it == shard->entries.end() || it->second.children != 0 || it->second.tick != tick ||
-          it->second.block.use_count() != 1 ||
-          it->second.block->on_host() != (residency == LeafResidency::kOnHost)) {
+          !Unheld(it->second) || LeafOrder(it->second) != order) {
         continue;  // changed since we looked; look again
       }
       victim = it->second.block;  // freed after the lock is dropped
@@ -321,6 +332,112 @@ std::optional<BlockPin> BlockIndex::InstallHostCopy(NamespaceId ns, const BlockK
     host_blocks_.fetch_add(1, std::memory_order_relaxed);
   }
   return BlockPin(e.block, pinned_bytes_);
+}
+
+std::shared_ptr<const CachedBlock> BlockIndex::HostCopyToUpload(NamespaceId ns, const BlockKey& key,
+                                                                uint64_t* hits) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end() || !it->second.block->on_host() || it->second.device != nullptr) {
+    return nullptr;
+  }
+  *hits = it->second.hits;
+  return it->second.block;
+}
+
+bool BlockIndex::InstallDeviceCopy(NamespaceId ns, const BlockKey& key,
+                                   std::shared_ptr<const CachedBlock> source,
+                                   std::shared_ptr<const DeviceBlock> device) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end()) return false;
+  Entry& e = it->second;
+  if (e.block != source || e.device != nullptr) return false;
+  Unlink(shard, k, e);
+  e.device = std::move(device);
+  Link(shard, k, e);
+  device_blocks_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool BlockIndex::DropHostCopyAboveDevice(NamespaceId ns, const BlockKey& key) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  std::shared_ptr<const CachedBlock> replaced;  // released after the lock
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end()) return true;
+  Entry& e = it->second;
+  if (!e.block->on_host()) return true;
+  if (e.device == nullptr || e.block.use_count() != 1) return false;
+  WithdrawFromDirectory(e);
+  Unlink(shard, k, e);
+  replaced = std::move(e.block);
+  e.block = std::make_shared<CachedBlock>(replaced->meta(), PageRun());
+  Link(shard, k, e);
+  host_blocks_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+std::shared_ptr<const DeviceBlock> BlockIndex::DeviceCopy(NamespaceId ns, const BlockKey& key) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  return it == shard.entries.end() ? nullptr : it->second.device;
+}
+
+std::vector<DeviceCandidate> BlockIndex::ColdestOnDevice(size_t max) {
+  std::vector<std::pair<uint64_t, DeviceCandidate>> found;
+  for (auto& shard : shards_) {
+    MutexLock lock(&shard->mu);
+    size_t taken = 0;
+    for (const auto& [tick, k] : shard->on_device) {
+      if (taken == max) break;
+      const Entry& e = shard->entries.at(k);
+      if (e.device.use_count() != 1) continue;  // a reader or a lease holds it
+      found.push_back({tick, DeviceCandidate{k.ns, k.key, e.block->meta().size, e.device,
+                                             e.block->on_host() || e.on_nvme}});
+      ++taken;
+    }
+  }
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<DeviceCandidate> out;
+  for (size_t i = 0; i < found.size() && i < max; ++i) out.push_back(std::move(found[i].second));
+  return out;
+}
+
+bool BlockIndex::DropDeviceCopy(NamespaceId ns, const BlockKey& key,
+                                std::shared_ptr<const DeviceBlock> held, PageRun host_pages) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  std::shared_ptr<const CachedBlock> replaced;  // released after the lock
+  std::shared_ptr<const DeviceBlock> dropped;
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end()) return false;
+  Entry& e = it->second;
+  if (e.device != held) return false;
+  held.reset();
+  if (e.device.use_count() != 1) return false;  // a reader or a lease still holds it
+  const bool give_host_pages = !e.block->on_host() && host_pages.page_count() > 0;
+  if (!e.block->on_host() && !e.on_nvme && !give_host_pages) return false;  // its only copy
+  Unlink(shard, k, e);
+  if (give_host_pages) {
+    replaced = std::move(e.block);
+    e.block = std::make_shared<CachedBlock>(replaced->meta(), std::move(host_pages));
+    host_blocks_.fetch_add(1, std::memory_order_relaxed);
+  }
+  dropped = std::move(e.device);
+  device_blocks_.fetch_sub(1, std::memory_order_relaxed);
+  Link(shard, k, e);
+  if (give_host_pages) ListInDirectory(k, e);
+  return true;
 }
 
 absl::StatusOr<EvictCount> BlockIndex::EvictKey(NamespaceId ns, const BlockKey& key,
@@ -434,7 +551,8 @@ std::optional<BlockView> BlockIndex::Inspect(NamespaceId ns, const BlockKey& key
                    e.last_access_micros,
                    static_cast<uint32_t>(e.block.use_count() - 1),
                    e.block->on_host(),
-                   e.on_nvme};
+                   e.on_nvme,
+                   e.device != nullptr};
 }
 
 std::vector<BlockView> BlockIndex::Snapshot(absl::Span<const NamespaceId> namespaces) {
@@ -446,7 +564,7 @@ std::vector<BlockView> BlockIndex::Snapshot(absl::Span<const NamespaceId> namesp
       if (!wanted.contains(k.ns)) continue;
       out.push_back(BlockView{k.ns, e.block->meta(), e.children, e.hits, e.last_access_micros,
                               static_cast<uint32_t>(e.block.use_count() - 1), e.block->on_host(),
-                              e.on_nvme});
+                              e.on_nvme, e.device != nullptr});
     }
   }
   return out;

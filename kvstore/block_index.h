@@ -17,6 +17,11 @@
 //     host pages, and withdrawn (under the shard lock) before the entry lets
 //     go of them, so a local worker's direct copy of a block whose pages are
 //     freed or reused fails its check.
+//  6. A block may also have a copy in GPU pages (kvstore/gpu_tier.h). The
+//     GPU copy is dropped only while the block has a copy below it (host
+//     pages or NVMe), or when the same call gives it host pages (a
+//     demotion), or with the whole block; so a block that lives only on the
+//     GPU is never lost by moving between tiers.
 //
 // Each shard has one mutex over its map and its ordered set of leaves. No
 // method holds two shard locks at once: a child and its parent may live in
@@ -43,6 +48,7 @@
 #include "common/mutex.h"
 #include "kvstore/block_directory.h"
 #include "kvstore/cached_block.h"
+#include "kvstore/device_block.h"
 #include "kvstore/namespace_table.h"
 
 namespace kvcache {
@@ -59,12 +65,14 @@ struct BlockView {
   uint32_t readers = 0;  // pins other than the index's own reference
   bool on_host = true;
   bool on_nvme = false;
+  bool on_gpu = false;
 };
 
 // One block of a looked-up chain.
 struct ChainBlock {
   uint64_t size = 0;
   bool on_host = true;
+  bool on_gpu = false;
 };
 
 // A host-resident block the spiller may write to NVMe or free. It holds no
@@ -80,10 +88,21 @@ struct SpillCandidate {
   uint64_t hits = 0;
 };
 
+// A block with a GPU copy that the GPU tier may demote: the candidate holds
+// the copy (so its pages stay valid while it is copied to the host).
+struct DeviceCandidate {
+  NamespaceId ns = 0;
+  BlockKey key;
+  uint64_t size = 0;
+  std::shared_ptr<const DeviceBlock> device;
+  bool has_copy_below = false;  // host pages or NVMe: dropping it loses nothing
+};
+
 // Which leaves pressure eviction may drop.
 enum class LeafResidency {
-  kOnHost,    // leaves with host pages: dropping one frees arena pages
-  kNvmeOnly,  // leaves held only on NVMe: dropping one frees NVMe space
+  kOnHost,      // leaves with host pages: dropping one frees arena pages
+  kNvmeOnly,    // leaves held only on NVMe: dropping one frees NVMe space
+  kDeviceOnly,  // leaves without host pages that have a GPU copy
 };
 
 struct EvictCount {
@@ -154,6 +173,34 @@ class BlockIndex {
   // nullopt if the block is no longer cached.
   std::optional<BlockPin> InstallHostCopy(NamespaceId ns, const BlockKey& key, PageRun pages);
 
+  // The GPU tier. A hold on the host copy of a block to upload, with its
+  // hit count; null if the block is gone, has no host pages, or already has
+  // a GPU copy. Marks nothing used.
+  std::shared_ptr<const CachedBlock> HostCopyToUpload(NamespaceId ns, const BlockKey& key,
+                                                      uint64_t* hits);
+  // Gives the block `device`, its bytes already copied from `source` (the
+  // hold HostCopyToUpload returned; released here). False, and `device`
+  // freed, if the block changed meanwhile.
+  bool InstallDeviceCopy(NamespaceId ns, const BlockKey& key,
+                         std::shared_ptr<const CachedBlock> source,
+                         std::shared_ptr<const DeviceBlock> device);
+  // Frees the host pages of a block that has a GPU copy, unless someone
+  // holds them (a reader, or a child's put): how a put lands on the GPU.
+  // True once the block has no host pages (or is gone).
+  bool DropHostCopyAboveDevice(NamespaceId ns, const BlockKey& key);
+  // A hold on the block's GPU copy; null if it has none.
+  std::shared_ptr<const DeviceBlock> DeviceCopy(NamespaceId ns, const BlockKey& key);
+  // Up to `max` of the least recently used blocks with a GPU copy that no
+  // one else holds, coldest first.
+  std::vector<DeviceCandidate> ColdestOnDevice(size_t max);
+  // Frees the GPU copy `held` (released here) if it is still the block's
+  // and no one else holds it. `host_pages`, if given, hold its bytes (the
+  // caller copied them down) and become its host copy when it has none.
+  // Without them the block must already have a copy below. True if the
+  // GPU copy is gone.
+  bool DropDeviceCopy(NamespaceId ns, const BlockKey& key, std::shared_ptr<const DeviceBlock> held,
+                      PageRun host_pages = PageRun());
+
   // Operator eviction. EvictKey: NOT_FOUND if absent, FAILED_PRECONDITION if
   // the block has cached children (use EvictSubtree). With dry_run nothing
   // changes and the count says what would be dropped.
@@ -169,6 +216,8 @@ class BlockIndex {
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   // Blocks with host pages (the rest are only on NVMe).
   uint64_t host_blocks() const { return host_blocks_.load(std::memory_order_relaxed); }
+  // Blocks with a GPU copy.
+  uint64_t device_blocks() const { return device_blocks_.load(std::memory_order_relaxed); }
 
  private:
   struct EntryKey {
@@ -186,8 +235,9 @@ class BlockIndex {
     }
   };
   struct Entry {
-    // Never null; holds no pages while the block lives only on NVMe.
+    // Never null; holds no pages while the block lives only on NVMe or GPU.
     std::shared_ptr<const CachedBlock> block;
+    std::shared_ptr<const DeviceBlock> device;  // its GPU copy, if any
     bool on_nvme = false;
     uint32_t children = 0;
     uint64_t hits = 0;
@@ -199,14 +249,22 @@ class BlockIndex {
   struct Shard {
     Mutex mu;
     absl::flat_hash_map<EntryKey, Entry> entries ABSL_GUARDED_BY(mu);
-    // By tick: leaves with host pages, leaves only on NVMe, and every entry
-    // with host pages (what the spiller demotes).
+    // By tick: leaves with host pages, leaves with a GPU copy but no host
+    // pages, leaves only on NVMe; every entry with host pages (what the
+    // spiller demotes) and every entry with a GPU copy (what the GPU tier
+    // demotes).
     TickOrder host_leaves ABSL_GUARDED_BY(mu);
+    TickOrder device_leaves ABSL_GUARDED_BY(mu);
     TickOrder nvme_leaves ABSL_GUARDED_BY(mu);
     TickOrder on_host ABSL_GUARDED_BY(mu);
+    TickOrder on_device ABSL_GUARDED_BY(mu);
   };
 
   Shard& ShardOf(const EntryKey& k);
+  // The leaf order an entry belongs to while it has no children.
+  static TickOrder Shard::*LeafOrder(const Entry& e);
+  // No one but the index holds the block or its GPU copy.
+  static bool Unheld(const Entry& e);
   // Adds the entry to / removes it from the tick orders its state puts it
   // in. Every change of tick, children or residency is Unlink, change, Link.
   // REQUIRES: shard.mu held.
@@ -245,6 +303,7 @@ class BlockIndex {
   std::atomic<uint64_t> blocks_{0};
   std::atomic<uint64_t> bytes_{0};
   std::atomic<uint64_t> host_blocks_{0};
+  std::atomic<uint64_t> device_blocks_{0};
 };
 
 }  // namespace kvcache

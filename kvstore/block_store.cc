@@ -67,6 +67,25 @@ absl::StatusOr<std::unique_ptr<BlockStore>> BlockStore::Create(const Options& op
       store->spill_thread_ = std::thread([s = store.get()] { s->SpillLoop(); });
     }
   }
+  if (options.gpu.has_value()) {
+    absl::StatusOr<std::unique_ptr<DeviceMemory>> memory =
+        options.gpu_in_host_memory ? DeviceMemory::CreateHostBacked(options.gpu->pool)
+                                   : DeviceMemory::Create(options.gpu->pool);
+    if (!memory.ok() && memory.status().code() == absl::StatusCode::kInvalidArgument) {
+      return memory.status();
+    }
+    if (!memory.ok()) {
+      store->gpu_unavailable_ = std::string(memory.status().message());
+    } else {
+      store->gpu_memory_ = *std::move(memory);
+      absl::StatusOr<std::unique_ptr<GpuTier>> tier =
+          GpuTier::Create(*options.gpu, *store->gpu_memory_, *store->index_,
+                          [s = store.get()](uint64_t bytes) { return s->AllocateEvicting(bytes); });
+      if (!tier.ok()) return tier.status();
+      store->gpu_ = *std::move(tier);
+      store->gpu_unavailable_.clear();
+    }
+  }
   return store;
 }
 
@@ -78,6 +97,7 @@ BlockStore::BlockStore(std::unique_ptr<HostArena> arena, const Options& options)
       index_(std::make_unique<BlockIndex>(options.index_shards, &pinned_bytes_)) {}
 
 BlockStore::~BlockStore() {
+  gpu_.reset();  // its mover takes host pages, which may wait for the spiller
   {
     MutexLock lock(&spill_mu_);
     stopping_ = true;
@@ -160,12 +180,35 @@ absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {
 }
 
 std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& key,
-                                               bool* promoted) {
+                                               ReadSource* source) {
   std::optional<BlockPin> pin = index_->Pin(ns, key);
-  if (!pin.has_value() || pin->block().on_host()) return pin;
-  if (nvme_ == nullptr) return std::nullopt;
-  // Only on NVMe. The pin (of its metadata) keeps it in the index meanwhile.
+  if (!pin.has_value()) return pin;
+  if (source != nullptr) *source = ReadSource::kHost;
+  if (pin->block().on_host()) {
+    if (gpu_ != nullptr) gpu_->OfferHit(ns, key);
+    return pin;
+  }
+  // No host pages. The pin (of its metadata) keeps it in the index meanwhile.
   const BlockMeta meta = pin->meta();
+  if (gpu_ != nullptr) {
+    absl::StatusOr<PageRun> pages = gpu_->CopyToHost(ns, key, meta.size);
+    if (pages.ok()) {
+      if (source != nullptr) *source = ReadSource::kGpu;
+      return index_->InstallHostCopy(ns, key, *std::move(pages));
+    }
+    if (pages.status().code() == absl::StatusCode::kResourceExhausted) return std::nullopt;
+    if (pages.status().code() == absl::StatusCode::kNotFound) {
+      // No GPU copy: demoted to the host meanwhile, or only on NVMe.
+      pin = index_->PinAsParent(ns, key);  // the hit is counted already
+      if (!pin.has_value() || pin->block().on_host()) return pin;
+    }
+    // Otherwise the GPU copy is lost with the tier; NVMe is the last chance.
+  }
+  if (nvme_ == nullptr) {
+    pin.reset();
+    index_->EvictSubtree(ns, key, /*dry_run=*/false).IgnoreError();
+    return std::nullopt;
+  }
   absl::StatusOr<PageRun> pages = AllocateEvicting(meta.size);
   if (!pages.ok()) return std::nullopt;
   absl::Status read = nvme_->Read(ns, meta, *pages);
@@ -177,7 +220,7 @@ std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& k
   }
   if (!read.ok()) return std::nullopt;  // an I/O error: a miss, the entry stays
   promoted_blocks_.fetch_add(1, std::memory_order_relaxed);
-  if (promoted != nullptr) *promoted = true;
+  if (source != nullptr) *source = ReadSource::kNvme;
   return index_->InstallHostCopy(ns, key, *std::move(pages));
 }
 

@@ -1,6 +1,7 @@
-// The cache's tiers as one object: the host arena, the NVMe tier below it
-// (optional), the prefix-forest index over both, the namespace table, and
-// the rules that move blocks between them:
+// The cache's tiers as one object: the GPU tier above the host arena
+// (optional; kvstore/gpu_tier.h has its rules), the host arena, the NVMe
+// tier below it (optional), the prefix-forest index over all three, the
+// namespace table, and the rules that move blocks between host and NVMe:
 //
 //  - Room on the host. A block that needs pages first takes free ones, then
 //    the pages of the coldest block that is also on NVMe (free to drop), then
@@ -34,12 +35,17 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/mutex.h"
+#include "gpu/device_memory.h"
 #include "kvstore/block_index.h"
+#include "kvstore/gpu_tier.h"
 #include "kvstore/namespace_table.h"
 #include "kvstore/nvme_tier.h"
 #include "offload/host_arena.h"
 
 namespace kvcache {
+
+// Where the bytes of a read came from.
+enum class ReadSource { kHost, kNvme, kGpu };
 
 class BlockStore {
  public:
@@ -58,10 +64,16 @@ class BlockStore {
     // workers copy them without a round trip (kvstore/block_directory.h).
     // Needs a sealed memfd arena; without one the store runs without it.
     bool block_directory = true;
+    // The GPU tier, if wanted. Without a usable GPU the store runs without
+    // it and gpu_unavailable() says why.
+    std::optional<GpuTier::Options> gpu;
+    // Tests on machines without a GPU: the GPU tier's pages live in host
+    // memory (DeviceMemory::CreateHostBacked), so its rules can be tested.
+    bool gpu_in_host_memory = false;
   };
 
-  // Errors from HostArena::Create; INVALID_ARGUMENT for bad watermarks or
-  // NVMe options. An NVMe tier that cannot be opened (UNAVAILABLE) does not
+  // Errors from HostArena::Create; INVALID_ARGUMENT for bad watermarks,
+  // NVMe or GPU options. An NVMe tier that cannot be opened (UNAVAILABLE) does not
   // fail: the store runs without it and nvme_unavailable() says why.
   static absl::StatusOr<std::unique_ptr<BlockStore>> Create(const Options& options);
   ~BlockStore();
@@ -70,11 +82,16 @@ class BlockStore {
   // if the block can never fit or everything left is pinned or staged.
   absl::StatusOr<PageRun> AllocateEvicting(uint64_t bytes);
 
-  // A pin on a cached block with its bytes in host pages, promoting it from
-  // NVMe if needed (then *promoted is set, if given); counted as a hit.
-  // nullopt is a miss: not cached, or an NVMe copy that could not be read or
-  // failed verification.
-  std::optional<BlockPin> PinForRead(NamespaceId ns, const BlockKey& key, bool* promoted = nullptr);
+  // A pin on a cached block with its bytes in host pages, copying them from
+  // its GPU copy or NVMe if needed (*source, if given, says which); counted
+  // as a hit. nullopt is a miss: not cached, or a copy that could not be
+  // read or failed verification.
+  std::optional<BlockPin> PinForRead(NamespaceId ns, const BlockKey& key,
+                                     ReadSource* source = nullptr);
+  // Called with every block a put made visible.
+  void BlockStored(NamespaceId ns, const BlockKey& key) {
+    if (gpu_ != nullptr) gpu_->OfferPut(ns, key);
+  }
 
   // One spill pass down to the low watermark (the background thread runs
   // these; tests call it to be deterministic). Returns host bytes freed.
@@ -91,6 +108,9 @@ class BlockStore {
   const std::string& directory_unavailable() const { return directory_unavailable_; }
   // Why there is no NVMe tier ("not configured", or the error opening it).
   const std::string& nvme_unavailable() const { return nvme_unavailable_; }
+  // The GPU tier, or null; and why there is none.
+  GpuTier* gpu() { return gpu_.get(); }
+  const std::string& gpu_unavailable() const { return gpu_unavailable_; }
 
   // Bytes held by readers' pins / by unfinished puts.
   std::atomic<uint64_t>& pinned_bytes() { return pinned_bytes_; }
@@ -136,7 +156,12 @@ class BlockStore {
   NamespaceTable namespaces_;
   std::unique_ptr<NvmeTier> nvme_;
   std::string nvme_unavailable_ = "not configured";
+  // Before the index, whose GPU copies live in it.
+  std::unique_ptr<DeviceMemory> gpu_memory_;
+  std::string gpu_unavailable_ = "not configured";
   std::unique_ptr<BlockIndex> index_;
+  // After the index, which it moves blocks in; stopped first.
+  std::unique_ptr<GpuTier> gpu_;
 
   Mutex spill_mu_;
   CondVar spill_wake_;

@@ -3,6 +3,21 @@
 #include "absl/strings/str_cat.h"
 
 namespace kvcache {
+namespace {
+
+uint32_t TierOf(ReadSource source) {
+  switch (source) {
+    case ReadSource::kGpu:
+      return v1::TIER_GPU;
+    case ReadSource::kNvme:
+      return v1::TIER_NVME;
+    case ReadSource::kHost:
+      break;
+  }
+  return v1::TIER_HOST;
+}
+
+}  // namespace
 
 absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& tenant,
                                     const v1::FetchRequest& request) {
@@ -30,8 +45,8 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
 
   std::optional<NamespaceId> ns = service.store.namespaces().Find(tenant, request.namespace_());
   for (int i = 0; ns.has_value() && i < request.items_size(); ++i) {
-    bool from_nvme = false;
-    std::optional<BlockPin> pin = service.store.PinForRead(*ns, keys[i], &from_nvme);
+    ReadSource source = ReadSource::kHost;
+    std::optional<BlockPin> pin = service.store.PinForRead(*ns, keys[i], &source);
     if (!pin.has_value()) break;  // the cached prefix ends here
     const v1::FetchItem& item = request.items(i);
     const uint64_t size = pin->meta().size;
@@ -42,7 +57,7 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
     }
     const uint64_t end = item.length() == 0 ? size : item.offset() + item.length();
     plan.items.push_back(FetchPlanItem{static_cast<uint32_t>(i), *std::move(pin), item.offset(),
-                                       end, from_nvme ? v1::TIER_NVME : v1::TIER_HOST});
+                                       end, TierOf(source)});
   }
   if (plan.items.empty()) {
     return absl::NotFoundError(absl::StrCat("block ", keys[0].ToHex(), " is not cached"));

@@ -20,7 +20,7 @@ struct FetchPlanItem {
   BlockPin pin;
   uint64_t offset;  // next byte to send
   uint64_t end;     // one past the last byte to send
-  uint32_t tier;    // v1::Tier it was served from (TIER_NVME if read back for this fetch)
+  uint32_t tier;    // v1::Tier it was served from (NVME or GPU if copied up/down for this fetch)
 };
 
 struct FetchPlan {

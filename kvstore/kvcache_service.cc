@@ -41,6 +41,7 @@ absl::StatusOr<std::optional<KeyInNamespace>> ResolveKey(ServiceContext& context
 // Adds the tiers holding `b` that `tiers` lacks, keeping them fastest first.
 void AddTiers(const BlockView& b, google::protobuf::RepeatedField<int>* tiers) {
   std::set<int> all(tiers->begin(), tiers->end());
+  if (b.on_gpu) all.insert(v1::TIER_GPU);
   if (b.on_host) all.insert(v1::TIER_HOST);
   if (b.on_nvme) all.insert(v1::TIER_NVME);
   tiers->Clear();
@@ -92,7 +93,7 @@ absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::Looku
   response.set_hit_count(static_cast<uint32_t>(hits));
   for (const ChainBlock& block : blocks) {
     v1::BlockLocation* b = response.add_blocks();
-    b->set_tier(block.on_host ? v1::TIER_HOST : v1::TIER_NVME);
+    b->set_tier(block.on_host ? v1::TIER_HOST : block.on_gpu ? v1::TIER_GPU : v1::TIER_NVME);
     b->set_size(block.size);
   }
   ServiceCounters& c = context_.counters;
@@ -261,8 +262,23 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
 
   v1::TierStats* gpu = response.add_tiers();
   gpu->set_tier(v1::TIER_GPU);
-  gpu->set_enabled(false);
-  gpu->set_detail(context_.gpu_detail);
+  if (GpuTier* tier = store.gpu(); tier != nullptr) {
+    gpu->set_enabled(!tier->failed());
+    gpu->set_detail(tier->failed() ? absl::StrCat("disabled: ", tier->failure())
+                                   : tier->memory().detail());
+    gpu->set_capacity_bytes(tier->capacity_bytes());
+    gpu->set_used_bytes(tier->used_bytes());
+    gpu->set_blocks(store.index().device_blocks());
+    gpu->set_hits(tier->copied_to_host());
+    response.set_gpu_landed_blocks(tier->landed_blocks());
+    response.set_gpu_promoted_blocks(tier->promoted_blocks());
+    response.set_gpu_demoted_blocks(tier->demoted_blocks());
+    response.set_gpu_copied_to_host(tier->copied_to_host());
+    response.set_gpu_not_admitted(tier->not_admitted());
+  } else {
+    gpu->set_enabled(false);
+    gpu->set_detail(store.gpu_unavailable());
+  }
 
   v1::TierStats* host = response.add_tiers();
   host->set_tier(v1::TIER_HOST);

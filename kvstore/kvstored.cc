@@ -22,7 +22,6 @@
 #include "client/etcd/etcd_registration.h"
 #include "common/byte_size.h"
 #include "common/transport_args.h"
-#include "gpu/gpu_probe.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -96,6 +95,20 @@ ABSL_FLAG(bool, pin_host_arena, true,
           "Where a GPU is usable, pin the host arena for GPU DMA once at start "
           "(cudaHostRegister), so copies between it and GPU memory are asynchronous and run at "
           "the bus's speed. Without a GPU this does nothing and the banner says why.");
+ABSL_FLAG(std::string, gpu_capacity, "2GiB",
+          "GPU tier: device memory taken once at start (one allocation) for the top tier of the "
+          "cache. Puts land there while it has room; the coldest blocks are copied down to the "
+          "host arena past 90% full. 0: no GPU tier. Without a usable GPU the daemon runs "
+          "without it and the banner and Stats say why.");
+ABSL_FLAG(int, gpu_index, 0, "CUDA device index of the GPU tier.");
+ABSL_FLAG(std::string, gpu_page_size, "2MiB",
+          "GPU tier page size, a power of two in [64KiB, 64MiB]. A block uses whole pages.");
+ABSL_FLAG(int, gpu_promote_after_hits, 2,
+          "A block held only on the host is copied up to the GPU tier once it has been read "
+          "this many times.");
+ABSL_FLAG(bool, gpu_in_host_memory, false,
+          "Testing only: back the GPU tier with host memory, so its movement between tiers can "
+          "be exercised on a machine without a GPU. Gives no speed.");
 ABSL_FLAG(int, max_concurrent_streams, 256, "HTTP/2 concurrent streams per connection.");
 ABSL_FLAG(int, max_keys_per_request, 65536, "Most keys one Lookup may carry.");
 ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
@@ -220,6 +233,19 @@ int Run() {
     nvme.retry_interval = absl::Seconds(absl::GetFlag(FLAGS_nvme_retry_s));
     store_options.nvme = nvme;
   }
+  if (const uint64_t gpu_bytes = SizeFlag(FLAGS_gpu_capacity, "gpu_capacity"); gpu_bytes > 0) {
+    if (absl::GetFlag(FLAGS_gpu_index) < 0 || absl::GetFlag(FLAGS_gpu_promote_after_hits) < 1) {
+      std::cerr << "kvstored: --gpu_index must be >= 0 and --gpu_promote_after_hits >= 1\n";
+      return 2;
+    }
+    GpuTier::Options gpu;
+    gpu.pool.device = absl::GetFlag(FLAGS_gpu_index);
+    gpu.pool.capacity_bytes = gpu_bytes;
+    gpu.pool.page_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_gpu_page_size, "gpu_page_size"));
+    gpu.promote_after_hits = static_cast<uint64_t>(absl::GetFlag(FLAGS_gpu_promote_after_hits));
+    store_options.gpu = gpu;
+    store_options.gpu_in_host_memory = absl::GetFlag(FLAGS_gpu_in_host_memory);
+  }
   if (store_options.arena.prefault && store_options.arena.capacity_bytes >= (4ull << 30)) {
     std::cout << "kvstored: faulting in " << FormatBytes(store_options.arena.capacity_bytes)
               << " of host arena (--noprefault skips this)..." << std::endl;
@@ -228,6 +254,12 @@ int Run() {
   if (!store.ok()) {
     std::cerr << "kvstored: " << store.status().message() << "\n";
     return 1;
+  }
+  std::string gpu_line = absl::StrCat("off (", (*store)->gpu_unavailable(), ")");
+  if (GpuTier* gpu = (*store)->gpu(); gpu != nullptr) {
+    gpu_line = gpu->memory().detail();
+  } else if (!store_options.gpu.has_value()) {
+    gpu_line = "off (--gpu_capacity=0)";
   }
   std::string nvme_line = absl::StrCat("off (", (*store)->nvme_unavailable(), ")");
   if (NvmeTier* nvme = (*store)->nvme(); nvme != nullptr) {
@@ -242,11 +274,10 @@ int Run() {
   limits.max_chunk_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_max_chunk_size, "max_chunk_size"));
   limits.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
   const uint64_t max_message = SizeFlag(FLAGS_max_message_size, "max_message_size");
-  const GpuProbe gpu = ProbeGpu();
 
   // Declared before the service and server, so it outlives every Fetch.
   std::unique_ptr<IoWorkers> io_workers;
-  ServiceContext context{**store, limits, gpu.detail, absl::Now(), {}};
+  ServiceContext context{**store, limits, absl::Now(), {}};
   if ((*store)->nvme() != nullptr) {
     io_workers = std::make_unique<IoWorkers>(absl::GetFlag(FLAGS_nvme_queue_depth));
     context.io_workers = io_workers.get();
@@ -356,7 +387,7 @@ int Run() {
             << (*store)->arena().page_backing() << "; " << (*store)->arena().gpu_pinning() << ")\n"
             << "  data port: " << data_port_line << "\n"
             << "  local:     " << local_line << "\n"
-            << "  GPU tier:  off (" << gpu.detail << ")\n"
+            << "  GPU tier:  " << gpu_line << "\n"
             << "  NVMe tier: " << nvme_line << "\n"
             << "  cluster:   " << cluster_line << "\n"
             << "Try it:  kvctl --server " << bound << " stats\n"

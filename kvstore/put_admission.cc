@@ -62,6 +62,7 @@ absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, StagedBlock& s
   switch (*inserted) {
     case InsertOutcome::kStored:
       service.counters.puts_stored.fetch_add(1, std::memory_order_relaxed);
+      service.store.BlockStored(staged.ns(), staged.meta().key);
       return v1::PUT_STORED;
     case InsertOutcome::kAlreadyCached:
       return v1::PUT_ALREADY_CACHED;

@@ -47,8 +47,6 @@ struct ServiceCounters {
 struct ServiceContext {
   BlockStore& store;
   const ServiceLimits limits;
-  // Why there is no GPU tier (or which GPU backs it); shown in Stats.
-  const std::string gpu_detail;
   const absl::Time started;
   ServiceCounters counters;
   // The bulk data port Hello advertises; 0 while it is off.

@@ -45,6 +45,7 @@ class StagedBlock {
   const PageRun& pages() const { return pages_; }
   uint64_t received() const { return received_; }
   const BlockMeta& meta() const { return meta_; }
+  NamespaceId ns() const { return ns_; }
 
   // Second phase. INVALID_ARGUMENT if bytes are missing, DATA_LOSS if the
   // checksum does not match; otherwise the index's outcome. Call once.

@@ -101,6 +101,11 @@ v1::StatsResponse SumStats(const std::vector<NodeAnswer<v1::StatsResponse>>& nod
     KVCTL_SUM(nvme_read_errors);
     KVCTL_SUM(nvme_not_admitted);
     KVCTL_SUM(nvme_restored_blocks);
+    KVCTL_SUM(gpu_landed_blocks);
+    KVCTL_SUM(gpu_promoted_blocks);
+    KVCTL_SUM(gpu_demoted_blocks);
+    KVCTL_SUM(gpu_copied_to_host);
+    KVCTL_SUM(gpu_not_admitted);
 #undef KVCTL_SUM
     total.set_nvme_restore_seconds(
         std::max(total.nvme_restore_seconds(), s.nvme_restore_seconds()));

@@ -1,0 +1,47 @@
+#include "kvstore/device_block.h"
+
+#include <algorithm>
+
+namespace kvcache {
+
+std::unique_ptr<DeviceBlock> DeviceBlock::Allocate(DeviceMemory& memory, uint64_t size) {
+  std::vector<uint32_t> pages;
+  if (!memory.pool().Allocate(memory.pool().PagesFor(size), &pages)) return nullptr;
+  return std::unique_ptr<DeviceBlock>(new DeviceBlock(memory, std::move(pages), size));
+}
+
+template <typename Fn>
+void DeviceBlock::ForEachPiece(const PageRun& host, Fn fn) const {
+  const DevicePagePool& pool = memory_.pool();
+  uint64_t offset = 0;
+  host.ForEachPiece(0, size_, [&](const uint8_t* data, size_t len) {
+    // Cut each host piece where a device page ends.
+    while (len > 0) {
+      const uint64_t in_page = offset % pool.page_bytes();
+      const uint64_t n = std::min<uint64_t>(len, pool.page_bytes() - in_page);
+      fn(pool.PageData(pages_[offset / pool.page_bytes()]) + in_page, data, n);
+      data += n;
+      len -= n;
+      offset += n;
+    }
+  });
+}
+
+std::vector<CopyOp> DeviceBlock::UploadOps(const PageRun& host) const {
+  std::vector<CopyOp> ops;
+  ForEachPiece(host, [&](uint8_t* device, const uint8_t* h, uint64_t n) {
+    ops.push_back({device, h, n});
+  });
+  return ops;
+}
+
+std::vector<CopyOp> DeviceBlock::DownloadOps(PageRun& host) const {
+  std::vector<CopyOp> ops;
+  ForEachPiece(host, [&](uint8_t* device, const uint8_t* h, uint64_t n) {
+    // Our caller's own pages: writable through the non-const run.
+    ops.push_back({const_cast<uint8_t*>(h), device, n});
+  });
+  return ops;
+}
+
+}  // namespace kvcache
