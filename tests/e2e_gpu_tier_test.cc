@@ -38,19 +38,6 @@ class E2eGpuTierTest : public DaemonTest {
     for (v1::PutOutcome o : *put) EXPECT_EQ(o, v1::PUT_STORED);
   }
 
-  // Polls Stats until `done` holds, for at most 10 s.
-  template <typename Pred>
-  v1::StatsResponse AwaitStats(Pred done) {
-    v1::StatsResponse s;
-    const absl::Time give_up = absl::Now() + absl::Seconds(10);
-    do {
-      s = Stats();
-      if (done(s)) break;
-      absl::SleepFor(absl::Milliseconds(20));
-    } while (absl::Now() < give_up);
-    return s;
-  }
-
   v1::Tier LookupTier(const BlockKey& key) {
     grpc::ClientContext ctx;
     v1::LookupRequest req;
@@ -78,7 +65,7 @@ TEST_F(E2eGpuTierTest, PutsLandOnTheGpuTierAndEveryPathFetchesThem) {
     PutChain(chains.back());
   }
   v1::StatsResponse s =
-      AwaitStats([](const v1::StatsResponse& s) { return s.gpu_landed_blocks() == 12; });
+      AwaitStats(*stub_, [](const v1::StatsResponse& s) { return s.gpu_landed_blocks() == 12; });
   ASSERT_EQ(s.gpu_landed_blocks(), 12u);
   EXPECT_EQ(s.tiers(0).blocks(), 12u);
   EXPECT_EQ(s.tiers(0).used_bytes(), 12 * kBlock);
@@ -97,22 +84,14 @@ TEST_F(E2eGpuTierTest, PutsLandOnTheGpuTierAndEveryPathFetchesThem) {
     options.use_data_port = paths[p].data_port;
     auto client = Client::Create(options);
     ASSERT_TRUE(client.ok());
-    std::vector<std::string> bufs(4, std::string(kBlock, '\0'));
-    std::vector<FetchTarget> targets;
-    for (size_t i = 0; i < 4; ++i) {
-      targets.push_back(
-          {chains[p][i], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[i].data()), kBlock)});
-    }
-    FetchResult got = (*client)->Fetch(Ns(), targets);
+    uint64_t wrong = 0;
+    FetchResult got = FetchChecked(**client, Ns(), chains[p], kBlock, &wrong);
     ASSERT_EQ(got.blocks, 4u) << paths[p].name << ": " << got.status;
-    ASSERT_EQ(got.tiers.size(), 4u) << paths[p].name;
-    for (size_t i = 0; i < 4; ++i) {
-      EXPECT_EQ(got.tiers[i], v1::TIER_GPU) << paths[p].name << " " << i;
-      EXPECT_EQ(bufs[i], PayloadFor(chains[p][i], kBlock)) << paths[p].name << " " << i;
-    }
-    FetchResult again = (*client)->Fetch(Ns(), absl::MakeSpan(targets).subspan(0, 1));
-    ASSERT_EQ(again.tiers.size(), 1u);
-    EXPECT_EQ(again.tiers[0], v1::TIER_HOST) << paths[p].name;  // copied down, kept
+    EXPECT_EQ(wrong, 0u) << paths[p].name;
+    EXPECT_EQ(got.tiers, std::vector<v1::Tier>(4, v1::TIER_GPU)) << paths[p].name;
+    FetchResult again = FetchChecked(**client, Ns(), {chains[p][0]}, kBlock, &wrong);
+    EXPECT_EQ(again.tiers, std::vector<v1::Tier>{v1::TIER_HOST}) << paths[p].name;  // kept
+    EXPECT_EQ(wrong, 0u) << paths[p].name;
   }
   s = Stats();
   EXPECT_EQ(s.gpu_copied_to_host(), 12u);
@@ -136,7 +115,7 @@ TEST_F(E2eGpuTierTest, PressureDemotesTheColdestToTheHostAndLosesNothing) {
     chains.push_back(TestChain(4100 + seed, 8));
     PutChain(chains.back());
   }
-  v1::StatsResponse s = AwaitStats([](const v1::StatsResponse& s) {
+  v1::StatsResponse s = AwaitStats(*stub_, [](const v1::StatsResponse& s) {
     return s.gpu_demoted_blocks() > 0 &&
            s.tiers(0).used_bytes() <= 0.9 * s.tiers(0).capacity_bytes();
   });

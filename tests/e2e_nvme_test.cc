@@ -57,17 +57,9 @@ class E2eNvmeTest : public ::testing::Test {
   }
   const v1::TierStats& Nvme(const v1::StatsResponse& s) { return s.tiers(2); }
 
-  // Polls Stats until `done` holds, for at most 10 s.
   template <typename Pred>
   v1::StatsResponse AwaitStats(Pred done) {
-    v1::StatsResponse s;
-    const absl::Time give_up = absl::Now() + absl::Seconds(10);
-    do {
-      s = Stats();
-      if (done(s)) break;
-      absl::SleepFor(absl::Milliseconds(20));
-    } while (absl::Now() < give_up);
-    return s;
+    return kvcache::AwaitStats(*stub_, done);
   }
 
   // Puts a chain; every block must be stored, whatever the disk does.

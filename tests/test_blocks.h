@@ -76,19 +76,27 @@ FetchResult FetchChecked(AnyClient& client, const std::string& ns,
   return got;
 }
 
-// Polls Stats until the daemon holds no pinned and no staged bytes (gRPC may
-// take a moment to release the last slices of a cancelled call), for at most
-// 10 s; returns the last Stats seen.
-inline v1::StatsResponse AwaitNothingPinnedOrStaged(v1::KvCache::Stub& stub) {
+// Polls Stats until `done(stats)` holds, for at most 10 s; returns the last
+// Stats seen.
+template <typename Pred>
+v1::StatsResponse AwaitStats(v1::KvCache::Stub& stub, Pred done) {
   v1::StatsResponse stats;
   const absl::Time give_up = absl::Now() + absl::Seconds(10);
   do {
     grpc::ClientContext ctx;
     if (!stub.Stats(&ctx, {}, &stats).ok()) break;
-    if (stats.pinned_bytes() == 0 && stats.staged_bytes() == 0) break;
+    if (done(stats)) break;
     absl::SleepFor(absl::Milliseconds(20));
   } while (absl::Now() < give_up);
   return stats;
+}
+
+// Waits until the daemon holds no pinned and no staged bytes (gRPC may
+// take a moment to release the last slices of a cancelled call).
+inline v1::StatsResponse AwaitNothingPinnedOrStaged(v1::KvCache::Stub& stub) {
+  return AwaitStats(stub, [](const v1::StatsResponse& s) {
+    return s.pinned_bytes() == 0 && s.staged_bytes() == 0;
+  });
 }
 
 }  // namespace kvcache
