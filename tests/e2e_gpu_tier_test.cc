@@ -72,17 +72,9 @@ TEST_F(E2eGpuTierTest, PutsLandOnTheGpuTierAndEveryPathFetchesThem) {
   EXPECT_EQ(s.tiers(1).blocks(), 0u);  // their host pages went
   EXPECT_EQ(LookupTier(chains[0][0]), v1::TIER_GPU);
 
-  struct Path {
-    const char* name;
-    bool local, data_port;
-  };
-  const Path paths[] = {
-      {"same-host", true, true}, {"data port", false, true}, {"gRPC", false, false}};
+  const auto& paths = kFetchPaths;
   for (int p = 0; p < 3; ++p) {
-    ClientOptions options = TestClientOptions(daemon_->address());
-    options.use_local_path = paths[p].local;
-    options.use_data_port = paths[p].data_port;
-    auto client = Client::Create(options);
+    auto client = ClientThrough(daemon_->address(), paths[p]);
     ASSERT_TRUE(client.ok());
     uint64_t wrong = 0;
     FetchResult got = FetchChecked(**client, Ns(), chains[p], kBlock, &wrong);

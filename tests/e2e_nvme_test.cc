@@ -120,17 +120,9 @@ TEST_F(E2eNvmeTest, SpillsPromotesAndFindsBlocksAfterSigterm) {
 
   // Each fetch path says which blocks it read back from NVMe: chains 0-2
   // are cold, so their first block is served from NVMe.
-  struct Path {
-    const char* name;
-    bool local, data_port;
-  };
-  const Path paths[] = {
-      {"same-host", true, true}, {"data port", false, true}, {"gRPC", false, false}};
+  const auto& paths = kFetchPaths;
   for (int p = 0; p < 3; ++p) {
-    ClientOptions options = TestClientOptions(daemon_->address());
-    options.use_local_path = paths[p].local;
-    options.use_data_port = paths[p].data_port;
-    auto client = Client::Create(options);
+    auto client = ClientThrough(daemon_->address(), paths[p]);
     ASSERT_TRUE(client.ok());
     std::vector<std::string> bufs(8, std::string(kBlock, '\0'));
     std::vector<FetchTarget> targets;

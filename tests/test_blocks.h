@@ -4,9 +4,11 @@
 #define KVCACHE_TESTS_TEST_BLOCKS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
 #include "client/key/key_schema.h"
@@ -55,6 +57,23 @@ inline std::vector<PutBlock> TestPayloads(const std::vector<BlockKey>& chain, si
   std::vector<PutBlock> out;
   for (const BlockKey& k : chain) out.push_back({k, PayloadFor(k, size)});
   return out;
+}
+
+// The three ways a client reaches a daemon's bytes, for tests that try each.
+struct FetchPath {
+  const char* name;
+  bool local, data_port;
+};
+inline constexpr FetchPath kFetchPaths[] = {
+    {"same-host", true, true}, {"data port", false, true}, {"gRPC", false, false}};
+
+// A client of the daemon at `address` that uses only `path`.
+inline absl::StatusOr<std::unique_ptr<Client>> ClientThrough(const std::string& address,
+                                                             const FetchPath& path) {
+  ClientOptions options = TestClientOptions(address);
+  options.use_local_path = path.local;
+  options.use_data_port = path.data_port;
+  return Client::Create(options);
 }
 
 // Fetches the chain's cached prefix through `client` (a Client, a
