@@ -153,7 +153,10 @@ size_t GpuTier::Demote() {
     for (DeviceCandidate& c : candidates) {
       if (used() <= target || failed()) break;
       if (c.has_copy_below) {
-        progress |= index_.DropDeviceCopy(c.ns, c.key, std::move(c.device));
+        if (index_.DropDeviceCopy(c.ns, c.key, std::move(c.device))) {
+          ++moved;
+          progress = true;
+        }
         continue;
       }
       absl::StatusOr<PageRun> pages = allocate_host_(c.size);

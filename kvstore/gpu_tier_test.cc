@@ -161,7 +161,7 @@ TEST_P(GpuTierTest, HostBlocksArePromotedAfterRepeatedReadsAndKeepTheirHostCopy)
   Put(2, false, /*offer=*/false);
   gpu().MoveOnce();  // block 1 lands: the pool is full
   Put(3, false);
-  gpu().MoveOnce();  // demotes down to 0.4 of 2 pages: both go
+  EXPECT_EQ(gpu().MoveOnce(), 3u);  // frees block 0's copy, demotes 1, lands 3
   EXPECT_FALSE(View(0).on_gpu);
   EXPECT_EQ(gpu().demoted_blocks(), 1u);  // block 1 only; block 0 was just freed
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(ReadsBack(i)) << i;
