@@ -191,18 +191,23 @@ std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& k
   // No host pages. The pin (of its metadata) keeps it in the index meanwhile.
   const BlockMeta meta = pin->meta();
   if (gpu_ != nullptr) {
-    absl::StatusOr<PageRun> pages = gpu_->CopyToHost(ns, key, meta.size);
+    absl::StatusOr<PageRun> pages = gpu_->CopyToHost(ns, key);
     if (pages.ok()) {
       if (source != nullptr) *source = ReadSource::kGpu;
       return index_->InstallHostCopy(ns, key, *std::move(pages));
     }
     if (pages.status().code() == absl::StatusCode::kResourceExhausted) return std::nullopt;
+    if (pages.status().code() == absl::StatusCode::kDataLoss) {
+      pin.reset();  // as for a bad NVMe copy: a miss, and its children with it
+      index_->EvictSubtree(ns, key, /*dry_run=*/false).IgnoreError();
+      return std::nullopt;
+    }
     if (pages.status().code() == absl::StatusCode::kNotFound) {
       // No GPU copy: demoted to the host meanwhile, or only on NVMe.
       pin = index_->PinAsParent(ns, key);  // the hit is counted already
       if (!pin.has_value() || pin->block().on_host()) return pin;
     }
-    // Otherwise the GPU copy is lost with the tier; NVMe is the last chance.
+    // Otherwise the tier failed and the GPU copy with it; NVMe is the last chance.
   }
   if (nvme_ == nullptr) {
     pin.reset();

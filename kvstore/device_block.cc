@@ -4,10 +4,11 @@
 
 namespace kvcache {
 
-std::unique_ptr<DeviceBlock> DeviceBlock::Allocate(DeviceMemory& memory, uint64_t size) {
+std::unique_ptr<DeviceBlock> DeviceBlock::Allocate(DeviceMemory& memory, uint64_t size,
+                                                   uint64_t checksum) {
   std::vector<uint32_t> pages;
   if (!memory.pool().Allocate(memory.pool().PagesFor(size), &pages)) return nullptr;
-  return std::unique_ptr<DeviceBlock>(new DeviceBlock(memory, std::move(pages), size));
+  return std::unique_ptr<DeviceBlock>(new DeviceBlock(memory, std::move(pages), size, checksum));
 }
 
 template <typename Fn>

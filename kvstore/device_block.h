@@ -22,14 +22,17 @@ namespace kvcache {
 
 class DeviceBlock {
  public:
-  // Pages for `size` bytes, or null when the pool has too few free pages.
-  // `memory` is not owned and outlives the block.
-  static std::unique_ptr<DeviceBlock> Allocate(DeviceMemory& memory, uint64_t size);
+  // Pages for a block of `size` bytes whose XXH3 is `checksum` (what the
+  // pages are to hold, checked on every copy down), or null when the pool
+  // has too few free pages. `memory` is not owned and outlives the block.
+  static std::unique_ptr<DeviceBlock> Allocate(DeviceMemory& memory, uint64_t size,
+                                               uint64_t checksum);
   DeviceBlock(const DeviceBlock&) = delete;
   DeviceBlock& operator=(const DeviceBlock&) = delete;
   ~DeviceBlock() { memory_.pool().Free(pages_); }
 
   uint64_t size() const { return size_; }
+  uint64_t checksum() const { return checksum_; }
   const std::vector<uint32_t>& pages() const { return pages_; }
 
   // The copies that move the whole block from `host` into these pages
@@ -39,8 +42,8 @@ class DeviceBlock {
   std::vector<CopyOp> DownloadOps(PageRun& host) const;
 
  private:
-  DeviceBlock(DeviceMemory& memory, std::vector<uint32_t> pages, uint64_t size)
-      : memory_(memory), pages_(std::move(pages)), size_(size) {}
+  DeviceBlock(DeviceMemory& memory, std::vector<uint32_t> pages, uint64_t size, uint64_t checksum)
+      : memory_(memory), pages_(std::move(pages)), size_(size), checksum_(checksum) {}
   // Calls fn(device address, host address, bytes) over the whole block.
   template <typename Fn>
   void ForEachPiece(const PageRun& host, Fn fn) const;
@@ -48,6 +51,7 @@ class DeviceBlock {
   DeviceMemory& memory_;
   const std::vector<uint32_t> pages_;
   const uint64_t size_;
+  const uint64_t checksum_;
 };
 
 }  // namespace kvcache

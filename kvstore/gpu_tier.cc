@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/key/checksum.h"
 
 namespace kvcache {
 namespace {
@@ -86,18 +87,30 @@ void GpuTier::Fail(const absl::Status& status) {
   std::cerr << "kvstored: GPU tier disabled: " << status.message() << "\n";
 }
 
-absl::StatusOr<PageRun> GpuTier::CopyToHost(NamespaceId ns, const BlockKey& key, uint64_t size) {
+absl::Status GpuTier::CopyDown(const DeviceBlock& device, PageRun& pages) {
+  if (absl::Status copied = memory_.Download(device.DownloadOps(pages)); !copied.ok()) {
+    Fail(copied);
+    return absl::InternalError(copied.message());
+  }
+  ChecksumStream hash;
+  pages.ForEachPiece(0, device.size(), [&](const uint8_t* data, size_t len) {
+    hash.Update({data, len});
+  });
+  if (hash.Digest() != device.checksum()) {
+    std::cerr << "kvstored: GPU tier: a block's GPU copy does not match its checksum; dropped\n";
+    return absl::DataLossError("GPU copy does not match the block's checksum");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PageRun> GpuTier::CopyToHost(NamespaceId ns, const BlockKey& key) {
   if (failed()) return absl::UnavailableError(absl::StrCat("GPU tier disabled: ", failure()));
   // Our hold keeps the GPU pages from being freed or reused under the copy.
   std::shared_ptr<const DeviceBlock> device = index_.DeviceCopy(ns, key);
   if (device == nullptr) return absl::NotFoundError("no GPU copy");
-  absl::StatusOr<PageRun> pages = allocate_host_(size);
+  absl::StatusOr<PageRun> pages = allocate_host_(device->size());
   if (!pages.ok()) return pages.status();
-  const std::vector<CopyOp> ops = device->DownloadOps(*pages);
-  if (absl::Status copied = memory_.Download(ops); !copied.ok()) {
-    Fail(copied);
-    return absl::InternalError(copied.message());
-  }
+  if (absl::Status copied = CopyDown(*device, *pages); !copied.ok()) return copied;
   copied_to_host_.fetch_add(1, std::memory_order_relaxed);
   return pages;
 }
@@ -115,7 +128,8 @@ bool GpuTier::Upload(const Offered& offer) {
   std::shared_ptr<const CachedBlock> source = index_.HostCopyToUpload(offer.ns, offer.key, &hits);
   if (source == nullptr) return false;  // gone, or already up
   if (!offer.put && hits < options_.promote_after_hits) return false;
-  std::shared_ptr<DeviceBlock> device = DeviceBlock::Allocate(memory_, source->meta().size);
+  std::shared_ptr<DeviceBlock> device =
+      DeviceBlock::Allocate(memory_, source->meta().size, source->meta().checksum);
   if (device == nullptr) {
     not_admitted_.fetch_add(1, std::memory_order_relaxed);
     return false;
@@ -167,9 +181,11 @@ size_t GpuTier::Demote() {
         progress |= index_.EvictOneLeaf(LeafResidency::kDeviceOnly).has_value();
         continue;
       }
-      if (absl::Status copied = memory_.Download(c.device->DownloadOps(*pages)); !copied.ok()) {
-        Fail(copied);
-        break;
+      if (absl::Status copied = CopyDown(*c.device, *pages); !copied.ok()) {
+        if (failed()) break;
+        c.device.reset();  // a bad copy: the block had no other
+        progress |= index_.EvictSubtree(c.ns, c.key, /*dry_run=*/false).ok();
+        continue;
       }
       if (index_.DropDeviceCopy(c.ns, c.key, std::move(c.device), *std::move(pages))) {
         demoted_.fetch_add(1, std::memory_order_relaxed);

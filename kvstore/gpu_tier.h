@@ -15,6 +15,10 @@
 //  - Reading. A block that lives only on the GPU is copied into new host
 //    pages on the reader's thread (CopyToHost), like a promotion from NVMe,
 //    and keeps its GPU copy.
+//  - Every copy down is hashed and checked against the block's checksum
+//    before anyone can read it, as an NVMe read is: a GPU copy that does
+//    not match is dropped with the block's subtree (a miss).
+//    (Uploads copy host pages that were verified when they were stored.)
 //  - Failure. A copy that fails (a GPU error) disables the tier for good:
 //    nothing more is admitted, GPU copies with a copy below are freed, and
 //    blocks that lived only on the GPU are dropped with their subtrees
@@ -70,10 +74,11 @@ class GpuTier {
   void OfferPut(NamespaceId ns, const BlockKey& key) { Offer(ns, key, true); }
   void OfferHit(NamespaceId ns, const BlockKey& key) { Offer(ns, key, false); }
 
-  // The bytes of the block's GPU copy in new host pages of `size` bytes.
-  // NOT_FOUND if it has no GPU copy; the allocator's error; INTERNAL if the
-  // copy failed (the tier is then disabled); UNAVAILABLE once disabled.
-  absl::StatusOr<PageRun> CopyToHost(NamespaceId ns, const BlockKey& key, uint64_t size);
+  // The bytes of the block's GPU copy in new host pages, verified.
+  // NOT_FOUND if it has no GPU copy; the allocator's error; DATA_LOSS if
+  // they do not match its checksum; INTERNAL if the copy failed (the tier
+  // is then disabled); UNAVAILABLE once disabled.
+  absl::StatusOr<PageRun> CopyToHost(NamespaceId ns, const BlockKey& key);
 
   // One round of the mover: demotion if past the high watermark, then the
   // queued offers. Returns the blocks it moved or dropped.
@@ -104,6 +109,9 @@ class GpuTier {
   GpuTier(const Options& options, DeviceMemory& memory, BlockIndex& index,
           HostAllocator allocate_host);
   void Offer(NamespaceId ns, const BlockKey& key, bool put) ABSL_LOCKS_EXCLUDED(mu_);
+  // Copies `device` into `pages` and checks them against its checksum:
+  // INTERNAL (the tier is then disabled) or DATA_LOSS on failure.
+  absl::Status CopyDown(const DeviceBlock& device, PageRun& pages);
   // Copies one offered block up; true if it moved.
   bool Upload(const Offered& offer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(move_mu_);
   // Frees GPU pages down to the low watermark; returns blocks moved.

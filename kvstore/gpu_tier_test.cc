@@ -208,6 +208,38 @@ TEST_P(GpuTierTest, AFailedGpuDisablesItsTierAndTheHostKeepsServing) {
   EXPECT_TRUE(ReadsBack(3));
 }
 
+// Overwrites the first byte of block i's GPU copy.
+void CorruptGpuCopy(BlockStore& store, NamespaceId ns, int i) {
+  std::shared_ptr<const DeviceBlock> device = store.index().DeviceCopy(ns, Key(i));
+  ASSERT_NE(device, nullptr);
+  uint8_t* first = store.gpu()->memory().pool().PageData(device->pages()[0]);
+  const uint8_t flipped = static_cast<uint8_t>(Payload(i)[0] ^ 0xFF);
+  ASSERT_TRUE(store.gpu()->memory().Upload({{first, &flipped, 1}}).ok());
+}
+
+TEST_P(GpuTierTest, ACorruptGpuCopyIsAMissOnReadAndOnDemotion) {
+  Open(2, /*high=*/0.9, /*low=*/0.4);
+  Put(0, true);
+  Put(1, false);
+  Put(2, true);
+  EXPECT_EQ(gpu().MoveOnce(), 2u);  // 0 and 1 land; 2 finds no pages
+  CorruptGpuCopy(*store_, ns_, 1);
+  EXPECT_FALSE(ReadsBack(1));  // never the wrong bytes: a miss, and dropped
+  EXPECT_FALSE(store_->index().Inspect(ns_, Key(1)).has_value());
+  EXPECT_FALSE(gpu().failed());  // the tier itself is fine
+  EXPECT_TRUE(ReadsBack(0));
+
+  Put(3, false, /*offer=*/false);  // a child of 2, to go with it
+  Put(4, false);                   // lands in block 1's pages: the pool is full
+  gpu().MoveOnce();
+  CorruptGpuCopy(*store_, ns_, 4);
+  Put(5, true);
+  EXPECT_GE(gpu().MoveOnce(), 1u);  // demotes 0 (copy kept below), drops 4
+  EXPECT_FALSE(store_->index().Inspect(ns_, Key(4)).has_value());
+  EXPECT_EQ(gpu().demoted_blocks(), 0u);
+  for (int i : {0, 2, 3, 5}) EXPECT_TRUE(ReadsBack(i)) << i;
+}
+
 TEST_P(GpuTierTest, ConcurrentPutsAndReadsStayByteExactWhileBlocksMove) {
   Open(6, /*high=*/0.8, /*low=*/0.5, /*background=*/true);
   constexpr int kThreads = 4, kChains = 6, kDepth = 3;
