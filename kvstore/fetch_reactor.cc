@@ -23,7 +23,8 @@ FetchReactor::FetchReactor(ServiceContext& service, std::string tenant,
                            const grpc::ByteBuffer& request)
     : service_(service), tenant_(std::move(tenant)) {
   if (service_.io_workers != nullptr) {
-    // Planning may read blocks back from NVMe: not on gRPC's thread. gRPC
+    // Planning may read blocks back from NVMe or copy them down from the
+    // GPU: not on gRPC's thread. gRPC
     // calls OnDone only after Finish, so this reactor outlives the work.
     service_.io_workers->Run([this, raw = request] { Begin(raw); });
     return;

@@ -278,7 +278,8 @@ int Run() {
   // Declared before the service and server, so it outlives every Fetch.
   std::unique_ptr<IoWorkers> io_workers;
   ServiceContext context{**store, limits, absl::Now(), {}};
-  if ((*store)->nvme() != nullptr) {
+  if ((*store)->nvme() != nullptr || (*store)->gpu() != nullptr) {
+    // Fetches that may read NVMe or copy down from the GPU plan off gRPC's threads.
     io_workers = std::make_unique<IoWorkers>(absl::GetFlag(FLAGS_nvme_queue_depth));
     context.io_workers = io_workers.get();
   }

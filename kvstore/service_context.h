@@ -58,8 +58,9 @@ struct ServiceContext {
   // The membership line Stats shows; set once the daemon registers (after
   // the server starts), never freed before the server stops. Not owned.
   std::atomic<const EtcdRegistration*> cluster{nullptr};
-  // Where gRPC Fetches run when a read may wait on NVMe; null without an
-  // NVMe tier (they then run on gRPC's thread, memory work only). Not owned.
+  // Where gRPC Fetches run when a read may wait on NVMe or on a copy down
+  // from the GPU; null without either tier (they then run on gRPC's thread,
+  // memory work only). Not owned.
   IoWorkers* io_workers = nullptr;
 };
 
