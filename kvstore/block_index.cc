@@ -124,16 +124,17 @@ void BlockIndex::RecordDirectReads(NamespaceId ns, const BlockKey& key, uint64_t
   it->second.hits += reads;
 }
 
-std::optional<BlockPin> BlockIndex::Pin(NamespaceId ns, const BlockKey& key) {
-  return PinEntry(ns, key, /*count_hit=*/true);
+std::optional<BlockPin> BlockIndex::Pin(NamespaceId ns, const BlockKey& key, uint64_t* hits,
+                                        bool* on_gpu) {
+  return PinEntry(ns, key, /*count_hit=*/true, hits, on_gpu);
 }
 
 std::optional<BlockPin> BlockIndex::PinAsParent(NamespaceId ns, const BlockKey& key) {
-  return PinEntry(ns, key, /*count_hit=*/false);
+  return PinEntry(ns, key, /*count_hit=*/false, nullptr, nullptr);
 }
 
-std::optional<BlockPin> BlockIndex::PinEntry(NamespaceId ns, const BlockKey& key,
-                                             bool count_hit) {
+std::optional<BlockPin> BlockIndex::PinEntry(NamespaceId ns, const BlockKey& key, bool count_hit,
+                                             uint64_t* hits, bool* on_gpu) {
   const EntryKey k{ns, key};
   Shard& shard = ShardOf(k);
   MutexLock lock(&shard.mu);
@@ -141,6 +142,8 @@ std::optional<BlockPin> BlockIndex::PinEntry(NamespaceId ns, const BlockKey& key
   if (it == shard.entries.end()) return std::nullopt;
   Touch(shard, k, it->second, NowMicros());
   if (count_hit) ++it->second.hits;
+  if (hits != nullptr) *hits = it->second.hits;
+  if (on_gpu != nullptr) *on_gpu = it->second.device != nullptr;
   return BlockPin(it->second.block, pinned_bytes_);
 }
 
@@ -334,8 +337,8 @@ std::optional<BlockPin> BlockIndex::InstallHostCopy(NamespaceId ns, const BlockK
   return BlockPin(e.block, pinned_bytes_);
 }
 
-std::shared_ptr<const CachedBlock> BlockIndex::HostCopyToUpload(NamespaceId ns, const BlockKey& key,
-                                                                uint64_t* hits) {
+std::shared_ptr<const CachedBlock> BlockIndex::HostCopyToUpload(NamespaceId ns,
+                                                                const BlockKey& key) {
   const EntryKey k{ns, key};
   Shard& shard = ShardOf(k);
   MutexLock lock(&shard.mu);
@@ -343,7 +346,6 @@ std::shared_ptr<const CachedBlock> BlockIndex::HostCopyToUpload(NamespaceId ns, 
   if (it == shard.entries.end() || !it->second.block->on_host() || it->second.device != nullptr) {
     return nullptr;
   }
-  *hits = it->second.hits;
   return it->second.block;
 }
 

@@ -124,10 +124,12 @@ class BlockIndex {
                      std::vector<ChainBlock>* blocks);
 
   // A pin on a cached block, marked used and counted as a hit; nullopt if
-  // the block is not cached. For a block held only on NVMe the pin carries
-  // its metadata and no pages (block().on_host() is false): the caller reads
-  // it back and calls InstallHostCopy.
-  std::optional<BlockPin> Pin(NamespaceId ns, const BlockKey& key);
+  // the block is not cached. For a block without host pages the pin carries
+  // its metadata and no pages (block().on_host() is false): the caller
+  // copies it in and calls InstallHostCopy. If `hits` / `on_gpu` are given
+  // they get its hit count (this one included) and whether it has a GPU copy.
+  std::optional<BlockPin> Pin(NamespaceId ns, const BlockKey& key, uint64_t* hits = nullptr,
+                              bool* on_gpu = nullptr);
   // The same for a put that is about to add a child: no hit is counted.
   std::optional<BlockPin> PinAsParent(NamespaceId ns, const BlockKey& key);
 
@@ -173,11 +175,10 @@ class BlockIndex {
   // nullopt if the block is no longer cached.
   std::optional<BlockPin> InstallHostCopy(NamespaceId ns, const BlockKey& key, PageRun pages);
 
-  // The GPU tier. A hold on the host copy of a block to upload, with its
-  // hit count; null if the block is gone, has no host pages, or already has
-  // a GPU copy. Marks nothing used.
-  std::shared_ptr<const CachedBlock> HostCopyToUpload(NamespaceId ns, const BlockKey& key,
-                                                      uint64_t* hits);
+  // The GPU tier. A hold on the host copy of a block to upload; null if the
+  // block is gone, has no host pages, or already has a GPU copy. Marks
+  // nothing used.
+  std::shared_ptr<const CachedBlock> HostCopyToUpload(NamespaceId ns, const BlockKey& key);
   // Gives the block `device`, its bytes already copied from `source` (the
   // hold HostCopyToUpload returned; released here). False, and `device`
   // freed, if the block changed meanwhile.
@@ -284,7 +285,8 @@ class BlockIndex {
   // One child of `parent` is gone: decrements its count, making it a leaf at 0.
   void ChildRemoved(const EntryKey& parent);
   // Keys of `root_key`'s subtree in namespace ns, root first.
-  std::optional<BlockPin> PinEntry(NamespaceId ns, const BlockKey& key, bool count_hit);
+  std::optional<BlockPin> PinEntry(NamespaceId ns, const BlockKey& key, bool count_hit,
+                                   uint64_t* hits, bool* on_gpu);
   std::vector<EntryKey> CollectSubtree(NamespaceId ns, const BlockKey& root_key);
   // The globally least recently used unpinned entry of one tick order that
   // passes `want`, and its tick; nullopt if none.

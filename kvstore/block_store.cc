@@ -181,11 +181,15 @@ absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {
 
 std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& key,
                                                ReadSource* source) {
-  std::optional<BlockPin> pin = index_->Pin(ns, key);
+  uint64_t hits = 0;
+  bool on_gpu = false;
+  std::optional<BlockPin> pin = index_->Pin(ns, key, &hits, &on_gpu);
   if (!pin.has_value()) return pin;
   if (source != nullptr) *source = ReadSource::kHost;
   if (pin->block().on_host()) {
-    if (gpu_ != nullptr) gpu_->OfferHit(ns, key);
+    if (gpu_ != nullptr && !on_gpu && hits >= gpu_->promote_after_hits()) {
+      gpu_->OfferHit(ns, key);
+    }
     return pin;
   }
   // No host pages. The pin (of its metadata) keeps it in the index meanwhile.

@@ -124,10 +124,8 @@ bool GpuTier::Upload(const Offered& offer) {
     }
     return false;
   }
-  uint64_t hits = 0;
-  std::shared_ptr<const CachedBlock> source = index_.HostCopyToUpload(offer.ns, offer.key, &hits);
+  std::shared_ptr<const CachedBlock> source = index_.HostCopyToUpload(offer.ns, offer.key);
   if (source == nullptr) return false;  // gone, or already up
-  if (!offer.put && hits < options_.promote_after_hits) return false;
   std::shared_ptr<DeviceBlock> device =
       DeviceBlock::Allocate(memory_, source->meta().size, source->meta().checksum);
   if (device == nullptr) {

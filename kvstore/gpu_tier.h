@@ -70,9 +70,11 @@ class GpuTier {
   // Stops the mover. REQUIRES: no CopyToHost is running.
   ~GpuTier();
 
-  // Queues a block just put / just read from the host for the mover.
+  // Queues a block just put / a host block read promote_after_hits()
+  // times or more (and not on the GPU) for the mover.
   void OfferPut(NamespaceId ns, const BlockKey& key) { Offer(ns, key, true); }
   void OfferHit(NamespaceId ns, const BlockKey& key) { Offer(ns, key, false); }
+  uint64_t promote_after_hits() const { return options_.promote_after_hits; }
 
   // The bytes of the block's GPU copy in new host pages, verified.
   // NOT_FOUND if it has no GPU copy; the allocator's error; DATA_LOSS if
