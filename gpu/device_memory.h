@@ -11,6 +11,7 @@
 #ifndef KVCACHE_GPU_DEVICE_MEMORY_H_
 #define KVCACHE_GPU_DEVICE_MEMORY_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -56,6 +57,8 @@ class DeviceMemory {
   // The engine is destroyed first: it waits for its copies, which touch the pool.
   std::unique_ptr<DevicePagePool> pool_;
   std::unique_ptr<CopyEngine> engine_;  // null when host-backed
+  // Set once a failure is injected, so copies take mu_ only then.
+  std::atomic<bool> failure_injected_{false};
   Mutex mu_;
   absl::Status injected_failure_ ABSL_GUARDED_BY(mu_);
 };
