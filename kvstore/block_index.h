@@ -170,10 +170,13 @@ class BlockIndex {
   // Frees the host pages of the least recently used unpinned block that is
   // also on NVMe. Returns the bytes freed, or nullopt if there is none.
   std::optional<uint64_t> DropColdestHostCopy();
-  // Gives an NVMe-only block its host pages back and pins it. If another
-  // reader promoted it first, `pages` are freed and that copy is pinned.
-  // nullopt if the block is no longer cached.
-  std::optional<BlockPin> InstallHostCopy(NamespaceId ns, const BlockKey& key, PageRun pages);
+  // Gives a block without host pages the `pages` read back for it (from
+  // NVMe or its GPU copy, verified against `checksum`) and pins it. If
+  // another reader installed a copy first, `pages` are freed and that copy
+  // is pinned. nullopt if the block is no longer cached, or if the entry
+  // now holds other bytes (a re-put of the key with another checksum).
+  std::optional<BlockPin> InstallHostCopy(NamespaceId ns, const BlockKey& key, uint64_t checksum,
+                                          PageRun pages);
 
   // The GPU tier. A hold on the host copy of a block to upload; null if the
   // block is gone, has no host pages, or already has a GPU copy. Marks

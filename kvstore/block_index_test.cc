@@ -208,6 +208,22 @@ TEST_F(BlockIndexTest, ConcurrentUseStaysPrefixClosed) {
   EXPECT_EQ(pinned_.load(), 0u);
 }
 
+// Bytes read back for one block never become the host copy of another
+// block put under the same key meanwhile.
+TEST_F(BlockIndexTest, ACopyReadForOtherBytesIsNotInstalled) {
+  BlockMeta meta;
+  meta.key = Key("x");
+  meta.size = 100;
+  meta.checksum = 7;
+  ASSERT_EQ(index_->Insert(ns_, meta, PageRun(), /*on_nvme=*/true), InsertOutcome::kStored);
+  EXPECT_FALSE(index_->InstallHostCopy(ns_, Key("x"), 8, *arena_->Allocate(100)).has_value());
+  EXPECT_FALSE(index_->Inspect(ns_, Key("x"))->on_host);
+  EXPECT_EQ(arena_->used_bytes(), 0u);  // the pages went back
+  std::optional<BlockPin> pin = index_->InstallHostCopy(ns_, Key("x"), 7, *arena_->Allocate(100));
+  ASSERT_TRUE(pin.has_value());
+  EXPECT_TRUE(pin->block().on_host());
+}
+
 // The directory lists exactly the blocks that have host pages: a worker's
 // direct copy finds a block from insert until eviction, spill or drop.
 TEST_F(BlockIndexTest, DirectoryListsExactlyTheHostResidentBlocks) {
@@ -241,7 +257,7 @@ TEST_F(BlockIndexTest, DirectoryListsExactlyTheHostResidentBlocks) {
   EXPECT_FALSE(listed("b"));
   EXPECT_EQ(directory->listed(), 2u);
   // Promoted: listed again, in its new pages.
-  ASSERT_TRUE(index_->InstallHostCopy(ns_, Key("b"), *arena_->Allocate(100)).has_value());
+  ASSERT_TRUE(index_->InstallHostCopy(ns_, Key("b"), 0, *arena_->Allocate(100)).has_value());
   EXPECT_TRUE(listed("b"));
 
   // Evicted by pressure (the leaf c), by key, and by namespace.

@@ -65,7 +65,7 @@ uint64_t BlockIndex::DropHostCopy(NamespaceId ns, const BlockKey& key,
 }
 
 std::optional<BlockPin> BlockIndex::InstallHostCopy(NamespaceId ns, const BlockKey& key,
-                                                    PageRun pages) {
+                                                    uint64_t checksum, PageRun pages) {
   const EntryKey k{ns, key};
   Shard& shard = ShardOf(k);
   std::shared_ptr<const CachedBlock> replaced;  // released after the lock
@@ -74,6 +74,7 @@ std::optional<BlockPin> BlockIndex::InstallHostCopy(NamespaceId ns, const BlockK
   if (it == shard.entries.end()) return std::nullopt;
   Entry& e = it->second;
   if (!e.block->on_host()) {
+    if (e.block->meta().checksum != checksum) return std::nullopt;  // not these bytes
     Unlink(shard, k, e);
     replaced = std::move(e.block);
     e.block = std::make_shared<CachedBlock>(replaced->meta(), std::move(pages));

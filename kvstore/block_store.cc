@@ -198,7 +198,7 @@ std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& k
     absl::StatusOr<PageRun> pages = gpu_->CopyToHost(ns, key);
     if (pages.ok()) {
       if (source != nullptr) *source = ReadSource::kGpu;
-      return index_->InstallHostCopy(ns, key, *std::move(pages));
+      return index_->InstallHostCopy(ns, key, meta.checksum, *std::move(pages));
     }
     if (pages.status().code() == absl::StatusCode::kResourceExhausted) return std::nullopt;
     if (pages.status().code() == absl::StatusCode::kDataLoss) {
@@ -230,7 +230,7 @@ std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& k
   if (!read.ok()) return std::nullopt;  // an I/O error: a miss, the entry stays
   promoted_blocks_.fetch_add(1, std::memory_order_relaxed);
   if (source != nullptr) *source = ReadSource::kNvme;
-  return index_->InstallHostCopy(ns, key, *std::move(pages));
+  return index_->InstallHostCopy(ns, key, meta.checksum, *std::move(pages));
 }
 
 std::vector<absl::Status> BlockStore::WriteToNvme(absl::Span<const NvmeTier::BlockRef> batch) {
