@@ -152,6 +152,12 @@ class Client {
 
   ClientCounters counters() const;
 
+  // The same-host path to the daemon, if it is usable now (null otherwise):
+  // for client/gpu_transfer.h, which takes GPU leases on it.
+  std::shared_ptr<LocalPathClient> LocalPath() { return fast_paths_->Get().local; }
+  // A transport error on it: set it aside for a while, as Fetch does.
+  void LocalPathFailed() { fast_paths_->LocalFailed(); }
+
  private:
   struct PutJob {
     std::string ns;

@@ -24,15 +24,92 @@ absl::StatusOr<std::unique_ptr<GpuTransfer>> GpuTransfer::Create(Client* client,
       PinnedBuffer::Create(options.staging_bytes);
   if (!staging.ok()) return staging.status();
   return std::unique_ptr<GpuTransfer>(
-      new GpuTransfer(client, std::move(*engine), std::move(*staging)));
+      new GpuTransfer(client, options, std::move(*engine), std::move(*staging)));
 }
 
-GpuTransfer::GpuTransfer(Client* client, std::unique_ptr<CopyEngine> engine,
+GpuTransfer::GpuTransfer(Client* client, const Options& options, std::unique_ptr<CopyEngine> engine,
                          std::unique_ptr<PinnedBuffer> staging)
     : client_(client),
       engine_(std::move(engine)),
       staging_(std::move(staging)),
-      slot_bytes_(staging_->size() / 2) {}
+      slot_bytes_(staging_->size() / 2),
+      device_(options.device),
+      use_gpu_leases_(options.use_gpu_leases) {}
+
+GpuTransfer::~GpuTransfer() {
+  MutexLock lock(&mu_);
+  ReleaseLeases(/*wait=*/true);  // before the pool they copy from is closed
+}
+
+void GpuTransfer::ReleaseLeases(bool wait) {
+  std::vector<PendingLease> still_running;
+  for (PendingLease& p : pending_) {
+    // A failed copy is done too: nothing of it runs any more.
+    absl::StatusOr<bool> done = wait ? absl::StatusOr<bool>(true) : p.copied.Ready();
+    if (wait) p.copied.Wait().IgnoreError();
+    if (done.ok() && !*done) {
+      still_running.push_back(std::move(p));
+      continue;
+    }
+    p.local->ReleaseLease(p.lease_id);
+  }
+  pending_ = std::move(still_running);
+}
+
+PeerDevicePool* GpuTransfer::PeerPoolFor(const std::shared_ptr<LocalPathClient>& local) {
+  if (peer_for_.lock() == local) return peer_.get();
+  // Another connection (the daemon restarted, say): the old pool's copies
+  // finish before it is closed.
+  ReleaseLeases(/*wait=*/true);
+  peer_.reset();
+  peer_for_ = local;
+  const LocalPathClient::GpuPool* pool = local->gpu_pool();
+  if (pool == nullptr || pool->ipc_handle.empty()) return nullptr;
+  absl::StatusOr<std::unique_ptr<PeerDevicePool>> opened =
+      PeerDevicePool::Open(pool->ipc_handle, pool->pci_bus_id, pool->bytes, device_);
+  if (opened.ok()) peer_ = std::move(*opened);  // else: another GPU, or refused; stage
+  return peer_.get();
+}
+
+size_t GpuTransfer::CopyFromDaemonGpu(const std::string& ns,
+                                      absl::Span<const DeviceFetchTarget> targets, GpuStream stream,
+                                      absl::Status* error) {
+  std::shared_ptr<LocalPathClient> local = use_gpu_leases_ ? client_->LocalPath() : nullptr;
+  if (local == nullptr) return 0;
+  PeerDevicePool* pool = PeerPoolFor(local);
+  if (pool == nullptr) return 0;
+  v1::FetchRequest request;
+  request.set_namespace_(ns);
+  for (const DeviceFetchTarget& t : targets) {
+    v1::FetchItem* item = request.add_items();
+    item->set_key(t.key.data(), t.key.size());
+    item->set_offset(t.offset);
+    item->set_length(t.bytes);
+  }
+  absl::StatusOr<LocalPathClient::GpuLease> lease = local->LeaseGpuBlocks(request);
+  if (!lease.ok()) {
+    // Not on the GPU (or a bad request, which the staged path reports too).
+    if (lease.status().code() == absl::StatusCode::kUnavailable) client_->LocalPathFailed();
+    return 0;
+  }
+  std::vector<CopyOp> ops;
+  for (const v1::LeasedItem& item : lease->items) {
+    uint8_t* dest = static_cast<uint8_t*>(targets[item.item_index()].dest);
+    for (const v1::ArenaExtent& e : item.extents()) {
+      ops.push_back({dest, pool->At(e.offset()), e.length()});
+      dest += e.length();
+    }
+  }
+  absl::StatusOr<CopyTicket> copied = pool->CopyOut(ops, stream);
+  if (!copied.ok()) {
+    local->ReleaseLease(lease->lease_id);  // nothing of it is in flight
+    *error = copied.status();
+    return 0;
+  }
+  pending_.push_back({std::move(*copied), std::move(local), lease->lease_id});
+  gpu_leased_blocks_.fetch_add(lease->items.size(), std::memory_order_relaxed);
+  return lease->items.size();
+}
 
 FetchResult GpuTransfer::FetchToDevice(const std::string& ns,
                                        absl::Span<const DeviceFetchTarget> targets,
@@ -54,6 +131,14 @@ FetchResult GpuTransfer::FetchToDevice(const std::string& ns,
     sizes.push_back(t.bytes);
   }
   MutexLock lock(&mu_);
+  ReleaseLeases(/*wait=*/false);
+  const size_t leased = CopyFromDaemonGpu(ns, targets, stream, &result.status);
+  result.blocks = leased;
+  result.tiers.assign(leased, v1::TIER_GPU);
+  if (!result.status.ok() || leased == targets.size()) return result;
+  targets = targets.subspan(leased);
+  sizes.erase(sizes.begin(), sizes.begin() + leased);
+
   if (absl::Status ordered = engine_->After(Direction::kToDevice, stream); !ordered.ok()) {
     result.status = ordered;
     return result;
@@ -69,7 +154,7 @@ FetchResult GpuTransfer::FetchToDevice(const std::string& ns,
       // The slot's previous bytes must be on the GPU before it is refilled.
       if (absl::Status done = slot_ticket.Wait(); !done.ok()) {
         result.status = done;
-        result.blocks = 0;
+        result.blocks = leased;  // the staged ones may not be in place
         break;
       }
       slot_ticket = CopyTicket();
@@ -109,7 +194,7 @@ FetchResult GpuTransfer::FetchToDevice(const std::string& ns,
     if (absl::Status chained = ticket.ChainTo(stream); !chained.ok()) {
       if (absl::Status done = ticket.Wait(); !done.ok()) {
         result.status = done;
-        result.blocks = 0;
+        result.blocks = leased;  // the staged ones may not be in place
       }
     }
   }

@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -34,14 +35,17 @@ constexpr size_t kStreamingFetchBytes = 8 << 20;
 constexpr absl::Duration kReportDelay = absl::Milliseconds(20);
 constexpr size_t kReportMaxBlocks = 256;
 
-// Reads one framed message; with `fds_out`, also takes up to three SCM_RIGHTS
-// fds (any others are closed), leaving -1 where none came.
-bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[3]) {
+// Most fds a welcome carries: arena, staging, directory, GPU pool.
+constexpr size_t kWelcomeFds = 4;
+
+// Reads one framed message; with `fds_out`, also takes up to kWelcomeFds
+// SCM_RIGHTS fds (any others are closed), leaving -1 where none came.
+bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[kWelcomeFds]) {
   uint32_t head[2];
   if (fds_out == nullptr) {
     if (!ReadFull(fd, head, sizeof(head))) return false;
   } else {
-    alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE((kWelcomeFds + 1) * sizeof(int))] = {};
     iovec iov = {head, sizeof(head)};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -57,7 +61,7 @@ bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[3]) {
       for (size_t i = 0; i < n; ++i) {
         int got;
         std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (taken < 3) {
+        if (taken < kWelcomeFds) {
           (*fds_out)[taken++] = got;
         } else {
           close(got);
@@ -107,7 +111,9 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   }
   uint32_t type = 0;
   std::string body;
-  int fds[3] = {-1, -1, -1};  // the arena, the staging space, the directory
+  // The arena, the staging space, then the directory and a GPU pool in host
+  // memory, each if the welcome says it came.
+  int fds[kWelcomeFds] = {-1, -1, -1, -1};
   auto fail = [&](absl::Status status) {
     close(fd);
     for (int f : fds) {
@@ -146,10 +152,13 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   std::unique_ptr<LocalPathClient> client(
       new LocalPathClient(fd, static_cast<const uint8_t*>(arena), welcome.arena_bytes(),
                           static_cast<uint8_t*>(staging), welcome.staging_bytes()));
+  const int directory_fd = welcome.directory_bytes() > 0 ? fds[2] : -1;
+  const int gpu_pool_fd = welcome.gpu_pool_fd() ? fds[welcome.directory_bytes() > 0 ? 3 : 2] : -1;
   // The block directory is an optimization: if it cannot be used, fetches
   // take leases as before.
-  if (direct_reads && fds[2] >= 0 && welcome.directory_bytes() > 0) {
-    void* directory = mmap(nullptr, welcome.directory_bytes(), PROT_READ, MAP_SHARED, fds[2], 0);
+  if (direct_reads && directory_fd >= 0) {
+    void* directory =
+        mmap(nullptr, welcome.directory_bytes(), PROT_READ, MAP_SHARED, directory_fd, 0);
     if (directory != MAP_FAILED) {
       auto reader = BlockDirectoryReader::Create(static_cast<const uint8_t*>(directory),
                                                  welcome.directory_bytes(), client->arena_,
@@ -167,6 +176,20 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
       }
     }
   }
+  if (welcome.gpu_pool_bytes() > 0) {
+    auto pool = std::make_unique<GpuPool>();
+    pool->bytes = welcome.gpu_pool_bytes();
+    pool->page_bytes = welcome.gpu_page_bytes();
+    pool->ipc_handle = welcome.gpu_ipc_handle();
+    pool->pci_bus_id = welcome.gpu_pci_bus_id();
+    void* mapped = gpu_pool_fd >= 0
+                       ? mmap(nullptr, pool->bytes, PROT_READ, MAP_SHARED, gpu_pool_fd, 0)
+                       : MAP_FAILED;
+    if (mapped != MAP_FAILED) pool->host_mapping = static_cast<const uint8_t*>(mapped);
+    // A pool in host memory that cannot be mapped is of no use.
+    if (!pool->ipc_handle.empty() || pool->host_mapping != nullptr)
+      client->gpu_pool_ = std::move(pool);
+  }
   for (int f : fds) {
     if (f >= 0) close(f);  // the mappings keep the memory
   }
@@ -176,6 +199,9 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
 LocalPathClient::~LocalPathClient() {
   reporter_.reset();  // sends the last report while the socket is open
   if (directory_map_ != nullptr) munmap(const_cast<uint8_t*>(directory_map_), directory_size_);
+  if (gpu_pool_ != nullptr && gpu_pool_->host_mapping != nullptr) {
+    munmap(const_cast<uint8_t*>(gpu_pool_->host_mapping), gpu_pool_->bytes);
+  }
   munmap(const_cast<uint8_t*>(arena_), arena_size_);
   munmap(staging_, staging_size_);
   close(fd_);
@@ -194,6 +220,32 @@ LocalPathClient::Outcome LocalPathClient::Call(LocalMessage type,
     return Outcome{absl::UnavailableError("local socket: broken exchange"), true};
   }
   return Outcome{absl::OkStatus(), false};
+}
+
+absl::StatusOr<LocalPathClient::GpuLease> LocalPathClient::LeaseGpuBlocks(
+    const v1::FetchRequest& request) {
+  if (gpu_pool_ == nullptr) {
+    return absl::FailedPreconditionError("the daemon shares no GPU pool with this client");
+  }
+  v1::LocalLease reply;
+  Outcome sent = Call(LocalMessage::kGpuLease, request, LocalMessage::kLease, &reply);
+  if (!sent.status.ok()) return sent.status;
+  if (reply.status_code() != 0) return StatusOf(reply.status_code(), reply.status_message());
+  GpuLease lease;
+  lease.lease_id = reply.lease_id();
+  for (v1::LeasedItem& item : *reply.mutable_items()) {
+    const bool in_order = item.item_index() == lease.items.size() &&
+                          item.item_index() < static_cast<uint32_t>(request.items_size());
+    const uint64_t length = in_order && request.items(item.item_index()).length() != 0
+                                ? request.items(item.item_index()).length()
+                                : item.block_size() - std::min(item.block_size(), item.offset());
+    if (!in_order || !ExtentsFit(item.extents(), gpu_pool_->bytes, length)) {
+      Release(lease.lease_id);
+      return absl::InternalError("the daemon's GPU lease names ranges outside its pool");
+    }
+    lease.items.push_back(std::move(item));
+  }
+  return lease;
 }
 
 void LocalPathClient::Release(uint64_t lease_id) {

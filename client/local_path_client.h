@@ -4,7 +4,9 @@
 // Fetches first copy what the daemon's block directory lists, with no round
 // trip (reported afterwards, one-way); the rest they copy from the arena
 // under a lease. Puts copy the caller's bytes into a leased staging range,
-// which the daemon copies into the arena at commit. Transport errors are
+// which the daemon copies into the arena at commit. With a GPU tier, the
+// daemon shares its GPU page pool too, and GPU leases name where in it
+// blocks lie (client/gpu_transfer.h copies them device to device). Transport errors are
 // reported as such so the caller can fall back to the data port or gRPC.
 //
 // Thread safety: all methods may be called from any thread; requests on the
@@ -60,6 +62,35 @@ class LocalPathClient {
   Outcome Put(const std::string& ns, const std::string& parent, absl::Span<const PutBlock> blocks,
               std::vector<v1::PutOutcome>* outcomes);
 
+  // The daemon's GPU page pool, as its welcome shared it.
+  struct GpuPool {
+    uint64_t bytes = 0;
+    uint32_t page_bytes = 0;
+    std::string ipc_handle;  // a cudaIpcMemHandle_t; empty for a pool in host memory
+    std::string pci_bus_id;  // of the pool's GPU
+    // A pool in host memory (kvstored --gpu_in_host_memory), mapped
+    // read-only: how tests read leased blocks without a GPU.
+    const uint8_t* host_mapping = nullptr;
+  };
+  // Null if the daemon has no GPU tier (or could not share it).
+  const GpuPool* gpu_pool() const { return gpu_pool_.get(); }
+
+  // Where in the GPU pool the leading requested blocks that have a GPU copy
+  // lie: items as in a fetch lease (item_index counts from 0, in order),
+  // extents are byte ranges of the pool. Their pages are not reused until
+  // ReleaseLease(lease_id), or the daemon's lease TTL (--lease_ttl_s)
+  // passes. NOT_FOUND if the first block has no GPU copy (it may still be
+  // cached below); FAILED_PRECONDITION without a shared pool; UNAVAILABLE
+  // for a transport error; INTERNAL (the lease released) if the daemon
+  // names a range outside the pool; the daemon's errors for a bad request.
+  struct GpuLease {
+    uint64_t lease_id = 0;
+    std::vector<v1::LeasedItem> items;
+  };
+  absl::StatusOr<GpuLease> LeaseGpuBlocks(const v1::FetchRequest& request);
+  // Gives a lease back (one-way).
+  void ReleaseLease(uint64_t lease_id) { Release(lease_id); }
+
   // Whether the daemon's block directory is mapped, and the blocks copied
   // through it so far.
   bool has_directory() const { return directory_ != nullptr; }
@@ -99,6 +130,7 @@ class LocalPathClient {
   size_t directory_size_ = 0;
   std::unique_ptr<BlockDirectoryReader> directory_;
   std::unique_ptr<DirectReadReporter> reporter_;
+  std::unique_ptr<GpuPool> gpu_pool_;  // set once by Connect
   std::atomic<uint64_t> direct_reads_{0};
   // The daemon's ids of namespaces (learned from fetch leases), which
   // directory slots carry; fixed for the daemon's life.

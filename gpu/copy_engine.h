@@ -30,6 +30,9 @@ namespace kvcache {
 class CopyTicket {
  public:
   CopyTicket() = default;
+  // A ticket for all the work queued on `stream` so far: copies queued
+  // there by hand (gpu/peer_device_pool.h). Internal with CUDA's reason.
+  static absl::StatusOr<CopyTicket> Record(GpuStream stream);
   CopyTicket(CopyTicket&& other) noexcept;
   CopyTicket& operator=(CopyTicket&& other) noexcept;
   CopyTicket(const CopyTicket&) = delete;

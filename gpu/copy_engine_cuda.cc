@@ -19,6 +19,19 @@ absl::Status CudaError(const char* what, cudaError_t err) {
 
 }  // namespace
 
+absl::StatusOr<CopyTicket> CopyTicket::Record(GpuStream stream) {
+  cudaEvent_t event = nullptr;
+  if (cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+      err != cudaSuccess) {
+    return CudaError("cudaEventCreate", err);
+  }
+  if (cudaError_t err = cudaEventRecord(event, stream); err != cudaSuccess) {
+    cudaEventDestroy(event);
+    return CudaError("cudaEventRecord", err);
+  }
+  return CopyTicket(event);
+}
+
 CopyTicket::CopyTicket(CopyTicket&& other) noexcept
     : event_(std::exchange(other.event_, nullptr)) {}
 
@@ -171,16 +184,7 @@ absl::StatusOr<CopyTicket> CopyEngine::Submit(Direction direction, absl::Span<co
     cudaStreamSynchronize(queue);
     return queued;
   }
-  cudaEvent_t event = nullptr;
-  if (cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
-      err != cudaSuccess) {
-    return CudaError("cudaEventCreate", err);
-  }
-  if (cudaError_t err = cudaEventRecord(event, queue); err != cudaSuccess) {
-    cudaEventDestroy(event);
-    return CudaError("cudaEventRecord", err);
-  }
-  return CopyTicket(event);
+  return CopyTicket::Record(queue);
 }
 
 }  // namespace kvcache

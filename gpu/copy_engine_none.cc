@@ -7,6 +7,7 @@ absl::Status NoCuda() { return absl::UnavailableError("built without CUDA"); }
 
 }  // namespace
 
+absl::StatusOr<CopyTicket> CopyTicket::Record(GpuStream) { return NoCuda(); }
 CopyTicket::CopyTicket(CopyTicket&& other) noexcept : event_(other.event_) {
   other.event_ = nullptr;
 }

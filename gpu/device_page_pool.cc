@@ -1,17 +1,24 @@
 #include "gpu/device_page_pool.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <cstdlib>
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "common/memfd_seal.h"
 #include "gpu/device_page_pool_options.h"
 
 namespace kvcache {
 
 DevicePagePool::DevicePagePool(uint8_t* base, bool host_backed, int device, uint32_t page_bytes,
-                               uint32_t page_count, std::string detail)
+                               uint32_t page_count, std::string detail, int memfd, bool sealed)
     : base_(base),
       host_backed_(host_backed),
+      memfd_(memfd),
+      sealed_(sealed),
       device_(device),
       page_bytes_(page_bytes),
       page_count_(page_count),
@@ -25,17 +32,46 @@ absl::StatusOr<std::unique_ptr<DevicePagePool>> DevicePagePool::CreateHostBacked
   absl::StatusOr<uint32_t> pages = CheckDevicePoolOptions(options);
   if (!pages.ok()) return pages.status();
   const uint64_t bytes = uint64_t{*pages} * options.page_bytes;
-  void* base = std::aligned_alloc(4096, bytes);
-  if (base == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrFormat("cannot allocate a %d-byte host-backed page pool", bytes));
+  // In a memfd, so the same-host path can share it as it would a GPU pool.
+  const int fd = memfd_create("kvcache-gpu-pool-in-host-memory", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  void* base = MAP_FAILED;
+  if (fd >= 0 && ftruncate(fd, static_cast<off_t>(bytes)) == 0) {
+    base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
+  if (base == MAP_FAILED) {
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "cannot allocate a %d-byte host-backed page pool: %s", bytes, std::strerror(err)));
+  }
+  const bool sealed = SealAgainstOtherWriters(fd);
   std::string detail =
       absl::StrFormat("%.1f GiB in %d pages of %d KiB in host memory (no GPU)",
                       bytes / double(1ull << 30), *pages, options.page_bytes >> 10);
   return std::unique_ptr<DevicePagePool>(
       new DevicePagePool(static_cast<uint8_t*>(base), /*host_backed=*/true, -1, options.page_bytes,
-                         *pages, std::move(detail)));
+                         *pages, std::move(detail), fd, sealed));
+}
+
+DevicePagePool::~DevicePagePool() {
+  if (!host_backed_) {
+    FreeDeviceMemory();
+    return;
+  }
+  munmap(base_, bytes());
+  close(memfd_);
+}
+
+absl::StatusOr<DevicePagePool::Share> DevicePagePool::Export() const {
+  if (!host_backed_) return ExportDeviceMemory();
+  if (!sealed_) {
+    return absl::UnavailableError(
+        "the host-backed pool's memfd is not sealed (Linux 5.1 or later), so it cannot be shared "
+        "read-only");
+  }
+  Share share;
+  share.memfd = memfd_;
+  return share;
 }
 
 bool DevicePagePool::Allocate(uint32_t count, std::vector<uint32_t>* pages) {

@@ -7,6 +7,11 @@
 // the reason. CreateHostBacked cuts ordinary host memory the same way: the
 // GPU tier's movement rules are tested with it where there is no GPU.
 //
+// Export lets another process on this host copy out of the pages (the
+// same-host path's GPU leases): a CUDA IPC handle of the one allocation, or,
+// for a host-backed pool, the memfd it lives in, sealed so a receiver can
+// only map it read-only.
+//
 // Thread safety: all methods may be called from any thread. Page memory is
 // not synchronized: whoever allocated a page owns its bytes until Free.
 #ifndef KVCACHE_GPU_DEVICE_PAGE_POOL_H_
@@ -41,6 +46,13 @@ class DevicePagePool {
   // as above, ResourceExhausted if the memory cannot be had.
   static absl::StatusOr<std::unique_ptr<DevicePagePool>> CreateHostBacked(const Options& options);
 
+  // How another process reaches the pool's pages.
+  struct Share {
+    std::string ipc_handle;  // a cudaIpcMemHandle_t's bytes; empty when host-backed
+    std::string pci_bus_id;  // of the pool's GPU, as cudaDeviceGetPCIBusId
+    int memfd = -1;          // host-backed only; owned by the pool
+  };
+
   DevicePagePool(const DevicePagePool&) = delete;
   DevicePagePool& operator=(const DevicePagePool&) = delete;
   // REQUIRES: no copy into or out of the pool is still queued.
@@ -61,15 +73,24 @@ class DevicePagePool {
   int device() const { return device_; }
   // True for a pool made by CreateHostBacked.
   bool host_backed() const { return host_backed_; }
+  uint64_t bytes() const { return uint64_t{page_count_} * page_bytes_; }
+  // UNAVAILABLE with CUDA's reason if the allocation cannot be shared, or if
+  // a host-backed pool's memfd could not be sealed.
+  absl::StatusOr<Share> Export() const;
   // One line for the banner and Stats: size, pages, device.
   const std::string& detail() const { return detail_; }
 
  private:
   DevicePagePool(uint8_t* base, bool host_backed, int device, uint32_t page_bytes,
-                 uint32_t page_count, std::string detail);
+                 uint32_t page_count, std::string detail, int memfd = -1, bool sealed = false);
+  // The CUDA halves (device_page_pool_cuda.cc, or _none.cc without CUDA).
+  void FreeDeviceMemory();
+  absl::StatusOr<Share> ExportDeviceMemory() const;
 
   uint8_t* const base_;  // device memory, or host memory when host_backed_
   const bool host_backed_;
+  const int memfd_;  // host-backed: the memfd base_ maps
+  const bool sealed_;
   const int device_;
   const uint32_t page_bytes_;
   const uint32_t page_count_;

@@ -1,7 +1,5 @@
 #include <cuda_runtime_api.h>
 
-#include <cstdlib>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gpu/device_page_pool.h"
@@ -34,13 +32,33 @@ absl::StatusOr<std::unique_ptr<DevicePagePool>> DevicePagePool::Create(const Opt
                          options.page_bytes, *pages, std::move(detail)));
 }
 
-DevicePagePool::~DevicePagePool() {
-  if (host_backed_) {
-    std::free(base_);
-    return;
-  }
+void DevicePagePool::FreeDeviceMemory() {
   cudaSetDevice(device_);
   cudaFree(base_);
+}
+
+absl::StatusOr<DevicePagePool::Share> DevicePagePool::ExportDeviceMemory() const {
+  if (cudaError_t err = cudaSetDevice(device_); err != cudaSuccess) {
+    return absl::UnavailableError(absl::StrCat("GPU ", device_, ": ", cudaGetErrorString(err)));
+  }
+  // One handle for the whole allocation: receivers add page offsets to the
+  // base they open it at.
+  cudaIpcMemHandle_t handle;
+  if (cudaError_t err = cudaIpcGetMemHandle(&handle, base_); err != cudaSuccess) {
+    cudaGetLastError();
+    return absl::UnavailableError(absl::StrCat(
+        "GPU ", device_, ": no CUDA IPC handle for the page pool: ", cudaGetErrorString(err)));
+  }
+  char bus_id[32] = {};
+  if (cudaError_t err = cudaDeviceGetPCIBusId(bus_id, sizeof(bus_id), device_);
+      err != cudaSuccess) {
+    return absl::UnavailableError(
+        absl::StrCat("GPU ", device_, ": no PCI bus id: ", cudaGetErrorString(err)));
+  }
+  Share share;
+  share.ipc_handle.assign(reinterpret_cast<const char*>(&handle), sizeof(handle));
+  share.pci_bus_id = bus_id;
+  return share;
 }
 
 }  // namespace kvcache

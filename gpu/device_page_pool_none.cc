@@ -1,5 +1,3 @@
-#include <cstdlib>
-
 #include "gpu/device_page_pool.h"
 #include "gpu/device_page_pool_options.h"
 
@@ -11,6 +9,11 @@ absl::StatusOr<std::unique_ptr<DevicePagePool>> DevicePagePool::Create(const Opt
   return absl::UnavailableError("built without CUDA");
 }
 
-DevicePagePool::~DevicePagePool() { std::free(base_); }  // only host-backed pools exist here
+// Only host-backed pools exist here.
+void DevicePagePool::FreeDeviceMemory() {}
+
+absl::StatusOr<DevicePagePool::Share> DevicePagePool::ExportDeviceMemory() const {
+  return absl::UnavailableError("built without CUDA");
+}
 
 }  // namespace kvcache

@@ -1,6 +1,9 @@
 #include "gpu/device_page_pool.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <string>
 
@@ -35,7 +38,43 @@ TEST(DevicePagePoolTest, WithoutAGpuCreateSaysWhy) {
   EXPECT_FALSE(status.message().empty());
 }
 
+TEST(DevicePagePoolTest, AHostBackedPoolIsSharedAsAReadOnlyMemfd) {
+  auto pool = DevicePagePool::CreateHostBacked({0, 4 << 20, 1 << 20});
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  DevicePagePool& p = **pool;
+  std::vector<uint32_t> pages;
+  ASSERT_TRUE(p.Allocate(2, &pages));
+  std::memset(p.PageData(pages[1]), 0x5C, 100);
+  absl::StatusOr<DevicePagePool::Share> share = p.Export();
+  ASSERT_TRUE(share.ok()) << share.status();
+  EXPECT_TRUE(share->ipc_handle.empty());
+  ASSERT_GE(share->memfd, 0);
+  // What another process would do with the fd: only a read-only mapping
+  // works, and it sees the pool's bytes.
+  EXPECT_EQ(mmap(nullptr, p.bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, share->memfd, 0),
+            MAP_FAILED);
+  void* seen = mmap(nullptr, p.bytes(), PROT_READ, MAP_SHARED, share->memfd, 0);
+  ASSERT_NE(seen, MAP_FAILED);
+  const uint8_t* at = static_cast<const uint8_t*>(seen) + uint64_t{pages[1]} * p.page_bytes();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(at), 100), std::string(100, '\x5C'));
+  munmap(seen, p.bytes());
+}
+
 #if KVCACHE_HAVE_CUDA
+
+TEST(DevicePagePoolTest, AGpuPoolIsSharedThroughACudaIpcHandle) {
+  KVCACHE_SKIP_WITHOUT_GPU();
+  auto pool = DevicePagePool::Create({0, 16 << 20, 1 << 20});
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  absl::StatusOr<DevicePagePool::Share> share = (*pool)->Export();
+  ASSERT_TRUE(share.ok()) << share.status();
+  EXPECT_EQ(share->ipc_handle.size(), sizeof(cudaIpcMemHandle_t));
+  EXPECT_EQ(share->memfd, -1);
+  int device = -1;
+  ASSERT_EQ(cudaDeviceGetByPCIBusId(&device, share->pci_bus_id.c_str()), cudaSuccess)
+      << share->pci_bus_id;
+  EXPECT_EQ(device, 0);
+}
 
 TEST(DevicePagePoolTest, PagesAreAllOrNothingAndHoldTheirBytes) {
   KVCACHE_SKIP_WITHOUT_GPU();

@@ -10,8 +10,6 @@
 namespace kvcache {
 namespace {
 
-int64_t NowMicros() { return absl::GetCurrentTimeNanos() / 1000; }
-
 // How far into a shard's leaf order pressure eviction looks past pinned leaves.
 constexpr int kMaxPinnedLeavesSkipped = 64;
 
@@ -31,6 +29,8 @@ BlockIndex::TickOrder BlockIndex::Shard::*BlockIndex::LeafOrder(const Entry& e) 
   if (e.block->on_host()) return &Shard::host_leaves;
   return e.device != nullptr ? &Shard::device_leaves : &Shard::nvme_leaves;
 }
+
+int64_t BlockIndex::NowMicros() { return absl::GetCurrentTimeNanos() / 1000; }
 
 bool BlockIndex::Unheld(const Entry& e) {
   // use_count is exact enough here: holds are only created under the

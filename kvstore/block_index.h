@@ -194,6 +194,9 @@ class BlockIndex {
   bool DropHostCopyAboveDevice(NamespaceId ns, const BlockKey& key);
   // A hold on the block's GPU copy; null if it has none.
   std::shared_ptr<const DeviceBlock> DeviceCopy(NamespaceId ns, const BlockKey& key);
+  // The same for a reader that copies out of the GPU copy itself (a
+  // same-host worker's GPU lease): marked used and counted as a hit.
+  std::shared_ptr<const DeviceBlock> ReadDeviceCopy(NamespaceId ns, const BlockKey& key);
   // Up to `max` of the least recently used blocks with a GPU copy that no
   // one else holds, coldest first.
   std::vector<DeviceCandidate> ColdestOnDevice(size_t max);
@@ -269,6 +272,7 @@ class BlockIndex {
   static TickOrder Shard::*LeafOrder(const Entry& e);
   // No one but the index holds the block or its GPU copy.
   static bool Unheld(const Entry& e);
+  static int64_t NowMicros();
   // Adds the entry to / removes it from the tick orders its state puts it
   // in. Every change of tick, children or residency is Unlink, change, Link.
   // REQUIRES: shard.mu held.

@@ -141,6 +141,17 @@ std::shared_ptr<const DeviceBlock> BlockIndex::DeviceCopy(NamespaceId ns, const 
   return it == shard.entries.end() ? nullptr : it->second.device;
 }
 
+std::shared_ptr<const DeviceBlock> BlockIndex::ReadDeviceCopy(NamespaceId ns, const BlockKey& key) {
+  const EntryKey k{ns, key};
+  Shard& shard = ShardOf(k);
+  MutexLock lock(&shard.mu);
+  auto it = shard.entries.find(k);
+  if (it == shard.entries.end() || it->second.device == nullptr) return nullptr;
+  Touch(shard, k, it->second, NowMicros());
+  ++it->second.hits;
+  return it->second.device;
+}
+
 std::vector<DeviceCandidate> BlockIndex::ColdestOnDevice(size_t max) {
   std::vector<std::pair<uint64_t, DeviceCandidate>> found;
   for (auto& shard : shards_) {

@@ -45,4 +45,23 @@ std::vector<CopyOp> DeviceBlock::DownloadOps(PageRun& host) const {
   return ops;
 }
 
+std::vector<DeviceBlock::PoolRange> DeviceBlock::PoolRanges(uint64_t offset,
+                                                            uint64_t length) const {
+  const uint64_t page = memory_.pool().page_bytes();
+  std::vector<PoolRange> ranges;
+  while (length > 0) {
+    const uint64_t in_page = offset % page;
+    const uint64_t n = std::min(length, page - in_page);
+    const uint64_t at = uint64_t{pages_[offset / page]} * page + in_page;
+    if (!ranges.empty() && ranges.back().offset + ranges.back().length == at) {
+      ranges.back().length += n;
+    } else {
+      ranges.push_back({at, n});
+    }
+    offset += n;
+    length -= n;
+  }
+  return ranges;
+}
+
 }  // namespace kvcache

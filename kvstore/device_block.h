@@ -41,6 +41,15 @@ class DeviceBlock {
   std::vector<CopyOp> UploadOps(const PageRun& host) const;
   std::vector<CopyOp> DownloadOps(PageRun& host) const;
 
+  // Where in the pool [offset, offset + length) of the block lies: byte
+  // ranges from the pool's start (as another process that opened the pool
+  // sees it), adjacent pages merged. REQUIRES: offset + length <= size().
+  struct PoolRange {
+    uint64_t offset;
+    uint64_t length;
+  };
+  std::vector<PoolRange> PoolRanges(uint64_t offset, uint64_t length) const;
+
  private:
   DeviceBlock(DeviceMemory& memory, std::vector<uint32_t> pages, uint64_t size, uint64_t checksum)
       : memory_(memory), pages_(std::move(pages)), size_(size), checksum_(checksum) {}

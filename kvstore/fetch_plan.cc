@@ -17,11 +17,9 @@ uint32_t TierOf(ReadSource source) {
   return v1::TIER_HOST;
 }
 
-}  // namespace
-
-absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& tenant,
-                                    const v1::FetchRequest& request) {
-  const ServiceLimits& limits = service.limits;
+// The request's keys, or why it is malformed.
+absl::StatusOr<std::vector<BlockKey>> ParseRequest(const v1::FetchRequest& request,
+                                                   const ServiceLimits& limits) {
   if (absl::Status s = ValidateNamespace(request.namespace_(), limits); !s.ok()) return s;
   if (request.items_size() == 0) return absl::InvalidArgumentError("fetch of no items");
   if (request.items_size() > static_cast<int>(limits.max_fetch_items)) {
@@ -37,6 +35,27 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
     }
     keys.push_back(*key);
   }
+  return keys;
+}
+
+// One past the last byte item `i` asks for, of a block of `size` bytes, or
+// OUT_OF_RANGE.
+absl::StatusOr<uint64_t> RangeEnd(const v1::FetchItem& item, int i, uint64_t size) {
+  if (item.offset() > size || item.length() > size - item.offset()) {
+    return absl::OutOfRangeError(absl::StrCat("item ", i, ": range [", item.offset(), ", +",
+                                              item.length(), ") is outside the ", size,
+                                              "-byte block"));
+  }
+  return item.length() == 0 ? size : item.offset() + item.length();
+}
+
+}  // namespace
+
+absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& tenant,
+                                    const v1::FetchRequest& request) {
+  const ServiceLimits& limits = service.limits;
+  absl::StatusOr<std::vector<BlockKey>> keys = ParseRequest(request, limits);
+  if (!keys.ok()) return keys.status();
   FetchPlan plan;
   plan.chunk_bytes = request.max_chunk_bytes() == 0
                          ? limits.max_chunk_bytes
@@ -46,24 +65,46 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
   std::optional<NamespaceId> ns = service.store.namespaces().Find(tenant, request.namespace_());
   for (int i = 0; ns.has_value() && i < request.items_size(); ++i) {
     ReadSource source = ReadSource::kHost;
-    std::optional<BlockPin> pin = service.store.PinForRead(*ns, keys[i], &source);
+    std::optional<BlockPin> pin = service.store.PinForRead(*ns, (*keys)[i], &source);
     if (!pin.has_value()) break;  // the cached prefix ends here
-    const v1::FetchItem& item = request.items(i);
-    const uint64_t size = pin->meta().size;
-    if (item.offset() > size || item.length() > size - item.offset()) {
-      return absl::OutOfRangeError(absl::StrCat("item ", i, ": range [", item.offset(), ", +",
-                                                item.length(), ") is outside the ", size,
-                                                "-byte block"));
-    }
-    const uint64_t end = item.length() == 0 ? size : item.offset() + item.length();
-    plan.items.push_back(FetchPlanItem{static_cast<uint32_t>(i), *std::move(pin), item.offset(),
-                                       end, TierOf(source)});
+    absl::StatusOr<uint64_t> end = RangeEnd(request.items(i), i, pin->meta().size);
+    if (!end.ok()) return end.status();
+    plan.items.push_back(FetchPlanItem{static_cast<uint32_t>(i), *std::move(pin),
+                                       request.items(i).offset(), *end, TierOf(source)});
   }
   if (plan.items.empty()) {
-    return absl::NotFoundError(absl::StrCat("block ", keys[0].ToHex(), " is not cached"));
+    return absl::NotFoundError(absl::StrCat("block ", (*keys)[0].ToHex(), " is not cached"));
   }
   service.counters.fetches.fetch_add(1, std::memory_order_relaxed);
   return plan;
+}
+
+absl::StatusOr<std::vector<GpuLeaseItem>> PlanGpuLease(ServiceContext& service,
+                                                       const std::string& tenant,
+                                                       const v1::FetchRequest& request) {
+  absl::StatusOr<std::vector<BlockKey>> keys = ParseRequest(request, service.limits);
+  if (!keys.ok()) return keys.status();
+  const GpuTier* gpu = service.store.gpu();
+  if (gpu == nullptr || gpu->failed()) {
+    return absl::FailedPreconditionError("this daemon has no GPU tier in service");
+  }
+  std::vector<GpuLeaseItem> items;
+  std::optional<NamespaceId> ns = service.store.namespaces().Find(tenant, request.namespace_());
+  for (int i = 0; ns.has_value() && i < request.items_size(); ++i) {
+    std::shared_ptr<const DeviceBlock> device =
+        service.store.index().ReadDeviceCopy(*ns, (*keys)[i]);
+    if (device == nullptr) break;  // the run on the GPU ends here
+    absl::StatusOr<uint64_t> end = RangeEnd(request.items(i), i, device->size());
+    if (!end.ok()) return end.status();
+    items.push_back(
+        GpuLeaseItem{static_cast<uint32_t>(i), std::move(device), request.items(i).offset(), *end});
+  }
+  if (items.empty()) {
+    return absl::NotFoundError(absl::StrCat("block ", (*keys)[0].ToHex(), " has no GPU copy"));
+  }
+  service.counters.fetches.fetch_add(1, std::memory_order_relaxed);
+  service.counters.gpu_leased_blocks.fetch_add(items.size(), std::memory_order_relaxed);
+  return items;
 }
 
 }  // namespace kvcache

@@ -5,12 +5,14 @@
 #define KVCACHE_KVSTORE_FETCH_PLAN_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "kvcache/v1/kvcache.pb.h"
 #include "kvstore/cached_block.h"
+#include "kvstore/device_block.h"
 #include "kvstore/service_context.h"
 
 namespace kvcache {
@@ -32,6 +34,24 @@ struct FetchPlan {
 // cached, OUT_OF_RANGE for a range outside its block. Counts the fetch.
 absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& tenant,
                                     const v1::FetchRequest& request);
+
+// One block of a same-host worker's GPU lease: while `device` is held its
+// pages are neither reused nor freed, even if the block is evicted.
+struct GpuLeaseItem {
+  uint32_t index;  // in the request
+  std::shared_ptr<const DeviceBlock> device;
+  uint64_t offset;
+  uint64_t end;
+};
+
+// The leading run of requested blocks that have a GPU copy, each held.
+// Errors as PlanFetch, but NOT_FOUND if the first block has no GPU copy (it
+// may still be cached below: the worker fetches it the ordinary way), and
+// FAILED_PRECONDITION without a GPU tier or once it is disabled. Counts the
+// fetch and the leased blocks.
+absl::StatusOr<std::vector<GpuLeaseItem>> PlanGpuLease(ServiceContext& service,
+                                                       const std::string& tenant,
+                                                       const v1::FetchRequest& request);
 
 }  // namespace kvcache
 

@@ -182,6 +182,25 @@ TEST_P(GpuTierTest, AHeldGpuCopyIsNotDemoted) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(ReadsBack(i)) << i;
 }
 
+// A same-host worker's GPU lease: it reads the GPU copy itself, which
+// counts as a hit, and its hold keeps the pages even past eviction.
+TEST_P(GpuTierTest, AGpuCopyReadUnderALeaseOutlivesEviction) {
+  Open(8);
+  Put(0, true);
+  Put(1, false);
+  Put(2, false, /*offer=*/false);  // stays on the host
+  gpu().MoveOnce();
+  std::shared_ptr<const DeviceBlock> leased = store_->index().ReadDeviceCopy(ns_, Key(1));
+  ASSERT_NE(leased, nullptr);
+  EXPECT_EQ(View(1).hits, 1u);
+  EXPECT_EQ(store_->index().ReadDeviceCopy(ns_, Key(2)), nullptr);
+  ASSERT_TRUE(store_->index().EvictSubtree(ns_, Key(0), /*dry_run=*/false).ok());
+  EXPECT_EQ(store_->index().device_blocks(), 0u);
+  EXPECT_EQ(gpu().used_bytes(), kPage);  // the leased copy's page
+  leased.reset();
+  EXPECT_EQ(gpu().used_bytes(), 0u);
+}
+
 TEST_P(GpuTierTest, AFailedGpuDisablesItsTierAndTheHostKeepsServing) {
   Open(8);
   Put(0, true);                    // lands: lives only on the GPU

@@ -269,12 +269,13 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
     gpu->set_capacity_bytes(tier->capacity_bytes());
     gpu->set_used_bytes(tier->used_bytes());
     gpu->set_blocks(store.index().device_blocks());
-    gpu->set_hits(tier->copied_to_host());
+    gpu->set_hits(tier->copied_to_host() + load(c.gpu_leased_blocks));
     response.set_gpu_landed_blocks(tier->landed_blocks());
     response.set_gpu_promoted_blocks(tier->promoted_blocks());
     response.set_gpu_demoted_blocks(tier->demoted_blocks());
     response.set_gpu_copied_to_host(tier->copied_to_host());
     response.set_gpu_not_admitted(tier->not_admitted());
+    response.set_gpu_leased_blocks(load(c.gpu_leased_blocks));
   } else {
     gpu->set_enabled(false);
     gpu->set_detail(store.gpu_unavailable());

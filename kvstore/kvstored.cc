@@ -318,7 +318,10 @@ int Run() {
             ? absl::StrCat("on (block directory, ", FormatBytes(directory->bytes()), ")")
         : absl::GetFlag(FLAGS_local_direct_reads)
             ? absl::StrCat("off (", (*store)->directory_unavailable(), ")")
-            : std::string("off (--local_direct_reads=false)"));
+            : std::string("off (--local_direct_reads=false)"),
+        "\n             GPU leases: ",
+        local_path->shares_gpu_pool() ? std::string("on (device-to-device from the GPU pool)")
+                                      : absl::StrCat("off (", local_path->gpu_unshared(), ")"));
   }
   KvCacheService service(context);
   grpc::EnableDefaultHealthCheckService(true);

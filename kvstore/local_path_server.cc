@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/types/span.h"
 #include "common/socket_io.h"
 #include "kvcache/v1/local.pb.h"
 #include "kvstore/fetch_plan.h"
@@ -32,16 +33,16 @@ bool Send(int fd, LocalMessage type, const google::protobuf::Message& body) {
 
 // The welcome travels with its fds attached (SCM_RIGHTS): the arena's
 // (sealed: the client can only map it read-only), the connection's staging
-// memfd, and the block directory's (sealed too) if there is one.
-bool SendWelcome(int fd, const v1::LocalWelcome& welcome, int arena_fd, int staging_fd,
-                 int directory_fd) {
+// memfd, the block directory's (sealed too) if there is one, and a GPU pool
+// in host memory's (sealed) if there is one.
+bool SendWelcome(int fd, const v1::LocalWelcome& welcome, absl::Span<const int> fds) {
   const std::string bytes = welcome.SerializeAsString();
   uint32_t head[2] = {static_cast<uint32_t>(LocalMessage::kWelcome),
                       static_cast<uint32_t>(bytes.size())};
   iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
-  const int fds[3] = {arena_fd, staging_fd, directory_fd};
-  const size_t fds_bytes = (directory_fd >= 0 ? 3 : 2) * sizeof(int);
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
+  constexpr size_t kMaxFds = 4;
+  const size_t fds_bytes = std::min(fds.size(), kMaxFds) * sizeof(int);
+  alignas(cmsghdr) char control[CMSG_SPACE(kMaxFds * sizeof(int))] = {};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
@@ -51,7 +52,7 @@ bool SendWelcome(int fd, const v1::LocalWelcome& welcome, int arena_fd, int stag
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
   cmsg->cmsg_len = CMSG_LEN(fds_bytes);
-  std::memcpy(CMSG_DATA(cmsg), fds, fds_bytes);
+  std::memcpy(CMSG_DATA(cmsg), fds.data(), fds_bytes);
   const ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
   if (w < 0) return false;
   // The fds went with the first byte; finish any short write without them.
@@ -92,6 +93,7 @@ void AppendExtents(const HostArena& arena, const PageRun& pages, uint64_t offset
 
 struct Lease {
   std::vector<BlockPin> pins;           // a fetch lease
+  std::vector<std::shared_ptr<const DeviceBlock>> device;  // a GPU lease
   std::unique_ptr<StagedBlock> staged;  // a put lease: arena pages,
   StagingSpace::Range staging;          // and where the client writes
   absl::Time expires;
@@ -131,6 +133,16 @@ absl::StatusOr<std::unique_ptr<LocalPathServer>> LocalPathServer::Start(ServiceC
   }
   chmod(options.path.c_str(), 0660);  // the credential check below is the real gate
   std::unique_ptr<LocalPathServer> server(new LocalPathServer(service, options));
+  if (GpuTier* gpu = service.store.gpu(); gpu != nullptr) {
+    absl::StatusOr<DevicePagePool::Share> share = gpu->memory().pool().Export();
+    if (share.ok()) {
+      server->gpu_share_ = *std::move(share);
+    } else {
+      server->gpu_unshared_ = std::string(share.status().message());
+    }
+  } else {
+    server->gpu_unshared_ = "no GPU tier";
+  }
   server->connections_ = std::make_unique<ConnectionThreads>(
       fd, options.max_connections, [s = server.get()](int conn) { s->Serve(conn); });
   return server;
@@ -179,12 +191,24 @@ void LocalPathServer::Serve(int fd) {
   welcome.set_arena_bytes(arena.capacity_bytes());
   welcome.set_page_bytes(arena.page_bytes());
   welcome.set_staging_bytes((*staging)->size());
+  std::vector<int> fds = {arena.fd(), (*staging)->fd()};
   const BlockDirectory* directory = service_.store.directory();
-  if (directory != nullptr) welcome.set_directory_bytes(directory->bytes());
-  if (!SendWelcome(fd, welcome, arena.fd(), (*staging)->fd(),
-                   directory != nullptr ? directory->fd() : -1)) {
-    return;
+  if (directory != nullptr) {
+    welcome.set_directory_bytes(directory->bytes());
+    fds.push_back(directory->fd());
   }
+  if (gpu_share_.has_value()) {
+    const DevicePagePool& pool = service_.store.gpu()->memory().pool();
+    welcome.set_gpu_pool_bytes(pool.bytes());
+    welcome.set_gpu_page_bytes(pool.page_bytes());
+    welcome.set_gpu_ipc_handle(gpu_share_->ipc_handle);
+    welcome.set_gpu_pci_bus_id(gpu_share_->pci_bus_id);
+    if (gpu_share_->memfd >= 0) {
+      welcome.set_gpu_pool_fd(true);
+      fds.push_back(gpu_share_->memfd);
+    }
+  }
+  if (!SendWelcome(fd, welcome, fds)) return;
 
   // Leases live here, so they all go back when the connection does (before
   // the staging space their ranges point into).
@@ -230,6 +254,40 @@ void LocalPathServer::Serve(int fd) {
                           out->mutable_extents());
             service_.counters.bytes_out.fetch_add(item.end - item.offset, std::memory_order_relaxed);
             lease.pins.push_back(std::move(item.pin));
+          }
+        }
+        if (!Send(fd, LocalMessage::kLease, reply)) return;
+        break;
+      }
+      case LocalMessage::kGpuLease: {
+        v1::FetchRequest request;
+        v1::LocalLease reply;
+        absl::StatusOr<std::vector<GpuLeaseItem>> items =
+            !gpu_share_.has_value()
+                ? absl::FailedPreconditionError("this daemon shares no GPU pool")
+            : request.ParseFromString(body) ? PlanGpuLease(service_, kDefaultTenant, request)
+                                            : absl::InvalidArgumentError("malformed FetchRequest");
+        SetStatus(items.status(), reply);
+        if (items.ok()) {
+          Lease& lease = leases[next_lease];
+          lease.expires = expires;
+          reply.set_lease_id(next_lease++);
+          for (GpuLeaseItem& item : *items) {
+            v1::LeasedItem* out = reply.add_items();
+            out->set_item_index(item.index);
+            out->set_block_size(item.device->size());
+            out->set_block_checksum(item.device->checksum());
+            out->set_offset(item.offset);
+            out->set_tier(v1::TIER_GPU);
+            for (const DeviceBlock::PoolRange& r :
+                 item.device->PoolRanges(item.offset, item.end - item.offset)) {
+              v1::ArenaExtent* e = out->add_extents();
+              e->set_offset(r.offset);
+              e->set_length(r.length);
+            }
+            service_.counters.bytes_out.fetch_add(item.end - item.offset,
+                                                  std::memory_order_relaxed);
+            lease.device.push_back(std::move(item.device));
           }
         }
         if (!Send(fd, LocalMessage::kLease, reply)) return;

@@ -16,6 +16,13 @@
 // welcome too, fetch leases name the namespace's id, and clients report the
 // blocks they copied through it (kDirectReads, one-way).
 //
+// With a GPU tier the welcome shares the GPU page pool too (a CUDA IPC
+// handle; a memfd for a pool in host memory), and a GPU lease holds the
+// DeviceBlocks of the leading requested blocks that have a GPU copy and
+// names where in the pool they lie: the worker copies them device to
+// device, and their pages are not reused until the lease goes, even if the
+// blocks are evicted or demoted meanwhile (a held GPU copy is never freed).
+//
 // Isolation: whoever maps the arena can read every page of every tenant.
 // This path is for trusted workers of the allowed uids only; tenant
 // isolation for untrusted clients stays on gRPC and the data port.
@@ -27,11 +34,13 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gpu/device_page_pool.h"
 #include "kvstore/connection_threads.h"
 #include "kvstore/service_context.h"
 
@@ -61,6 +70,9 @@ class LocalPathServer {
   ~LocalPathServer();
 
   const std::string& path() const { return options_.path; }
+  // Whether GPU leases are served, and if not, why.
+  bool shares_gpu_pool() const { return gpu_share_.has_value(); }
+  const std::string& gpu_unshared() const { return gpu_unshared_; }
   void Shutdown();
 
  private:
@@ -71,6 +83,8 @@ class LocalPathServer {
 
   ServiceContext& service_;
   const Options options_;
+  std::optional<DevicePagePool::Share> gpu_share_;  // set once by Start
+  std::string gpu_unshared_;
   std::unique_ptr<ConnectionThreads> connections_;
 };
 

@@ -42,6 +42,7 @@ struct ServiceCounters {
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> bytes_out{0};
   std::atomic<uint64_t> direct_reads{0};  // blocks, as local workers report them
+  std::atomic<uint64_t> gpu_leased_blocks{0};  // blocks local workers copied from GPU pages
 };
 
 struct ServiceContext {

@@ -17,6 +17,7 @@ enum class LocalMessage : uint32_t {
   kResult = 7,       // daemon -> client; body LocalResult
   kRefused = 8,      // daemon -> client, then close; body LocalResult
   kDirectReads = 9,  // client -> daemon; body DirectReadReport; no reply
+  kGpuLease = 10,    // client -> daemon; body FetchRequest; reply kLease (GPU pool extents)
 };
 
 inline constexpr uint32_t kMaxLocalMessageBytes = 4u << 20;

@@ -106,6 +106,7 @@ v1::StatsResponse SumStats(const std::vector<NodeAnswer<v1::StatsResponse>>& nod
     KVCTL_SUM(gpu_demoted_blocks);
     KVCTL_SUM(gpu_copied_to_host);
     KVCTL_SUM(gpu_not_admitted);
+    KVCTL_SUM(gpu_leased_blocks);
 #undef KVCTL_SUM
     total.set_nvme_restore_seconds(
         std::max(total.nvme_restore_seconds(), s.nvme_restore_seconds()));

@@ -67,9 +67,9 @@ std::string FormatStats(const v1::StatsResponse& s) {
     if (t.tier() != v1::TIER_GPU || t.capacity_bytes() == 0) continue;
     absl::StrAppendFormat(&out,
                           "gpu:  landed %d puts, promoted %d, demoted %d to host, copied %d "
-                          "down for reads, not admitted %d\n",
+                          "down for reads, leased %d to same-host workers, not admitted %d\n",
                           s.gpu_landed_blocks(), s.gpu_promoted_blocks(), s.gpu_demoted_blocks(),
-                          s.gpu_copied_to_host(), s.gpu_not_admitted());
+                          s.gpu_copied_to_host(), s.gpu_leased_blocks(), s.gpu_not_admitted());
   }
   for (const v1::TierStats& t : s.tiers()) {
     if (t.tier() != v1::TIER_NVME || t.capacity_bytes() == 0) continue;
