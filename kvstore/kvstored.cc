@@ -55,7 +55,8 @@ ABSL_FLAG(bool, local_direct_reads, true,
           "afterwards, for LRU order and Stats). Off: every same-host fetch takes a lease, one "
           "round trip.");
 ABSL_FLAG(int, lease_ttl_s, 30,
-          "Seconds a same-host lease may be held before the daemon takes its pages back.");
+          "Seconds a same-host lease (of host arena pages, or of GPU pool pages a worker copies "
+          "device to device) may be held before the daemon takes its pages back.");
 ABSL_FLAG(std::string, local_staging, "128MiB",
           "Writable staging memfd each same-host connection writes its puts into (the arena "
           "itself is read-only to clients). At least --max_block_size; memory is taken only for "
