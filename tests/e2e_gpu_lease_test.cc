@@ -18,6 +18,8 @@
 
 #if KVCACHE_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "tests/device_bytes.h"
 #endif
 
 namespace kvcache {
@@ -203,22 +205,6 @@ TEST_F(E2eGpuLeaseTest, WithoutAGpuTierThereIsNoPoolToLease) {
 }
 
 #if KVCACHE_HAVE_CUDA
-
-// Device memory for a test, poisoned.
-struct DeviceBytes {
-  explicit DeviceBytes(size_t n) : size(n) {
-    ok = cudaMalloc(&data, n) == cudaSuccess && cudaMemset(data, 0xA5, n) == cudaSuccess;
-  }
-  ~DeviceBytes() { cudaFree(data); }
-  std::string Read() const {
-    std::string out(size, '\0');
-    cudaMemcpy(out.data(), data, size, cudaMemcpyDeviceToHost);
-    return out;
-  }
-  void* data = nullptr;
-  size_t size;
-  bool ok = false;
-};
 
 // A worker on the daemon's GPU: the blocks in the daemon's GPU pages come
 // device to device, the one left on the host through staging, all exact.

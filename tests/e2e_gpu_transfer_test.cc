@@ -12,6 +12,8 @@
 
 #if KVCACHE_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "tests/device_bytes.h"
 #endif
 
 namespace kvcache {
@@ -38,22 +40,6 @@ TEST_F(E2eGpuTransferTest, WithoutAGpuTheTransferSaysWhy) {
 }
 
 #if KVCACHE_HAVE_CUDA
-
-// Device memory for a test, poisoned.
-struct DeviceBytes {
-  explicit DeviceBytes(size_t n) : size(n) {
-    ok = cudaMalloc(&data, n) == cudaSuccess && cudaMemset(data, 0xA5, n) == cudaSuccess;
-  }
-  ~DeviceBytes() { cudaFree(data); }
-  std::string Read() const {
-    std::string out(size, '\0');
-    cudaMemcpy(out.data(), data, size, cudaMemcpyDeviceToHost);
-    return out;
-  }
-  void* data = nullptr;
-  size_t size;
-  bool ok = false;
-};
 
 TEST_F(E2eGpuTransferTest, FetchedBlocksLandInDeviceMemoryInStreamOrder) {
   if (ProbeGpu().device_count == 0) GTEST_SKIP() << "no GPU here: " << ProbeGpu().detail;
