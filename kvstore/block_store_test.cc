@@ -5,26 +5,19 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "client/key/checksum.h"
 #include "gtest/gtest.h"
+#include "kvstore/store_test_blocks.h"
 
 namespace kvcache {
 namespace {
 
 constexpr uint64_t kPage = 64 << 10;
 
-BlockKey Key(int i) { return *BlockKey::FromBytes("block-" + std::to_string(i)); }
-
-std::vector<uint8_t> Payload(int i, uint64_t size) {
-  std::vector<uint8_t> p(size);
-  std::mt19937_64 rng(i);
-  for (auto& b : p) b = static_cast<uint8_t>(rng());
-  return p;
-}
+BlockKey Key(int i) { return TestKey(i); }
+std::vector<uint8_t> Payload(int i) { return TestPayload(i, kPage - 100); }
 
 class BlockStoreTest : public ::testing::Test {
  protected:
@@ -58,27 +51,9 @@ class BlockStoreTest : public ::testing::Test {
   }
 
   // Puts block i (a child of block i-1 unless i is a root) of one page.
-  void Put(int i, bool root) {
-    std::vector<uint8_t> bytes = Payload(i, kPage - 100);
-    absl::StatusOr<PageRun> pages = store_->AllocateEvicting(bytes.size());
-    ASSERT_TRUE(pages.ok()) << pages.status();
-    pages->Write(0, bytes);
-    BlockMeta meta;
-    meta.key = Key(i);
-    if (!root) meta.parent = Key(i - 1);
-    meta.size = bytes.size();
-    meta.checksum = BlockChecksum(bytes);
-    ASSERT_EQ(store_->index().Insert(ns_, meta, *std::move(pages)), InsertOutcome::kStored);
-  }
+  void Put(int i, bool root) { StoreTestBlock(*store_, ns_, i, root, Payload(i)); }
 
-  // True if block i reads back byte-exact.
-  bool ReadsBack(int i) {
-    std::optional<BlockPin> pin = store_->PinForRead(ns_, Key(i));
-    if (!pin.has_value()) return false;
-    std::vector<uint8_t> back(pin->meta().size);
-    pin->block().pages().Read(0, absl::MakeSpan(back));
-    return back == Payload(i, kPage - 100);
-  }
+  bool ReadsBack(int i) { return ReadsBackAs(*store_, ns_, i, Payload(i)); }
 
   std::optional<BlockView> View(int i) { return store_->index().Inspect(ns_, Key(i)); }
 

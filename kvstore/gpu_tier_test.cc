@@ -4,15 +4,14 @@
 #include "kvstore/gpu_tier.h"
 
 #include <atomic>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "client/key/checksum.h"
 #include "gpu/gpu_test_util.h"
 #include "gtest/gtest.h"
 #include "kvstore/block_store.h"
+#include "kvstore/store_test_blocks.h"
 
 namespace kvcache {
 namespace {
@@ -20,14 +19,8 @@ namespace {
 constexpr uint64_t kPage = 64 << 10;
 constexpr uint64_t kBlock = kPage - 100;  // one page on either side
 
-BlockKey Key(int i) { return *BlockKey::FromBytes("block-" + std::to_string(i)); }
-
-std::vector<uint8_t> Payload(int i) {
-  std::vector<uint8_t> p(kBlock);
-  std::mt19937_64 rng(i);
-  for (auto& b : p) b = static_cast<uint8_t>(rng());
-  return p;
-}
+BlockKey Key(int i) { return TestKey(i); }
+std::vector<uint8_t> Payload(int i) { return TestPayload(i, kBlock); }
 
 enum class Backing { kHostMemory, kGpu };
 
@@ -63,26 +56,13 @@ class GpuTierTest : public ::testing::TestWithParam<Backing> {
   // Puts block i (a child of block i-1 unless i is a root) as a put does,
   // offering it to the GPU tier only if `offer`.
   void Put(int i, bool root, bool offer = true) {
-    std::vector<uint8_t> bytes = Payload(i);
-    absl::StatusOr<PageRun> pages = store_->AllocateEvicting(bytes.size());
-    ASSERT_TRUE(pages.ok()) << pages.status();
-    pages->Write(0, bytes);
-    BlockMeta meta;
-    meta.key = Key(i);
-    if (!root) meta.parent = Key(i - 1);
-    meta.size = bytes.size();
-    meta.checksum = BlockChecksum(bytes);
-    ASSERT_EQ(store_->index().Insert(ns_, meta, *std::move(pages)), InsertOutcome::kStored);
-    if (offer) store_->BlockStored(ns_, Key(i));
+    StoreTestBlock(*store_, ns_, i, root, Payload(i));
+    if (offer && !HasFatalFailure()) store_->BlockStored(ns_, Key(i));
   }
 
   // True if block i reads back byte-exact; *source says from where.
   bool ReadsBack(int i, ReadSource* source = nullptr) {
-    std::optional<BlockPin> pin = store_->PinForRead(ns_, Key(i), source);
-    if (!pin.has_value()) return false;
-    std::vector<uint8_t> back(pin->meta().size);
-    pin->block().pages().Read(0, absl::MakeSpan(back));
-    return back == Payload(i);
+    return ReadsBackAs(*store_, ns_, i, Payload(i), source);
   }
 
   BlockView View(int i) {
