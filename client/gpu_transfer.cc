@@ -33,7 +33,6 @@ GpuTransfer::GpuTransfer(Client* client, const Options& options, std::unique_ptr
       engine_(std::move(engine)),
       staging_(std::move(staging)),
       slot_bytes_(staging_->size() / 2),
-      device_(options.device),
       use_gpu_leases_(options.use_gpu_leases) {}
 
 GpuTransfer::~GpuTransfer() {
@@ -66,7 +65,7 @@ PeerDevicePool* GpuTransfer::PeerPoolFor(const std::shared_ptr<LocalPathClient>&
   const LocalPathClient::GpuPool* pool = local->gpu_pool();
   if (pool == nullptr || pool->ipc_handle.empty()) return nullptr;
   absl::StatusOr<std::unique_ptr<PeerDevicePool>> opened =
-      PeerDevicePool::Open(pool->ipc_handle, pool->pci_bus_id, pool->bytes, device_);
+      PeerDevicePool::Open(pool->ipc_handle, pool->pci_bus_id, pool->bytes, engine_->device());
   if (opened.ok()) peer_ = std::move(*opened);  // else: another GPU, or refused; stage
   return peer_.get();
 }

@@ -130,7 +130,6 @@ class GpuTransfer {
   const std::unique_ptr<CopyEngine> engine_;
   const std::unique_ptr<PinnedBuffer> staging_ ABSL_PT_GUARDED_BY(mu_);
   const uint64_t slot_bytes_;
-  const int device_;
   const bool use_gpu_leases_;
   std::vector<PendingLease> pending_ ABSL_GUARDED_BY(mu_);
   // The daemon's pool as opened for the same-host connection `peer_for_`,
