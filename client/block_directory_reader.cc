@@ -36,9 +36,8 @@ uint32_t BlockDirectoryReader::NextPage(uint32_t page) const {
   return next[page].load(std::memory_order_relaxed);
 }
 
-BlockDirectoryReader::Result BlockDirectoryReader::Copy(uint32_t ns, const BlockKey& key,
-                                                        uint64_t offset, absl::Span<uint8_t> dest,
-                                                        bool streaming) const {
+BlockDirectoryReader::SlotRead BlockDirectoryReader::FindSlot(uint32_t ns,
+                                                              const BlockKey& key) const {
   const DirectoryKey want(key.data(), key.size());
   const uint64_t bucket = DirectoryBucket(ns, want, header_.bucket_count);
   for (uint32_t way = 0; way < kDirectoryWays; ++way) {
@@ -51,36 +50,56 @@ BlockDirectoryReader::Result BlockDirectoryReader::Copy(uint32_t ns, const Block
       same = slot.key[w].load(std::memory_order_relaxed) == want.words[w];
     }
     if (!same) continue;
-    const uint64_t size = slot.size.load(std::memory_order_relaxed);
-    uint32_t page = slot.first_page.load(std::memory_order_relaxed);
+    SlotRead read;
+    read.slot = &slot;
+    read.seq = before;
+    read.size = slot.size.load(std::memory_order_relaxed);
+    read.first_page = slot.first_page.load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (slot.seq.load(std::memory_order_relaxed) != before) return Result::kChanged;
-    // The slot was consistent: this is the block, with this size.
-    if (offset > size || dest.size() > size - offset) return Result::kMissing;
-
-    const uint64_t page_bytes = header_.page_bytes;
-    for (uint64_t skip = offset / page_bytes; skip > 0 && page < header_.page_count; --skip) {
-      page = NextPage(page);
-    }
-    uint64_t in_page = offset % page_bytes;
-    uint8_t* to = dest.data();
-    uint64_t left = dest.size();
-    while (left > 0) {
-      // A link past the arena can only be a link rewritten under us.
-      if (page >= header_.page_count) return Result::kChanged;
-      const uint64_t n = std::min(left, page_bytes - in_page);
-      const uint8_t* from = arena_ + uint64_t{page} * page_bytes + in_page;
-      (streaming ? BulkCopyStreaming : BulkCopy)(to, from, n);
-      to += n;
-      left -= n;
-      in_page = 0;
-      if (left > 0) page = NextPage(page);
-    }
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (slot.seq.load(std::memory_order_relaxed) != before) return Result::kChanged;
-    return Result::kCopied;
+    read.changed = slot.seq.load(std::memory_order_relaxed) != before;
+    return read;
   }
-  return Result::kMissing;
+  return SlotRead{};
+}
+
+std::optional<uint64_t> BlockDirectoryReader::ListedSize(uint32_t ns, const BlockKey& key) const {
+  const SlotRead read = FindSlot(ns, key);
+  if (read.slot == nullptr || read.changed) return std::nullopt;
+  return read.size;
+}
+
+BlockDirectoryReader::Result BlockDirectoryReader::Copy(uint32_t ns, const BlockKey& key,
+                                                        uint64_t offset, absl::Span<uint8_t> dest,
+                                                        bool streaming) const {
+  const SlotRead read = FindSlot(ns, key);
+  if (read.slot == nullptr) return Result::kMissing;
+  if (read.changed) return Result::kChanged;
+  // The slot was consistent: this is the block, with this size.
+  const uint64_t size = read.size;
+  if (offset > size || dest.size() > size - offset) return Result::kMissing;
+
+  uint32_t page = read.first_page;
+  const uint64_t page_bytes = header_.page_bytes;
+  for (uint64_t skip = offset / page_bytes; skip > 0 && page < header_.page_count; --skip) {
+    page = NextPage(page);
+  }
+  uint64_t in_page = offset % page_bytes;
+  uint8_t* to = dest.data();
+  uint64_t left = dest.size();
+  while (left > 0) {
+    // A link past the arena can only be a link rewritten under us.
+    if (page >= header_.page_count) return Result::kChanged;
+    const uint64_t n = std::min(left, page_bytes - in_page);
+    const uint8_t* from = arena_ + uint64_t{page} * page_bytes + in_page;
+    (streaming ? BulkCopyStreaming : BulkCopy)(to, from, n);
+    to += n;
+    left -= n;
+    in_page = 0;
+    if (left > 0) page = NextPage(page);
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (read.slot->seq.load(std::memory_order_relaxed) != read.seq) return Result::kChanged;
+  return Result::kCopied;
 }
 
 }  // namespace kvcache

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -42,7 +43,22 @@ class BlockDirectoryReader {
   Result Copy(uint32_t ns, const BlockKey& key, uint64_t offset, absl::Span<uint8_t> dest,
               bool streaming) const;
 
+  // The size of block (ns, key) if the directory lists it now, read from a
+  // slot that was consistent (its seq even and unchanged around the read);
+  // nullopt if it is not listed or is being changed. Touches no arena page.
+  std::optional<uint64_t> ListedSize(uint32_t ns, const BlockKey& key) const;
+
  private:
+  // A consistent read of the slot listing (ns, key).
+  struct SlotRead {
+    const DirectorySlot* slot = nullptr;  // null: not listed
+    uint64_t seq = 0;
+    uint64_t size = 0;
+    uint32_t first_page = 0;
+    bool changed = false;  // listed, but changed while it was read
+  };
+  SlotRead FindSlot(uint32_t ns, const BlockKey& key) const;
+
   BlockDirectoryReader(const DirectoryHeader& header, const uint8_t* directory,
                        const uint8_t* arena)
       : header_(header), directory_(directory), arena_(arena) {}

@@ -95,24 +95,50 @@ Client::~Client() {
 LookupResult Client::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
   lookups_.fetch_add(1, std::memory_order_relaxed);
   LookupResult result;
+  const size_t listed = LookupListed(ns, keys, &result);
+  if (listed == keys.size() && listed > 0) {
+    direct_lookups_.fetch_add(1, std::memory_order_relaxed);
+    return result;
+  }
+  // The cache is prefix-closed and the daemon scans to the first miss, so
+  // asking about the rest of the chain continues the same scan.
+  result.status = LookupOverGrpc(ns, keys.subspan(listed), &result);
+  if (!result.status.ok()) lookup_errors_.fetch_add(1, std::memory_order_relaxed);
+  return result;
+}
+
+size_t Client::LookupListed(const std::string& ns, absl::Span<const BlockKey> keys,
+                            LookupResult* result) {
+  if (!options_.use_local_path || !options_.use_direct_lookups || keys.empty()) return 0;
+  std::shared_ptr<LocalPathClient> local = fast_paths_->Get().local;
+  if (local == nullptr) return 0;
+  const std::optional<size_t> listed = local->LookupListed(ns, keys, &result->sizes);
+  if (!listed.has_value()) return 0;
+  result->hits = *listed;
+  result->tiers.assign(*listed, v1::TIER_HOST);
+  return *listed;
+}
+
+absl::Status Client::LookupOverGrpc(const std::string& ns, absl::Span<const BlockKey> keys,
+                                    LookupResult* result) {
   v1::LookupRequest request;
   request.set_namespace_(ns);
   for (const BlockKey& k : keys) request.add_keys(k.data(), k.size());
   v1::LookupResponse response;
   grpc::ClientContext ctx;
   SetDeadline(ctx, options_.deadline);
-  result.status = FromGrpc(stub_->Lookup(&ctx, request, &response));
-  if (result.status.ok() && (response.hit_count() > keys.size() ||
-                             response.blocks_size() != static_cast<int>(response.hit_count()))) {
-    result.status = absl::InternalError("daemon sent a malformed LookupResponse");
+  absl::Status status = FromGrpc(stub_->Lookup(&ctx, request, &response));
+  if (!status.ok()) return status;
+  if (response.hit_count() > keys.size() ||
+      response.blocks_size() != static_cast<int>(response.hit_count())) {
+    return absl::InternalError("daemon sent a malformed LookupResponse");
   }
-  if (!result.status.ok()) {
-    lookup_errors_.fetch_add(1, std::memory_order_relaxed);
-    return result;
+  result->hits += response.hit_count();
+  for (const v1::BlockLocation& b : response.blocks()) {
+    result->sizes.push_back(b.size());
+    result->tiers.push_back(b.tier());
   }
-  result.hits = response.hit_count();
-  for (const v1::BlockLocation& b : response.blocks()) result.sizes.push_back(b.size());
-  return result;
+  return absl::OkStatus();
 }
 
 LookupResult Client::LookupTokens(const KeySchema& schema, absl::Span<const uint32_t> tokens) {
@@ -324,12 +350,13 @@ absl::StatusOr<std::vector<v1::PutOutcome>> Client::PutOverGrpc(
     *request.mutable_header() = MakePutHeader(ns, previous.ToBytes(), block);
     size_t offset = 0;
     do {
-      const size_t n = std::min<size_t>(options_.chunk_bytes, block.payload.size() - offset);
-      request.set_data(block.payload.data() + offset, n);
+      const absl::string_view bytes = block.bytes();
+      const size_t n = std::min<size_t>(options_.chunk_bytes, bytes.size() - offset);
+      request.set_data(bytes.data() + offset, n);
       offset += n;
       if (!writer->Write(request)) break;
       request.Clear();
-    } while (offset < block.payload.size());
+    } while (offset < block.bytes().size());
     request.Clear();
     previous = block.key;
   }
@@ -344,7 +371,13 @@ absl::StatusOr<std::vector<v1::PutOutcome>> Client::PutOverGrpc(
 bool Client::PutAsync(const std::string& ns, const BlockKey& parent,
                       std::vector<PutBlock> blocks) {
   uint64_t bytes = 0;
-  for (const PutBlock& b : blocks) bytes += b.payload.size();
+  for (PutBlock& b : blocks) {
+    if (!b.borrowed.empty()) {  // the caller's memory may change once we return
+      b.payload.assign(reinterpret_cast<const char*>(b.borrowed.data()), b.borrowed.size());
+      b.borrowed = {};
+    }
+    bytes += b.payload.size();
+  }
   uint64_t inflight = inflight_put_bytes_.load();
   do {
     if (inflight + bytes > options_.max_inflight_put_bytes) {
@@ -392,6 +425,7 @@ ClientCounters Client::counters() const {
   ClientCounters c;
   c.lookups = load(lookups_);
   c.lookup_errors = load(lookup_errors_);
+  c.direct_lookups = load(direct_lookups_);
   c.fetches = load(fetches_);
   c.fetch_errors = load(fetch_errors_);
   c.fetched_bytes = load(fetched_bytes_);

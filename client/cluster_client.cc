@@ -227,9 +227,11 @@ LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const Block
   LookupResult result;
   result.hits = ChainPrefix(groups, first_miss);
   result.sizes.resize(result.hits);
+  result.tiers.resize(result.hits, v1::TIER_UNSPECIFIED);
   for (size_t n = 0; n < count; ++n) {
     for (size_t j = 0; j < groups[n].size() && groups[n][j] < result.hits; ++j) {
       result.sizes[groups[n][j]] = results[n].sizes[j];
+      if (j < results[n].tiers.size()) result.tiers[groups[n][j]] = results[n].tiers[j];
     }
   }
   return result;

@@ -169,7 +169,7 @@ DataPortClient::Outcome DataPortClient::Put(const std::string& ns, const std::st
     uint32_t head[2] = {kDataPortPutMagic, static_cast<uint32_t>(encoded.size())};
     iovec iov[3] = {{head, sizeof(head)},
                     {const_cast<char*>(encoded.data()), encoded.size()},
-                    {const_cast<char*>(block.payload.data()), block.payload.size()}};
+                    {const_cast<char*>(block.bytes().data()), block.bytes().size()}};
     if (!WriteFullV(fd, iov, 3)) {
       close(fd);
       return broken("put not sent");

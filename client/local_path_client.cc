@@ -262,23 +262,41 @@ void LocalPathClient::SendReport(const v1::DirectReadReport& report) {
   }
 }
 
+std::optional<uint32_t> LocalPathClient::NamespaceId(const std::string& ns) {
+  MutexLock lock(&ns_mu_);
+  auto it = namespace_ids_.find(ns);
+  if (it == namespace_ids_.end()) return std::nullopt;  // the first lease will tell us
+  return it->second;
+}
+
+std::optional<size_t> LocalPathClient::LookupListed(const std::string& ns,
+                                                    absl::Span<const BlockKey> keys,
+                                                    std::vector<uint64_t>* sizes) {
+  if (directory_ == nullptr) return std::nullopt;
+  const std::optional<uint32_t> ns_id = NamespaceId(ns);
+  if (!ns_id.has_value()) return std::nullopt;
+  size_t listed = 0;
+  for (const BlockKey& key : keys) {
+    const std::optional<uint64_t> size = directory_->ListedSize(*ns_id, key);
+    if (!size.has_value()) break;
+    sizes->push_back(*size);
+    ++listed;
+  }
+  return listed;
+}
+
 size_t LocalPathClient::CopyListed(const std::string& ns, absl::Span<const FetchTarget> targets,
                                    bool streaming, std::vector<v1::Tier>* tiers) {
-  uint32_t ns_id;
-  {
-    MutexLock lock(&ns_mu_);
-    auto it = namespace_ids_.find(ns);
-    if (it == namespace_ids_.end()) return 0;  // the first lease will tell us
-    ns_id = it->second;
-  }
+  const std::optional<uint32_t> ns_id = NamespaceId(ns);
+  if (!ns_id.has_value()) return 0;
   size_t copied = 0;
   for (const FetchTarget& t : targets) {
     // kChanged leaves garbage in t.dest; the lease path overwrites it.
-    if (directory_->Copy(ns_id, t.key, t.offset, t.dest, streaming) !=
+    if (directory_->Copy(*ns_id, t.key, t.offset, t.dest, streaming) !=
         BlockDirectoryReader::Result::kCopied) {
       break;
     }
-    reporter_->Record(ns_id, t.key, t.dest.size());
+    reporter_->Record(*ns_id, t.key, t.dest.size());
     tiers->push_back(v1::TIER_HOST);
     ++copied;
   }
@@ -387,10 +405,10 @@ LocalPathClient::Outcome LocalPathClient::Put(const std::string& ns, const std::
       outcomes->push_back(lease.outcome());
       continue;
     }
-    if (!ExtentsFit(lease.staging(), staging_size_, block.payload.size())) {
+    if (!ExtentsFit(lease.staging(), staging_size_, block.bytes().size())) {
       return Outcome{absl::InternalError("local lease does not match the block"), true};
     }
-    const char* from = block.payload.data();
+    const char* from = block.bytes().data();
     for (const v1::ArenaExtent& e : lease.staging()) {
       BulkCopy(staging_ + e.offset(), from, e.length());
       from += e.length();

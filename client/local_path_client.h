@@ -58,6 +58,14 @@ class LocalPathClient {
   // to how many of the completed blocks came through the directory.
   Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets, bool verify,
                 size_t* completed, std::vector<v1::Tier>* tiers, size_t* direct = nullptr);
+  // How many leading keys of the chain the daemon's block directory lists
+  // now (host-resident blocks), with each one's size appended to *sizes: no
+  // request, no arena page touched. nullopt without a directory, or before
+  // a fetch lease told us the namespace's id; then ask the daemon. Blocks
+  // found this way are not touched in the daemon's LRU (a fetch is).
+  std::optional<size_t> LookupListed(const std::string& ns, absl::Span<const BlockKey> keys,
+                                     std::vector<uint64_t>* sizes) ABSL_LOCKS_EXCLUDED(ns_mu_);
+
   // As DataPortClient::Put, writing each block into a leased staging range.
   Outcome Put(const std::string& ns, const std::string& parent, absl::Span<const PutBlock> blocks,
               std::vector<v1::PutOutcome>* outcomes);
@@ -108,6 +116,8 @@ class LocalPathClient {
   Outcome Call(LocalMessage type, const google::protobuf::Message& body, LocalMessage expect,
                google::protobuf::Message* reply) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(uint64_t lease_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // The daemon's id of namespace `ns`, if a lease told us.
+  std::optional<uint32_t> NamespaceId(const std::string& ns) ABSL_LOCKS_EXCLUDED(ns_mu_);
   // Copies the leading targets the directory lists; returns how many.
   size_t CopyListed(const std::string& ns, absl::Span<const FetchTarget> targets, bool streaming,
                     std::vector<v1::Tier>* tiers) ABSL_LOCKS_EXCLUDED(ns_mu_);

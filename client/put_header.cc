@@ -10,10 +10,11 @@ v1::PutBlockHeader MakePutHeader(const std::string& ns, const std::string& paren
   header.set_namespace_(ns);
   header.set_key(block.key.data(), block.key.size());
   if (!block.root) header.set_parent_key(parent);
-  header.set_size(block.payload.size());
+  const absl::string_view bytes = block.bytes();
+  header.set_size(bytes.size());
   header.set_evict_first(block.evict_first);
   header.set_checksum(BlockChecksum(
-      {reinterpret_cast<const uint8_t*>(block.payload.data()), block.payload.size()}));
+      {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}));
   return header;
 }
 

@@ -11,6 +11,10 @@ packages=(
   libabsl-dev librocksdb-dev liburing-dev libssl-dev libxxhash-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev
   python3                  # regenerates the key test vectors
+  python3-dev pybind11-dev # the Python binding of the client (client/python)
+  python3-numpy python3-torch  # the reference engine (tools/engine)
+  python3-pytest           # the Python tests
+  libopenblas0-pthread     # torch's BLAS: without it prefill is ~40x slower
   redis-server             # the reference kvbench measures against
   gnuplot-nox              # kvbench trace --out draws its plots
   fio                      # kvbench nvme measures the NVMe tier against it

@@ -1,0 +1,587 @@
+// _kvcache: the C++ client library as a Python extension (pybind11).
+//
+// No second implementation of anything: every call goes to the same
+// Client / ClusterClient the C++ workers link, so Python gets the same-host
+// direct reads, leases, the data port and the fallbacks. The pure-Python
+// package `kvcache` (client/python/kvcache) wraps this module and adds torch
+// tensor support; use that, not this, from application code.
+//
+// Rules kept by every binding below:
+// - the GIL is released for every call that waits or copies;
+// - a miss or a failed call is a result (hits == 0, error set), never an
+//   exception; bad arguments raise ValueError or TypeError before anything
+//   is sent;
+// - buffers are borrowed for the duration of the call only.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/client.h"
+#include "client/cluster_client.h"
+#include "client/key/block_key.h"
+#include "client/key/key_schema.h"
+
+namespace py = pybind11;
+
+namespace kvcache {
+namespace {
+
+std::vector<BlockKey> KeysFrom(const std::vector<py::bytes>& keys) {
+  std::vector<BlockKey> out;
+  out.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    absl::StatusOr<BlockKey> k = BlockKey::FromBytes(std::string(keys[i]));
+    if (!k.ok()) {
+      throw py::value_error(absl::StrCat("keys[", i, "]: a key is 1 to ", BlockKey::kMaxBytes,
+                                         " bytes, got ", std::string(keys[i]).size()));
+    }
+    out.push_back(*k);
+  }
+  return out;
+}
+
+BlockKey ParentFrom(const py::object& parent) {
+  if (parent.is_none()) return BlockKey();
+  std::string bytes = py::cast<std::string>(py::bytes(parent));
+  if (bytes.empty()) return BlockKey();
+  absl::StatusOr<BlockKey> k = BlockKey::FromBytes(bytes);
+  if (!k.ok()) {
+    throw py::value_error(absl::StrCat("parent: a key is 1 to ", BlockKey::kMaxBytes,
+                                       " bytes, got ", bytes.size()));
+  }
+  return *k;
+}
+
+void CheckSameLength(size_t keys, size_t other, const char* what) {
+  if (keys != other) {
+    throw py::value_error(absl::StrCat("got ", keys, " keys but ", other, " ", what));
+  }
+}
+
+// A Python object's buffer, held (and so kept alive) while the call runs.
+struct HeldBuffer {
+  py::buffer_info info;
+  uint8_t* data() const { return static_cast<uint8_t*>(info.ptr); }
+  size_t size() const { return static_cast<size_t>(info.size * info.itemsize); }
+};
+
+// Contiguous buffers of `objects`, writable for fetches.
+std::vector<HeldBuffer> HoldBuffers(const std::vector<py::object>& objects, bool writable) {
+  std::vector<HeldBuffer> held;
+  held.reserve(objects.size());
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (!PyObject_CheckBuffer(objects[i].ptr())) {
+      throw py::type_error(absl::StrCat("buffers[", i, "] does not support the buffer protocol"));
+    }
+    // buffer_info takes ownership of a heap Py_buffer (released and deleted).
+    auto view = std::make_unique<Py_buffer>();
+    const int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(objects[i].ptr(), view.get(), flags) != 0) {
+      PyErr_Clear();
+      if (writable && PyObject_GetBuffer(objects[i].ptr(), view.get(), PyBUF_C_CONTIGUOUS) == 0) {
+        PyBuffer_Release(view.get());
+        throw py::type_error(absl::StrCat("buffers[", i, "] is read-only"));
+      }
+      PyErr_Clear();
+      throw py::value_error(absl::StrCat("buffers[", i, "] is not C-contiguous"));
+    }
+    HeldBuffer b{py::buffer_info(view.release(), /*ownview=*/true)};
+    if (b.size() == 0) throw py::value_error(absl::StrCat("buffers[", i, "] is empty"));
+    held.push_back(std::move(b));
+  }
+  return held;
+}
+
+void CheckRawRanges(const std::vector<uintptr_t>& ptrs, const std::vector<uint64_t>& sizes) {
+  for (size_t i = 0; i < ptrs.size(); ++i) {
+    if (ptrs[i] == 0) throw py::value_error(absl::StrCat("ptrs[", i, "] is null"));
+    if (sizes[i] == 0) throw py::value_error(absl::StrCat("sizes[", i, "] is 0"));
+  }
+}
+
+py::object ErrorOf(const absl::Status& status) {
+  if (status.ok()) return py::none();
+  return py::str(status.ToString());
+}
+
+// What Python sees of a lookup.
+struct PyLookup {
+  size_t hits = 0;
+  std::vector<uint64_t> sizes;
+  std::vector<v1::Tier> tiers;
+  py::object error;
+};
+
+struct PyFetch {
+  size_t blocks = 0;
+  std::vector<v1::Tier> tiers;
+  py::object error;
+};
+
+struct PyPut {
+  std::vector<v1::PutOutcome> outcomes;
+  size_t stored = 0;
+  py::object error;
+};
+
+PyLookup ToPy(LookupResult r) {
+  return PyLookup{r.hits, std::move(r.sizes), std::move(r.tiers), ErrorOf(r.status)};
+}
+
+PyFetch ToPy(FetchResult r) { return PyFetch{r.blocks, std::move(r.tiers), ErrorOf(r.status)}; }
+
+PyPut ToPyPut(absl::StatusOr<std::vector<v1::PutOutcome>> r) {
+  PyPut out;
+  if (!r.ok()) {
+    out.error = ErrorOf(r.status());
+    return out;
+  }
+  out.outcomes = std::move(*r);
+  for (v1::PutOutcome o : out.outcomes) out.stored += o == v1::PUT_STORED;
+  out.error = py::none();
+  return out;
+}
+
+PyPut ToPyPut(std::vector<v1::PutOutcome> r) {
+  PyPut out;
+  out.outcomes = std::move(r);
+  size_t unreached = 0;
+  for (v1::PutOutcome o : out.outcomes) {
+    out.stored += o == v1::PUT_STORED;
+    unreached += o == v1::PUT_OUTCOME_UNSPECIFIED;
+  }
+  out.error = py::none();
+  if (unreached > 0) out.error = py::str(absl::StrCat(unreached, " blocks' nodes were not reached"));
+  return out;
+}
+
+// A closable handle: methods copy the shared_ptr under the GIL, so close()
+// while another thread's call runs leaves that call its client.
+template <typename C>
+class Handle {
+ public:
+  using element = C;
+  explicit Handle(std::unique_ptr<C> c) : client_(std::move(c)) {}
+  std::shared_ptr<C> Get() const {
+    if (client_ == nullptr) throw py::value_error("the client is closed");
+    return client_;
+  }
+  void Close() {
+    std::shared_ptr<C> last = std::move(client_);
+    py::gil_scoped_release release;  // ~Client flushes queued puts
+    last.reset();
+  }
+
+ private:
+  std::shared_ptr<C> client_;
+};
+
+template <typename C>
+PyLookup Lookup(const Handle<C>& h, const std::string& ns, const std::vector<py::bytes>& keys) {
+  std::vector<BlockKey> k = KeysFrom(keys);
+  std::shared_ptr<C> c = h.Get();
+  LookupResult r;
+  {
+    py::gil_scoped_release release;
+    r = c->Lookup(ns, k);
+  }
+  return ToPy(std::move(r));
+}
+
+template <typename C>
+PyFetch FetchTargets(C& c, const std::string& ns, std::vector<FetchTarget> targets) {
+  FetchResult r;
+  {
+    py::gil_scoped_release release;
+    r = c.Fetch(ns, targets);
+  }
+  return ToPy(std::move(r));
+}
+
+template <typename C>
+PyFetch Fetch(const Handle<C>& h, const std::string& ns, const std::vector<py::bytes>& keys,
+              const std::vector<py::object>& buffers) {
+  CheckSameLength(keys.size(), buffers.size(), "buffers");
+  std::vector<BlockKey> k = KeysFrom(keys);
+  std::vector<HeldBuffer> held = HoldBuffers(buffers, /*writable=*/true);
+  std::vector<FetchTarget> targets;
+  for (size_t i = 0; i < k.size(); ++i) targets.push_back({k[i], {held[i].data(), held[i].size()}});
+  std::shared_ptr<C> c = h.Get();
+  return FetchTargets(*c, ns, std::move(targets));
+}
+
+template <typename C>
+PyFetch FetchInto(const Handle<C>& h, const std::string& ns, const std::vector<py::bytes>& keys,
+                  const std::vector<uintptr_t>& ptrs, const std::vector<uint64_t>& sizes) {
+  CheckSameLength(keys.size(), ptrs.size(), "ptrs");
+  CheckSameLength(keys.size(), sizes.size(), "sizes");
+  CheckRawRanges(ptrs, sizes);
+  std::vector<BlockKey> k = KeysFrom(keys);
+  std::vector<FetchTarget> targets;
+  for (size_t i = 0; i < k.size(); ++i) {
+    targets.push_back({k[i], {reinterpret_cast<uint8_t*>(ptrs[i]), sizes[i]}});
+  }
+  std::shared_ptr<C> c = h.Get();
+  return FetchTargets(*c, ns, std::move(targets));
+}
+
+// Blocks whose bytes stay where the caller has them (borrowed).
+std::vector<PutBlock> BorrowedBlocks(const std::vector<BlockKey>& keys,
+                                     const std::vector<const uint8_t*>& data,
+                                     const std::vector<uint64_t>& sizes, bool evict_first_last) {
+  std::vector<PutBlock> blocks(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    blocks[i].key = keys[i];
+    blocks[i].borrowed = {data[i], sizes[i]};
+  }
+  if (evict_first_last && !blocks.empty()) blocks.back().evict_first = true;
+  return blocks;
+}
+
+auto DoPut(Client& c, const std::string& ns, const BlockKey& parent,
+           const std::vector<PutBlock>& blocks) {
+  return c.Put(ns, parent, blocks);
+}
+auto DoPut(ClusterClient& c, const std::string& ns, const BlockKey& parent,
+           const std::vector<PutBlock>& blocks) {
+  return c.Put(ns, parent, blocks);
+}
+
+template <typename C>
+PyPut PutBlocks(C& c, const std::string& ns, const BlockKey& parent,
+                const std::vector<PutBlock>& blocks) {
+  std::optional<decltype(DoPut(c, ns, parent, blocks))> r;
+  {
+    py::gil_scoped_release release;
+    r.emplace(DoPut(c, ns, parent, blocks));
+  }
+  return ToPyPut(*std::move(r));
+}
+
+template <typename C>
+PyPut Put(const Handle<C>& h, const std::string& ns, const py::object& parent,
+          const std::vector<py::bytes>& keys, const std::vector<py::object>& payloads,
+          bool evict_first_last) {
+  CheckSameLength(keys.size(), payloads.size(), "payloads");
+  std::vector<BlockKey> k = KeysFrom(keys);
+  const BlockKey p = ParentFrom(parent);
+  std::vector<HeldBuffer> held = HoldBuffers(payloads, /*writable=*/false);
+  std::vector<const uint8_t*> data;
+  std::vector<uint64_t> sizes;
+  for (const HeldBuffer& b : held) {
+    data.push_back(b.data());
+    sizes.push_back(b.size());
+  }
+  std::shared_ptr<C> c = h.Get();
+  return PutBlocks(*c, ns, p, BorrowedBlocks(k, data, sizes, evict_first_last));
+}
+
+template <typename C>
+PyPut PutFrom(const Handle<C>& h, const std::string& ns, const py::object& parent,
+              const std::vector<py::bytes>& keys, const std::vector<uintptr_t>& ptrs,
+              const std::vector<uint64_t>& sizes, bool evict_first_last) {
+  CheckSameLength(keys.size(), ptrs.size(), "ptrs");
+  CheckSameLength(keys.size(), sizes.size(), "sizes");
+  CheckRawRanges(ptrs, sizes);
+  std::vector<BlockKey> k = KeysFrom(keys);
+  const BlockKey p = ParentFrom(parent);
+  std::vector<const uint8_t*> data;
+  for (uintptr_t ptr : ptrs) data.push_back(reinterpret_cast<const uint8_t*>(ptr));
+  std::shared_ptr<C> c = h.Get();
+  return PutBlocks(*c, ns, p, BorrowedBlocks(k, data, sizes, evict_first_last));
+}
+
+ClientOptions OptionsFrom(const std::string& address, const py::kwargs& kw) {
+  ClientOptions o;
+  o.address = address;
+  for (const auto& [name_obj, value] : kw) {
+    const std::string name = py::cast<std::string>(name_obj);
+    if (name == "deadline_s") {
+      o.deadline = absl::Seconds(py::cast<double>(value));
+    } else if (name == "max_inflight_put_bytes") {
+      o.max_inflight_put_bytes = py::cast<uint64_t>(value);
+    } else if (name == "fetch_streams") {
+      o.fetch_streams = py::cast<int>(value);
+    } else if (name == "split_fetch_bytes") {
+      o.split_fetch_bytes = py::cast<uint64_t>(value);
+    } else if (name == "chunk_bytes") {
+      o.chunk_bytes = py::cast<uint32_t>(value);
+    } else if (name == "verify_checksums") {
+      o.verify_checksums = py::cast<bool>(value);
+    } else if (name == "verify_local_fetches") {
+      o.verify_local_fetches = py::cast<bool>(value);
+    } else if (name == "use_data_port") {
+      o.use_data_port = py::cast<bool>(value);
+    } else if (name == "use_local_path") {
+      o.use_local_path = py::cast<bool>(value);
+    } else if (name == "use_direct_reads") {
+      o.use_direct_reads = py::cast<bool>(value);
+    } else if (name == "use_direct_lookups") {
+      o.use_direct_lookups = py::cast<bool>(value);
+    } else {
+      throw py::type_error(absl::StrCat("unknown client option '", name, "'"));
+    }
+  }
+  return o;
+}
+
+template <typename T>
+T OrRaise(absl::StatusOr<T> v) {
+  if (!v.ok()) throw py::value_error(std::string(v.status().message()));
+  return *std::move(v);
+}
+
+using ClientHandle = Handle<Client>;
+using ClusterHandle = Handle<ClusterClient>;
+
+constexpr char kLookupDoc[] =
+    "lookup(ns, keys) -> LookupResult: how many leading keys of the chain are cached, "
+    "with each hit block's size and tier. A failed call is a miss (error says why).";
+constexpr char kFetchDoc[] =
+    "fetch(ns, keys, buffers) -> FetchResult: copies cached blocks into writable, "
+    "C-contiguous buffers (bytearray, memoryview, numpy array), in order, stopping at the "
+    "first miss. Buffer i receives bytes [0, len(buffer)) of block i; a whole block is "
+    "checksum-verified when it came over a socket.";
+constexpr char kFetchIntoDoc[] =
+    "fetch_into(ns, keys, ptrs, sizes) -> FetchResult: as fetch, into raw host addresses "
+    "(tensor.data_ptr()); the caller keeps each [ptr, ptr + size) writable during the call.";
+constexpr char kPutDoc[] =
+    "put(ns, parent, keys, payloads, evict_first_last=False) -> PutResult: stores a chain "
+    "(keys[0]'s parent is `parent`, None for a root), synchronously, with no copy of the "
+    "payloads on the caller's side.";
+constexpr char kPutFromDoc[] =
+    "put_from(ns, parent, keys, ptrs, sizes, evict_first_last=False) -> PutResult: as put, "
+    "from raw host addresses, which must stay unchanged until it returns.";
+
+template <typename H, typename PyClass>
+void BindDataCalls(PyClass& cls) {
+  cls.def("lookup", &Lookup<typename H::element>, py::arg("ns"), py::arg("keys"), kLookupDoc)
+      .def("fetch", &Fetch<typename H::element>, py::arg("ns"), py::arg("keys"),
+           py::arg("buffers"), kFetchDoc)
+      .def("fetch_into", &FetchInto<typename H::element>, py::arg("ns"), py::arg("keys"),
+           py::arg("ptrs"), py::arg("sizes"), kFetchIntoDoc)
+      .def("put", &Put<typename H::element>, py::arg("ns"), py::arg("parent"), py::arg("keys"),
+           py::arg("payloads"), py::arg("evict_first_last") = false, kPutDoc)
+      .def("put_from", &PutFrom<typename H::element>, py::arg("ns"), py::arg("parent"),
+           py::arg("keys"), py::arg("ptrs"), py::arg("sizes"),
+           py::arg("evict_first_last") = false, kPutFromDoc)
+      .def("close", &H::Close, "Closes the client (waits for queued puts). Idempotent.");
+}
+
+}  // namespace
+}  // namespace kvcache
+
+PYBIND11_MODULE(_kvcache, m) {
+  using namespace kvcache;
+  m.doc() = "kvcache client library (C++), bound for Python. Use the `kvcache` package.";
+
+  py::enum_<v1::Tier>(m, "Tier")
+      .value("UNSPECIFIED", v1::TIER_UNSPECIFIED)
+      .value("GPU", v1::TIER_GPU)
+      .value("HOST", v1::TIER_HOST)
+      .value("NVME", v1::TIER_NVME);
+  py::enum_<v1::PutOutcome>(m, "PutOutcome")
+      .value("UNSPECIFIED", v1::PUT_OUTCOME_UNSPECIFIED)
+      .value("STORED", v1::PUT_STORED)
+      .value("ALREADY_CACHED", v1::PUT_ALREADY_CACHED)
+      .value("PARENT_MISSING", v1::PUT_PARENT_MISSING)
+      .value("NO_SPACE", v1::PUT_NO_SPACE);
+
+  py::class_<KeySchema>(m, "KeySchema",
+                        "A versioned key schema: everything that makes two KV blocks "
+                        "interchangeable (client/key/key_schema.h).")
+      .def(py::init([](const py::kwargs& kw) {
+             KeySchema s;
+             py::object self = py::cast(&s, py::return_value_policy::reference);
+             for (const auto& [name, value] : kw) {
+               if (!py::hasattr(self, name)) {
+                 throw py::type_error(
+                     absl::StrCat("unknown KeySchema field '", py::cast<std::string>(name), "'"));
+               }
+               py::setattr(self, name, value);
+             }
+             return s;
+           }))
+      .def_readwrite("model_id", &KeySchema::model_id)
+      .def_readwrite("weights_revision", &KeySchema::weights_revision)
+      .def_readwrite("tokenizer", &KeySchema::tokenizer)
+      .def_readwrite("kv_dtype", &KeySchema::kv_dtype)
+      .def_readwrite("layout", &KeySchema::layout)
+      .def_readwrite("tokens_per_block", &KeySchema::tokens_per_block)
+      .def_readwrite("geometry_independent", &KeySchema::geometry_independent)
+      .def_readwrite("tp_rank", &KeySchema::tp_rank)
+      .def_readwrite("tp_size", &KeySchema::tp_size)
+      .def_readwrite("pp_rank", &KeySchema::pp_rank)
+      .def_readwrite("pp_size", &KeySchema::pp_size)
+      .def_readwrite("lora_id", &KeySchema::lora_id)
+      .def_readwrite("lora_version", &KeySchema::lora_version)
+      .def_readwrite("extra_keys", &KeySchema::extra_keys)
+      .def("validate",
+           [](const KeySchema& s) {
+             absl::Status st = s.Validate();
+             if (!st.ok()) throw py::value_error(std::string(st.message()));
+           },
+           "Raises ValueError naming the first bad field.")
+      .def("serialize",
+           [](const KeySchema& s) {
+             absl::Status st = s.Validate();
+             if (!st.ok()) throw py::value_error(std::string(st.message()));
+             return py::bytes(s.Serialize());
+           },
+           "The canonical bytes hashed into k[-1].")
+      .def("schema_key",
+           [](const KeySchema& s) {
+             absl::Status st = s.Validate();
+             if (!st.ok()) throw py::value_error(std::string(st.message()));
+             return py::bytes(s.SchemaKey().ToBytes());
+           },
+           "k[-1] = SHA-256(serialize()).")
+      .def_property_readonly(
+          "namespace",
+          [](const KeySchema& s) {
+            absl::Status st = s.Validate();
+            if (!st.ok()) throw py::value_error(std::string(st.message()));
+            return s.NamespaceName();
+          },
+          "The namespace string on the wire: '<model_id>@<32 hex digits of k[-1]>'.");
+
+  m.def(
+      "chain_keys",
+      [](const KeySchema& schema, const std::vector<uint32_t>& tokens) {
+        absl::StatusOr<std::vector<BlockKey>> keys;
+        {
+          py::gil_scoped_release release;
+          keys = ChainKeys(schema, tokens);
+        }
+        std::vector<BlockKey> k = OrRaise(std::move(keys));
+        py::list out;
+        for (const BlockKey& key : k) out.append(py::bytes(key.ToBytes()));
+        return out;
+      },
+      py::arg("schema"), py::arg("tokens"),
+      "chain_keys(schema, tokens) -> list[bytes]: the 32-byte keys of the full blocks of "
+      "`tokens` (a trailing partial block has none).");
+
+  py::class_<PyLookup>(m, "LookupResult")
+      .def_readonly("hits", &PyLookup::hits, "leading keys cached")
+      .def_readonly("sizes", &PyLookup::sizes, "bytes of each hit block")
+      .def_readonly("tiers", &PyLookup::tiers, "fastest tier of each hit block")
+      .def_readonly("error", &PyLookup::error, "None, or why the call failed (a miss)")
+      .def("__repr__", [](const PyLookup& r) {
+        return absl::StrCat("LookupResult(hits=", r.hits, ")");
+      });
+  py::class_<PyFetch>(m, "FetchResult")
+      .def_readonly("blocks", &PyFetch::blocks, "leading blocks completely written")
+      .def_readonly("tiers", &PyFetch::tiers, "tier each of those came from")
+      .def_readonly("error", &PyFetch::error, "None, or the first error")
+      .def("__repr__", [](const PyFetch& r) {
+        return absl::StrCat("FetchResult(blocks=", r.blocks, ")");
+      });
+  py::class_<PyPut>(m, "PutResult")
+      .def_readonly("outcomes", &PyPut::outcomes, "one PutOutcome per block sent")
+      .def_readonly("stored", &PyPut::stored, "blocks newly stored")
+      .def_readonly("error", &PyPut::error, "None, or why blocks were not stored")
+      .def("__repr__", [](const PyPut& r) {
+        return absl::StrCat("PutResult(stored=", r.stored, "/", r.outcomes.size(), ")");
+      });
+
+  py::class_<ClientHandle> client(m, "Client", "One kvstored node (client/client.h).");
+  client
+      .def(py::init([](const std::string& address, const py::kwargs& kw) {
+             return ClientHandle(OrRaise(Client::Create(OptionsFrom(address, kw))));
+           }),
+           py::arg("address") = "127.0.0.1:50051",
+           "Client(address='127.0.0.1:50051', **options): options as ClientOptions "
+           "(deadline_s, use_local_path, use_direct_reads, use_direct_lookups, use_data_port, "
+           "verify_checksums, verify_local_fetches, fetch_streams, split_fetch_bytes, "
+           "chunk_bytes, max_inflight_put_bytes). Does not connect yet.")
+      .def(
+          "put_async",
+          [](const ClientHandle& h, const std::string& ns, const py::object& parent,
+             const std::vector<py::bytes>& keys, const std::vector<py::object>& payloads,
+             bool evict_first_last) {
+            CheckSameLength(keys.size(), payloads.size(), "payloads");
+            std::vector<BlockKey> k = KeysFrom(keys);
+            const BlockKey p = ParentFrom(parent);
+            std::vector<HeldBuffer> held = HoldBuffers(payloads, /*writable=*/false);
+            std::vector<PutBlock> blocks(k.size());
+            for (size_t i = 0; i < k.size(); ++i) {
+              blocks[i].key = k[i];
+              blocks[i].payload.assign(reinterpret_cast<const char*>(held[i].data()),
+                                       held[i].size());
+            }
+            if (evict_first_last && !blocks.empty()) blocks.back().evict_first = true;
+            std::shared_ptr<Client> c = h.Get();
+            py::gil_scoped_release release;
+            return c->PutAsync(ns, p, std::move(blocks));
+          },
+          py::arg("ns"), py::arg("parent"), py::arg("keys"), py::arg("payloads"),
+          py::arg("evict_first_last") = false,
+          "put_async(...) -> bool: as put, but copies the payloads and returns at once; "
+          "False if dropped over max_inflight_put_bytes.")
+      .def(
+          "flush",
+          [](const ClientHandle& h) {
+            std::shared_ptr<Client> c = h.Get();
+            py::gil_scoped_release release;
+            c->Flush();
+          },
+          "Waits until every put_async so far was sent (or failed).")
+      .def(
+          "stats",
+          [](const ClientHandle& h) {
+            const ClientCounters c = h.Get()->counters();
+            py::dict d;
+            d["lookups"] = c.lookups;
+            d["lookup_errors"] = c.lookup_errors;
+            d["direct_lookups"] = c.direct_lookups;
+            d["fetches"] = c.fetches;
+            d["fetch_errors"] = c.fetch_errors;
+            d["fetched_bytes"] = c.fetched_bytes;
+            d["data_port_fallbacks"] = c.data_port_fallbacks;
+            d["local_path_fallbacks"] = c.local_path_fallbacks;
+            d["local_path_blocks"] = c.local_path_blocks;
+            d["local_direct_reads"] = c.local_direct_reads;
+            d["puts_sent"] = c.puts_sent;
+            d["puts_dropped"] = c.puts_dropped;
+            d["put_errors"] = c.put_errors;
+            return d;
+          },
+          "This client's counters (dict).");
+  BindDataCalls<ClientHandle>(client);
+
+  py::class_<ClusterHandle> cluster(m, "ClusterClient",
+                                    "Many kvstored nodes as one tier (client/cluster_client.h).");
+  cluster.def(
+      py::init([](std::vector<std::string> peers, const std::string& etcd,
+                  const std::string& etcd_prefix, int root_replicas, const py::kwargs& kw) {
+        ClusterOptions o;
+        o.peers = std::move(peers);
+        o.etcd = etcd;
+        o.etcd_prefix = etcd_prefix;
+        o.root_replicas = root_replicas;
+        o.node = OptionsFrom("unused:0", kw);
+        std::unique_ptr<ClusterClient> c;
+        {
+          py::gil_scoped_release release;  // reads etcd
+          absl::StatusOr<std::unique_ptr<ClusterClient>> made = ClusterClient::Create(o);
+          if (!made.ok()) {
+            py::gil_scoped_acquire acquire;
+            throw py::value_error(std::string(made.status().message()));
+          }
+          c = *std::move(made);
+        }
+        return ClusterHandle(std::move(c));
+      }),
+      py::kw_only(), py::arg("peers") = std::vector<std::string>(), py::arg("etcd") = "",
+      py::arg("etcd_prefix") = "/kvcache/nodes/", py::arg("root_replicas") = 0,
+      "ClusterClient(*, peers=[...] | etcd='host:port', etcd_prefix, root_replicas, "
+      "**node_options).");
+  BindDataCalls<ClusterHandle>(cluster);
+}

@@ -1,0 +1,262 @@
+"""The Python binding against a real kvstored: key vectors, every path
+(same-host, data port, gRPC), buffers of each kind, misses, bad arguments."""
+
+import json
+import os
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import kvcache
+from kvcache_testing import Daemon, main, runfile
+
+BLOCK = 64 * 1024
+
+PATHS = {
+    "same_host": {},
+    "data_port": {"use_local_path": False},
+    "grpc": {"use_local_path": False, "use_data_port": False},
+}
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    with Daemon(["--host_capacity=64MiB", "--page_size=64KiB"]) as d:
+        yield d
+
+
+def schema(**over):
+    fields = dict(model_id="test/model", weights_revision="r1", kv_dtype="fp32")
+    fields.update(over)
+    return kvcache.KeySchema(**fields)
+
+
+def payloads(n, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, BLOCK, dtype=np.uint8).tobytes() for _ in range(n)]
+
+
+def test_key_vectors():
+    with open(runfile("client/key/testdata/key_vectors.json")) as f:
+        vectors = json.load(f)["vectors"]
+    assert vectors
+    for v in vectors:
+        s = kvcache.KeySchema(**v["schema"])
+        assert s.serialize().hex() == v["serialized_hex"], v["name"]
+        assert s.schema_key().hex() == v["schema_key"], v["name"]
+        assert s.namespace == v["namespace"], v["name"]
+        keys = kvcache.chain_keys(s, v["tokens"])
+        assert [k.hex() for k in keys] == v["keys"], v["name"]
+
+
+def test_chain_keys_skip_a_partial_block():
+    s = schema(tokens_per_block=16)
+    assert len(kvcache.chain_keys(s, list(range(47)))) == 2
+    assert kvcache.chain_keys(s, list(range(32))) == kvcache.chain_keys(s, list(range(47)))[:2]
+
+
+def test_bad_schema_and_options_raise():
+    with pytest.raises(TypeError, match="unknown KeySchema field 'modle_id'"):
+        kvcache.KeySchema(modle_id="x")
+    with pytest.raises(ValueError):
+        kvcache.KeySchema().namespace  # model_id is required
+    with pytest.raises(TypeError, match="unknown client option 'dedline_s'"):
+        kvcache.Client("127.0.0.1:1", dedline_s=1)
+    with pytest.raises(ValueError, match="fetch_streams"):
+        kvcache.Client("127.0.0.1:1", fetch_streams=0)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_put_lookup_fetch_round_trip(daemon, path):
+    s = schema(weights_revision=f"round-trip-{path}")
+    ns = s.namespace
+    keys = kvcache.chain_keys(s, list(range(16 * 4)))
+    data = payloads(4, seed=len(path))
+    with kvcache.Client(daemon.address, **PATHS[path]) as c:
+        put = c.put(ns, None, keys, data)
+        assert put.error is None
+        assert put.stored == 4
+        assert put.outcomes == [kvcache.PutOutcome.STORED] * 4
+
+        hit = c.lookup(ns, keys + kvcache.chain_keys(s, list(range(16 * 5)))[4:])
+        assert hit.error is None
+        assert hit.hits == 4
+        assert hit.sizes == [BLOCK] * 4
+        assert all(t == kvcache.Tier.HOST for t in hit.tiers)
+
+        # One buffer of each kind.
+        buffers = [
+            bytearray(BLOCK),
+            np.zeros(BLOCK, dtype=np.uint8),
+            torch.zeros(BLOCK // 4, dtype=torch.float32),
+            memoryview(bytearray(BLOCK)),
+        ]
+        got = c.fetch(ns, keys, buffers)
+        assert got.error is None
+        assert got.blocks == 4
+        assert bytes(buffers[0]) == data[0]
+        assert buffers[1].tobytes() == data[1]
+        assert buffers[2].numpy().tobytes() == data[2]
+        assert bytes(buffers[3]) == data[3]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_raw_addresses(daemon, path):
+    s = schema(weights_revision=f"raw-{path}")
+    ns = s.namespace
+    keys = kvcache.chain_keys(s, list(range(16 * 3)))
+    src = torch.from_numpy(np.frombuffer(b"".join(payloads(3, seed=7)), dtype=np.uint8).copy())
+    with kvcache.Client(daemon.address, **PATHS[path]) as c:
+        ptrs = [src.data_ptr() + i * BLOCK for i in range(3)]
+        put = c.put_from(ns, None, keys, ptrs, [BLOCK] * 3)
+        assert put.stored == 3, put.error
+        dst = torch.zeros(3 * BLOCK, dtype=torch.uint8)
+        got = c.fetch_into(ns, keys, [dst.data_ptr() + i * BLOCK for i in range(3)], [BLOCK] * 3)
+        assert got.blocks == 3, got.error
+        assert torch.equal(src, dst)
+
+
+def test_fetch_stops_at_the_first_miss(daemon):
+    s = schema(weights_revision="miss")
+    ns = s.namespace
+    keys = kvcache.chain_keys(s, list(range(16 * 3)))
+    with kvcache.Client(daemon.address) as c:
+        assert c.lookup(ns, keys).hits == 0
+        got = c.fetch(ns, keys, [bytearray(BLOCK) for _ in keys])
+        assert got.blocks == 0
+        assert c.put(ns, None, keys[:2], payloads(2, seed=1)).stored == 2
+        got = c.fetch(ns, keys, [bytearray(BLOCK) for _ in keys])
+        assert got.blocks == 2
+        assert got.error is None
+
+
+def test_other_namespaces_hit_nothing(daemon):
+    a = schema(weights_revision="iso")
+    keys = kvcache.chain_keys(a, list(range(16)))
+    with kvcache.Client(daemon.address) as c:
+        assert c.put(a.namespace, None, keys, payloads(1, seed=2)).stored == 1
+        for other in (schema(weights_revision="iso2"), schema(weights_revision="iso", tp_rank=1, tp_size=2),
+                      schema(weights_revision="iso", kv_dtype="bf16")):
+            assert c.lookup(other.namespace, kvcache.chain_keys(other, list(range(16)))).hits == 0
+            # Even the same key bytes, asked in another namespace, miss.
+            assert c.lookup(other.namespace, keys).hits == 0
+
+
+def test_direct_lookups_skip_the_round_trip(daemon):
+    s = schema(weights_revision="direct")
+    ns = s.namespace
+    keys = kvcache.chain_keys(s, list(range(16 * 8)))
+    with kvcache.Client(daemon.address) as c:
+        assert c.put(ns, None, keys, payloads(8, seed=3)).stored == 8
+        # The first fetch takes a lease, which tells the client the namespace id.
+        assert c.fetch(ns, keys, [bytearray(BLOCK) for _ in keys]).blocks == 8
+        before = c.stats()["direct_lookups"]
+        hit = c.lookup(ns, keys)
+        assert hit.hits == 8
+        assert hit.sizes == [BLOCK] * 8
+        assert c.stats()["direct_lookups"] == before + 1
+        # A chain longer than what is cached: the directory's part plus the daemon's answer.
+        longer = kvcache.chain_keys(s, list(range(16 * 9)))
+        assert c.lookup(ns, longer).hits == 8
+    with kvcache.Client(daemon.address, use_direct_lookups=False) as c:
+        c.fetch(ns, keys, [bytearray(BLOCK) for _ in keys])
+        assert c.lookup(ns, keys).hits == 8
+        assert c.stats()["direct_lookups"] == 0
+
+
+def test_put_async_and_flush(daemon):
+    s = schema(weights_revision="async")
+    keys = kvcache.chain_keys(s, list(range(16 * 2)))
+    data = payloads(2, seed=4)
+    with kvcache.Client(daemon.address) as c:
+        assert c.put_async(s.namespace, None, keys, [bytearray(d) for d in data])
+        c.flush()
+        assert c.stats()["puts_sent"] == 2
+        out = [bytearray(BLOCK), bytearray(BLOCK)]
+        assert c.fetch(s.namespace, keys, out).blocks == 2
+        assert [bytes(b) for b in out] == data
+
+
+def test_bad_arguments_raise_before_anything_is_sent(daemon):
+    s = schema(weights_revision="bad")
+    ns = s.namespace
+    keys = kvcache.chain_keys(s, list(range(32)))
+    with kvcache.Client(daemon.address) as c:
+        with pytest.raises(ValueError, match=r"keys\[1\]: a key is 1 to 32 bytes, got 33"):
+            c.lookup(ns, [keys[0], b"x" * 33])
+        with pytest.raises(ValueError, match="got 0"):
+            c.lookup(ns, [b""])
+        with pytest.raises(TypeError, match=r"buffers\[0\] is read-only"):
+            c.fetch(ns, keys[:1], [bytes(BLOCK)])
+        with pytest.raises(ValueError, match="got 2 keys but 1 buffers"):
+            c.fetch(ns, keys, [bytearray(BLOCK)])
+        with pytest.raises(ValueError, match=r"buffers\[0\] is empty"):
+            c.fetch(ns, keys[:1], [bytearray()])
+        with pytest.raises(ValueError, match="not C-contiguous"):
+            c.fetch(ns, keys[:1], [np.zeros((64, 64), dtype=np.uint8)[:, ::2]])
+        with pytest.raises(TypeError, match="buffer protocol"):
+            c.fetch(ns, keys[:1], [object()])
+        with pytest.raises(ValueError, match=r"ptrs\[0\] is null"):
+            c.fetch_into(ns, keys[:1], [0], [BLOCK])
+        with pytest.raises(ValueError, match="got 2 keys but 1 sizes"):
+            c.put_from(ns, None, keys, [1, 2], [BLOCK])
+        with pytest.raises(ValueError, match="parent: a key is 1 to 32 bytes, got 40"):
+            c.put(ns, b"p" * 40, keys[:1], [bytes(BLOCK)])
+        # Nothing was stored by any of them.
+        assert c.lookup(ns, keys).hits == 0
+
+
+def test_closed_client_raises(daemon):
+    c = kvcache.Client(daemon.address)
+    c.close()
+    c.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        c.lookup("ns", [b"k"])
+
+
+def test_daemon_down_is_a_miss_within_the_deadline():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with kvcache.Client(f"127.0.0.1:{port}", deadline_s=1.0) as c:
+        start = time.monotonic()
+        hit = c.lookup("ns", [b"k" * 32])
+        got = c.fetch("ns", [b"k" * 32], [bytearray(16)])
+        assert time.monotonic() - start < 3
+        assert hit.hits == 0 and hit.error is not None
+        assert got.blocks == 0 and got.error is not None
+        assert c.stats()["lookup_errors"] == 1
+
+
+def test_the_gil_is_released_while_a_call_waits():
+    # A peer that accepts TCP but never speaks HTTP/2: the lookup waits out
+    # its whole deadline, and Python threads must keep running meanwhile.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        with kvcache.Client(f"127.0.0.1:{port}", deadline_s=1.0) as c:
+            done = threading.Event()
+            result = {}
+
+            def call():
+                result["hit"] = c.lookup("ns", [b"k" * 32])
+                done.set()
+
+            t = threading.Thread(target=call)
+            t.start()
+            spins = 0
+            while not done.is_set():
+                spins += 1
+                time.sleep(0.001)
+            t.join()
+            assert result["hit"].hits == 0
+            assert spins > 100  # the main thread ran during the wait
+
+
+if __name__ == "__main__":
+    main(__file__)
