@@ -38,7 +38,7 @@ class Daemon:
         port_file = os.path.join(self._dir, "port")
         self.log_path = os.path.join(self._dir, "kvstored.log")
         args = [
-            runfile(binary),
+            binary if os.path.isabs(binary) or os.path.exists(binary) else runfile(binary),
             "--listen=127.0.0.1:0",
             f"--port_file={port_file}",
             f"--local_socket={os.path.join(self._dir, 'local.sock')}",
