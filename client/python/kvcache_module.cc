@@ -555,6 +555,29 @@ PYBIND11_MODULE(_kvcache, m) {
           },
           "This client's counters (dict).");
   BindDataCalls<ClientHandle>(client);
+  client.def(
+      "_fetch_loop_seconds",
+      [](const ClientHandle& h, const std::string& ns, const std::vector<py::bytes>& keys,
+         const std::vector<uintptr_t>& ptrs, const std::vector<uint64_t>& sizes, int iterations) {
+        CheckSameLength(keys.size(), ptrs.size(), "ptrs");
+        CheckSameLength(keys.size(), sizes.size(), "sizes");
+        CheckRawRanges(ptrs, sizes);
+        std::vector<BlockKey> k = KeysFrom(keys);
+        std::vector<FetchTarget> targets;
+        for (size_t i = 0; i < k.size(); ++i) {
+          targets.push_back({k[i], {reinterpret_cast<uint8_t*>(ptrs[i]), sizes[i]}});
+        }
+        std::shared_ptr<Client> c = h.Get();
+        py::gil_scoped_release release;
+        const absl::Time start = absl::Now();
+        for (int i = 0; i < iterations; ++i) {
+          if (c->Fetch(ns, targets).blocks != targets.size()) return -1.0;
+        }
+        return absl::ToDoubleSeconds(absl::Now() - start);
+      },
+      "Benchmark support: `iterations` fetch_into calls run back to back in C++ (no Python "
+      "between them); seconds taken, or -1 if any fetch missed. tools/engine/bench.py compares "
+      "the binding against it.");
 
   py::class_<ClusterHandle> cluster(m, "ClusterClient",
                                     "Many kvstored nodes as one tier (client/cluster_client.h).");
