@@ -154,7 +154,7 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length) {
   absl::Status received = staged.ReceiveInto(
       header.size(), [fd](uint8_t* dst, size_t len) { return ReadFull(fd, dst, len); });
   if (!received.ok()) return false;  // the client went away mid-block; staging is freed
-  absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, staged);
+  absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, kDefaultTenant, header.namespace_(), staged);
   if (!outcome.ok()) {
     service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
     return reply(outcome.status(), v1::PUT_OUTCOME_UNSPECIFIED);

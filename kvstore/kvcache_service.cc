@@ -5,11 +5,13 @@
 #include <set>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/etcd/etcd_registration.h"
 #include "common/byte_size.h"
 #include "kvstore/fetch_reactor.h"
 #include "kvstore/put_reactor.h"
+#include "kvstore/raw_message.h"
 
 namespace kvcache {
 namespace {
@@ -38,6 +40,25 @@ absl::StatusOr<std::optional<KeyInNamespace>> ResolveKey(ServiceContext& context
   return std::optional<KeyInNamespace>(KeyInNamespace{*id, *key});
 }
 
+// A List page token: the last row's (namespace, root key), the namespace
+// length-prefixed so that any bytes in it (NUL included) split back exactly.
+std::string PageToken(const std::string& ns, const std::string& root) {
+  return absl::WebSafeBase64Escape(absl::StrCat(ns.size(), ":", ns, root));
+}
+
+std::optional<std::pair<std::string, std::string>> ParsePageToken(const std::string& token) {
+  std::string bytes;
+  if (!absl::WebSafeBase64Unescape(token, &bytes)) return std::nullopt;
+  const size_t colon = bytes.find(':');
+  size_t ns_size = 0;
+  if (colon == std::string::npos || colon == 0 || colon > 6 ||
+      !absl::SimpleAtoi(absl::string_view(bytes).substr(0, colon), &ns_size) ||
+      ns_size > bytes.size() - colon - 1) {
+    return std::nullopt;
+  }
+  return std::make_pair(bytes.substr(colon + 1, ns_size), bytes.substr(colon + 1 + ns_size));
+}
+
 // Adds the tiers holding `b` that `tiers` lacks, keeping them fastest first.
 void AddTiers(const BlockView& b, google::protobuf::RepeatedField<int>* tiers) {
   std::set<int> all(tiers->begin(), tiers->end());
@@ -50,23 +71,43 @@ void AddTiers(const BlockView& b, google::protobuf::RepeatedField<int>* tiers) {
 
 }  // namespace
 
+template <typename Request, typename Response, typename DoCall>
+grpc::ServerUnaryReactor* KvCacheService::Unary(grpc::CallbackServerContext* ctx,
+                                                const Raw* raw_request, Raw* raw_response,
+                                                DoCall do_call) {
+  Request request;
+  Response response;
+  absl::Status status = ParseRaw(*raw_request, &request);
+  if (status.ok()) status = do_call(request, response);
+  if (status.ok()) status = SerializeRaw(response, raw_response);
+  return Done(ctx, status);
+}
+
 grpc::ServerUnaryReactor* KvCacheService::Hello(grpc::CallbackServerContext* ctx,
-                                                const v1::HelloRequest* /*request*/,
-                                                v1::HelloResponse* response) {
-  response->set_version(kVersion);
-  response->set_data_port(context_.data_port.load(std::memory_order_relaxed));
-  response->set_max_block_bytes(context_.limits.max_block_bytes);
-  response->set_max_keys_per_request(context_.limits.max_keys_per_request);
-  response->set_max_chunk_bytes(context_.limits.max_chunk_bytes);
-  response->set_local_socket(context_.local_socket);
-  response->set_instance_id(context_.instance_id);
-  return Done(ctx, absl::OkStatus());
+                                                const Raw* request, Raw* response) {
+  return Unary<v1::HelloRequest, v1::HelloResponse>(
+      ctx, request, response,
+      [&](const v1::HelloRequest&, v1::HelloResponse& r) { return DoHello(r); });
+}
+
+absl::Status KvCacheService::DoHello(v1::HelloResponse& response) {
+  response.set_version(kVersion);
+  response.set_data_port(context_.data_port.load(std::memory_order_relaxed));
+  response.set_max_block_bytes(context_.limits.max_block_bytes);
+  response.set_max_keys_per_request(context_.limits.max_keys_per_request);
+  response.set_max_chunk_bytes(context_.limits.max_chunk_bytes);
+  response.set_local_socket(context_.local_socket);
+  response.set_instance_id(context_.instance_id);
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* KvCacheService::Lookup(grpc::CallbackServerContext* ctx,
-                                                 const v1::LookupRequest* request,
-                                                 v1::LookupResponse* response) {
-  return Done(ctx, DoLookup(TenantOf(*ctx), *request, *response));
+                                                 const Raw* request, Raw* response) {
+  const std::string tenant = TenantOf(*ctx);
+  return Unary<v1::LookupRequest, v1::LookupResponse>(
+      ctx, request, response, [&](const v1::LookupRequest& q, v1::LookupResponse& r) {
+        return DoLookup(tenant, q, r);
+      });
 }
 
 absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::LookupRequest& request,
@@ -103,8 +144,8 @@ absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::Looku
   return absl::OkStatus();
 }
 
-grpc::ServerReadReactor<v1::PutRequest>* KvCacheService::Put(grpc::CallbackServerContext* ctx,
-                                                             v1::PutResponse* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* KvCacheService::Put(grpc::CallbackServerContext* ctx,
+                                                               Raw* response) {
   return new PutReactor(context_, TenantOf(*ctx), response);
 }
 
@@ -114,9 +155,11 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* KvCacheService::Fetch(
 }
 
 grpc::ServerUnaryReactor* KvCacheService::Evict(grpc::CallbackServerContext* ctx,
-                                                const v1::EvictRequest* request,
-                                                v1::EvictResponse* response) {
-  return Done(ctx, DoEvict(TenantOf(*ctx), *request, *response));
+                                                const Raw* request, Raw* response) {
+  const std::string tenant = TenantOf(*ctx);
+  return Unary<v1::EvictRequest, v1::EvictResponse>(
+      ctx, request, response,
+      [&](const v1::EvictRequest& q, v1::EvictResponse& r) { return DoEvict(tenant, q, r); });
 }
 
 absl::Status KvCacheService::DoEvict(const std::string& tenant, const v1::EvictRequest& request,
@@ -158,9 +201,11 @@ absl::Status KvCacheService::DoEvict(const std::string& tenant, const v1::EvictR
 }
 
 grpc::ServerUnaryReactor* KvCacheService::List(grpc::CallbackServerContext* ctx,
-                                               const v1::ListRequest* request,
-                                               v1::ListResponse* response) {
-  return Done(ctx, DoList(TenantOf(*ctx), *request, *response));
+                                               const Raw* request, Raw* response) {
+  const std::string tenant = TenantOf(*ctx);
+  return Unary<v1::ListRequest, v1::ListResponse>(
+      ctx, request, response,
+      [&](const v1::ListRequest& q, v1::ListResponse& r) { return DoList(tenant, q, r); });
 }
 
 absl::Status KvCacheService::DoList(const std::string& tenant, const v1::ListRequest& request,
@@ -192,13 +237,9 @@ absl::Status KvCacheService::DoList(const std::string& tenant, const v1::ListReq
   }
   auto it = rows.begin();
   if (!request.page_token().empty()) {
-    std::string token;
-    if (!absl::WebSafeBase64Unescape(request.page_token(), &token) ||
-        token.find('\0') == std::string::npos) {
-      return absl::InvalidArgumentError("bad page token");
-    }
-    const size_t cut = token.find('\0');
-    it = rows.upper_bound({token.substr(0, cut), token.substr(cut + 1)});
+    std::optional<std::pair<std::string, std::string>> after = ParsePageToken(request.page_token());
+    if (!after.has_value()) return absl::InvalidArgumentError("bad page token");
+    it = rows.upper_bound(*after);
   }
   const uint32_t page = std::clamp<uint32_t>(request.page_size() == 0 ? 100 : request.page_size(),
                                              1, context_.limits.max_list_page);
@@ -207,16 +248,17 @@ absl::Status KvCacheService::DoList(const std::string& tenant, const v1::ListReq
   }
   if (it != rows.end()) {
     const auto& last = std::prev(it)->first;
-    response.set_next_page_token(
-        absl::WebSafeBase64Escape(absl::StrCat(last.first, std::string(1, '\0'), last.second)));
+    response.set_next_page_token(PageToken(last.first, last.second));
   }
   return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* KvCacheService::Inspect(grpc::CallbackServerContext* ctx,
-                                                  const v1::InspectRequest* request,
-                                                  v1::InspectResponse* response) {
-  return Done(ctx, DoInspect(TenantOf(*ctx), *request, *response));
+                                                  const Raw* request, Raw* response) {
+  const std::string tenant = TenantOf(*ctx);
+  return Unary<v1::InspectRequest, v1::InspectResponse>(
+      ctx, request, response,
+      [&](const v1::InspectRequest& q, v1::InspectResponse& r) { return DoInspect(tenant, q, r); });
 }
 
 absl::Status KvCacheService::DoInspect(const std::string& tenant,
@@ -249,10 +291,12 @@ absl::Status KvCacheService::DoInspect(const std::string& tenant,
 }
 
 grpc::ServerUnaryReactor* KvCacheService::Stats(grpc::CallbackServerContext* ctx,
-                                                const v1::StatsRequest* /*request*/,
-                                                v1::StatsResponse* response) {
-  DoStats(*response);
-  return Done(ctx, absl::OkStatus());
+                                                const Raw* request, Raw* response) {
+  return Unary<v1::StatsRequest, v1::StatsResponse>(
+      ctx, request, response, [&](const v1::StatsRequest&, v1::StatsResponse& r) {
+        DoStats(r);
+        return absl::OkStatus();
+      });
 }
 
 void KvCacheService::DoStats(v1::StatsResponse& response) {

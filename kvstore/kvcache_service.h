@@ -14,35 +14,44 @@
 
 namespace kvcache {
 
-class KvCacheService final
-    : public v1::KvCache::WithRawCallbackMethod_Fetch<v1::KvCache::CallbackService> {
+// Every method is registered raw and parses its own request (raw_message.h),
+// so a malformed request is INVALID_ARGUMENT, never UNIMPLEMENTED or OK.
+using RawKvCacheService = v1::KvCache::WithRawCallbackMethod_Hello<
+    v1::KvCache::WithRawCallbackMethod_Lookup<v1::KvCache::WithRawCallbackMethod_Put<
+        v1::KvCache::WithRawCallbackMethod_Fetch<v1::KvCache::WithRawCallbackMethod_Evict<
+            v1::KvCache::WithRawCallbackMethod_List<v1::KvCache::WithRawCallbackMethod_Inspect<
+                v1::KvCache::WithRawCallbackMethod_Stats<v1::KvCache::CallbackService>>>>>>>>;
+
+class KvCacheService final : public RawKvCacheService {
  public:
   // `context` is not owned and must outlive the service.
   explicit KvCacheService(ServiceContext& context) : context_(context) {}
 
-  grpc::ServerUnaryReactor* Hello(grpc::CallbackServerContext* ctx,
-                                  const v1::HelloRequest* request,
-                                  v1::HelloResponse* response) override;
-  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx,
-                                   const v1::LookupRequest* request,
-                                   v1::LookupResponse* response) override;
-  grpc::ServerReadReactor<v1::PutRequest>* Put(grpc::CallbackServerContext* ctx,
-                                               v1::PutResponse* response) override;
-  grpc::ServerWriteReactor<grpc::ByteBuffer>* Fetch(grpc::CallbackServerContext* ctx,
-                                                    const grpc::ByteBuffer* request) override;
-  grpc::ServerUnaryReactor* Evict(grpc::CallbackServerContext* ctx,
-                                  const v1::EvictRequest* request,
-                                  v1::EvictResponse* response) override;
-  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* ctx, const v1::ListRequest* request,
-                                 v1::ListResponse* response) override;
-  grpc::ServerUnaryReactor* Inspect(grpc::CallbackServerContext* ctx,
-                                    const v1::InspectRequest* request,
-                                    v1::InspectResponse* response) override;
-  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx,
-                                  const v1::StatsRequest* request,
-                                  v1::StatsResponse* response) override;
+  using Raw = grpc::ByteBuffer;
+  grpc::ServerUnaryReactor* Hello(grpc::CallbackServerContext* ctx, const Raw* request,
+                                  Raw* response) override;
+  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx, const Raw* request,
+                                   Raw* response) override;
+  grpc::ServerReadReactor<Raw>* Put(grpc::CallbackServerContext* ctx, Raw* response) override;
+  grpc::ServerWriteReactor<Raw>* Fetch(grpc::CallbackServerContext* ctx,
+                                       const Raw* request) override;
+  grpc::ServerUnaryReactor* Evict(grpc::CallbackServerContext* ctx, const Raw* request,
+                                  Raw* response) override;
+  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* ctx, const Raw* request,
+                                 Raw* response) override;
+  grpc::ServerUnaryReactor* Inspect(grpc::CallbackServerContext* ctx, const Raw* request,
+                                    Raw* response) override;
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx, const Raw* request,
+                                  Raw* response) override;
 
  private:
+  // Parses the request, runs do_call(request, response), serializes the
+  // response, and finishes the call with the first error on the way.
+  template <typename Request, typename Response, typename DoCall>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const Raw* raw_request,
+                                  Raw* raw_response, DoCall do_call);
+
+  absl::Status DoHello(v1::HelloResponse& response);
   absl::Status DoLookup(const std::string& tenant, const v1::LookupRequest& request,
                         v1::LookupResponse& response);
   absl::Status DoEvict(const std::string& tenant, const v1::EvictRequest& request,

@@ -29,6 +29,7 @@
 #include "kvstore/data_port_server.h"
 #include "kvstore/kvcache_service.h"
 #include "kvstore/local_path_server.h"
+#include "kvstore/protobuf_log_limit.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, host:port. Port 0 picks a free port (see --port_file).");
@@ -443,5 +444,8 @@ int main(int argc, char** argv) {
       "  kvstored --nvme_dir=/var/lib/kvstored --nvme_capacity=500GiB   # with an NVMe tier\n\n"
       "Sizes take units: 4096, 256KiB, 64MiB, 16GiB (KiB=1024, KB=1000).");
   absl::ParseCommandLine(argc, argv);
+  // Any client can make protobuf log (a string that is not UTF-8): at most
+  // one such line per 10 s.
+  kvcache::LimitProtobufLogging(absl::Seconds(10));
   return kvcache::Run();
 }

@@ -96,6 +96,7 @@ struct Lease {
   std::vector<std::shared_ptr<const DeviceBlock>> device;  // a GPU lease
   std::unique_ptr<StagedBlock> staged;  // a put lease: arena pages,
   StagingSpace::Range staging;          // and where the client writes
+  std::string ns;                       // the put's namespace
   absl::Time expires;
 };
 
@@ -325,6 +326,7 @@ void LocalPathServer::Serve(int fd) {
           lease.expires = expires;
           lease.staged = std::move(admission->staged);
           lease.staging = std::move(range);
+          lease.ns = header.namespace_();
           reply.set_lease_id(next_lease++);
         }
         if (!admission.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
@@ -362,7 +364,7 @@ void LocalPathServer::Serve(int fd) {
           status = staged.Append(it->second.staging.bytes());  // copies and hashes
           service_.counters.bytes_in.fetch_add(staged.meta().size, std::memory_order_relaxed);
           absl::StatusOr<v1::PutOutcome> outcome =
-              status.ok() ? CommitPut(service_, staged) : status;
+              status.ok() ? CommitPut(service_, kDefaultTenant, it->second.ns, staged) : status;
           status = outcome.status();
           if (outcome.ok()) reply.set_outcome(*outcome);
           if (!outcome.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);

@@ -27,20 +27,24 @@ absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string
   meta.size = header.size();
   meta.checksum = header.checksum();
   meta.evict_first = header.evict_first();
-  absl::StatusOr<NamespaceId> ns = service.store.namespaces().Intern(tenant, header.namespace_());
-  if (!ns.ok()) return ns.status();
+  // A namespace the daemon does not know yet is interned only when its
+  // first block is committed (CommitPut): a put that stores nothing must not
+  // use up the table.
+  const std::optional<NamespaceId> ns =
+      service.store.namespaces().Find(tenant, header.namespace_());
 
   PutAdmission admission;
   BlockIndex& index = service.store.index();
-  if (index.Inspect(*ns, meta.key).has_value()) {
+  if (ns.has_value() && index.Inspect(*ns, meta.key).has_value()) {
     admission.outcome = v1::PUT_ALREADY_CACHED;
     return admission;
   }
   std::optional<BlockPin> parent_pin;
   if (!meta.parent.empty()) {
     // Pinned while the child is staged, so making room for the child can
-    // never evict the block it hangs from.
-    parent_pin = index.PinAsParent(*ns, meta.parent);
+    // never evict the block it hangs from. An unknown namespace holds no
+    // parent.
+    if (ns.has_value()) parent_pin = index.PinAsParent(*ns, meta.parent);
     if (!parent_pin.has_value()) {
       admission.outcome = v1::PUT_PARENT_MISSING;
       return admission;
@@ -52,17 +56,24 @@ absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string
     return admission;
   }
   admission.staged = std::make_unique<StagedBlock>(
-      *ns, std::move(meta), std::move(*pages), std::move(parent_pin), &service.store.staged_bytes());
+      ns, std::move(meta), std::move(*pages), std::move(parent_pin), &service.store.staged_bytes());
   return admission;
 }
 
-absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, StagedBlock& staged) {
+absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, const std::string& tenant,
+                                         const std::string& ns, StagedBlock& staged) {
+  if (!staged.ns().has_value()) {
+    if (absl::Status s = staged.Verify(); !s.ok()) return s;
+    absl::StatusOr<NamespaceId> id = service.store.namespaces().Intern(tenant, ns);
+    if (!id.ok()) return id.status();
+    staged.set_ns(*id);
+  }
   absl::StatusOr<InsertOutcome> inserted = staged.Commit(service.store.index());
   if (!inserted.ok()) return inserted.status();
   switch (*inserted) {
     case InsertOutcome::kStored:
       service.counters.puts_stored.fetch_add(1, std::memory_order_relaxed);
-      service.store.BlockStored(staged.ns(), staged.meta().key);
+      service.store.BlockStored(*staged.ns(), staged.meta().key);
       return v1::PUT_STORED;
     case InsertOutcome::kAlreadyCached:
       return v1::PUT_ALREADY_CACHED;

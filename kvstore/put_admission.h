@@ -23,13 +23,16 @@ struct PutAdmission {
 };
 
 // INVALID_ARGUMENT for a bad header (empty or long key, own parent, size 0 or
-// over the limit, bad namespace), RESOURCE_EXHAUSTED for too many namespaces.
+// over the limit, bad namespace). Never adds a namespace.
 absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string& tenant,
                                       const v1::PutBlockHeader& header);
 
-// Commits a staged block whose bytes all arrived; counts it if stored.
-// INVALID_ARGUMENT if bytes are missing, DATA_LOSS on a checksum mismatch.
-absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, StagedBlock& staged);
+// Commits a staged block of (tenant, ns) whose bytes all arrived; counts it
+// if stored. INVALID_ARGUMENT if bytes are missing, DATA_LOSS on a checksum
+// mismatch, RESOURCE_EXHAUSTED if the block would add a namespace past the
+// table's limit. A new namespace is interned here, after verification.
+absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, const std::string& tenant,
+                                         const std::string& ns, StagedBlock& staged);
 
 }  // namespace kvcache
 

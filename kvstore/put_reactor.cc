@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kvstore/put_admission.h"
+#include "kvstore/raw_message.h"
 
 namespace kvcache {
 namespace {
@@ -12,32 +13,40 @@ absl::Span<const uint8_t> Bytes(const std::string& s) {
 
 }  // namespace
 
-PutReactor::PutReactor(ServiceContext& service, std::string tenant, v1::PutResponse* response)
-    : service_(service), tenant_(std::move(tenant)), response_(response) {
-  StartRead(&request_);
+PutReactor::PutReactor(ServiceContext& service, std::string tenant, grpc::ByteBuffer* raw_response)
+    : service_(service), tenant_(std::move(tenant)), raw_response_(raw_response) {
+  StartRead(&raw_request_);
 }
 
 void PutReactor::OnReadDone(bool ok) {
   if (!ok) {
     // The client half-closed (or the call was cancelled; then Finish is moot).
-    staged_.reset();
-    if (in_block_) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "put stream ended in the middle of a block"));
-    } else {
-      Finish(grpc::Status::OK);
-    }
+    End(in_block_ ? absl::InvalidArgumentError("put stream ended in the middle of a block")
+                  : absl::OkStatus());
     return;
   }
-  absl::Status status = Handle(request_);
+  ++messages_;
+  absl::Status status = ParseRaw(raw_request_, &request_);
   if (!status.ok()) {
-    staged_.reset();
+    status = absl::InvalidArgumentError(absl::StrCat("message ", messages_, ": ", status.message()));
+  } else {
+    status = Handle(request_);
+  }
+  if (!status.ok()) {
     service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
-    Finish(ToGrpcStatus(status));
+    End(status);
     return;
   }
   request_.Clear();
-  StartRead(&request_);
+  raw_request_.Clear();
+  StartRead(&raw_request_);
+}
+
+void PutReactor::End(const absl::Status& status) {
+  staged_.reset();
+  absl::Status final_status = status;
+  if (final_status.ok()) final_status = SerializeRaw(response_, raw_response_);
+  Finish(ToGrpcStatus(final_status));
 }
 
 absl::Status PutReactor::Handle(const v1::PutRequest& request) {
@@ -66,6 +75,7 @@ absl::Status PutReactor::BeginBlock(const v1::PutBlockHeader& header) {
   absl::StatusOr<PutAdmission> admission = AdmitPut(service_, tenant_, header);
   if (!admission.ok()) return admission.status();
   in_block_ = true;
+  block_namespace_ = header.namespace_();
   discard_remaining_ = header.size();
   staged_ = std::move(admission->staged);
   if (staged_ == nullptr) Record(admission->outcome);
@@ -78,7 +88,7 @@ absl::Status PutReactor::FinishBlockIfComplete() {
     return absl::OkStatus();
   }
   if (!staged_->complete()) return absl::OkStatus();
-  absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, *staged_);
+  absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, tenant_, block_namespace_, *staged_);
   staged_.reset();
   in_block_ = false;
   if (!outcome.ok()) return outcome.status();
@@ -87,8 +97,8 @@ absl::Status PutReactor::FinishBlockIfComplete() {
 }
 
 void PutReactor::Record(v1::PutOutcome outcome) {
-  response_->add_outcomes(outcome);
-  if (outcome == v1::PUT_STORED) response_->set_stored(response_->stored() + 1);
+  response_.add_outcomes(outcome);
+  if (outcome == v1::PUT_STORED) response_.set_stored(response_.stored() + 1);
 }
 
 }  // namespace kvcache

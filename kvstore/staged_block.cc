@@ -4,7 +4,7 @@
 
 namespace kvcache {
 
-StagedBlock::StagedBlock(NamespaceId ns, BlockMeta meta, PageRun pages,
+StagedBlock::StagedBlock(std::optional<NamespaceId> ns, BlockMeta meta, PageRun pages,
                          std::optional<BlockPin> parent_pin, std::atomic<uint64_t>* staged_bytes)
     : ns_(ns),
       meta_(std::move(meta)),
@@ -51,7 +51,7 @@ absl::Status StagedBlock::ReceiveInto(uint64_t n,
   return absl::OkStatus();
 }
 
-absl::StatusOr<InsertOutcome> StagedBlock::Commit(BlockIndex& index) {
+absl::Status StagedBlock::Verify() const {
   if (!complete()) {
     return absl::InvalidArgumentError(absl::StrCat("block ", meta_.key.ToHex(), " ended after ",
                                                    received_, " of ", meta_.size, " bytes"));
@@ -62,7 +62,13 @@ absl::StatusOr<InsertOutcome> StagedBlock::Commit(BlockIndex& index) {
                                             ": checksum mismatch (client said ", meta_.checksum,
                                             ", bytes hash to ", actual, ")"));
   }
-  InsertOutcome outcome = index.Insert(ns_, meta_, std::move(pages_));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<InsertOutcome> StagedBlock::Commit(BlockIndex& index) {
+  if (absl::Status s = Verify(); !s.ok()) return s;
+  if (!ns_.has_value()) return absl::InternalError("staged block committed with no namespace");
+  InsertOutcome outcome = index.Insert(*ns_, meta_, std::move(pages_));
   parent_pin_.reset();
   return outcome;
 }

@@ -25,8 +25,11 @@ class StagedBlock {
   // `meta` carries key, parent, size and the client's checksum. The parent
   // pin (if any) keeps the parent from being evicted while this block is
   // staged. `staged_bytes` is not owned; counts meta.size while this lives.
-  StagedBlock(NamespaceId ns, BlockMeta meta, PageRun pages, std::optional<BlockPin> parent_pin,
-              std::atomic<uint64_t>* staged_bytes);
+  // `ns` is unset for a root block of a namespace the daemon does not know
+  // yet: it is interned only once the block is verified (set_ns), so puts
+  // that store nothing never use up namespace ids.
+  StagedBlock(std::optional<NamespaceId> ns, BlockMeta meta, PageRun pages,
+              std::optional<BlockPin> parent_pin, std::atomic<uint64_t>* staged_bytes);
   StagedBlock(const StagedBlock&) = delete;
   StagedBlock& operator=(const StagedBlock&) = delete;
   ~StagedBlock();
@@ -45,14 +48,19 @@ class StagedBlock {
   const PageRun& pages() const { return pages_; }
   uint64_t received() const { return received_; }
   const BlockMeta& meta() const { return meta_; }
-  NamespaceId ns() const { return ns_; }
+  const std::optional<NamespaceId>& ns() const { return ns_; }
+  void set_ns(NamespaceId ns) { ns_ = ns; }
 
-  // Second phase. INVALID_ARGUMENT if bytes are missing, DATA_LOSS if the
-  // checksum does not match; otherwise the index's outcome. Call once.
+  // INVALID_ARGUMENT if bytes are missing, DATA_LOSS if the checksum does
+  // not match.
+  absl::Status Verify() const;
+
+  // Second phase: Verify(), then the index's outcome. Call once.
+  // REQUIRES: ns() is set.
   absl::StatusOr<InsertOutcome> Commit(BlockIndex& index);
 
  private:
-  const NamespaceId ns_;
+  std::optional<NamespaceId> ns_;
   BlockMeta meta_;
   PageRun pages_;
   std::optional<BlockPin> parent_pin_;

@@ -14,6 +14,8 @@ packages=(
   python3-dev pybind11-dev # the Python binding of the client (client/python)
   python3-numpy python3-torch  # the reference engine (tools/engine)
   python3-pytest           # the Python tests
+  python3-grpcio           # the hostile-client tests speak raw gRPC from Python
+  python3-xxhash           # ... and checksum the blocks they put by hand
   libopenblas0-pthread     # torch's BLAS: without it prefill is ~40x slower
   redis-server             # the reference kvbench measures against
   gnuplot-nox              # kvbench trace --out draws its plots

@@ -1,0 +1,215 @@
+"""A hostile client against a real kvstored: stock grpcio with raw bytes (no
+code or generated protos from this repo; messages are encoded by hand), as
+the independent client of issue 27 did. Each case is one of its defects."""
+
+import struct
+
+import grpc
+import pytest
+import xxhash  # python3-xxhash
+
+from kvcache_testing import Daemon, main
+
+SERVICE = "/kvcache.v1.KvCache/"
+
+
+# --- protobuf wire encoding, by hand --------------------------------------
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field_bytes(number, data):
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def field_varint(number, value):
+    return varint(number << 3) + varint(value)
+
+
+def field_fixed64(number, value):
+    return varint(number << 3 | 1) + struct.pack("<Q", value)
+
+
+def put_header(ns, key, size, checksum, parent=b""):
+    h = field_bytes(1, ns) + field_bytes(2, key) + field_varint(4, size) + field_fixed64(5, checksum)
+    if parent:
+        h += field_bytes(3, parent)
+    return h
+
+
+def put_block(ns, key, payload, parent=b""):
+    header = put_header(ns, key, len(payload), xxhash.xxh3_64_intdigest(payload), parent)
+    return field_bytes(1, header) + field_bytes(2, payload)
+
+
+def lookup_request(ns, keys):
+    return field_bytes(1, ns) + b"".join(field_bytes(2, k) for k in keys)
+
+
+def decode_fields(data):
+    """(number, wire_type, value) of each top-level field."""
+    i, out = 0, []
+    while i < len(data):
+        tag, i = read_varint(data, i)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, i = read_varint(data, i)
+        elif wire == 2:
+            n, i = read_varint(data, i)
+            value, i = data[i : i + n], i + n
+        elif wire == 1:
+            value, i = struct.unpack("<Q", data[i : i + 8])[0], i + 8
+        elif wire == 5:
+            value, i = struct.unpack("<I", data[i : i + 4])[0], i + 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        out.append((number, wire, value))
+    return out
+
+
+def read_varint(data, i):
+    shift = result = 0
+    while True:
+        b = data[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return result, i
+
+
+def hit_count(response):
+    return next((v for n, w, v in decode_fields(response) if n == 1 and w == 0), 0)
+
+
+# --- the daemon and raw calls ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def daemon():
+    with Daemon(["--host_capacity=32MiB", "--page_size=4KiB"]) as d:
+        yield d
+
+
+@pytest.fixture()
+def channel(daemon):
+    with grpc.insecure_channel(daemon.address) as ch:
+        yield ch
+
+
+def unary(channel, method, body):
+    return channel.unary_unary(SERVICE + method)(body, timeout=10)
+
+
+def put(channel, messages):
+    return channel.stream_unary(SERVICE + "Put")(iter(messages), timeout=30)
+
+
+def lookup_hits(channel, ns, keys):
+    return hit_count(unary(channel, "Lookup", lookup_request(ns, keys)))
+
+
+def key(i):
+    return struct.pack("<Q", i) * 4
+
+
+def test_a_put_message_that_does_not_parse_is_invalid_argument_and_stops_the_stream(channel):
+    ns = b"garbage-put"
+    with pytest.raises(grpc.RpcError) as e:
+        put(channel, [b"\xff\xff\xff\xff"])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed PutRequest" in e.value.details()
+    # [valid A, garbage, valid B]: A stored, then the error; B never.
+    with pytest.raises(grpc.RpcError) as e:
+        put(channel, [put_block(ns, key(1), b"a" * 100), b"\xff\xff\xff\xff",
+                      put_block(ns, key(2), b"b" * 100)])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "message 2" in e.value.details()
+    assert lookup_hits(channel, ns, [key(1)]) == 1
+    assert lookup_hits(channel, ns, [key(2)]) == 0
+
+
+def test_a_put_header_whose_namespace_is_not_utf8_is_invalid_argument(channel):
+    with pytest.raises(grpc.RpcError) as e:
+        put(channel, [put_block(b"bad-\xff-ns", key(3), b"c" * 10)])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("method", ["Hello", "Lookup", "Evict", "List", "Inspect", "Stats"])
+def test_malformed_unary_requests_are_invalid_argument_not_unimplemented(channel, method):
+    for body in (b"\xff\xff\xff\xff", field_bytes(1, b"\xc3\x28")):  # garbage; a non-UTF-8 string
+        if method in ("Hello", "Stats") and body != b"\xff\xff\xff\xff":
+            continue  # their requests have no string fields to be wrong
+        with pytest.raises(grpc.RpcError) as e:
+            unary(channel, method, body)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, body)
+        assert "malformed" in e.value.details()
+
+
+def test_well_formed_raw_requests_still_work(channel):
+    assert decode_fields(unary(channel, "Hello", b""))  # version, limits, ...
+    ns = b"raw-ok"
+    response = put(channel, [put_block(ns, key(10), b"x" * 5000),
+                             put_block(ns, key(11), b"y" * 5000, parent=key(10))])
+    assert [v for n, w, v in decode_fields(response) if n == 2] == [2]  # stored
+    assert lookup_hits(channel, ns, [key(10), key(11), key(12)]) == 2
+
+
+def test_rejected_puts_into_new_namespaces_use_up_no_namespace(channel):
+    # 70,000 one-byte blocks, each in a new namespace with a parent that is
+    # not cached: each is PARENT_MISSING and must not take a namespace slot
+    # (the table holds 65,536).
+    def messages():
+        for i in range(70_000):
+            yield put_block(b"ns-%d" % i, key(1), b"z", parent=key(2))
+
+    response = put(channel, messages())
+    outcomes = [v for n, w, v in decode_fields(response) if n == 1]
+    if outcomes and isinstance(outcomes[0], bytes):  # packed
+        packed, outcomes, i = outcomes[0], [], 0
+        while i < len(packed):
+            v, i = read_varint(packed, i)
+            outcomes.append(v)
+    assert len(outcomes) == 70_000
+    assert set(outcomes) == {3}  # PUT_PARENT_MISSING
+    # New namespaces are still usable.
+    response = put(channel, [put_block(b"fresh-after-70000", key(1), b"ok")])
+    assert lookup_hits(channel, b"fresh-after-70000", [key(1)]) == 1
+
+
+def test_list_over_a_namespace_with_nul_ends(daemon, channel):
+    ns = b"a\x00b"
+    put(channel, [put_block(ns, key(100 + i), b"r%d" % i) for i in range(3)])
+    rows, token, pages = 0, b"", 0
+    while True:
+        request = field_bytes(1, ns) + field_varint(2, 1) + (field_bytes(3, token) if token else b"")
+        response = decode_fields(unary(channel, "List", request))
+        rows += sum(1 for n, w, v in response if n == 1)
+        token = next((v for n, w, v in response if n == 2), b"")
+        pages += 1
+        assert pages <= 10, "List does not end"
+        if not token:
+            break
+    assert rows == 3
+    assert pages == 3
+
+
+def test_many_invalid_utf8_requests_add_only_a_few_log_lines():
+    with Daemon(["--host_capacity=8MiB", "--page_size=4KiB"]) as d:
+        with grpc.insecure_channel(d.address) as ch:
+            before = d.log().count("libprotobuf")
+            for _ in range(10_000):
+                with pytest.raises(grpc.RpcError):
+                    unary(ch, "Lookup", lookup_request(b"\xc3\x28", [key(1)]))
+            lines = d.log().count("libprotobuf") - before
+    assert lines <= 3
+
+
+if __name__ == "__main__":
+    main(__file__)
