@@ -12,7 +12,7 @@ Then the binding's cost: fetches of 2 MiB blocks called from Python
 (fetch_into and fetch into numpy arrays) against the same fetches looped
 in C++, alternating, on both paths.
 
-    bazel run -c opt //tools/engine:bench -- --out=docs/bench
+    bazel run --config=opt //tools/engine:bench -- --out=docs/bench
 """
 
 import argparse

@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 tools/scripts/install_deps.sh
-bazel build --config=opt //kvstore:kvstored //tools:kvctl
+bazel build --config=opt //kvstore:kvstored //tools:kvctl //tools/engine:demo
 echo "kvctl is at $(pwd)/bazel-bin/tools/kvctl"
 exec bazel-bin/kvstore/kvstored "$@"
