@@ -62,8 +62,18 @@ BlockDirectoryReader::SlotRead BlockDirectoryReader::FindSlot(uint32_t ns,
   return SlotRead{};
 }
 
-std::optional<uint64_t> BlockDirectoryReader::ListedSize(uint32_t ns, const BlockKey& key) const {
+bool BlockDirectoryReader::complete() const {
+  // Directories with a smaller header have no such word: never complete.
+  if (header_.slots_offset < kDirectoryCompleteOffset + sizeof(uint32_t)) return false;
+  const auto* word =
+      reinterpret_cast<const std::atomic<uint32_t>*>(directory_ + kDirectoryCompleteOffset);
+  return word->load(std::memory_order_acquire) == 1;
+}
+
+std::optional<uint64_t> BlockDirectoryReader::ListedSize(uint32_t ns, const BlockKey& key,
+                                                         bool* changed) const {
   const SlotRead read = FindSlot(ns, key);
+  if (changed != nullptr) *changed = read.slot != nullptr && read.changed;
   if (read.slot == nullptr || read.changed) return std::nullopt;
   return read.size;
 }

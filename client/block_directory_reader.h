@@ -46,7 +46,14 @@ class BlockDirectoryReader {
   // The size of block (ns, key) if the directory lists it now, read from a
   // slot that was consistent (its seq even and unchanged around the read);
   // nullopt if it is not listed or is being changed. Touches no arena page.
-  std::optional<uint64_t> ListedSize(uint32_t ns, const BlockKey& key) const;
+  // *changed (if given) is set when the block is listed but its slot was
+  // being changed, so that a nullopt is no answer at all.
+  std::optional<uint64_t> ListedSize(uint32_t ns, const BlockKey& key,
+                                     bool* changed = nullptr) const;
+
+  // Whether the daemon lists every block it caches now: then a key that
+  // ListedSize does not find (and did not see change) is not cached.
+  bool complete() const;
 
  private:
   // A consistent read of the slot listing (ns, key).

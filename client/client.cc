@@ -95,8 +95,9 @@ Client::~Client() {
 LookupResult Client::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
   lookups_.fetch_add(1, std::memory_order_relaxed);
   LookupResult result;
-  const size_t listed = LookupListed(ns, keys, &result);
-  if (listed == keys.size() && listed > 0) {
+  bool final = false;
+  const size_t listed = LookupListed(ns, keys, &result, &final);
+  if (final) {
     direct_lookups_.fetch_add(1, std::memory_order_relaxed);
     return result;
   }
@@ -108,15 +109,17 @@ LookupResult Client::Lookup(const std::string& ns, absl::Span<const BlockKey> ke
 }
 
 size_t Client::LookupListed(const std::string& ns, absl::Span<const BlockKey> keys,
-                            LookupResult* result) {
+                            LookupResult* result, bool* final) {
   if (!options_.use_local_path || !options_.use_direct_lookups || keys.empty()) return 0;
   std::shared_ptr<LocalPathClient> local = fast_paths_->Get().local;
   if (local == nullptr) return 0;
-  const std::optional<size_t> listed = local->LookupListed(ns, keys, &result->sizes);
+  const std::optional<LocalPathClient::Listed> listed =
+      local->LookupListed(ns, keys, &result->sizes);
   if (!listed.has_value()) return 0;
-  result->hits = *listed;
-  result->tiers.assign(*listed, v1::TIER_HOST);
-  return *listed;
+  result->hits = listed->blocks;
+  result->tiers.assign(listed->blocks, v1::TIER_HOST);
+  *final = listed->final;
+  return listed->blocks;
 }
 
 absl::Status Client::LookupOverGrpc(const std::string& ns, absl::Span<const BlockKey> keys,

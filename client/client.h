@@ -72,8 +72,9 @@ struct ClientOptions {
   bool use_direct_reads = true;
   // With the local path: answer Lookup from the block directory (no round
   // trip) for the leading blocks it lists, asking the daemon only for the
-  // rest. A namespace's first lookups ask the daemon until a fetch has
-  // told the client the namespace's id.
+  // rest, and not even then while the daemon says the directory lists every
+  // block it caches (no NVMe or GPU tier). A namespace's first lookups ask
+  // the daemon until a fetch has told the client the namespace's id.
   bool use_direct_lookups = true;
 };
 
@@ -128,7 +129,7 @@ struct PutBlock {
 struct ClientCounters {
   uint64_t lookups = 0;
   uint64_t lookup_errors = 0;
-  uint64_t direct_lookups = 0;  // lookups answered wholly from the block directory
+  uint64_t direct_lookups = 0;  // lookups answered wholly from the block directory, misses too
   uint64_t fetches = 0;
   uint64_t fetch_errors = 0;
   uint64_t fetched_bytes = 0;  // of the blocks Fetch delivered, on any path
@@ -187,9 +188,10 @@ class Client {
 
   explicit Client(const ClientOptions& options);
   // The leading keys the same-host block directory lists (host-resident),
-  // with their sizes and tiers in *result; 0 when it cannot say.
+  // with their sizes and tiers in *result; 0 when it cannot say. Sets
+  // *final when the directory's answer is the whole answer.
   size_t LookupListed(const std::string& ns, absl::Span<const BlockKey> keys,
-                      LookupResult* result);
+                      LookupResult* result, bool* final);
   // Asks the daemon over gRPC, appending to *result.
   absl::Status LookupOverGrpc(const std::string& ns, absl::Span<const BlockKey> keys,
                               LookupResult* result);

@@ -269,19 +269,26 @@ std::optional<uint32_t> LocalPathClient::NamespaceId(const std::string& ns) {
   return it->second;
 }
 
-std::optional<size_t> LocalPathClient::LookupListed(const std::string& ns,
-                                                    absl::Span<const BlockKey> keys,
-                                                    std::vector<uint64_t>* sizes) {
+std::optional<LocalPathClient::Listed> LocalPathClient::LookupListed(
+    const std::string& ns, absl::Span<const BlockKey> keys, std::vector<uint64_t>* sizes) {
   if (directory_ == nullptr) return std::nullopt;
   const std::optional<uint32_t> ns_id = NamespaceId(ns);
   if (!ns_id.has_value()) return std::nullopt;
-  size_t listed = 0;
+  // Read before the slots: a directory that stops being complete meanwhile
+  // only makes this answer as old as a lookup racing a put already is.
+  const bool complete = directory_->complete();
+  Listed listed;
   for (const BlockKey& key : keys) {
-    const std::optional<uint64_t> size = directory_->ListedSize(*ns_id, key);
-    if (!size.has_value()) break;
+    bool changed = false;
+    const std::optional<uint64_t> size = directory_->ListedSize(*ns_id, key, &changed);
+    if (!size.has_value()) {
+      listed.final = complete && !changed;
+      return listed;
+    }
     sizes->push_back(*size);
-    ++listed;
+    ++listed.blocks;
   }
+  listed.final = true;
   return listed;
 }
 

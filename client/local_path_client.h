@@ -63,7 +63,14 @@ class LocalPathClient {
   // request, no arena page touched. nullopt without a directory, or before
   // a fetch lease told us the namespace's id; then ask the daemon. Blocks
   // found this way are not touched in the daemon's LRU (a fetch is).
-  std::optional<size_t> LookupListed(const std::string& ns, absl::Span<const BlockKey> keys,
+  // `final` is set when the rest of the chain is known not to be cached
+  // either (the directory lists every cached block, and the first key after
+  // the listed run was read as absent), so no request is needed at all.
+  struct Listed {
+    size_t blocks = 0;
+    bool final = false;
+  };
+  std::optional<Listed> LookupListed(const std::string& ns, absl::Span<const BlockKey> keys,
                                      std::vector<uint64_t>* sizes) ABSL_LOCKS_EXCLUDED(ns_mu_);
 
   // As DataPortClient::Put, writing each block into a leased staging range.

@@ -69,6 +69,11 @@ absl::StatusOr<std::unique_ptr<BlockDirectory>> BlockDirectory::Create(const Hos
       new BlockDirectory(fd, static_cast<uint8_t*>(base), header.total_bytes, header));
 }
 
+void BlockDirectory::SetComplete(bool complete) {
+  auto* word = reinterpret_cast<std::atomic<uint32_t>*>(base_ + kDirectoryCompleteOffset);
+  word->store(complete && unlisted() == 0 ? 1 : 0, std::memory_order_release);
+}
+
 BlockDirectory::BlockDirectory(int fd, uint8_t* base, uint64_t bytes, const DirectoryHeader& header)
     : fd_(fd),
       base_(base),
@@ -110,6 +115,7 @@ uint32_t BlockDirectory::List(uint32_t ns, const BlockKey& key, const PageRun& p
   }
   if (index == kNotListed) {
     unlisted_.fetch_add(1, std::memory_order_relaxed);
+    SetComplete(false);
     return kNotListed;
   }
   in_use_[index] = true;

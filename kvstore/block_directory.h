@@ -53,6 +53,11 @@ class BlockDirectory {
   // freed. REQUIRES: slot came from List and was not withdrawn since.
   void Withdraw(uint32_t slot) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Says in the shared header whether every block the daemon caches is
+  // listed (proto/block_directory_layout.h). The store calls it once its
+  // tiers are known; a block left out for a full bucket clears it for good.
+  void SetComplete(bool complete);
+
   // Blocks listed now, and blocks left unlisted because their bucket was full.
   uint64_t listed() const { return listed_.load(std::memory_order_relaxed); }
   uint64_t unlisted() const { return unlisted_.load(std::memory_order_relaxed); }

@@ -86,6 +86,11 @@ absl::StatusOr<std::unique_ptr<BlockStore>> BlockStore::Create(const Options& op
       store->gpu_unavailable_.clear();
     }
   }
+  if (store->directory_ != nullptr) {
+    // Only the host arena's blocks can be listed: with a tier below or above
+    // it, a key the directory lacks may still be cached.
+    store->directory_->SetComplete(store->nvme_ == nullptr && store->gpu_ == nullptr);
+  }
   return store;
 }
 

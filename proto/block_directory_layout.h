@@ -17,6 +17,13 @@
 // block's pages can be freed or written. A reader loads `seq` (even), reads
 // the slot and copies the pages, then loads `seq` again: only if it did not
 // change is the copy the block's bytes. Otherwise it falls back to a lease.
+//
+// The 32-bit word at kDirectoryCompleteOffset (inside the header's 64 bytes,
+// read and written atomically) is 1 while the daemon lists every block it
+// caches: no NVMe or GPU tier holds blocks the directory cannot list, and no
+// block was ever left out for a full bucket. Then a key the directory does
+// not list (in a consistent slot read) is a miss, and a lookup needs no
+// request even when it misses. A wrong 1 could only cost misses, never bytes.
 #ifndef KVCACHE_PROTO_BLOCK_DIRECTORY_LAYOUT_H_
 #define KVCACHE_PROTO_BLOCK_DIRECTORY_LAYOUT_H_
 
@@ -32,6 +39,7 @@ inline constexpr uint32_t kDirectoryVersion = 1;
 inline constexpr uint32_t kDirectoryWays = 4;
 inline constexpr uint32_t kDirectoryNoPage = UINT32_MAX;
 inline constexpr size_t kDirectoryKeyWords = 4;  // BlockKey::kMaxBytes / 8
+inline constexpr size_t kDirectoryCompleteOffset = 56;  // after DirectoryHeader
 
 struct DirectoryHeader {
   uint64_t magic;
@@ -45,6 +53,7 @@ struct DirectoryHeader {
   uint64_t next_offset;
   uint64_t total_bytes;
 };
+static_assert(sizeof(DirectoryHeader) <= kDirectoryCompleteOffset);
 
 // Every field is an atomic (lock-free, so address-free across processes):
 // readers race with the daemon's writes by design and validate with `seq`.
