@@ -69,9 +69,21 @@ absl::StatusOr<std::unique_ptr<BlockDirectory>> BlockDirectory::Create(const Hos
       new BlockDirectory(fd, static_cast<uint8_t*>(base), header.total_bytes, header));
 }
 
-void BlockDirectory::SetComplete(bool complete) {
+void BlockDirectory::SetComplete(bool tiers_listable) {
+  MutexLock lock(&mu_);
+  tiers_listable_ = tiers_listable;
+  PublishComplete();
+}
+
+void BlockDirectory::ForgetUnlisted() {
+  MutexLock lock(&mu_);
+  if (unlisted_now_ > 0) --unlisted_now_;
+  PublishComplete();
+}
+
+void BlockDirectory::PublishComplete() {
   auto* word = reinterpret_cast<std::atomic<uint32_t>*>(base_ + kDirectoryCompleteOffset);
-  word->store(complete && unlisted() == 0 ? 1 : 0, std::memory_order_release);
+  word->store(tiers_listable_ && unlisted_now_ == 0 ? 1 : 0, std::memory_order_release);
 }
 
 BlockDirectory::BlockDirectory(int fd, uint8_t* base, uint64_t bytes, const DirectoryHeader& header)
@@ -115,7 +127,8 @@ uint32_t BlockDirectory::List(uint32_t ns, const BlockKey& key, const PageRun& p
   }
   if (index == kNotListed) {
     unlisted_.fetch_add(1, std::memory_order_relaxed);
-    SetComplete(false);
+    ++unlisted_now_;
+    PublishComplete();
     return kNotListed;
   }
   in_use_[index] = true;

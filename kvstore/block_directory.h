@@ -54,9 +54,14 @@ class BlockDirectory {
   void Withdraw(uint32_t slot) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Says in the shared header whether every block the daemon caches is
-  // listed (proto/block_directory_layout.h). The store calls it once its
-  // tiers are known; a block left out for a full bucket clears it for good.
-  void SetComplete(bool complete);
+  // listed (proto/block_directory_layout.h): the store calls it once its
+  // tiers are known (`tiers_listable`: no tier holds blocks the directory
+  // cannot list), and the word stays 0 while any cached block is left out
+  // for a full bucket (until ForgetUnlisted for each of them).
+  void SetComplete(bool tiers_listable) ABSL_LOCKS_EXCLUDED(mu_);
+  // A block that List left out for a full bucket is no longer cached (or no
+  // longer on the host). REQUIRES: one call per such List.
+  void ForgetUnlisted() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Blocks listed now, and blocks left unlisted because their bucket was full.
   uint64_t listed() const { return listed_.load(std::memory_order_relaxed); }
@@ -75,6 +80,10 @@ class BlockDirectory {
   std::vector<bool> in_use_ ABSL_GUARDED_BY(mu_);  // per slot
   std::atomic<uint64_t> listed_{0};
   std::atomic<uint64_t> unlisted_{0};
+  bool tiers_listable_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t unlisted_now_ ABSL_GUARDED_BY(mu_) = 0;  // cached, host-resident, not listed
+  // Writes the header's complete word from the two fields above.
+  void PublishComplete() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
 }  // namespace kvcache

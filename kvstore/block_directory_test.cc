@@ -137,6 +137,29 @@ TEST_F(BlockDirectoryTest, FullBucketLeavesTheBlockUnlisted) {
   EXPECT_TRUE(Holds(out, 0, 0));
 }
 
+TEST_F(BlockDirectoryTest, CompleteOnlyWhileEveryCachedBlockIsListed) {
+  Make(4 * kPage);  // one bucket, as above
+  PageRun run = *arena_->Allocate(kPage);
+  EXPECT_FALSE(reader_->complete());  // until the store says its tiers are listable
+  directory_->SetComplete(true);
+  EXPECT_TRUE(reader_->complete());
+  for (uint32_t i = 0; i < kDirectoryWays; ++i) directory_->List(0, KeyOf(i), run);
+  EXPECT_TRUE(reader_->complete());
+  // A block left out of the full bucket: a key the directory lacks may be cached.
+  ASSERT_EQ(directory_->List(0, KeyOf(99), run), BlockDirectory::kNotListed);
+  EXPECT_FALSE(reader_->complete());
+  bool changed = true;
+  EXPECT_EQ(reader_->ListedSize(0, KeyOf(99), &changed), std::nullopt);
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(reader_->ListedSize(0, KeyOf(1)), kPage);
+  // That block is gone again: complete again.
+  directory_->ForgetUnlisted();
+  EXPECT_TRUE(reader_->complete());
+  // A tier the directory cannot list (NVMe, GPU) keeps it incomplete.
+  directory_->SetComplete(false);
+  EXPECT_FALSE(reader_->complete());
+}
+
 TEST_F(BlockDirectoryTest, WorkersCanOnlyMapItReadOnly) {
   Make(1 << 20);
   void* writable =

@@ -60,10 +60,16 @@ void BlockIndex::Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_mi
 
 void BlockIndex::ListInDirectory(const EntryKey& k, Entry& e) {
   if (directory_ == nullptr || !e.block->on_host()) return;
+  if (e.directory_slot != BlockDirectory::kNotListed || e.left_unlisted) return;  // already tried
   e.directory_slot = directory_->List(k.ns, k.key, e.block->pages());
+  e.left_unlisted = e.directory_slot == BlockDirectory::kNotListed;
 }
 
 void BlockIndex::WithdrawFromDirectory(Entry& e) {
+  if (e.left_unlisted) {
+    directory_->ForgetUnlisted();
+    e.left_unlisted = false;
+  }
   if (e.directory_slot == BlockDirectory::kNotListed) return;
   directory_->Withdraw(e.directory_slot);
   e.directory_slot = BlockDirectory::kNotListed;

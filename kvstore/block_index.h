@@ -251,6 +251,7 @@ class BlockIndex {
     uint64_t tick = 0;  // logical recency; orders the leaf set
     int64_t last_access_micros = 0;
     uint32_t directory_slot = BlockDirectory::kNotListed;
+    bool left_unlisted = false;  // on the host, but its directory bucket was full
   };
   using TickOrder = std::set<std::pair<uint64_t, EntryKey>>;
   struct Shard {
