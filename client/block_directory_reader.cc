@@ -70,6 +70,15 @@ bool BlockDirectoryReader::complete() const {
   return word->load(std::memory_order_acquire) == 1;
 }
 
+bool BlockDirectoryReader::live() const {
+  // No room for the word: never trusted.
+  if (header_.slots_offset < kDirectoryHeartbeatOffset + sizeof(uint32_t)) return false;
+  const auto* word =
+      reinterpret_cast<const std::atomic<uint32_t>*>(directory_ + kDirectoryHeartbeatOffset);
+  const uint32_t age = DirectoryClockMs() - word->load(std::memory_order_acquire);  // mod 2^32
+  return age < kDirectoryStaleMs;
+}
+
 std::optional<uint64_t> BlockDirectoryReader::ListedSize(uint32_t ns, const BlockKey& key,
                                                          bool* changed) const {
   const SlotRead read = FindSlot(ns, key);

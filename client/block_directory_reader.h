@@ -54,6 +54,9 @@ class BlockDirectoryReader {
   // Whether the daemon lists every block it caches now: then a key that
   // ListedSize does not find (and did not see change) is not cached.
   bool complete() const;
+  // Whether the daemon renewed the directory's heartbeat within
+  // kDirectoryStaleMs: only then is anything read from it an answer.
+  bool live() const;
 
  private:
   // A consistent read of the slot listing (ns, key).

@@ -1,5 +1,6 @@
 #include "client/local_path_client.h"
 
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -262,6 +263,13 @@ void LocalPathClient::SendReport(const v1::DirectReadReport& report) {
   }
 }
 
+bool LocalPathClient::DirectoryAnswers() const {
+  if (directory_ == nullptr || !directory_->live()) return false;
+  pollfd p{fd_, POLLRDHUP, 0};
+  if (poll(&p, 1, 0) < 0) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) == 0;
+}
+
 std::optional<uint32_t> LocalPathClient::NamespaceId(const std::string& ns) {
   MutexLock lock(&ns_mu_);
   auto it = namespace_ids_.find(ns);
@@ -271,7 +279,7 @@ std::optional<uint32_t> LocalPathClient::NamespaceId(const std::string& ns) {
 
 std::optional<LocalPathClient::Listed> LocalPathClient::LookupListed(
     const std::string& ns, absl::Span<const BlockKey> keys, std::vector<uint64_t>* sizes) {
-  if (directory_ == nullptr) return std::nullopt;
+  if (!DirectoryAnswers()) return std::nullopt;
   const std::optional<uint32_t> ns_id = NamespaceId(ns);
   if (!ns_id.has_value()) return std::nullopt;
   // Read before the slots: a directory that stops being complete meanwhile
@@ -295,7 +303,7 @@ std::optional<LocalPathClient::Listed> LocalPathClient::LookupListed(
 size_t LocalPathClient::CopyListed(const std::string& ns, absl::Span<const FetchTarget> targets,
                                    bool streaming, std::vector<v1::Tier>* tiers) {
   const std::optional<uint32_t> ns_id = NamespaceId(ns);
-  if (!ns_id.has_value()) return 0;
+  if (!ns_id.has_value() || !DirectoryAnswers()) return 0;
   size_t copied = 0;
   for (const FetchTarget& t : targets) {
     // kChanged leaves garbage in t.dest; the lease path overwrites it.

@@ -123,6 +123,10 @@ class LocalPathClient {
   Outcome Call(LocalMessage type, const google::protobuf::Message& body, LocalMessage expect,
                google::protobuf::Message* reply) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(uint64_t lease_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether the directory may answer now: the daemon's heartbeat in it is
+  // fresh (a hung daemon) and its end of our socket is still open (a daemon
+  // that exited: seen at once, with one poll(2) of no wait).
+  bool DirectoryAnswers() const;
   // The daemon's id of namespace `ns`, if a lease told us.
   std::optional<uint32_t> NamespaceId(const std::string& ns) ABSL_LOCKS_EXCLUDED(ns_mu_);
   // Copies the leading targets the directory lists; returns how many.

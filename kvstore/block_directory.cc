@@ -101,9 +101,28 @@ BlockDirectory::BlockDirectory(int fd, uint8_t* base, uint64_t bytes, const Dire
   }
   std::memcpy(base, &header, sizeof(header));  // last: readers check the magic
   in_use_.resize(uint64_t{header.bucket_count} * kDirectoryWays);
+  // The first beat before anyone can map it; then every kDirectoryHeartbeatMs.
+  reinterpret_cast<std::atomic<uint32_t>*>(base_ + kDirectoryHeartbeatOffset)
+      ->store(DirectoryClockMs(), std::memory_order_release);
+  heartbeat_ = std::thread([this] { Beat(); });
+}
+
+void BlockDirectory::Beat() {
+  auto* word = reinterpret_cast<std::atomic<uint32_t>*>(base_ + kDirectoryHeartbeatOffset);
+  MutexLock lock(&mu_);
+  while (!stopping_) {
+    word->store(DirectoryClockMs(), std::memory_order_release);
+    stop_cv_.WaitFor(&mu_, std::chrono::milliseconds(kDirectoryHeartbeatMs));
+  }
 }
 
 BlockDirectory::~BlockDirectory() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+    stop_cv_.SignalAll();
+  }
+  heartbeat_.join();
   munmap(base_, bytes_);
   close(fd_);
 }

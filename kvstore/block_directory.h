@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -81,6 +82,11 @@ class BlockDirectory {
   std::atomic<uint64_t> listed_{0};
   std::atomic<uint64_t> unlisted_{0};
   bool tiers_listable_ ABSL_GUARDED_BY(mu_) = false;
+  // Renews the header's heartbeat until the directory is destroyed.
+  void Beat() ABSL_LOCKS_EXCLUDED(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  CondVar stop_cv_;
+  std::thread heartbeat_;
   uint64_t unlisted_now_ ABSL_GUARDED_BY(mu_) = 0;  // cached, host-resident, not listed
   // Writes the header's complete word from the two fields above.
   void PublishComplete() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

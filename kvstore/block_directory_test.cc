@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "client/block_directory_reader.h"
@@ -158,6 +159,20 @@ TEST_F(BlockDirectoryTest, CompleteOnlyWhileEveryCachedBlockIsListed) {
   // A tier the directory cannot list (NVMe, GPU) keeps it incomplete.
   directory_->SetComplete(false);
   EXPECT_FALSE(reader_->complete());
+}
+
+TEST_F(BlockDirectoryTest, ReadersStopTrustingItOnceTheDaemonStopsBeating) {
+  Make(1 << 20);
+  EXPECT_TRUE(reader_->live());
+  // The daemon goes away; the worker's mapping stays, and so do its bytes.
+  const uint64_t bytes = directory_->bytes();
+  directory_.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(kDirectoryStaleMs + 200));
+  EXPECT_FALSE(reader_->live());
+  munmap(dir_map_, bytes);
+  dir_map_ = nullptr;
+  munmap(arena_map_, arena_->capacity_bytes());
+  arena_map_ = nullptr;
 }
 
 TEST_F(BlockDirectoryTest, WorkersCanOnlyMapItReadOnly) {

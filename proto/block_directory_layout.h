@@ -24,6 +24,13 @@
 // block was ever left out for a full bucket. Then a key the directory does
 // not list (in a consistent slot read) is a miss, and a lookup needs no
 // request even when it misses. A wrong 1 could only cost misses, never bytes.
+//
+// The 32-bit word at kDirectoryHeartbeatOffset is the daemon's
+// CLOCK_MONOTONIC in milliseconds (mod 2^32), renewed every
+// kDirectoryHeartbeatMs. A worker answers from the directory (lookups and
+// direct reads) only while it is fresher than kDirectoryStaleMs: a daemon
+// that died, or was replaced by a new one, stops being answered for within
+// about a second, and the worker's next request finds out why.
 #ifndef KVCACHE_PROTO_BLOCK_DIRECTORY_LAYOUT_H_
 #define KVCACHE_PROTO_BLOCK_DIRECTORY_LAYOUT_H_
 
@@ -31,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 
 namespace kvcache {
 
@@ -40,6 +48,17 @@ inline constexpr uint32_t kDirectoryWays = 4;
 inline constexpr uint32_t kDirectoryNoPage = UINT32_MAX;
 inline constexpr size_t kDirectoryKeyWords = 4;  // BlockKey::kMaxBytes / 8
 inline constexpr size_t kDirectoryCompleteOffset = 56;  // after DirectoryHeader
+inline constexpr size_t kDirectoryHeartbeatOffset = 60;
+inline constexpr uint32_t kDirectoryHeartbeatMs = 100;
+inline constexpr uint32_t kDirectoryStaleMs = 1000;
+
+// CLOCK_MONOTONIC in milliseconds, mod 2^32: the same clock in every process
+// of the host.
+inline uint32_t DirectoryClockMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint32_t>(static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000);
+}
 
 struct DirectoryHeader {
   uint64_t magic;
