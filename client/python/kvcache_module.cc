@@ -216,9 +216,10 @@ PyFetch Fetch(const Handle<C>& h, const std::string& ns, const std::vector<py::b
   return FetchTargets(*c, ns, std::move(targets));
 }
 
-template <typename C>
-PyFetch FetchInto(const Handle<C>& h, const std::string& ns, const std::vector<py::bytes>& keys,
-                  const std::vector<uintptr_t>& ptrs, const std::vector<uint64_t>& sizes) {
+// Fetch targets at raw host addresses, checked.
+std::vector<FetchTarget> RawTargets(const std::vector<py::bytes>& keys,
+                                    const std::vector<uintptr_t>& ptrs,
+                                    const std::vector<uint64_t>& sizes) {
   CheckSameLength(keys.size(), ptrs.size(), "ptrs");
   CheckSameLength(keys.size(), sizes.size(), "sizes");
   CheckRawRanges(ptrs, sizes);
@@ -227,6 +228,13 @@ PyFetch FetchInto(const Handle<C>& h, const std::string& ns, const std::vector<p
   for (size_t i = 0; i < k.size(); ++i) {
     targets.push_back({k[i], {reinterpret_cast<uint8_t*>(ptrs[i]), sizes[i]}});
   }
+  return targets;
+}
+
+template <typename C>
+PyFetch FetchInto(const Handle<C>& h, const std::string& ns, const std::vector<py::bytes>& keys,
+                  const std::vector<uintptr_t>& ptrs, const std::vector<uint64_t>& sizes) {
+  std::vector<FetchTarget> targets = RawTargets(keys, ptrs, sizes);
   std::shared_ptr<C> c = h.Get();
   return FetchTargets(*c, ns, std::move(targets));
 }
@@ -559,14 +567,7 @@ PYBIND11_MODULE(_kvcache, m) {
       "_fetch_loop_seconds",
       [](const ClientHandle& h, const std::string& ns, const std::vector<py::bytes>& keys,
          const std::vector<uintptr_t>& ptrs, const std::vector<uint64_t>& sizes, int iterations) {
-        CheckSameLength(keys.size(), ptrs.size(), "ptrs");
-        CheckSameLength(keys.size(), sizes.size(), "sizes");
-        CheckRawRanges(ptrs, sizes);
-        std::vector<BlockKey> k = KeysFrom(keys);
-        std::vector<FetchTarget> targets;
-        for (size_t i = 0; i < k.size(); ++i) {
-          targets.push_back({k[i], {reinterpret_cast<uint8_t*>(ptrs[i]), sizes[i]}});
-        }
+        const std::vector<FetchTarget> targets = RawTargets(keys, ptrs, sizes);
         std::shared_ptr<Client> c = h.Get();
         py::gil_scoped_release release;
         const absl::Time start = absl::Now();
