@@ -6,6 +6,7 @@ and pytest run so that Bazel reads its JUnit XML.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +77,7 @@ class Daemon:
             self.process.wait()
 
     def stop(self):
+        """SIGTERM (SIGKILL after 10 s), then removes its folder (log included)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -83,6 +85,7 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self):
         return self
