@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -79,6 +80,17 @@ absl::StatusOr<std::pair<int, int>> Listen(const std::string& host, int port) {
   return std::make_pair(fd, bound);
 }
 
+// Reads and drops `n` bytes. False if the connection ends first.
+bool Drain(int fd, uint64_t n) {
+  std::vector<uint8_t> scratch(std::min<uint64_t>(n, 256 << 10));
+  for (uint64_t left = n; left > 0;) {
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(left, scratch.size()));
+    if (!ReadFull(fd, scratch.data(), len)) return false;
+    left -= len;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DataPortServer>> DataPortServer::Start(ServiceContext& service,
@@ -96,19 +108,28 @@ void DataPortServer::Serve(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   SetTimeout(fd, SO_SNDTIMEO, options_.send_timeout);
   SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
-  while (ServeOne(fd)) {
+  // What this connection stages and pins is bounded on its own.
+  std::shared_ptr<ConnectionShare> share =
+      service_.shares != nullptr ? service_.shares->ForOne() : nullptr;
+  while (ServeOne(fd, share)) {
   }
 }
 
-bool DataPortServer::ServeOne(int fd) {
+bool DataPortServer::ServeOne(int fd, const std::shared_ptr<ConnectionShare>& share) {
   uint32_t head[2];
   if (!ReadFull(fd, head, sizeof(head))) return false;  // closed, idle or cut off
-  if (head[0] == kDataPortMagic) return ServeFetch(fd, head[1]);
-  if (head[0] == kDataPortPutMagic) return ServePut(fd, head[1]);
-  return false;  // not our protocol
+  // Inside a request the client may pause only briefly: a put staged
+  // halfway holds pages. Between requests the idle timeout applies.
+  SetTimeout(fd, SO_RCVTIMEO, options_.stall_timeout);
+  bool keep = false;
+  if (head[0] == kDataPortMagic) keep = ServeFetch(fd, head[1], share);
+  if (head[0] == kDataPortPutMagic) keep = ServePut(fd, head[1], share);
+  SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
+  return keep;  // false too for anything not our protocol
 }
 
-bool DataPortServer::ServePut(int fd, uint32_t header_length) {
+bool DataPortServer::ServePut(int fd, uint32_t header_length,
+                              const std::shared_ptr<ConnectionShare>& share) {
   auto reply = [fd](const absl::Status& status, v1::PutOutcome outcome) {
     const std::string message(status.message().substr(0, kMaxEndMessageBytes));
     uint32_t head[4] = {kPutResultFrame, static_cast<uint32_t>(status.code()),
@@ -130,7 +151,7 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length) {
     return false;
   }
   service_.counters.bytes_in.fetch_add(header.size(), std::memory_order_relaxed);
-  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, kDefaultTenant, header);
+  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, kDefaultTenant, share.get(), header);
   if (!admission.ok() || admission->staged == nullptr) {
     // Not stored: read and drop the payload (if its size is sane) so the
     // connection stays in step, then say why.
@@ -138,12 +159,7 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length) {
       reply(admission.status(), v1::PUT_OUTCOME_UNSPECIFIED);
       return false;
     }
-    std::vector<uint8_t> scratch(std::min<uint64_t>(header.size(), 256 << 10));
-    for (uint64_t left = header.size(); left > 0;) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, scratch.size()));
-      if (!ReadFull(fd, scratch.data(), n)) return false;
-      left -= n;
-    }
+    if (!Drain(fd, header.size())) return false;
     if (!admission.ok()) {
       service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
       return reply(admission.status(), v1::PUT_OUTCOME_UNSPECIFIED);
@@ -151,9 +167,23 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length) {
     return reply(absl::OkStatus(), admission->outcome);
   }
   StagedBlock& staged = *admission->staged;
+  // Pages are taken just before their bytes are read: wait for the first
+  // byte first, so a client that sent a header alone holds nothing.
+  pollfd readable{fd, POLLIN, 0};
+  if (poll(&readable, 1, static_cast<int>(absl::ToInt64Milliseconds(options_.stall_timeout))) !=
+      1) {
+    return false;  // stalled after the header (or gone); nothing was staged
+  }
   absl::Status received = staged.ReceiveInto(
       header.size(), [fd](uint8_t* dst, size_t len) { return ReadFull(fd, dst, len); });
-  if (!received.ok()) return false;  // the client went away mid-block; staging is freed
+  if (IsNoRoom(received)) {
+    // No room for bytes that arrived: not stored; drop the rest, stay in step.
+    const uint64_t rest = header.size() - staged.received();
+    admission->staged.reset();
+    return Drain(fd, rest) && reply(absl::OkStatus(), v1::PUT_NO_SPACE);
+  }
+  // Otherwise the client went away or stalled mid-block; staging is freed.
+  if (!received.ok()) return false;
   absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, kDefaultTenant, header.namespace_(), staged);
   if (!outcome.ok()) {
     service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
@@ -162,7 +192,8 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length) {
   return reply(absl::OkStatus(), *outcome);
 }
 
-bool DataPortServer::ServeFetch(int fd, uint32_t body_length) {
+bool DataPortServer::ServeFetch(int fd, uint32_t body_length,
+                                const std::shared_ptr<ConnectionShare>& share) {
   if (body_length > kMaxDataPortRequestBytes) {
     SendEnd(fd, absl::InvalidArgumentError(absl::StrCat(
                     "data port request of ", body_length, " bytes; at most ", kMaxDataPortRequestBytes)));
@@ -175,7 +206,7 @@ bool DataPortServer::ServeFetch(int fd, uint32_t body_length) {
     SendEnd(fd, absl::InvalidArgumentError("malformed FetchRequest"));
     return false;
   }
-  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, kDefaultTenant, request);
+  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, kDefaultTenant, share, request);
   if (!plan.ok()) return SendEnd(fd, plan.status());
   std::vector<iovec> iov;
   std::vector<std::array<uint8_t, kChunkFrameHeaderBytes>> headers(plan->items.size());

@@ -52,6 +52,7 @@ absl::StatusOr<uint64_t> RangeEnd(const v1::FetchItem& item, int i, uint64_t siz
 }  // namespace
 
 absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& tenant,
+                                    std::shared_ptr<ConnectionShare> share,
                                     const v1::FetchRequest& request) {
   const ServiceLimits& limits = service.limits;
   absl::StatusOr<std::vector<BlockKey>> keys = ParseRequest(request, limits);
@@ -63,16 +64,28 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
   plan.chunk_bytes = std::max<uint32_t>(plan.chunk_bytes, 4096);
 
   std::optional<NamespaceId> ns = service.store.namespaces().Find(tenant, request.namespace_());
+  uint64_t charged = 0;
+  absl::Status over_share;
   for (int i = 0; ns.has_value() && i < request.items_size(); ++i) {
     ReadSource source = ReadSource::kHost;
     std::optional<BlockPin> pin = service.store.PinForRead(*ns, (*keys)[i], &source);
     if (!pin.has_value()) break;  // the cached prefix ends here
     absl::StatusOr<uint64_t> end = RangeEnd(request.items(i), i, pin->meta().size);
     if (!end.ok()) return end.status();
+    // Ranges of one block asked for one after another pin it once.
+    const bool same_block =
+        !plan.items.empty() && &plan.items.back().pin.block() == &pin->block();
+    if (share != nullptr && !same_block) {
+      over_share = share->Charge(pin->meta().size, "pinned");
+      if (!over_share.ok()) break;
+      charged += pin->meta().size;
+    }
     plan.items.push_back(FetchPlanItem{static_cast<uint32_t>(i), *std::move(pin),
                                        request.items(i).offset(), *end, TierOf(source)});
   }
+  plan.charge = ShareCharge(std::move(share), charged);
   if (plan.items.empty()) {
+    if (!over_share.ok()) return over_share;
     return absl::NotFoundError(absl::StrCat("block ", (*keys)[0].ToHex(), " is not cached"));
   }
   service.counters.fetches.fetch_add(1, std::memory_order_relaxed);

@@ -28,11 +28,18 @@ struct FetchPlanItem {
 struct FetchPlan {
   std::vector<FetchPlanItem> items;
   uint32_t chunk_bytes = 0;
+  // The pinned blocks' bytes, charged to the connection's share; keep it
+  // until the pins are gone.
+  ShareCharge charge;
 };
 
 // INVALID_ARGUMENT for a bad request, NOT_FOUND if the first block is not
 // cached, OUT_OF_RANGE for a range outside its block. Counts the fetch.
+// The pinned blocks count against `share` (null: none): the plan ends before
+// the first block that would pass it, like at a miss, and is
+// RESOURCE_EXHAUSTED if not even the first fits.
 absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& tenant,
+                                    std::shared_ptr<ConnectionShare> share,
                                     const v1::FetchRequest& request);
 
 // One block of a same-host worker's GPU lease: while `device` is held its

@@ -20,8 +20,10 @@ grpc::Slice PinnedSlice(const uint8_t* data, size_t len, const BlockPin& pin) {
 }  // namespace
 
 FetchReactor::FetchReactor(ServiceContext& service, std::string tenant,
-                           const grpc::ByteBuffer& request)
-    : service_(service), tenant_(std::move(tenant)) {
+                           std::shared_ptr<ConnectionShare> share,
+                           grpc::CallbackServerContext* context, const grpc::ByteBuffer& request)
+    : service_(service), tenant_(std::move(tenant)), share_(std::move(share)), context_(context) {
+  if (service_.stall_watchdog != nullptr) service_.stall_watchdog->Add(this);
   if (service_.io_workers != nullptr) {
     // Planning may read blocks back from NVMe or copy them down from the
     // GPU: not on gRPC's thread. gRPC
@@ -30,6 +32,17 @@ FetchReactor::FetchReactor(ServiceContext& service, std::string tenant,
     return;
   }
   Begin(request);
+}
+
+void FetchReactor::OnDone() {
+  // After this no OnStalled runs, so nothing can touch this any more.
+  if (service_.stall_watchdog != nullptr) service_.stall_watchdog->Remove(this);
+  delete this;
+}
+
+void FetchReactor::OnStalled() {
+  StopWaiting();
+  context_->TryCancel();
 }
 
 void FetchReactor::Begin(const grpc::ByteBuffer& request) {
@@ -48,8 +61,9 @@ absl::Status FetchReactor::Start(const grpc::ByteBuffer& raw) {
   if (!grpc::SerializationTraits<v1::FetchRequest>::Deserialize(&copy, &request).ok()) {
     return absl::InvalidArgumentError("malformed FetchRequest");
   }
-  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, tenant_, request);
+  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, tenant_, std::move(share_), request);
   if (!plan.ok()) return plan.status();
+  charge_ = std::move(plan->charge);
   chunk_bytes_ = plan->chunk_bytes;
   items_ = std::move(plan->items);
   return absl::OkStatus();
@@ -81,13 +95,16 @@ void FetchReactor::WriteNext() {
   if (current_ == items_.size()) {
     // The last chunk carries the status too: one less completion to wait for.
     items_.clear();
+    StartWaiting();  // until OnDone: the client must take the last chunk
     StartWriteAndFinish(&out_, grpc::WriteOptions(), grpc::Status::OK);
     return;
   }
+  StartWaiting();
   StartWrite(&out_);
 }
 
 void FetchReactor::OnWriteDone(bool ok) {
+  StopWaiting();
   if (!ok) {
     // The client went away; nothing more can be sent.
     items_.clear();

@@ -4,6 +4,9 @@
 // header plus slices that point into the pinned arena pages: the payload is
 // never copied on the daemon, and each slice holds a pin until gRPC is done
 // with it. When the client goes away the reactor finishes and its pins go.
+// The pinned blocks count against the connection's share of the arena, and a
+// reader that takes nothing for the stall limit is cut off (CANCELLED), so a
+// client cannot hold pins by not reading.
 #ifndef KVCACHE_KVSTORE_FETCH_REACTOR_H_
 #define KVCACHE_KVSTORE_FETCH_REACTOR_H_
 
@@ -13,16 +16,21 @@
 #include "kvcache/v1/kvcache.grpc.pb.h"
 #include "kvstore/fetch_plan.h"
 #include "kvstore/service_context.h"
+#include "kvstore/stall_watchdog.h"
 
 namespace kvcache {
 
 // Deletes itself when the RPC is done.
-class FetchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+class FetchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>, public Stallable {
  public:
-  FetchReactor(ServiceContext& service, std::string tenant, const grpc::ByteBuffer& request);
+  // `context` is gRPC's, valid until OnDone; `share` is the connection's.
+  FetchReactor(ServiceContext& service, std::string tenant, std::shared_ptr<ConnectionShare> share,
+               grpc::CallbackServerContext* context, const grpc::ByteBuffer& request);
 
   void OnWriteDone(bool ok) override;
-  void OnDone() override { delete this; }
+  void OnDone() override;
+  // Cancels the call; gRPC then drops the writes in flight and their pins.
+  void OnStalled() override;
 
  private:
   // Plans the fetch and starts writing, or finishes with the error.
@@ -32,6 +40,9 @@ class FetchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   ServiceContext& service_;
   const std::string tenant_;
+  std::shared_ptr<ConnectionShare> share_;  // moved into charge_ once planned
+  grpc::CallbackServerContext* const context_;
+  ShareCharge charge_;  // held until OnDone: slices in flight still pin
   uint32_t chunk_bytes_ = 0;
   std::vector<FetchPlanItem> items_;
   size_t current_ = 0;  // item being written

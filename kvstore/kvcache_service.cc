@@ -146,12 +146,12 @@ absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::Looku
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* KvCacheService::Put(grpc::CallbackServerContext* ctx,
                                                                Raw* response) {
-  return new PutReactor(context_, TenantOf(*ctx), response);
+  return new PutReactor(context_, TenantOf(*ctx), ShareOf(context_, *ctx), response);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* KvCacheService::Fetch(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) {
-  return new FetchReactor(context_, TenantOf(*ctx), *request);
+  return new FetchReactor(context_, TenantOf(*ctx), ShareOf(context_, *ctx), ctx, *request);
 }
 
 grpc::ServerUnaryReactor* KvCacheService::Evict(grpc::CallbackServerContext* ctx,

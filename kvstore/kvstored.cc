@@ -113,6 +113,14 @@ ABSL_FLAG(bool, gpu_in_host_memory, false,
           "be exercised on a machine without a GPU. Gives no speed.");
 ABSL_FLAG(int, max_concurrent_streams, 256, "HTTP/2 concurrent streams per connection.");
 ABSL_FLAG(int, max_keys_per_request, 65536, "Most keys one Lookup may carry.");
+ABSL_FLAG(double, client_stall_timeout_s, 10,
+          "A put that sends nothing for this long in the middle of a block, or a fetch whose "
+          "reader takes nothing for this long, is cut off and its staging and pins freed (gRPC, "
+          "data port and same-host path alike). Between requests the idle timeouts apply.");
+ABSL_FLAG(double, connection_share, 0.25,
+          "Most of the host arena one client connection may hold at once, staged by its "
+          "unfinished puts and pinned by its unfinished fetches and leases (a fraction in "
+          "(0, 1]); never less than one block of --max_block_size.");
 ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
 ABSL_FLAG(int, drain_timeout_s, 10,
           "On SIGTERM/SIGINT, seconds to let in-flight calls finish before cancelling them.");
@@ -277,9 +285,24 @@ int Run() {
   limits.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
   const uint64_t max_message = SizeFlag(FLAGS_max_message_size, "max_message_size");
 
-  // Declared before the service and server, so it outlives every Fetch.
+  const double share = absl::GetFlag(FLAGS_connection_share);
+  const double stall_s = absl::GetFlag(FLAGS_client_stall_timeout_s);
+  if (!(share > 0 && share <= 1) || !(stall_s > 0)) {
+    std::cerr << "kvstored: --connection_share must be in (0, 1] and --client_stall_timeout_s "
+                 "above 0\n";
+    return 1;
+  }
+  const absl::Duration stall_timeout = absl::Seconds(stall_s);
+  // Declared before the service and server, so they outlive every call.
   std::unique_ptr<IoWorkers> io_workers;
+  // A connection may always stage one block of the largest size.
+  const uint64_t arena_bytes = (*store)->arena().capacity_bytes();
+  ConnectionShares shares(std::max(static_cast<uint64_t>(share * arena_bytes),
+                                   std::min(limits.max_block_bytes, arena_bytes)));
+  StallWatchdog stall_watchdog(stall_timeout);
   ServiceContext context{**store, limits, absl::Now(), {}};
+  context.shares = &shares;
+  context.stall_watchdog = &stall_watchdog;
   if ((*store)->nvme() != nullptr || (*store)->gpu() != nullptr) {
     // Fetches that may read NVMe or copy down from the GPU plan off gRPC's threads.
     io_workers = std::make_unique<IoWorkers>(absl::GetFlag(FLAGS_nvme_queue_depth));
@@ -293,6 +316,7 @@ int Run() {
     options.path = flag == "auto" ? absl::StrCat("/tmp/kvstored-", getpid(), ".sock") : flag;
     options.instance_id = context.instance_id;
     options.lease_ttl = absl::Seconds(absl::GetFlag(FLAGS_lease_ttl_s));
+    options.stall_timeout = stall_timeout;
     options.staging_bytes = SizeFlag(FLAGS_local_staging, "local_staging");
     if (options.staging_bytes < limits.max_block_bytes) {
       std::cerr << "kvstored: --local_staging (" << FormatBytes(options.staging_bytes)
@@ -343,6 +367,9 @@ int Run() {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // A connection with no call open for 5 minutes is closed, as on the data
+  // port: idle clients do not hold a connection (and its buffers) forever.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
   for (const auto& [name, value] : BulkTransferChannelArgs()) {
     builder.AddChannelArgument(name, value);
   }
@@ -360,6 +387,7 @@ int Run() {
     options.host = std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]"));
     options.port = absl::GetFlag(FLAGS_data_port);
     options.max_connections = absl::GetFlag(FLAGS_data_port_max_connections);
+    options.stall_timeout = stall_timeout;
     absl::StatusOr<std::unique_ptr<DataPortServer>> started = DataPortServer::Start(context, options);
     if (!started.ok()) {
       std::cerr << "kvstored: " << started.status().message() << "\n";

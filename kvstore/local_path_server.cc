@@ -92,7 +92,8 @@ void AppendExtents(const HostArena& arena, const PageRun& pages, uint64_t offset
 }
 
 struct Lease {
-  std::vector<BlockPin> pins;           // a fetch lease
+  std::vector<BlockPin> pins;           // a fetch lease,
+  ShareCharge charge;                   // counted against the connection
   std::vector<std::shared_ptr<const DeviceBlock>> device;  // a GPU lease
   std::unique_ptr<StagedBlock> staged;  // a put lease: arena pages,
   StagingSpace::Range staging;          // and where the client writes
@@ -211,6 +212,14 @@ void LocalPathServer::Serve(int fd) {
   }
   if (!SendWelcome(fd, welcome, fds)) return;
 
+  // A client may pause only briefly inside a message (poll waits between
+  // them): the thread serves all of this connection's leases.
+  timeval stall = absl::ToTimeval(options_.stall_timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
+  // What this connection stages and pins is bounded on its own; declared
+  // before the leases that charge it.
+  std::shared_ptr<ConnectionShare> share =
+      service_.shares != nullptr ? service_.shares->ForOne() : nullptr;
   // Leases live here, so they all go back when the connection does (before
   // the staging space their ranges point into).
   absl::flat_hash_map<uint64_t, Lease> leases;
@@ -232,7 +241,7 @@ void LocalPathServer::Serve(int fd) {
         v1::FetchRequest request;
         v1::LocalLease reply;
         absl::StatusOr<FetchPlan> plan = request.ParseFromString(body)
-                                             ? PlanFetch(service_, kDefaultTenant, request)
+                                             ? PlanFetch(service_, kDefaultTenant, share, request)
                                              : absl::InvalidArgumentError("malformed FetchRequest");
         SetStatus(plan.status(), reply);
         // So the client can find this namespace's blocks in the directory.
@@ -243,6 +252,7 @@ void LocalPathServer::Serve(int fd) {
         if (plan.ok()) {
           Lease& lease = leases[next_lease];
           lease.expires = expires;
+          lease.charge = std::move(plan->charge);
           reply.set_lease_id(next_lease++);
           for (FetchPlanItem& item : plan->items) {
             v1::LeasedItem* out = reply.add_items();
@@ -301,19 +311,20 @@ void LocalPathServer::Serve(int fd) {
             absl::InvalidArgumentError("malformed PutBlockHeader");
         StagingSpace::Range range;
         if (header.ParseFromString(body)) {
-          // Staging first: when it is full, the put is refused before
-          // admission evicts cached blocks to make room for it. A size that
-          // can never be staged is left to AdmitPut, which says why (the
-          // staging space holds at least the largest block).
+          // The client writes into this connection's staging space; arena
+          // pages are taken (and room made) only at commit, for a block
+          // whose bytes are all there. A size that can never be staged is
+          // left to AdmitPut, which says why (the staging space holds at
+          // least the largest block).
           absl::StatusOr<StagingSpace::Range> reserved = (*staging)->Reserve(header.size());
           if (reserved.ok()) {
             range = std::move(*reserved);
-            admission = AdmitPut(service_, kDefaultTenant, header);
+            admission = AdmitPut(service_, kDefaultTenant, share.get(), header);
           } else if (reserved.status().code() == absl::StatusCode::kResourceExhausted) {
             admission = absl::ResourceExhaustedError(
                 absl::StrCat(reserved.status().message(), " (--local_staging)"));
           } else {
-            admission = AdmitPut(service_, kDefaultTenant, header);
+            admission = AdmitPut(service_, kDefaultTenant, share.get(), header);
           }
         }
         SetStatus(admission.status(), reply);
@@ -364,7 +375,9 @@ void LocalPathServer::Serve(int fd) {
           status = staged.Append(it->second.staging.bytes());  // copies and hashes
           service_.counters.bytes_in.fetch_add(staged.meta().size, std::memory_order_relaxed);
           absl::StatusOr<v1::PutOutcome> outcome =
-              status.ok() ? CommitPut(service_, kDefaultTenant, it->second.ns, staged) : status;
+              IsNoRoom(status) ? v1::PUT_NO_SPACE
+              : status.ok()    ? CommitPut(service_, kDefaultTenant, it->second.ns, staged)
+                               : status;
           status = outcome.status();
           if (outcome.ok()) reply.set_outcome(*outcome);
           if (!outcome.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);

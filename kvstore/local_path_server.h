@@ -6,12 +6,15 @@
 // lists. The arena's memfd is sealed, so clients map it read-only: only the
 // daemon ever writes a cached block, and a client need not re-hash what it
 // reads. A fetch lease pins the blocks it names (eviction skips them) until
-// it is released. A put lease holds arena pages plus a range of the
-// connection's own writable staging memfd (StagingSpace); the client writes
-// the block there and commits with its checksum, and the daemon copies it
-// into the arena pages, hashing the copy (verified as on every other path).
+// it is released. A put lease holds a range of the connection's own
+// writable staging memfd (StagingSpace); the client writes the block there
+// and commits with its checksum, and only then does the daemon take arena
+// pages and copy the block into them, hashing the copy (verified as on every
+// other path). So a put that is never committed holds no arena memory.
 // Leases belong to their connection and expire after a TTL: a client that
-// dies, or stalls, gives its pages back. Each connection has its own thread.
+// dies, or stalls, gives its pages back. What a connection pins and stages
+// counts against its own share of the arena (connection_share.h). Each
+// connection has its own thread.
 // With a block directory (kvstore/block_directory.h) its memfd goes with the
 // welcome too, fetch leases name the namespace's id, and clients report the
 // blocks they copied through it (kDirectReads, one-way).
@@ -57,6 +60,9 @@ class LocalPathServer {
     // taken only for the pages its concurrent puts touch.
     uint64_t staging_bytes = 128ull << 20;
     int max_connections = 256;
+    // Longest pause allowed inside one message; past it the connection is
+    // closed and its leases and staging freed.
+    absl::Duration stall_timeout = absl::Seconds(10);
     std::string instance_id;
   };
 

@@ -5,7 +5,7 @@
 namespace kvcache {
 
 absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string& tenant,
-                                      const v1::PutBlockHeader& header) {
+                                      ConnectionShare* share, const v1::PutBlockHeader& header) {
   const ServiceLimits& limits = service.limits;
   if (absl::Status s = ValidateNamespace(header.namespace_(), limits); !s.ok()) return s;
   absl::StatusOr<BlockKey> key = BlockKey::FromBytes(header.key());
@@ -50,13 +50,14 @@ absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string
       return admission;
     }
   }
-  absl::StatusOr<PageRun> pages = service.store.AllocateEvicting(meta.size);
-  if (!pages.ok()) {
-    admission.outcome = v1::PUT_NO_SPACE;
+  if (meta.size > service.store.arena().capacity_bytes()) {
+    admission.outcome = v1::PUT_NO_SPACE;  // could never fit the host tier
     return admission;
   }
-  admission.staged = std::make_unique<StagedBlock>(
-      ns, std::move(meta), std::move(*pages), std::move(parent_pin), &service.store.staged_bytes());
+  // No pages yet: they are taken as the bytes arrive (StagedBlock), so a
+  // header alone holds nothing and evicts nothing.
+  admission.staged = std::make_unique<StagedBlock>(ns, std::move(meta), service.store, share,
+                                                   std::move(parent_pin));
   return admission;
 }
 

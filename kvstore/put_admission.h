@@ -15,17 +15,27 @@
 
 namespace kvcache {
 
-// Either `staged` (read the block's bytes into it), or no staging and an
-// `outcome` that says why the bytes are to be read and dropped.
+// Either `staged` (read the block's bytes into it; it takes arena pages only
+// as they arrive), or no staging and an `outcome` that says why the bytes are
+// to be read and dropped.
 struct PutAdmission {
   std::unique_ptr<StagedBlock> staged;
   v1::PutOutcome outcome = v1::PUT_OUTCOME_UNSPECIFIED;
 };
 
 // INVALID_ARGUMENT for a bad header (empty or long key, own parent, size 0 or
-// over the limit, bad namespace). Never adds a namespace.
+// over the limit, bad namespace). Never adds a namespace. The staged block
+// charges its pages to `share` (the sending connection's; null: none), which
+// must outlive it.
 absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string& tenant,
-                                      const v1::PutBlockHeader& header);
+                                      ConnectionShare* share, const v1::PutBlockHeader& header);
+
+// A staged block that found no room for bytes that arrived
+// (StagedBlock's RESOURCE_EXHAUSTED) is not an error of the stream: its
+// outcome is PUT_NO_SPACE and the rest of its bytes are read and dropped.
+inline bool IsNoRoom(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kResourceExhausted;
+}
 
 // Commits a staged block of (tenant, ns) whose bytes all arrived; counts it
 // if stored. INVALID_ARGUMENT if bytes are missing, DATA_LOSS on a checksum

@@ -13,12 +13,37 @@ absl::Span<const uint8_t> Bytes(const std::string& s) {
 
 }  // namespace
 
-PutReactor::PutReactor(ServiceContext& service, std::string tenant, grpc::ByteBuffer* raw_response)
-    : service_(service), tenant_(std::move(tenant)), raw_response_(raw_response) {
+PutReactor::PutReactor(ServiceContext& service, std::string tenant,
+                       std::shared_ptr<ConnectionShare> share, grpc::ByteBuffer* raw_response)
+    : service_(service),
+      tenant_(std::move(tenant)),
+      share_(std::move(share)),
+      raw_response_(raw_response) {
+  if (service_.stall_watchdog != nullptr) service_.stall_watchdog->Add(this);
   StartRead(&raw_request_);
 }
 
+void PutReactor::OnDone() {
+  // After this no OnStalled runs, so nothing can touch this any more.
+  if (service_.stall_watchdog != nullptr) service_.stall_watchdog->Remove(this);
+  delete this;
+}
+
+void PutReactor::OnStalled() {
+  MutexLock lock(&mu_);
+  StopWaiting();
+  if (ended_ || !in_block_) return;
+  service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+  End(absl::DeadlineExceededError(absl::StrCat(
+      "put stream sent nothing for ", absl::FormatDuration(service_.stall_watchdog->limit()),
+      " in the middle of a block (message ", messages_,
+      "); its staging was freed (--client_stall_timeout_s)")));
+}
+
 void PutReactor::OnReadDone(bool ok) {
+  StopWaiting();
+  MutexLock lock(&mu_);
+  if (ended_) return;  // the watchdog ended the stream meanwhile
   if (!ok) {
     // The client half-closed (or the call was cancelled; then Finish is moot).
     End(in_block_ ? absl::InvalidArgumentError("put stream ended in the middle of a block")
@@ -39,10 +64,13 @@ void PutReactor::OnReadDone(bool ok) {
   }
   request_.Clear();
   raw_request_.Clear();
+  // Only a stream in the middle of a block holds anything worth cutting off.
+  if (in_block_) StartWaiting();
   StartRead(&raw_request_);
 }
 
 void PutReactor::End(const absl::Status& status) {
+  ended_ = true;
   staged_.reset();
   absl::Status final_status = status;
   if (final_status.ok()) final_status = SerializeRaw(response_, raw_response_);
@@ -58,21 +86,29 @@ absl::Status PutReactor::Handle(const v1::PutRequest& request) {
   } else if (!in_block_) {
     return absl::InvalidArgumentError("put data before any block header");
   }
-  const std::string& data = request.data();
-  service_.counters.bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
-  if (staged_ != nullptr) {
-    if (absl::Status s = staged_->Append(Bytes(data)); !s.ok()) return s;
-  } else {
-    if (data.size() > discard_remaining_) {
-      return absl::InvalidArgumentError("put data runs past the block's declared size");
-    }
-    discard_remaining_ -= data.size();
-  }
+  service_.counters.bytes_in.fetch_add(request.data().size(), std::memory_order_relaxed);
+  if (absl::Status s = Receive(request.data()); !s.ok()) return s;
   return FinishBlockIfComplete();
 }
 
+absl::Status PutReactor::Receive(const std::string& data) {
+  if (staged_ != nullptr) {
+    absl::Status appended = staged_->Append(Bytes(data));
+    if (!IsNoRoom(appended)) return appended;
+    // No room for these bytes: the block is not stored; drop the rest.
+    discard_remaining_ = staged_->meta().size - staged_->received();
+    staged_.reset();
+    Record(v1::PUT_NO_SPACE);
+  }
+  if (data.size() > discard_remaining_) {
+    return absl::InvalidArgumentError("put data runs past the block's declared size");
+  }
+  discard_remaining_ -= data.size();
+  return absl::OkStatus();
+}
+
 absl::Status PutReactor::BeginBlock(const v1::PutBlockHeader& header) {
-  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, tenant_, header);
+  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, tenant_, share_.get(), header);
   if (!admission.ok()) return admission.status();
   in_block_ = true;
   block_namespace_ = header.namespace_();

@@ -6,6 +6,12 @@ namespace kvcache {
 
 std::string TenantOf(const grpc::CallbackServerContext& /*context*/) { return kDefaultTenant; }
 
+std::shared_ptr<ConnectionShare> ShareOf(ServiceContext& service,
+                                         const grpc::CallbackServerContext& context) {
+  if (service.shares == nullptr) return nullptr;
+  return service.shares->For(context.peer());
+}
+
 absl::Status ValidateNamespace(absl::string_view ns, const ServiceLimits& limits) {
   if (ns.empty()) return absl::InvalidArgumentError("namespace is empty");
   if (ns.size() > limits.max_namespace_bytes) {

@@ -14,7 +14,9 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "kvstore/block_store.h"
+#include "kvstore/connection_share.h"
 #include "kvstore/io_workers.h"
+#include "kvstore/stall_watchdog.h"
 
 namespace kvcache {
 
@@ -63,6 +65,12 @@ struct ServiceContext {
   // from the GPU; null without either tier (they then run on gRPC's thread,
   // memory work only). Not owned.
   IoWorkers* io_workers = nullptr;
+  // What one client connection may stage and pin (connection_share.h);
+  // null: unbounded. Not owned.
+  ConnectionShares* shares = nullptr;
+  // Cuts off put and fetch streams that wait on their client too long
+  // (stall_watchdog.h); null: never. Not owned.
+  StallWatchdog* stall_watchdog = nullptr;
 };
 
 // The daemon has no authentication yet and serves only loopback (or an
@@ -72,6 +80,11 @@ inline constexpr char kDefaultTenant[] = "default";
 
 // The caller's tenant (kDefaultTenant until authentication exists).
 std::string TenantOf(const grpc::CallbackServerContext& context);
+
+// The share of the caller's connection (by peer address), or null when
+// shares are off.
+std::shared_ptr<ConnectionShare> ShareOf(ServiceContext& service,
+                                         const grpc::CallbackServerContext& context);
 
 // INVALID_ARGUMENT unless 1 <= size <= limits.max_namespace_bytes.
 absl::Status ValidateNamespace(absl::string_view ns, const ServiceLimits& limits);

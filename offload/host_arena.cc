@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -69,6 +70,21 @@ void PageRun::Release() {
   arena_ = nullptr;
   pages_.clear();
   size_ = 0;
+}
+
+void PageRun::Append(PageRun&& more) {
+  if (more.pages_.empty()) return;
+  if (pages_.empty()) {
+    *this = std::move(more);
+    return;
+  }
+  assert(arena_ == more.arena_);
+  assert(size_ == uint64_t{arena_->page_bytes()} * pages_.size());
+  pages_.insert(pages_.end(), more.pages_.begin(), more.pages_.end());
+  size_ += more.size_;
+  more.arena_ = nullptr;
+  more.pages_.clear();
+  more.size_ = 0;
 }
 
 void PageRun::Write(uint64_t offset, absl::Span<const uint8_t> src) {

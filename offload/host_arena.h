@@ -45,6 +45,12 @@ class PageRun {
   size_t page_count() const { return pages_.size(); }
   const std::vector<uint32_t>& pages() const { return pages_; }
 
+  // Takes `more`'s pages onto the end of this run, which grows by
+  // more.size(). Lets a block's pages be taken as its bytes arrive.
+  // REQUIRES: both from one arena (or this run empty), and every page of
+  // this run full (size() is a whole number of pages).
+  void Append(PageRun&& more);
+
   // Copies src into the run at `offset`. REQUIRES: offset + src.size() <= size().
   void Write(uint64_t offset, absl::Span<const uint8_t> src);
   // Copies bytes [offset, offset + dst.size()) out. REQUIRES: in range.

@@ -14,7 +14,9 @@ const std::vector<TraceRequest> kFive = FiveRequests();
 absl::StatusOr<ReplayResult> ReplayOn(uint64_t pages, int workers) {
   auto daemon = DaemonProcess::Start(
       "kvstore/kvstored", {absl::StrCat("--host_capacity=", pages * 4096), "--page_size=4KiB",
-                           "--max_block_size=4KiB"});
+                           "--max_block_size=4KiB",
+                           // The one client may pin a whole chain of this tiny arena.
+                           "--connection_share=1"});
   if (!daemon.ok()) return daemon.status();
   auto keys = TraceKeys(kFive);
   if (!keys.ok()) return keys.status();
