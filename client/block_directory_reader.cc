@@ -24,7 +24,9 @@ absl::StatusOr<std::unique_ptr<BlockDirectoryReader>> BlockDirectoryReader::Crea
                     h.slots_offset >= sizeof(h) && h.slots_offset % alignof(DirectorySlot) == 0 &&
                     h.next_offset >= h.slots_offset + slots * sizeof(DirectorySlot) &&
                     h.next_offset % alignof(uint32_t) == 0 &&
-                    h.next_offset + uint64_t{h.page_count} * sizeof(uint32_t) <= directory_bytes &&
+                    h.next_offset + uint64_t{h.page_count} * sizeof(uint32_t) +
+                            uint64_t{h.presence_count} * sizeof(uint32_t) <= directory_bytes &&
+                    (h.presence_count & (h.presence_count - 1)) == 0 &&
                     h.total_bytes <= directory_bytes;
   if (!fits) return absl::InvalidArgumentError("block directory header does not fit its mapping");
   return std::unique_ptr<BlockDirectoryReader>(new BlockDirectoryReader(h, directory, arena));
@@ -68,6 +70,15 @@ bool BlockDirectoryReader::complete() const {
   const auto* word =
       reinterpret_cast<const std::atomic<uint32_t>*>(directory_ + kDirectoryCompleteOffset);
   return word->load(std::memory_order_acquire) == 1;
+}
+
+bool BlockDirectoryReader::Absent(uint32_t ns, const BlockKey& key) const {
+  if (header_.presence_count == 0) return false;
+  const auto* presence = reinterpret_cast<const std::atomic<uint32_t>*>(
+      directory_ + header_.next_offset + uint64_t{header_.page_count} * sizeof(uint32_t));
+  const DirectoryKey k(key.data(), key.size());
+  return presence[DirectoryPresenceSlot(ns, k, header_.presence_count)].load(
+             std::memory_order_acquire) == 0;
 }
 
 bool BlockDirectoryReader::live() const {

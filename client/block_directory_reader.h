@@ -54,6 +54,10 @@ class BlockDirectoryReader {
   // Whether the daemon lists every block it caches now: then a key that
   // ListedSize does not find (and did not see change) is not cached.
   bool complete() const;
+  // Whether the daemon's presence table says no block of (ns, key) is cached
+  // in any tier, so a lookup may end there with no request. False where the
+  // daemon keeps no presence table.
+  bool Absent(uint32_t ns, const BlockKey& key) const;
   // Whether the daemon renewed the directory's heartbeat within
   // kDirectoryStaleMs: only then is anything read from it an answer.
   bool live() const;

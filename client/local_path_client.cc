@@ -290,7 +290,9 @@ std::optional<LocalPathClient::Listed> LocalPathClient::LookupListed(
     bool changed = false;
     const std::optional<uint64_t> size = directory_->ListedSize(*ns_id, key, &changed);
     if (!size.has_value()) {
-      listed.final = complete && !changed;
+      // A miss needs no request when every cached block is listed, or when
+      // the presence table says nothing of this key is cached in any tier.
+      listed.final = (complete || directory_->Absent(*ns_id, key)) && !changed;
       return listed;
     }
     sizes->push_back(*size);

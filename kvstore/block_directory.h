@@ -33,9 +33,12 @@ class BlockDirectory {
   static constexpr uint32_t kNotListed = UINT32_MAX;
 
   // A directory for `arena`'s pages, in a sealed memfd. At most 4 slots per
-  // arena page and at most 1/64 of the arena's bytes. UNAVAILABLE if the
-  // memfd cannot be made, mapped or sealed.
-  static absl::StatusOr<std::unique_ptr<BlockDirectory>> Create(const HostArena& arena);
+  // arena page and at most 1/64 of the arena's bytes. Its presence table has
+  // about 4 counters for each of `max_blocks` (the most blocks all tiers
+  // can hold; 4 bytes each, at most 64 MiB). UNAVAILABLE if the memfd
+  // cannot be made, mapped or sealed.
+  static absl::StatusOr<std::unique_ptr<BlockDirectory>> Create(const HostArena& arena,
+                                                                uint64_t max_blocks);
   ~BlockDirectory();
   BlockDirectory(const BlockDirectory&) = delete;
   BlockDirectory& operator=(const BlockDirectory&) = delete;
@@ -53,6 +56,11 @@ class BlockDirectory {
   // validate a copy of it (even one it started before), so its pages may be
   // freed. REQUIRES: slot came from List and was not withdrawn since.
   void Withdraw(uint32_t slot) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Counts a block into (+1) or out of (-1) the presence table: +1 before
+  // it enters the index, -1 once it has left (any tier, listed or not).
+  void CountPresent(uint32_t ns, const BlockKey& key, int delta);
+  uint32_t presence_count() const { return header_.presence_count; }
 
   // Says in the shared header whether every block the daemon caches is
   // listed (proto/block_directory_layout.h): the store calls it once its
@@ -77,6 +85,7 @@ class BlockDirectory {
   const uint64_t bytes_;
   const DirectoryHeader header_;
   std::atomic<uint32_t>* const next_page_;
+  std::atomic<uint32_t>* const presence_;
   Mutex mu_;
   std::vector<bool> in_use_ ABSL_GUARDED_BY(mu_);  // per slot
   std::atomic<uint64_t> listed_{0};

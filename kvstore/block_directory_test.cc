@@ -46,7 +46,7 @@ class BlockDirectoryTest : public ::testing::Test {
  protected:
   void Make(uint64_t capacity) {
     arena_ = *HostArena::Create({.capacity_bytes = capacity, .page_bytes = kPage});
-    directory_ = *BlockDirectory::Create(*arena_);
+    directory_ = *BlockDirectory::Create(*arena_, 64);
     // As a worker maps them: read-only, from the fds.
     dir_map_ = mmap(nullptr, directory_->bytes(), PROT_READ, MAP_SHARED, directory_->fd(), 0);
     arena_map_ = mmap(nullptr, arena_->capacity_bytes(), PROT_READ, MAP_SHARED, arena_->fd(), 0);

@@ -88,6 +88,7 @@ void BlockIndex::Remove(Shard& shard, const EntryKey& k) {
   if (it->second.block->on_host()) host_blocks_.fetch_sub(1, std::memory_order_relaxed);
   if (it->second.device != nullptr) device_blocks_.fetch_sub(1, std::memory_order_relaxed);
   shard.entries.erase(it);
+  if (directory_ != nullptr) directory_->CountPresent(k.ns, k.key, -1);
 }
 
 void BlockIndex::ChildRemoved(const EntryKey& parent) {
@@ -189,6 +190,7 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, 
       if (it->second.block->meta().evict_first) it->second.tick -= kEvictFirstTicks;
       it->second.last_access_micros = it->second.block->meta().created_micros;
       Link(shard, k, it->second);
+      if (directory_ != nullptr) directory_->CountPresent(k.ns, k.key, +1);
       ListInDirectory(k, it->second);
       blocks_.fetch_add(1, std::memory_order_relaxed);
       bytes_.fetch_add(size, std::memory_order_relaxed);

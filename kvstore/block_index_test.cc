@@ -227,7 +227,7 @@ TEST_F(BlockIndexTest, ACopyReadForOtherBytesIsNotInstalled) {
 // The directory lists exactly the blocks that have host pages: a worker's
 // direct copy finds a block from insert until eviction, spill or drop.
 TEST_F(BlockIndexTest, DirectoryListsExactlyTheHostResidentBlocks) {
-  std::unique_ptr<BlockDirectory> directory = *BlockDirectory::Create(*arena_);
+  std::unique_ptr<BlockDirectory> directory = *BlockDirectory::Create(*arena_, 64);
   index_->SetDirectory(directory.get());
   void* dir = mmap(nullptr, directory->bytes(), PROT_READ, MAP_SHARED, directory->fd(), 0);
   ASSERT_NE(dir, MAP_FAILED);
@@ -239,11 +239,17 @@ TEST_F(BlockIndexTest, DirectoryListsExactlyTheHostResidentBlocks) {
     return reader->Copy(ns_, Key(key), 0, {out.data(), out.size()}, false) ==
            BlockDirectoryReader::Result::kCopied;
   };
+  // The presence table counts every cached block, listed or not, in any tier.
+  auto absent = [&](const std::string& key) { return reader->Absent(ns_, Key(key)); };
 
+  EXPECT_TRUE(absent("a") && absent("b") && absent("c"));
   ASSERT_EQ(Put("a", ""), InsertOutcome::kStored);
   ASSERT_EQ(Put("b", "a"), InsertOutcome::kStored);
   ASSERT_EQ(Put("c", "b"), InsertOutcome::kStored);
   EXPECT_TRUE(listed("a") && listed("b") && listed("c"));
+  EXPECT_FALSE(absent("a") || absent("b") || absent("c"));
+  EXPECT_TRUE(absent("d"));
+  EXPECT_TRUE(reader->Absent(ns_ + 1, Key("a")));  // the same key in another namespace
   EXPECT_EQ(directory->listed(), 3u);
 
   // Spilled: the host copy goes, the block stays (on NVMe), unlisted.
@@ -255,6 +261,7 @@ TEST_F(BlockIndexTest, DirectoryListsExactlyTheHostResidentBlocks) {
   const CachedBlock* b_identity = b_block.lock().get();  // no reference held past here
   ASSERT_GT(index_->DropHostCopy(ns_, Key("b"), b_identity), 0u);
   EXPECT_FALSE(listed("b"));
+  EXPECT_FALSE(absent("b"));  // still cached, on NVMe: a lookup must ask
   EXPECT_EQ(directory->listed(), 2u);
   // Promoted: listed again, in its new pages.
   ASSERT_TRUE(index_->InstallHostCopy(ns_, Key("b"), 0, *arena_->Allocate(100)).has_value());
@@ -268,6 +275,7 @@ TEST_F(BlockIndexTest, DirectoryListsExactlyTheHostResidentBlocks) {
   index_->EvictNamespaces({ns_}, false);
   EXPECT_FALSE(listed("a"));
   EXPECT_EQ(directory->listed(), 0u);
+  EXPECT_TRUE(absent("a") && absent("b") && absent("c"));
 
   // Reported direct reads count as hits and make the block recent.
   ASSERT_EQ(Put("x", ""), InsertOutcome::kStored);

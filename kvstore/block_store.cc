@@ -35,8 +35,14 @@ absl::StatusOr<std::unique_ptr<BlockStore>> BlockStore::Create(const Options& op
   if (options.block_directory && !store->arena_->sealed()) {
     store->directory_unavailable_ = "the host arena is not a sealed memfd";
   } else if (options.block_directory) {
+    // Every tier's blocks are counted in its presence table: at most one
+    // block per page of each.
+    const uint64_t page = store->arena_->page_bytes();
+    uint64_t max_blocks = store->arena_->capacity_bytes() / page;
+    if (options.nvme.has_value()) max_blocks += options.nvme->store.bytes / page;
+    if (options.gpu.has_value()) max_blocks += options.gpu->pool.capacity_bytes / page;
     absl::StatusOr<std::unique_ptr<BlockDirectory>> directory =
-        BlockDirectory::Create(*store->arena_);
+        BlockDirectory::Create(*store->arena_, max_blocks);
     if (directory.ok()) {
       store->directory_ = std::move(*directory);
       store->directory_unavailable_.clear();

@@ -6,7 +6,7 @@
 // the arena (clients map it read-only):
 //
 //   DirectoryHeader | DirectorySlot[bucket_count * kDirectoryWays] |
-//   uint32 next_page[page_count]
+//   uint32 next_page[page_count] | uint32 presence[presence_count]
 //
 // A block lives in one of the kDirectoryWays slots of bucket
 // DirectoryBucket(ns, key) (a block whose bucket is full is simply not
@@ -24,6 +24,15 @@
 // block was ever left out for a full bucket. Then a key the directory does
 // not list (in a consistent slot read) is a miss, and a lookup needs no
 // request even when it misses. A wrong 1 could only cost misses, never bytes.
+//
+// The presence table (when presence_count > 0; older daemons leave it 0)
+// counts, for each of its slots, the blocks the daemon caches in any tier
+// (host, NVMe, GPU; listed or not) whose (ns, key) falls there
+// (DirectoryPresenceSlot). The daemon adds one before a block enters its
+// index and takes it away once it has left. A count of 0 means the key is not
+// cached, so a lookup that misses needs no request even while the directory
+// is not complete. Readers only ask "0 or not": a wrong count can cost a
+// request or a miss, never bytes.
 //
 // The 32-bit word at kDirectoryHeartbeatOffset is the daemon's
 // CLOCK_MONOTONIC in milliseconds (mod 2^32), renewed every
@@ -67,9 +76,9 @@ struct DirectoryHeader {
   uint32_t bucket_count;  // a power of two
   uint32_t page_count;    // of the arena
   uint32_t page_bytes;
-  uint32_t reserved;
-  uint64_t slots_offset;  // from the start of the mapping
-  uint64_t next_offset;
+  uint32_t presence_count;  // a power of two, or 0: no presence table
+  uint64_t slots_offset;    // from the start of the mapping
+  uint64_t next_offset;     // the presence table follows next_page
   uint64_t total_bytes;
 };
 static_assert(sizeof(DirectoryHeader) <= kDirectoryCompleteOffset);
@@ -100,9 +109,9 @@ struct DirectoryKey {
   }
 };
 
-// The bucket of (ns, key): FNV-1a over the namespace id and the padded key,
-// folded. Both sides must agree on it exactly, so it is defined here.
-inline uint32_t DirectoryBucket(uint32_t ns, const DirectoryKey& key, uint32_t bucket_count) {
+// FNV-1a over the namespace id and the padded key. Both sides must agree on
+// it exactly, so it is defined here.
+inline uint64_t DirectoryHash(uint32_t ns, const DirectoryKey& key) {
   uint64_t h = 0xcbf29ce484222325ull;
   auto mix = [&h](uint64_t word) {
     for (int i = 0; i < 8; ++i) {
@@ -113,8 +122,21 @@ inline uint32_t DirectoryBucket(uint32_t ns, const DirectoryKey& key, uint32_t b
   mix(ns);
   mix(key.size);
   for (uint64_t w : key.words) mix(w);
-  h ^= h >> 32;
-  return static_cast<uint32_t>(h) & (bucket_count - 1);
+  return h;
+}
+
+// The bucket of (ns, key): the hash, folded.
+inline uint32_t DirectoryBucket(uint32_t ns, const DirectoryKey& key, uint32_t bucket_count) {
+  const uint64_t h = DirectoryHash(ns, key);
+  return static_cast<uint32_t>(h ^ (h >> 32)) & (bucket_count - 1);
+}
+
+// The presence slot of (ns, key): the hash's top bits after a multiply, so
+// keys that share a bucket rarely share a presence slot.
+inline uint32_t DirectoryPresenceSlot(uint32_t ns, const DirectoryKey& key,
+                                      uint32_t presence_count) {
+  const uint64_t h = DirectoryHash(ns, key) * 0x9e3779b97f4a7c15ull;
+  return static_cast<uint32_t>(h >> 32) & (presence_count - 1);
 }
 
 }  // namespace kvcache
