@@ -13,7 +13,8 @@ class E2eBadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto d = DaemonProcess::Start("kvstore/kvstored", {"--host_capacity=64MiB", "--page_size=64KiB",
-                                   "--max_message_size=1MiB", "--max_block_size=8MiB"});
+                                   "--max_message_size=1MiB", "--max_block_size=8MiB",
+                                   "--client_stall_timeout_s=1", "--connection_share=1"});
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
     stub_ = v1::KvCache::NewStub(
@@ -159,6 +160,52 @@ TEST_F(E2eBadInputTest, ClientGoneMidFetchReleasesPins) {
   ASSERT_TRUE(reader->Read(&chunk));
   EXPECT_EQ(chunk.data().size(), 64u << 10);
   ctx.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+// A put stream that stops sending in the middle of a block is ended by the
+// daemon (not left open for as long as the client likes), and its staging
+// goes back.
+TEST_F(E2eBadInputTest, PutStalledMidBlockIsCutOffAfterTheStallTimeout) {
+  grpc::ClientContext ctx;
+  v1::PutResponse resp;
+  auto writer = stub_->Put(&ctx, &resp);
+  ASSERT_TRUE(writer->Write(Header(key_, 4 << 20, std::string(512 << 10, 'a'), 0)));
+  const absl::Time start = absl::Now();
+  const grpc::Status s = writer->Finish();  // sends nothing more
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_NE(s.error_message().find("--client_stall_timeout_s"), std::string::npos);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(900));
+  // TearDown checks that the staged bytes went back to zero.
+}
+
+// A fetch whose reader stops reading is cancelled by the daemon once it
+// has waited the stall timeout, so the client cannot hold pins by not reading.
+TEST_F(E2eBadInputTest, FetchReaderThatStopsReadingIsCutOff) {
+  ClientOptions options = TestClientOptions(daemon_->address());
+  options.chunk_bytes = 512 << 10;
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok());
+  std::vector<BlockKey> chain = TestChain(11, 8);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 6 << 20)).ok());
+  // A connection of its own, so Stats on stub_ is not queued behind it.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto own = v1::KvCache::NewStub(grpc::CreateCustomChannel(
+      daemon_->address(), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  v1::FetchRequest req;
+  req.set_namespace_(ns_);
+  for (const BlockKey& k : chain) req.add_items()->set_key(k.ToBytes());
+  req.set_max_chunk_bytes(64 << 10);
+  auto reader = own->Fetch(&ctx, req);
+  v1::FetchChunk chunk;
+  ASSERT_TRUE(reader->Read(&chunk));
+  // 48 MiB asked for, one chunk read: the daemon is stuck writing.
+  const v1::StatsResponse freed = AwaitNothingPinnedOrStaged(*stub_);
+  EXPECT_EQ(freed.pinned_bytes(), 0u);
+  while (reader->Read(&chunk)) {
+  }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
