@@ -10,8 +10,10 @@
 // checks/s in batches of 1,024 keys. Reports medians over the rounds:
 // same-host Fetch as a ratio of memcpy, socket Fetch as a ratio of Redis.
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -427,7 +429,45 @@ int Run() {
 }  // namespace
 }  // namespace kvcache
 
+namespace kvcache {
+namespace {
+
+// `kvbench engine ARGS`: the reference engine's TTFT benchmark
+// (tools/engine/bench.py, built beside kvbench), run with ARGS as they are:
+// they are its own flags, not kvbench's.
+int RunEngineBench(int argc, char** argv) {
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) {
+    std::cerr << "kvbench engine: cannot find where kvbench lives\n";
+    return 1;
+  }
+  self[n] = '\0';
+  const std::string dir = std::string(self).substr(0, std::string(self).rfind('/'));
+  const std::string bench = dir + "/engine/bench";
+  std::vector<char*> args = {const_cast<char*>(bench.c_str())};
+  bool kvstored_given = false;
+  for (int i = 2; i < argc; ++i) {
+    args.push_back(argv[i]);
+    kvstored_given |= absl::StartsWith(argv[i], "--kvstored");
+  }
+  // The engine bench's default is a runfiles path; kvbench's own default
+  // binary is the one that was built beside it.
+  std::string kvstored = "--kvstored=" + dir + "/../kvstore/kvstored";
+  if (!kvstored_given) args.push_back(kvstored.data());
+  args.push_back(nullptr);
+  execv(bench.c_str(), args.data());
+  std::cerr << "kvbench engine: cannot run " << bench << ": " << std::strerror(errno)
+            << "\n  build it first: bazel build --config=opt //tools:kvbench "
+               "//tools/engine:bench //kvstore:kvstored\n";
+  return 1;
+}
+
+}  // namespace
+}  // namespace kvcache
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "engine") return kvcache::RunEngineBench(argc, argv);
   absl::SetProgramUsageMessage(
       "kvbench: measures kvcache Put/Fetch/Lookup against raw TCP and Redis, side by side.\n"
       "  bazel build --config=opt //kvstore:kvstored //tools:kvbench\n"
@@ -448,7 +488,13 @@ int main(int argc, char** argv) {
       "  bazel-bin/tools/kvbench cluster [--nodes=4] [--cluster_capacities=10,100] "
       "[--payload=4KiB] [--json]\n"
       "    the trace through N nodes as one tier (ClusterClient) and through one node of the\n"
-      "    same total capacity: hit ratios, bytes held per node, fetched bytes per node");
+      "    same total capacity: hit ratios, bytes held per node, fetched bytes per node\n"
+      "  bazel-bin/tools/kvbench engine [--tokens=512,1024,2048,4096,8192] [--runs=3] "
+      "[--out=DIR] [--binding_runs=5]\n"
+      "    the reference engine's time to first token, cold (full prefill) against warm (its\n"
+      "    prefix restored from kvstored) over the same-host path and the data port, and the\n"
+      "    Python binding's fetches against the C++ client's (tools/engine/bench.py; its own\n"
+      "    flags; --help there)");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() > 1 && std::string(args[1]) == "cluster") {
     return kvcache::RunClusterBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_json));

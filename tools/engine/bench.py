@@ -108,24 +108,37 @@ def binding_rounds(daemon, runs, blocks=8, block_bytes=2 << 20, seconds=0.5):
                 # Iterations for about `seconds` per slice.
                 t = c._fetch_loop_seconds(ns, k, p, s, 5)
                 iters = max(5, int(seconds / max(t / 5, 1e-6)))
-                cc, py_into, py_np = [], [], []
-                for _ in range(runs):
-                    cc.append(c._fetch_loop_seconds(ns, k, p, s, iters))
+                # The three loops take turns going first, round by round, and
+                # each round's ratios come from its own side-by-side slices:
+                # drift on this shared VM then favours no one.
+                def cc_loop():
+                    return c._fetch_loop_seconds(ns, k, p, s, iters)
+
+                def into_loop():
                     start = time.perf_counter()
                     for _ in range(iters):
                         c.fetch_into(ns, k, p, s)
-                    py_into.append(time.perf_counter() - start)
+                    return time.perf_counter() - start
+
+                def numpy_loop():
                     start = time.perf_counter()
                     for _ in range(iters):
                         c.fetch(ns, k, a)
-                    py_np.append(time.perf_counter() - start)
+                    return time.perf_counter() - start
+
+                loops = [cc_loop, into_loop, numpy_loop]
+                times = {loop: [] for loop in loops}
+                for r in range(runs):
+                    for loop in loops[r % 3:] + loops[:r % 3]:
+                        times[loop].append(loop())
+                cc, py_into, py_np = times[cc_loop], times[into_loop], times[numpy_loop]
                 gb = iters * per_call * block_bytes / 1e9
                 row = {"path": name, "blocks_per_call": per_call,
                        "cc_gbps": statistics.median(gb / x for x in cc),
                        "fetch_into_gbps": statistics.median(gb / x for x in py_into),
                        "fetch_numpy_gbps": statistics.median(gb / x for x in py_np)}
-                row["fetch_into_ratio"] = row["fetch_into_gbps"] / row["cc_gbps"]
-                row["fetch_numpy_ratio"] = row["fetch_numpy_gbps"] / row["cc_gbps"]
+                row["fetch_into_ratio"] = statistics.median(c_ / x for c_, x in zip(cc, py_into))
+                row["fetch_numpy_ratio"] = statistics.median(c_ / x for c_, x in zip(cc, py_np))
                 out.append(row)
     return out
 
