@@ -160,8 +160,8 @@ def test_random_bytes_to_every_method_get_clear_codes_and_leave_nothing_held(dae
                 s.shutdown(socket.SHUT_WR)
                 while s.recv(65536):  # the daemon answers or closes; never hangs
                     pass
-            except ConnectionResetError:
-                pass  # closed with our bytes unread: garbage is cut off
+            except OSError:
+                pass  # closed before we finished (reset, broken pipe, not connected): cut off
     held = stats(channel)
     assert held.get(2, 0) == 0 and held.get(3, 0) == 0  # pinned, staged
     assert lookup_hits(channel, b"raw-ok", [key(10)]) in (0, 1)  # still serving
