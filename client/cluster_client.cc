@@ -10,9 +10,6 @@
 namespace kvcache {
 namespace {
 
-// In a Put's groups: a further copy of blocks[0] for a root replica.
-constexpr size_t kReplica = SIZE_MAX - 1;
-
 // Picks among a first block's replicas.
 uint64_t Spread(const BlockKey& key) { return XXH3_64bits(key.data(), key.size()); }
 
@@ -167,35 +164,74 @@ size_t ClusterClient::root_replicas(const Members& m) const {
   return r == 0 ? m.nodes.size() : std::min(r, m.nodes.size());
 }
 
-template <typename KeyOf>
-std::vector<std::vector<size_t>> ClusterClient::GroupByOwner(const Members& m, size_t count,
-                                                             KeyOf key_of, bool from_root) {
-  const std::vector<bool> usable = m.Usable();
-  // The chain's next key picks the replica of its first block, so one
-  // prompt's lookup and fetch go to the same one.
-  const uint64_t spread = !from_root  ? 0
-                          : count > 1 ? Spread(key_of(1))
-                                      : next_spread_.fetch_add(1, std::memory_order_relaxed);
-  std::vector<std::vector<size_t>> groups(m.nodes.size());
-  for (size_t i = 0; i < count; ++i) {
-    size_t owner = SIZE_MAX;
-    if (i == 0 && from_root) {
-      const std::vector<size_t> replicas = m.placement.Ranked(key_of(0), root_replicas(m), usable);
-      if (!replicas.empty()) owner = replicas[spread % replicas.size()];
-    } else {
-      owner = m.placement.Owner(key_of(i), usable);
-    }
-    if (owner == SIZE_MAX) break;  // no node usable: the rest are misses
-    groups[owner].push_back(i);
-  }
-  return groups;
+size_t ClusterClient::replicas(const Members& m) const {
+  return std::min(static_cast<size_t>(std::max(options_.replicas, 1)), m.nodes.size());
 }
 
-size_t ClusterClient::ChainPrefix(const std::vector<std::vector<size_t>>& groups,
-                                  const std::vector<size_t>& first_miss) {
+template <typename KeyOf>
+std::vector<std::vector<size_t>> ClusterClient::Candidates(const Members& m, size_t count,
+                                                           KeyOf key_of) {
+  const std::vector<bool> usable = m.Usable();
+  std::vector<std::vector<size_t>> candidates(count);
+  for (size_t i = 0; i < count; ++i) {
+    if (i > 0) {
+      candidates[i] = m.placement.Ranked(key_of(i), replicas(m), usable);
+      continue;
+    }
+    // The chain's next key picks the first block's replica, so one prompt's
+    // lookup and fetch go to the same one; the others follow as fallbacks.
+    std::vector<size_t> roots =
+        m.placement.Ranked(key_of(0), std::max(root_replicas(m), replicas(m)), usable);
+    if (roots.empty()) continue;
+    const uint64_t spread =
+        count > 1 ? Spread(key_of(1)) : next_spread_.fetch_add(1, std::memory_order_relaxed);
+    std::rotate(roots.begin(), roots.begin() + spread % std::min(roots.size(), root_replicas(m)),
+                roots.end());
+    candidates[0] = std::move(roots);
+  }
+  return candidates;
+}
+
+template <typename KeyOf, typename Call>
+size_t ClusterClient::ReadChain(const Members& m, size_t count, KeyOf key_of, Call call) {
+  const std::vector<std::vector<size_t>> candidates = Candidates(m, count, key_of);
+  std::vector<char> failed(m.nodes.size(), 0);  // in transport, during this call
+  std::vector<char> held(count, 0);             // char, not bool: set from several threads
+  size_t limit = count;  // the first position a node answered is missing
+  std::vector<size_t> pending(count);
+  for (size_t i = 0; i < count; ++i) pending[i] = i;
+  while (!pending.empty()) {
+    std::vector<std::vector<size_t>> groups(m.nodes.size());
+    for (size_t i : pending) {
+      if (i >= limit) break;  // past a known miss: the chain ends before it anyway
+      for (size_t n : candidates[i]) {
+        if (failed[n]) continue;
+        groups[n].push_back(i);
+        break;
+      }  // no replica left: a miss
+    }
+    std::vector<char> call_failed(m.nodes.size(), 0);
+    std::vector<size_t> first_miss(m.nodes.size(), count);
+    ForEachGroup(groups, [&](size_t n) {
+      const std::optional<size_t> hits = call(n, groups[n]);
+      if (!hits.has_value()) {
+        call_failed[n] = 1;
+        return;
+      }
+      for (size_t j = 0; j < *hits && j < groups[n].size(); ++j) held[groups[n][j]] = 1;
+      if (*hits < groups[n].size()) first_miss[n] = groups[n][*hits];
+    });
+    pending.clear();
+    for (size_t n = 0; n < m.nodes.size(); ++n) {
+      limit = std::min(limit, first_miss[n]);
+      if (!call_failed[n]) continue;
+      failed[n] = 1;
+      pending.insert(pending.end(), groups[n].begin(), groups[n].end());
+    }
+    std::sort(pending.begin(), pending.end());
+  }
   size_t prefix = 0;
-  for (const auto& g : groups) prefix += g.size();
-  for (size_t f : first_miss) prefix = std::min(prefix, f);
+  while (prefix < count && held[prefix]) ++prefix;
   return prefix;
 }
 
@@ -210,92 +246,107 @@ void ClusterClient::ForEachGroup(const std::vector<std::vector<size_t>>& groups,
 
 LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
   const std::shared_ptr<const Members> m = members();
-  auto groups = GroupByOwner(
-      *m, keys.size(), [&](size_t i) { return keys[i]; }, /*from_root=*/true);
-  const size_t count = m->nodes.size();
-  // Per node: the chain position of its first miss (keys.size() if none).
-  std::vector<size_t> first_miss(count, keys.size());
-  std::vector<LookupResult> results(count);
-  ForEachGroup(groups, [&](size_t n) {
-    std::vector<BlockKey> subset;
-    for (size_t i : groups[n]) subset.push_back(keys[i]);
-    results[n] = ClientOf(*m->nodes[n])->Lookup(ns, subset);
-    Report(*m->nodes[n], results[n].status);
-    const size_t hits = results[n].status.ok() ? results[n].hits : 0;
-    if (hits < groups[n].size()) first_miss[n] = groups[n][hits];
-  });
+  std::vector<uint64_t> sizes(keys.size(), 0);
+  std::vector<v1::Tier> tiers(keys.size(), v1::TIER_UNSPECIFIED);
   LookupResult result;
-  result.hits = ChainPrefix(groups, first_miss);
-  result.sizes.resize(result.hits);
-  result.tiers.resize(result.hits, v1::TIER_UNSPECIFIED);
-  for (size_t n = 0; n < count; ++n) {
-    for (size_t j = 0; j < groups[n].size() && groups[n][j] < result.hits; ++j) {
-      result.sizes[groups[n][j]] = results[n].sizes[j];
-      if (j < results[n].tiers.size()) result.tiers[groups[n][j]] = results[n].tiers[j];
-    }
-  }
+  result.hits = ReadChain(
+      *m, keys.size(), [&](size_t i) { return keys[i]; },
+      [&](size_t n, const std::vector<size_t>& positions) -> std::optional<size_t> {
+        std::vector<BlockKey> subset;
+        for (size_t i : positions) subset.push_back(keys[i]);
+        const LookupResult got = ClientOf(*m->nodes[n])->Lookup(ns, subset);
+        Report(*m->nodes[n], got.status);
+        if (TransportFailed(got.status)) return std::nullopt;
+        const size_t hits = got.status.ok() ? got.hits : 0;
+        for (size_t j = 0; j < hits; ++j) {
+          sizes[positions[j]] = got.sizes[j];
+          if (j < got.tiers.size()) tiers[positions[j]] = got.tiers[j];
+        }
+        return hits;
+      });
+  result.sizes.assign(sizes.begin(), sizes.begin() + result.hits);
+  result.tiers.assign(tiers.begin(), tiers.begin() + result.hits);
   return result;
 }
 
 FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTarget> targets) {
   const std::shared_ptr<const Members> m = members();
-  auto groups = GroupByOwner(
-      *m, targets.size(), [&](size_t i) { return targets[i].key; }, /*from_root=*/true);
-  const size_t count = m->nodes.size();
-  std::vector<size_t> first_missing(count, targets.size());
-  std::vector<FetchResult> results(count);
-  ForEachGroup(groups, [&](size_t n) {
-    std::vector<FetchTarget> subset;
-    for (size_t i : groups[n]) subset.push_back(targets[i]);
-    results[n] = ClientOf(*m->nodes[n])->Fetch(ns, subset);
-    Report(*m->nodes[n], results[n].status);
-    if (results[n].blocks < groups[n].size()) first_missing[n] = groups[n][results[n].blocks];
-  });
+  std::vector<v1::Tier> tiers(targets.size(), v1::TIER_UNSPECIFIED);
+  Mutex error_mu;
+  absl::Status error;
   FetchResult result;
-  result.blocks = ChainPrefix(groups, first_missing);
-  result.tiers.assign(result.blocks, v1::TIER_UNSPECIFIED);
-  for (size_t n = 0; n < count; ++n) {
-    for (size_t j = 0; j < groups[n].size() && groups[n][j] < result.blocks; ++j) {
-      if (j < results[n].tiers.size()) result.tiers[groups[n][j]] = results[n].tiers[j];
-    }
-    // A node's real error (not a miss or a dead node) is the caller's to see.
-    const absl::Status& s = results[n].status;
-    if (!s.ok() && !TransportFailed(s) && s.code() != absl::StatusCode::kNotFound &&
-        result.status.ok()) {
-      result.status = s;
-    }
-  }
+  result.blocks = ReadChain(
+      *m, targets.size(), [&](size_t i) { return targets[i].key; },
+      [&](size_t n, const std::vector<size_t>& positions) -> std::optional<size_t> {
+        std::vector<FetchTarget> subset;
+        for (size_t i : positions) subset.push_back(targets[i]);
+        const FetchResult got = ClientOf(*m->nodes[n])->Fetch(ns, subset);
+        Report(*m->nodes[n], got.status);
+        // A node that failed in transport is asked nothing more: all of its
+        // blocks go to their next replica (which rewrites any that arrived).
+        if (TransportFailed(got.status)) return std::nullopt;
+        for (size_t j = 0; j < got.blocks && j < got.tiers.size(); ++j) {
+          tiers[positions[j]] = got.tiers[j];
+        }
+        // A node's real error (not a miss or a dead node) is the caller's to see.
+        const absl::Status& s = got.status;
+        if (!s.ok() && !TransportFailed(s) && s.code() != absl::StatusCode::kNotFound) {
+          MutexLock lock(&error_mu);
+          if (error.ok()) error = s;
+        }
+        return got.blocks;
+      });
+  result.tiers.assign(tiers.begin(), tiers.begin() + result.blocks);
+  result.status = error;
   return result;
 }
+
+namespace {
+
+// Which of two replicas' answers a put reports: stored, then already
+// cached, then any other answer, then none.
+int Rank(v1::PutOutcome o) {
+  switch (o) {
+    case v1::PUT_STORED:
+      return 3;
+    case v1::PUT_ALREADY_CACHED:
+      return 2;
+    case v1::PUT_OUTCOME_UNSPECIFIED:
+      return 0;
+    default:
+      return 1;
+  }
+}
+
+}  // namespace
 
 std::vector<v1::PutOutcome> ClusterClient::Put(const std::string& ns, const BlockKey& parent,
                                                absl::Span<const PutBlock> blocks) {
   const std::shared_ptr<const Members> m = members();
-  auto groups = GroupByOwner(
-      *m, blocks.size(), [&](size_t i) { return blocks[i].key; }, /*from_root=*/false);
-  std::vector<v1::PutOutcome> outcomes(blocks.size(), v1::PUT_OUTCOME_UNSPECIFIED);
-  if (parent.empty() && !blocks.empty()) {
-    // A chain's first block: every replica but the owner gets it too.
-    const std::vector<size_t> replicas =
-        m->placement.Ranked(blocks[0].key, root_replicas(*m), m->Usable());
-    for (size_t r : replicas) {
-      if (std::find(groups[r].begin(), groups[r].end(), 0) == groups[r].end()) {
-        groups[r].insert(groups[r].begin(), kReplica);
-      }
-    }
+  const std::vector<bool> usable = m->Usable();
+  std::vector<std::vector<size_t>> groups(m->nodes.size());
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    // A chain's first block goes to every root replica too.
+    const size_t copies = i == 0 && parent.empty() ? std::max(root_replicas(*m), replicas(*m))
+                                                   : replicas(*m);
+    for (size_t n : m->placement.Ranked(blocks[i].key, copies, usable)) groups[n].push_back(i);
   }
+  std::vector<v1::PutOutcome> outcomes(blocks.size(), v1::PUT_OUTCOME_UNSPECIFIED);
+  Mutex outcomes_mu;
   ForEachGroup(groups, [&](size_t n) {
     std::vector<PutBlock> subset;
     for (size_t i : groups[n]) {
-      subset.push_back(blocks[i == kReplica ? 0 : i]);
+      subset.push_back(blocks[i]);
       subset.back().root = true;  // its parent may live on another node
     }
     absl::StatusOr<std::vector<v1::PutOutcome>> got =
         ClientOf(*m->nodes[n])->Put(ns, BlockKey(), subset);
     Report(*m->nodes[n], got.status());
     if (!got.ok()) return;
+    MutexLock lock(&outcomes_mu);
     for (size_t j = 0; j < got->size() && j < groups[n].size(); ++j) {
-      if (groups[n][j] != kReplica) outcomes[groups[n][j]] = (*got)[j];
+      v1::PutOutcome& best = outcomes[groups[n][j]];
+      if (Rank((*got)[j]) > Rank(best)) best = (*got)[j];
     }
   });
   return outcomes;

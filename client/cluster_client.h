@@ -1,12 +1,19 @@
-// Many kvstored nodes used as one tier. Every block is placed on its own
-// node by rendezvous hashing of its key (client/rendezvous.h) and stored
-// there as a root, so a prompt's blocks spread over all nodes and bytes
-// balance. A chain's first block (a system prompt every request starts with)
-// is put on `root_replicas` nodes, and each lookup and fetch reads it from
-// one of them chosen by the chain's next key, so the hottest block in the
-// cache is served by all of them, not one. A lookup or fetch sends each node
-// its blocks of the chain at once, in parallel (one round trip); the cached
-// prefix ends at the first block any node is missing.
+// Many kvstored nodes used as one tier. Every block is placed by rendezvous
+// hashing of its key (client/rendezvous.h) on its `replicas` highest-ranked
+// nodes and stored there as a root, so a prompt's blocks spread over all
+// nodes and bytes balance. A chain's first block (a system prompt every
+// request starts with) is put on `root_replicas` nodes, and each lookup and
+// fetch reads it from one of them chosen by the chain's next key, so the
+// hottest block in the cache is served by all of them, not one. A lookup or
+// fetch sends each node its blocks of the chain at once, in parallel (one
+// round trip); the cached prefix ends at the first block any node is
+// missing.
+//
+// Replicas: a put writes every replica, in parallel. A read asks each
+// block's first replica that is up; when a node fails in transport, its
+// blocks are asked again of their next replica within the same call, so a
+// node that just died costs one failed attempt, not the rest of every chain
+// that passes through it.
 //
 // Membership: a static `peers` list, or etcd (`etcd` endpoints): the client
 // reads the members registered under `etcd_prefix` and watches them
@@ -49,6 +56,8 @@ struct ClusterOptions {
   absl::Duration probe_interval = absl::Seconds(1);
   // Nodes holding each chain's first block; 0 means every node.
   int root_replicas = 0;
+  // Nodes holding every other block (at least 1; capped at the node count).
+  int replicas = 2;
 };
 
 struct ClusterNodeState {
@@ -73,10 +82,11 @@ class ClusterClient {
   // nodes; `blocks` is the leading run that arrived whole. As Client::Fetch
   // otherwise.
   FetchResult Fetch(const std::string& ns, absl::Span<const FetchTarget> targets);
-  // Stores each block on its node (as a root); with an empty `parent`,
+  // Stores each block on its replicas (as a root); with an empty `parent`,
   // blocks[0] is a chain's first block and goes to every root replica. One
-  // outcome per block (a first block's from its first replica);
-  // PUT_OUTCOME_UNSPECIFIED for a block whose node could not be reached.
+  // outcome per block, the best its replicas answered (stored, then already
+  // cached, then the others); PUT_OUTCOME_UNSPECIFIED for a block none of
+  // whose replicas could be reached.
   std::vector<v1::PutOutcome> Put(const std::string& ns, const BlockKey& parent,
                                   absl::Span<const PutBlock> blocks);
 
@@ -122,17 +132,21 @@ class ClusterClient {
   static std::shared_ptr<Client> ClientOf(const Node& node);
   // Records how a call to `node` went: transport failures mark it down.
   static void Report(Node& node, const absl::Status& status);
-  // Groups positions 0..count-1 by the node owning key(i), in order; when
-  // `from_root`, position 0 goes to one of the chain's root replicas, picked
-  // by key(1) (or in turn, for a call of one block).
+  // The nodes that hold key(i) of a chain, best first, up ones only: its
+  // `replicas` highest; for position 0, the chain's root replicas, starting
+  // at one picked by key(1) (or in turn, for a call of one block).
   template <typename KeyOf>
-  std::vector<std::vector<size_t>> GroupByOwner(const Members& m, size_t count, KeyOf key_of,
-                                                bool from_root);
-  // How far the chain reaches across the nodes' answers: up to the first
-  // position any node missed (first_miss[n]), or all that were grouped.
-  static size_t ChainPrefix(const std::vector<std::vector<size_t>>& groups,
-                            const std::vector<size_t>& first_miss);
+  std::vector<std::vector<size_t>> Candidates(const Members& m, size_t count, KeyOf key_of);
+  // Reads a chain from its nodes: call(n, positions) asks node n about those
+  // chain positions (ascending) and returns how many leading ones it holds,
+  // or nullopt when the node failed in transport; then those positions are
+  // asked of their next replica, in the same call. Returns the chain's
+  // prefix: positions [0, prefix) were all held. `call` runs on several
+  // threads at once, never twice at once for one node.
+  template <typename KeyOf, typename Call>
+  size_t ReadChain(const Members& m, size_t count, KeyOf key_of, Call call);
   size_t root_replicas(const Members& m) const;
+  size_t replicas(const Members& m) const;
   // Runs fn(node) for every node with a non-empty group, in parallel.
   template <typename Fn>
   void ForEachGroup(const std::vector<std::vector<size_t>>& groups, Fn fn);

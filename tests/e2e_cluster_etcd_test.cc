@@ -36,6 +36,9 @@ class E2eClusterEtcdTest : public ::testing::Test {
     options.node = TestClientOptions("");
     options.node.deadline = absl::Seconds(2);
     options.probe_interval = absl::Milliseconds(200);
+    // One copy of each block: these cases are about membership, and count
+    // blocks by their one owner (tests/e2e_cluster_test.cc covers replicas).
+    options.replicas = 1;
     auto c = ClusterClient::Create(options);
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = std::move(*c);

@@ -1,6 +1,7 @@
 // Three real kvstored nodes used as one tier through ClusterClient:
 // placement and balance, byte-exact round trips, a node killed with -9
-// (misses within the deadline, no errors, failover), and its return.
+// (with one copy: misses within the deadline, no errors, failover; with two:
+// every block still hits in the very next call), a hung node, and returns.
 #include <signal.h>
 
 #include <chrono>
@@ -55,11 +56,18 @@ class E2eClusterTest : public ::testing::Test {
       peers_.push_back((*d)->address());
       daemons_.push_back(std::move(*d));
     }
+    Connect(ClusterOptions().replicas);
+  }
+
+  // (Re)creates the cluster client, keeping `replicas` copies of each block.
+  void Connect(int replicas) {
     ClusterOptions options;
     options.peers = peers_;
     options.node = TestClientOptions(peers_[0]);
     options.node.deadline = absl::Seconds(2);
     options.probe_interval = absl::Milliseconds(200);
+    options.replicas = replicas;
+    cluster_.reset();
     auto c = ClusterClient::Create(options);
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = std::move(*c);
@@ -104,7 +112,9 @@ class E2eClusterTest : public ::testing::Test {
   std::unique_ptr<ClusterClient> cluster_;
 };
 
+// One copy of each block: balance, and what a node's death costs then.
 TEST_F(E2eClusterTest, SpreadsChainsOverNodesAndSurvivesANodeDying) {
+  Connect(1);
   std::vector<std::vector<BlockKey>> chains;
   for (uint32_t seed = 0; seed < 30; ++seed) {
     chains.push_back(TestChain(20000 + seed, 8));
@@ -203,6 +213,7 @@ TEST_F(E2eClusterTest, OneBlockFetchesOfTheFirstBlockSpreadOverItsReplicas) {
 }
 
 TEST_F(E2eClusterTest, AHungNodeCostsOneDeadlineThenMissesUntilItAnswers) {
+  Connect(1);
   // A chain whose second block lives on node 2 (the first is on every node).
   std::vector<BlockKey> chain;
   for (uint32_t seed = 31000; chain.empty() || cluster_->OwnerOf(chain[1]) != peers_[2]; ++seed) {
@@ -229,6 +240,68 @@ TEST_F(E2eClusterTest, AHungNodeCostsOneDeadlineThenMissesUntilItAnswers) {
   ASSERT_EQ(kill(daemons_[2]->pid(), SIGCONT), 0);
   EXPECT_TRUE(AwaitUp(2));                             // the prober reaches it
   EXPECT_EQ(cluster_->Lookup(Ns(), chain).hits, 12u);  // it kept its blocks
+}
+
+// The default, two copies of each block: a node killed with -9 costs its
+// blocks nothing. The very next lookup and fetch find every chain whole,
+// byte-exact, asking the dead node's blocks of their other replica within
+// the same call.
+TEST_F(E2eClusterTest, WithTwoReplicasAKilledNodeCostsNoBlock) {
+  ASSERT_EQ(ClusterOptions().replicas, 2);
+  std::vector<std::vector<BlockKey>> chains;
+  for (uint32_t seed = 0; seed < 10; ++seed) chains.push_back(TestChain(40000 + seed, 20));
+  for (const auto& chain : chains) {
+    for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
+      ASSERT_EQ(o, v1::PUT_STORED);
+    }
+  }
+  // Two copies of every block but the first (on every node): 10 + 2 * 190.
+  uint64_t total = 0;
+  for (int n = 0; n < kNodes; ++n) total += BlocksOn(n);
+  EXPECT_EQ(total, 10u * kNodes + 2 * 190u);
+  // A node that owns blocks of every chain dies without a word.
+  daemons_[1]->Kill();
+  uint64_t wrong = 0;
+  const absl::Time start = absl::Now();
+  for (const auto& chain : chains) {
+    EXPECT_EQ(cluster_->Lookup(Ns(), chain).hits, 20u);
+    EXPECT_EQ(FetchChain(chain, &wrong), 20u);
+  }
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_FALSE(cluster_->nodes()[1].up);
+  // New chains go to the survivors' replicas and read back whole.
+  std::vector<BlockKey> fresh = TestChain(41000, 20);
+  for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(fresh, kBlock))) {
+    EXPECT_EQ(o, v1::PUT_STORED);
+  }
+  EXPECT_EQ(FetchChain(fresh, &wrong), 20u);
+  EXPECT_EQ(wrong, 0u);
+}
+
+// With two copies a hung node costs one deadline, inside which its blocks
+// are asked of their other replica: the call answers the whole chain.
+TEST_F(E2eClusterTest, WithTwoReplicasAHungNodeCostsOneDeadlineAndNoBlock) {
+  std::vector<BlockKey> chain;
+  for (uint32_t seed = 42000; chain.empty() || cluster_->OwnerOf(chain[1]) != peers_[2]; ++seed) {
+    chain = TestChain(seed, 12);
+  }
+  for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
+    ASSERT_EQ(o, v1::PUT_STORED);
+  }
+  ASSERT_EQ(kill(daemons_[2]->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(AllThreadsStopped(daemons_[2]->pid()));
+  const absl::Time start = absl::Now();
+  LookupResult hit = cluster_->Lookup(Ns(), chain);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(4));
+  EXPECT_TRUE(hit.status.ok()) << hit.status;
+  EXPECT_EQ(hit.hits, 12u);
+  EXPECT_FALSE(cluster_->nodes()[2].up);
+  uint64_t wrong = 0;
+  EXPECT_EQ(FetchChain(chain, &wrong), 12u);  // no deadline now: node 2 is down
+  EXPECT_EQ(wrong, 0u);
+  ASSERT_EQ(kill(daemons_[2]->pid(), SIGCONT), 0);
+  EXPECT_TRUE(AwaitUp(2));
 }
 
 }  // namespace

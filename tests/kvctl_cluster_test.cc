@@ -64,8 +64,9 @@ TEST_F(KvctlClusterTest, StatsLsInspectEvictAndHealthCoverEveryNode) {
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(out), {}),
             std::string(std::istreambuf_iterator<char>(in), {}));
 
-  // Stats: a row per node, and a total that is their sum: 8 blocks plus two
-  // more copies of the chain's first block (it is on every node).
+  // Stats: a row per node, and a total that is their sum: the chain's first
+  // block on every node, and two copies of each of the other 7 (the
+  // cluster's default --replicas=2).
   CliResult stats = Kvctl(cluster_ + "stats");
   ASSERT_EQ(stats.exit_code, 0) << stats.out;
   EXPECT_NE(stats.out.find("cluster: 3 nodes, 3 answering"), std::string::npos) << stats.out;
@@ -76,17 +77,21 @@ TEST_F(KvctlClusterTest, StatsLsInspectEvictAndHealthCoverEveryNode) {
   ASSERT_EQ(js["nodes"].size(), 3u);
   uint64_t sum = 0;
   for (const auto& n : js["nodes"]) sum += Num(n["stats"]["tiers"][1]["blocks"]);
-  EXPECT_EQ(sum, 10u);
-  EXPECT_EQ(Num(js["total"]["tiers"][1]["blocks"]), 10u);
+  EXPECT_EQ(sum, 3u + 2 * 7);
+  EXPECT_EQ(Num(js["total"]["tiers"][1]["blocks"]), 3u + 2 * 7);
   EXPECT_EQ(Num(js["total"]["tiers"][1]["capacityBytes"]), 3u * (64u << 20));
 
-  // ls: one row per block (each is a root on its node), the first block's
-  // three copies merged into one row held by 3 nodes.
+  // ls: one row per block (each is a root on its nodes), copies merged: the
+  // first block held by 3 nodes, every other by 2.
   nlohmann::json ls = nlohmann::json::parse(Kvctl(cluster_ + "--json ls").out);
   ASSERT_EQ(ls["list"]["prefixes"].size(), 8u);
-  int held_by_all = 0;
-  for (int holders : ls["nodes"]) held_by_all += holders == 3;
+  int held_by_all = 0, held_by_two = 0;
+  for (int holders : ls["nodes"]) {
+    held_by_all += holders == 3;
+    held_by_two += holders == 2;
+  }
   EXPECT_EQ(held_by_all, 1);
+  EXPECT_EQ(held_by_two, 7);
   const std::string ns = ls["list"]["prefixes"][0]["namespace"];
   CliResult table = Kvctl(cluster_ + "ls");
   EXPECT_NE(table.out.find("NODES"), std::string::npos) << table.out;
@@ -106,9 +111,9 @@ TEST_F(KvctlClusterTest, StatsLsInspectEvictAndHealthCoverEveryNode) {
   ASSERT_EQ(one.exit_code, 0) << one.out;
   EXPECT_NE(one.out.find("evicted 3 blocks"), std::string::npos) << one.out;
   CliResult dry = Kvctl(cluster_ + "evict --ns=" + ns + " --dry-run");
-  EXPECT_NE(dry.out.find("would evict 7 blocks"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("would evict 14 blocks"), std::string::npos) << dry.out;
   CliResult all = Kvctl(cluster_ + "evict --ns=" + ns);
-  EXPECT_NE(all.out.find("evicted 7 blocks"), std::string::npos) << all.out;
+  EXPECT_NE(all.out.find("evicted 14 blocks"), std::string::npos) << all.out;
   js = nlohmann::json::parse(Kvctl(cluster_ + "--json stats").out);
   EXPECT_EQ(Num(js["total"]["tiers"][1]["blocks"]), 0u);
 

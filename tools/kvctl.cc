@@ -27,6 +27,9 @@ ABSL_FLAG(std::string, peers, "",
 ABSL_FLAG(std::string, etcd, "",
           "A cluster: etcd endpoints to read its members from (as kvstored --etcd).");
 ABSL_FLAG(std::string, etcd_prefix, "/kvcache/nodes/", "etcd key prefix of the members.");
+ABSL_FLAG(int, replicas, 2,
+          "put/get on a cluster (--peers or --etcd): nodes each block is stored on and read "
+          "from (the next one when a node fails), as the client library's default.");
 ABSL_FLAG(bool, json, false, "Print read commands' results as JSON (proto3 JSON mapping).");
 ABSL_FLAG(int, timeout_s, 5, "Deadline of each call, in seconds.");
 ABSL_FLAG(std::string, ns, "",

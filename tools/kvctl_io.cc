@@ -16,6 +16,7 @@
 #include "common/byte_size.h"
 
 ABSL_DECLARE_FLAG(int, timeout_s);
+ABSL_DECLARE_FLAG(int, replicas);
 ABSL_DECLARE_FLAG(std::string, tokens);
 ABSL_DECLARE_FLAG(std::string, payload);
 ABSL_DECLARE_FLAG(std::string, out);
@@ -85,6 +86,7 @@ class Store {
       ClusterOptions c;
       c.peers = addresses;
       c.node = options;
+      c.replicas = absl::GetFlag(FLAGS_replicas);
       absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Create(c);
       if (!client.ok()) return client.status();
       store.cluster_ = std::move(*client);
