@@ -32,6 +32,9 @@ ABSL_FLAG(std::string, cluster_capacities, "10,100",
           "(empty: no replay).");
 ABSL_FLAG(bool, cluster_latency, true,
           "cluster: also measure Lookup latency of cached 16-block chains on 1 and 4 nodes.");
+ABSL_FLAG(bool, cluster_failure, true,
+          "cluster: also replay the trace with 1 and 2 replicas, healthy and with one node "
+          "killed (-9) halfway, at the first of --cluster_capacities.");
 ABSL_FLAG(bool, cluster_throughput, true,
           "cluster: also measure aggregate Fetch GB/s of 2 MiB blocks with 1, 2 and 4 nodes.");
 
@@ -121,6 +124,58 @@ absl::StatusOr<Run> ReplayOn(const std::string& kvstored, int nodes, uint64_t bl
       return absl::UnavailableError(s.error_message());
     }
     run.nodes.push_back({stats.tiers(1).used_bytes(), stats.tiers(1).bytes_out()});
+  }
+  return run;
+}
+
+// One replay of the trace through `nodes` daemons of `blocks_per_node` pages
+// each, every block on `replicas` of them, in two halves; with `kill`, node 1
+// is killed with -9 between them. Figures of the second half.
+struct FailureRun {
+  ReplayResult second_half;
+  uint64_t held_bytes = 0;  // on every node still up, at the end
+};
+
+absl::StatusOr<FailureRun> ReplayThroughAFailure(
+    const std::string& kvstored, int nodes, uint64_t blocks_per_node, uint64_t payload,
+    const std::vector<TraceRequest>& trace, const std::vector<std::vector<BlockKey>>& keys,
+    int replicas, bool kill) {
+  const uint64_t page = (payload + 4095) / 4096 * 4096;
+  std::vector<std::unique_ptr<DaemonProcess>> daemons;
+  std::vector<std::string> peers;
+  absl::Status started = StartNodes(kvstored, nodes,
+                                    {absl::StrCat("--host_capacity=", (blocks_per_node + 2) * page),
+                                     absl::StrCat("--page_size=", page),
+                                     absl::StrCat("--max_block_size=", page), "--local_socket=off"},
+                                    &daemons, &peers);
+  if (!started.ok()) return started;
+  ReplayOptions options;
+  options.peers = peers;
+  options.replicas = replicas;
+  options.payload_bytes = payload;
+  options.workers = 1;
+  const size_t half = trace.size() / 2;
+  const std::vector<TraceRequest> first(trace.begin(), trace.begin() + half),
+      second(trace.begin() + half, trace.end());
+  const std::vector<std::vector<BlockKey>> first_keys(keys.begin(), keys.begin() + half),
+      second_keys(keys.begin() + half, keys.end());
+  absl::StatusOr<ReplayResult> warm = ReplayTrace(first, first_keys, options);
+  if (!warm.ok()) return warm.status();
+  if (kill) daemons[1]->Kill();
+  absl::StatusOr<ReplayResult> rest = ReplayTrace(second, second_keys, options);
+  if (!rest.ok()) return rest.status();
+  FailureRun run;
+  run.second_half = *rest;
+  for (size_t n = 0; n < peers.size(); ++n) {
+    if (kill && n == 1) continue;
+    auto stub =
+        v1::KvCache::NewStub(grpc::CreateChannel(peers[n], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    v1::StatsResponse stats;
+    if (grpc::Status s = stub->Stats(&ctx, {}, &stats); !s.ok()) {
+      return absl::UnavailableError(s.error_message());
+    }
+    run.held_bytes += stats.tiers(1).used_bytes();
   }
   return run;
 }
@@ -253,10 +308,10 @@ int RunClusterBench(const std::string& kvstored, bool json) {
   }
   const uint64_t distinct = DistinctBlocks(*trace);
   std::string table = percents.empty() ? "" : absl::StrFormat(
-      "| capacity | 1 node: hit ratio | %d nodes: hit ratio | largest node / mean bytes | "
-      "hottest node's share of fetched bytes | wrong blocks |\n| --- | --- | --- | --- | --- | "
-      "--- |\n",
-      nodes);
+      "| capacity | 1 node: hit ratio | %d nodes, %d replicas: hit ratio | largest node / mean "
+      "bytes | hottest node's share of fetched bytes | wrong blocks |\n| --- | --- | --- | --- | "
+      "--- | --- |\n",
+      nodes, ClusterOptions().replicas);
   std::string json_rows;
   for (double pct : percents) {
     const uint64_t total = static_cast<uint64_t>(std::ceil(distinct * pct / 100));
@@ -289,6 +344,46 @@ int RunClusterBench(const std::string& kvstored, bool json) {
         "\"wrong_blocks\": %d, \"failed_calls\": %d}",
         json_rows.empty() ? "" : ", ", pct, one->replay.hits.ratio(), many->replay.hits.ratio(),
         balance, hottest, wrong, many->replay.failed_calls);
+  }
+  std::string failure_json;
+  if (absl::GetFlag(FLAGS_cluster_failure) && !percents.empty()) {
+    const double pct = percents[0];
+    const uint64_t total = static_cast<uint64_t>(std::ceil(distinct * pct / 100));
+    absl::StrAppendFormat(
+        &table,
+        "\nA node killed with -9 halfway through the trace (%d nodes, %g%% capacity in all; "
+        "figures of the second half):\n| replicas | healthy hit ratio | one node killed | kept | "
+        "requests/s healthy / killed | bytes held (healthy) | lookup p50 / fetch p50 (healthy) "
+        "| wrong blocks |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        nodes, pct);
+    for (int replicas : {1, 2}) {
+      absl::StatusOr<FailureRun> runs[2];
+      for (int kill = 0; kill < 2; ++kill) {
+        std::cerr << absl::StrFormat("  failure: %d replica(s), %s\n", replicas,
+                                     kill ? "node 1 killed halfway" : "healthy");
+        runs[kill] = ReplayThroughAFailure(kvstored, nodes, (total + nodes - 1) / nodes,
+                                           *payload, *trace, *keys, replicas, kill == 1);
+        if (!runs[kill].ok()) {
+          std::cerr << "kvbench cluster: failure: " << runs[kill].status() << "\n";
+          return 1;
+        }
+      }
+      ReplayResult& healthy = runs[0]->second_half;
+      ReplayResult& killed = runs[1]->second_half;
+      const double kept = healthy.hits.ratio() == 0 ? 0 : killed.hits.ratio() / healthy.hits.ratio();
+      absl::StrAppendFormat(
+          &table, "| %d | %.2f%% | %.2f%% | %.1f%% | %.0f / %.0f | %s | %.0f / %.0f us | %d |\n",
+          replicas, 100 * healthy.hits.ratio(), 100 * killed.hits.ratio(), 100 * kept,
+          healthy.requests / healthy.seconds, killed.requests / killed.seconds,
+          FormatBytes(runs[0]->held_bytes), Quantile(healthy.lookup_us, 0.5),
+          Quantile(healthy.fetch_us, 0.5), healthy.wrong_blocks + killed.wrong_blocks);
+      absl::StrAppendFormat(&failure_json,
+                            "%s\"failure_replicas_%d\": {\"healthy\": %.5f, \"killed\": %.5f, "
+                            "\"kept\": %.4f, \"held_bytes\": %d, \"wrong_blocks\": %d}",
+                            failure_json.empty() ? "" : ", ", replicas, healthy.hits.ratio(),
+                            killed.hits.ratio(), kept, runs[0]->held_bytes,
+                            healthy.wrong_blocks + killed.wrong_blocks);
+    }
   }
   std::string latency_json;
   if (absl::GetFlag(FLAGS_cluster_latency)) {
@@ -337,6 +432,7 @@ int RunClusterBench(const std::string& kvstored, bool json) {
   }
   if (json) {
     std::cout << "{\"nodes\": " << nodes << ", \"rows\": [" << json_rows << "]"
+              << (failure_json.empty() ? "" : ", ") << failure_json
               << (latency_json.empty() ? "" : ", ") << latency_json
               << (throughput_json.empty() ? "" : ", ") << throughput_json << "}\n";
   } else {

@@ -153,6 +153,7 @@ absl::StatusOr<ReplayResult> ReplayTrace(const std::vector<TraceRequest>& trace,
       ClusterOptions cluster;
       cluster.peers = options.peers;
       cluster.node = c;
+      cluster.replicas = options.replicas;
       absl::StatusOr<std::unique_ptr<ClusterClient>> made = ClusterClient::Create(cluster);
       if (!made.ok()) return absl::UnavailableError(made.status().message());
       clusters.push_back(std::move(*made));

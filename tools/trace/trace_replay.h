@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/cluster_client.h"
 #include "client/key/block_key.h"
 #include "client/key/key_schema.h"
 #include "tools/trace/prefix_sim.h"
@@ -35,8 +36,10 @@ void TracePayload(uint64_t hash_id, size_t size, uint8_t* out);
 
 struct ReplayOptions {
   std::string address;  // kvstored's gRPC address
-  // Instead: several daemons used as one tier through ClusterClient.
+  // Instead: several daemons used as one tier through ClusterClient, each
+  // block on `replicas` of them.
   std::vector<std::string> peers;
+  int replicas = ClusterOptions().replicas;
   uint64_t payload_bytes = 4096;
   int workers = 8;
   // Trace time runs this many times faster; 0 issues requests back to back.
