@@ -97,8 +97,10 @@ absl::StatusOr<std::shared_ptr<const ClusterClient::Members>> ClusterClient::Bui
       }
       node = std::make_shared<Node>();
       node->address = peer;
+      node->health = NodeHealth::Of(peer);
       MutexLock lock(&node->mu);
       node->client = std::move(*client);
+      node->client_generation = node->health->generation();
     }
     nodes.push_back(std::move(node));
     addresses.push_back(peer);
@@ -113,10 +115,7 @@ std::shared_ptr<const ClusterClient::Members> ClusterClient::members() const {
 
 std::vector<bool> ClusterClient::Members::Usable() const {
   std::vector<bool> usable(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    MutexLock lock(&nodes[i]->mu);
-    usable[i] = nodes[i]->up;
-  }
+  for (size_t i = 0; i < nodes.size(); ++i) usable[i] = nodes[i]->health->up();
   return usable;
 }
 
@@ -142,21 +141,30 @@ void ClusterClient::ProbeLoop() {
       if (!r.status.ok()) continue;
       MutexLock lock(&n.mu);
       n.client = std::move(*fresh);
-      n.up = true;
+      n.client_generation = n.health->Answered();
     }
   }
 }
 
-std::shared_ptr<Client> ClusterClient::ClientOf(const Node& node) {
+std::shared_ptr<Client> ClusterClient::ClientOf(Node& node) const {
   MutexLock lock(&node.mu);
+  const uint64_t generation = node.health->generation();
+  if (node.client_generation != generation) {
+    // Another client's prober brought it back; our channels may still be
+    // in reconnect backoff.
+    ClientOptions options = options_.node;
+    options.address = node.address;
+    if (absl::StatusOr<std::unique_ptr<Client>> fresh = Client::Create(options); fresh.ok()) {
+      node.client = std::move(*fresh);
+    }
+    node.client_generation = generation;
+  }
   return node.client;
 }
 
 void ClusterClient::Report(Node& n, const absl::Status& status) {
-  const bool failed = TransportFailed(status);
-  if (failed) n.failures.fetch_add(1, std::memory_order_relaxed);
-  MutexLock lock(&n.mu);
-  if (failed) n.up = false;  // only the prober marks a node up again
+  // Only a prober marks a node up again.
+  if (TransportFailed(status)) n.health->Failed();
 }
 
 size_t ClusterClient::root_replicas(const Members& m) const {
@@ -362,8 +370,7 @@ std::vector<ClusterNodeState> ClusterClient::nodes() const {
   const std::shared_ptr<const Members> m = members();
   std::vector<ClusterNodeState> out;
   for (const auto& n : m->nodes) {
-    MutexLock lock(&n->mu);
-    out.push_back({n->address, n->up, n->failures.load(std::memory_order_relaxed)});
+    out.push_back({n->address, n->health->up(), n->health->failures()});
   }
   return out;
 }

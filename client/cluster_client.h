@@ -22,7 +22,8 @@
 // the moment it starts. SetPeers() replaces the list by hand.
 //
 // Failure: a node whose call fails in transport (UNAVAILABLE, or past the
-// deadline) is marked down, and its keys go to their next-highest node. A
+// deadline) is marked down for every ClusterClient of the process
+// (client/node_health.h), and its keys go to their next-highest node. A
 // background thread probes down nodes every `probe_interval` (an empty
 // Lookup) and marks them up when one answers. A dead node costs misses only;
 // calls to it end within the deadline and no error reaches the caller.
@@ -43,6 +44,7 @@
 #include "client/client.h"
 #include "client/etcd/etcd_members.h"
 #include "client/fan_out.h"
+#include "client/node_health.h"
 #include "client/rendezvous.h"
 #include "common/mutex.h"
 
@@ -103,12 +105,13 @@ class ClusterClient {
  private:
   struct Node {
     std::string address;
+    std::shared_ptr<NodeHealth> health;  // shared in the process
     mutable Mutex mu;
-    // Replaced by the prober's fresh one when a down node answers again, so
-    // calls never wait out gRPC's reconnect backoff on the old channels.
+    // Replaced by a fresh one when the node comes back up (by any client's
+    // prober), so calls never wait out gRPC's reconnect backoff on the old
+    // channels.
     std::shared_ptr<Client> client ABSL_GUARDED_BY(mu);
-    bool up ABSL_GUARDED_BY(mu) = true;
-    std::atomic<uint64_t> failures{0};
+    uint64_t client_generation ABSL_GUARDED_BY(mu) = 0;  // of health, when made
   };
 
   // One member list and its placement; replaced whole, never changed.
@@ -129,7 +132,8 @@ class ClusterClient {
   std::shared_ptr<const Members> members() const ABSL_LOCKS_EXCLUDED(members_mu_);
   // The prober's loop: an empty Lookup to every down node per interval.
   void ProbeLoop() ABSL_LOCKS_EXCLUDED(probe_mu_);
-  static std::shared_ptr<Client> ClientOf(const Node& node);
+  // The node's client, made afresh if the node came back up since.
+  std::shared_ptr<Client> ClientOf(Node& node) const;
   // Records how a call to `node` went: transport failures mark it down.
   static void Report(Node& node, const absl::Status& status);
   // The nodes that hold key(i) of a chain, best first, up ones only: its

@@ -279,6 +279,36 @@ TEST_F(E2eClusterTest, WithTwoReplicasAKilledNodeCostsNoBlock) {
   EXPECT_EQ(wrong, 0u);
 }
 
+// A node one client saw fail is down for every ClusterClient of the process
+// at once: the others never spend a call on it, and all see it come back.
+TEST_F(E2eClusterTest, ANodeSeenDownByOneClientIsDownForAllOfThem) {
+  ClusterOptions options;
+  options.peers = peers_;
+  options.node = TestClientOptions(peers_[0]);
+  options.probe_interval = absl::Milliseconds(200);
+  auto other = ClusterClient::Create(options);
+  ASSERT_TRUE(other.ok()) << other.status();
+  std::vector<BlockKey> chain = TestChain(43000, 20);
+  for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
+    ASSERT_EQ(o, v1::PUT_STORED);
+  }
+  const std::string victim = peers_[1];
+  daemons_[1]->Kill();
+  EXPECT_EQ(cluster_->Lookup(Ns(), chain).hits, 20u);  // fails over, marks it down
+  EXPECT_FALSE(cluster_->nodes()[1].up);
+  const uint64_t failures = (*other)->nodes()[1].failures;
+  EXPECT_FALSE((*other)->nodes()[1].up);  // before it made any call
+  EXPECT_EQ((*other)->Lookup(Ns(), chain).hits, 20u);
+  EXPECT_EQ((*other)->nodes()[1].failures, failures);  // it never tried the dead node
+  // Back on the same address (empty): both clients see it up again.
+  auto back = DaemonProcess::Start("kvstore/kvstored",
+                                   {"--host_capacity=64MiB", "--listen=" + victim});
+  ASSERT_TRUE(back.ok()) << back.status();
+  daemons_[1] = std::move(*back);
+  EXPECT_TRUE(AwaitUp(1));
+  EXPECT_TRUE((*other)->nodes()[1].up);
+}
+
 // With two copies a hung node costs one deadline, inside which its blocks
 // are asked of their other replica: the call answers the whole chain.
 TEST_F(E2eClusterTest, WithTwoReplicasAHungNodeCostsOneDeadlineAndNoBlock) {
