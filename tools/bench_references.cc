@@ -162,4 +162,76 @@ absl::StatusOr<double> RedisGetGBps(int port, size_t value_bytes, int connection
   return gbps;
 }
 
+namespace {
+
+// A RESP command of `words`.
+std::string Command(const std::string& verb, const std::vector<std::string>& keys,
+                    const std::string* value_each = nullptr) {
+  std::string cmd = absl::StrCat("*", 1 + keys.size() * (value_each ? 2 : 1), "\r\n$",
+                                 verb.size(), "\r\n", verb, "\r\n");
+  for (const std::string& k : keys) {
+    absl::StrAppend(&cmd, "$", k.size(), "\r\n", k, "\r\n");
+    if (value_each) absl::StrAppend(&cmd, "$", value_each->size(), "\r\n", *value_each, "\r\n");
+  }
+  return cmd;
+}
+
+// Stores every key (value "1"), then returns the EXISTS command and the
+// reply it must get, or an error.
+absl::StatusOr<std::pair<std::string, std::string>> PrepareExists(
+    int port, const std::vector<std::string>& keys) {
+  int fd = Connect(port);
+  if (fd < 0) return absl::UnavailableError("cannot connect to redis");
+  const std::string one = "1";
+  const std::string mset = Command("MSET", keys, &one);
+  char ok[5];
+  const bool stored = WriteAll(fd, mset.data(), mset.size()) && ReadExactly(fd, ok, 5);
+  close(fd);
+  if (!stored) return absl::UnavailableError("redis MSET failed");
+  return std::make_pair(Command("EXISTS", keys), absl::StrCat(":", keys.size(), "\r\n"));
+}
+
+}  // namespace
+
+absl::StatusOr<double> RedisExistsKeysPerSecond(int port, const std::vector<std::string>& keys,
+                                                int connections, absl::Duration duration) {
+  absl::StatusOr<std::pair<std::string, std::string>> exists = PrepareExists(port, keys);
+  if (!exists.ok()) return exists.status();
+  const auto& [cmd, reply] = *exists;
+  std::vector<int> fds;
+  for (int i = 0; i < connections; ++i) fds.push_back(Connect(port));
+  std::vector<std::string> buffers(connections, std::string(reply.size(), '\0'));
+  const double rate = Rate(connections, duration, [&](int i) -> uint64_t {
+    if (!WriteAll(fds[i], cmd.data(), cmd.size())) return 0;
+    if (!ReadExactly(fds[i], buffers[i].data(), reply.size()) || buffers[i] != reply) return 0;
+    return keys.size();
+  });
+  for (int fd : fds) close(fd);
+  return rate;
+}
+
+absl::StatusOr<double> RedisExistsP50Micros(int port, const std::vector<std::string>& keys,
+                                            absl::Duration duration) {
+  absl::StatusOr<std::pair<std::string, std::string>> exists = PrepareExists(port, keys);
+  if (!exists.ok()) return exists.status();
+  const auto& [cmd, reply] = *exists;
+  const int fd = Connect(port);
+  if (fd < 0) return absl::UnavailableError("cannot connect to redis");
+  std::string buffer(reply.size(), '\0');
+  std::vector<double> micros;
+  const absl::Time end = absl::Now() + duration;
+  while (absl::Now() < end || micros.size() < 10) {
+    const absl::Time start = absl::Now();
+    if (!WriteAll(fd, cmd.data(), cmd.size()) || !ReadExactly(fd, buffer.data(), reply.size()) ||
+        buffer != reply) {
+      close(fd);
+      return absl::InternalError("redis EXISTS failed");
+    }
+    micros.push_back(absl::ToDoubleMicroseconds(absl::Now() - start));
+  }
+  close(fd);
+  std::nth_element(micros.begin(), micros.begin() + micros.size() / 2, micros.end());
+  return micros[micros.size() / 2];
+}
+
 }  // namespace kvcache

@@ -1,10 +1,12 @@
 // The references kvbench measures against in the same run: raw loopback TCP
-// (the ceiling for any socket protocol) and Redis GET of the same values.
+// (the ceiling for any socket protocol), Redis GET of the same values, and
+// Redis EXISTS of the same keys.
 #ifndef KVCACHE_TOOLS_BENCH_REFERENCES_H_
 #define KVCACHE_TOOLS_BENCH_REFERENCES_H_
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -32,6 +34,15 @@ class RedisServer {
 // GB/s of GET for one `value_bytes` value over `connections` connections.
 absl::StatusOr<double> RedisGetGBps(int port, size_t value_bytes, int connections,
                                     absl::Duration duration);
+
+// Key checks per second of EXISTS of all of `keys` (stored first, with MSET)
+// in one command per call, over `connections` connections.
+absl::StatusOr<double> RedisExistsKeysPerSecond(int port, const std::vector<std::string>& keys,
+                                                int connections, absl::Duration duration);
+
+// The median microseconds of one such EXISTS over one connection.
+absl::StatusOr<double> RedisExistsP50Micros(int port, const std::vector<std::string>& keys,
+                                            absl::Duration duration);
 
 }  // namespace kvcache
 

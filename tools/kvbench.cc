@@ -280,11 +280,23 @@ class Bench {
     return micros[micros.size() / 2];
   }
 
-  double LookupKeysPerSecond(int threads, absl::Duration d) {
+  // `direct`: same-host clients (the block directory); otherwise remote
+  // ones, whose lookups are gRPC calls.
+  double LookupKeysPerSecond(int threads, absl::Duration d, bool direct = true) {
     return Rate(threads, d, [&](int t) -> uint64_t {
-      LookupResult r = clients_[Path::kSameHost][t]->Lookup(ns_, lookup_keys_);
+      LookupResult r =
+          clients_[direct ? Path::kSameHost : Path::kDataPort][t]->Lookup(ns_, lookup_keys_);
       return r.hits == lookup_keys_.size() ? lookup_keys_.size() : 0;
     });
+  }
+
+  // The lookup keys as Redis keys: 33 bytes, as a namespace byte and the key.
+  std::vector<std::string> RedisKeys(size_t count) const {
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < count && i < lookup_keys_.size(); ++i) {
+      keys.push_back("n" + lookup_keys_[i].ToBytes());
+    }
+    return keys;
   }
 
  private:
@@ -385,16 +397,36 @@ int Run() {
     for (int n : {1, 2}) {
       if (!wanted("lookup")) break;
       samples[absl::StrCat("lookup_keys_per_s_", n)].push_back(bench.LookupKeysPerSecond(n, d));
+      samples[absl::StrCat("lookup_rpc_keys_per_s_", n)].push_back(
+          bench.LookupKeysPerSecond(n, d, /*direct=*/false));
+      if (redis) {
+        samples[absl::StrCat("redis_exists_keys_per_s_", n)].push_back(
+            RedisExistsKeysPerSecond(redis->port(), bench.RedisKeys(SIZE_MAX), n, d).value_or(0));
+      }
     }
     if (wanted("lookup")) {
       samples["lookup_chain64_p50_us_direct"].push_back(bench.LookupChainP50Micros(true, d / 2));
       samples["lookup_chain64_p50_us_rpc"].push_back(bench.LookupChainP50Micros(false, d / 2));
+      if (redis) {
+        samples["redis_exists64_p50_us"].push_back(
+            RedisExistsP50Micros(redis->port(), bench.RedisKeys(64), d / 2).value_or(0));
+      }
     }
     progress.Update(run + 1);
   }
   std::map<std::string, double> med;
   for (auto& [name, v] : samples) med[name] = Median(v);
   if (wanted("samehost")) med["samehost_direct_share"] = bench.DirectShare();
+  if (redis && wanted("lookup")) {
+    // Key checks side by side with Redis EXISTS of as many keys of 33 bytes.
+    for (const char* n : {"_1", "_2"}) {
+      const std::string k = n;
+      med["lookup_vs_redis_exists" + k] =
+          med["lookup_keys_per_s" + k] / med["redis_exists_keys_per_s" + k];
+      med["lookup_rpc_vs_redis_exists" + k] =
+          med["lookup_rpc_keys_per_s" + k] / med["redis_exists_keys_per_s" + k];
+    }
+  }
   for (const char* n : {"_1", "_4"}) {
     const std::string k = n;
     if (redis && wanted("socket")) {
