@@ -1,5 +1,7 @@
 #include "kvstore/kvcache_service.h"
 
+#include "kvstore/replica_repairer.h"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -358,6 +360,9 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
   } else {
     nvme->set_enabled(false);
     nvme->set_detail(store.nvme_unavailable());
+  }
+  if (const ReplicaRepairer* r = context_.repairer.load(std::memory_order_acquire)) {
+    response.set_repair(r->Describe());
   }
   if (const EtcdRegistration* r = context_.cluster.load(std::memory_order_acquire)) {
     response.set_cluster(r->Describe());

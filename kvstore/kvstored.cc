@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "client/etcd/etcd_members.h"
 #include "client/etcd/etcd_registration.h"
 #include "common/byte_size.h"
 #include "common/transport_args.h"
@@ -28,6 +29,7 @@
 #include "kvstore/block_store.h"
 #include "kvstore/data_port_server.h"
 #include "kvstore/kvcache_service.h"
+#include "kvstore/replica_repairer.h"
 #include "kvstore/local_path_server.h"
 #include "kvstore/protobuf_log_limit.h"
 
@@ -132,6 +134,11 @@ ABSL_FLAG(std::string, etcd_prefix, "/kvcache/nodes/",
 ABSL_FLAG(std::string, advertise, "",
           "The address clients should dial, registered in etcd. Default: the bound --listen "
           "address (required when listening on 0.0.0.0 or [::]).");
+ABSL_FLAG(int, cluster_replicas, 2,
+          "Copies of each block the cluster keeps (as its clients' ClusterOptions::replicas). "
+          "With --etcd, after a member joins or leaves this node copies the blocks it holds to "
+          "the nodes that should now hold them too; 1 turns that off.");
+ABSL_FLAG(std::string, repair_rate, "64MiB", "Most bytes per second that copying sends.");
 ABSL_FLAG(int, etcd_ttl_s, 5,
           "Lease of the etcd registration, in seconds (at least 2): a node killed without a "
           "clean stop leaves the member list within this time.");
@@ -175,6 +182,30 @@ uint64_t SizeFlag(const absl::Flag<std::string>& flag, const char* name) {
     std::exit(2);
   }
   return *v;
+}
+
+// Watches the cluster's members in etcd and keeps `store`'s blocks on as
+// many of them as --cluster_replicas says (kvstore/replica_repairer.h).
+absl::Status StartRepair(BlockStore& store, const std::string& bound,
+                         std::unique_ptr<ReplicaRepairer>* repairer,
+                         std::unique_ptr<EtcdMembers>* watch) {
+  ReplicaRepairer::Options options;
+  options.self = absl::GetFlag(FLAGS_advertise).empty() ? bound : absl::GetFlag(FLAGS_advertise);
+  options.tenant = kDefaultTenant;
+  options.replicas = absl::GetFlag(FLAGS_cluster_replicas);
+  options.bytes_per_second = SizeFlag(FLAGS_repair_rate, "repair_rate");
+  options.node.deadline = absl::Seconds(5);
+  options.node.use_local_path = false;  // peers are other daemons, maybe on other hosts
+  *repairer = std::make_unique<ReplicaRepairer>(store, options);
+  EtcdMembersOptions members;
+  members.etcd = absl::GetFlag(FLAGS_etcd);
+  members.prefix = absl::GetFlag(FLAGS_etcd_prefix);
+  ReplicaRepairer* r = repairer->get();
+  absl::StatusOr<std::unique_ptr<EtcdMembers>> made = EtcdMembers::Create(
+      members, [r](const std::vector<std::string>& list) { r->SetMembers(list); });
+  if (!made.ok()) return made.status();
+  *watch = std::move(*made);
+  return absl::OkStatus();
 }
 
 // Registers `bound` (or --advertise) under --etcd_prefix in etcd.
@@ -410,6 +441,20 @@ int Run() {
     cluster_line = absl::StrCat(membership->key(), " in etcd at ", etcd, " (lease ",
                                 absl::GetFlag(FLAGS_etcd_ttl_s), " s",
                                 membership->registered() ? ")" : "; not reachable yet, retrying)");
+  }
+  // Declared after the store and before the watch that feeds it, so the
+  // watch stops first and the store outlives both.
+  std::unique_ptr<ReplicaRepairer> repairer;
+  std::unique_ptr<EtcdMembers> member_watch;
+  if (membership != nullptr && absl::GetFlag(FLAGS_cluster_replicas) > 1) {
+    absl::Status s = StartRepair(**store, bound, &repairer, &member_watch);
+    if (!s.ok()) {
+      std::cerr << "kvstored: " << s.message() << "\n";
+      return 2;
+    }
+    context.repairer.store(repairer.get(), std::memory_order_release);
+    absl::StrAppend(&cluster_line, "; repair to ", absl::GetFlag(FLAGS_cluster_replicas),
+                    " replicas at most ", absl::GetFlag(FLAGS_repair_rate), "/s");
   }
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     std::ofstream(path) << port << "\n";

@@ -21,6 +21,7 @@
 namespace kvcache {
 
 class EtcdRegistration;
+class ReplicaRepairer;
 
 inline constexpr char kVersion[] = "0.1.0";
 
@@ -61,6 +62,8 @@ struct ServiceContext {
   // The membership line Stats shows; set once the daemon registers (after
   // the server starts), never freed before the server stops. Not owned.
   std::atomic<const EtcdRegistration*> cluster{nullptr};
+  // The replica repair Stats shows, set like `cluster`. Not owned.
+  std::atomic<const ReplicaRepairer*> repairer{nullptr};
   // Where gRPC Fetches run when a read may wait on NVMe or on a copy down
   // from the GPU; null without either tier (they then run on gRPC's thread,
   // memory work only). Not owned.

@@ -59,6 +59,7 @@ std::string FormatStats(const v1::StatsResponse& s) {
                         s.puts_stored(), s.puts_rejected(), s.fetches(), s.evicted_blocks(),
                         FormatBytes(s.pinned_bytes()), FormatBytes(s.staged_bytes()));
   if (!s.cluster().empty()) absl::StrAppend(&out, "cluster: ", s.cluster(), "\n");
+  if (!s.repair().empty()) absl::StrAppend(&out, "repair:  ", s.repair(), "\n");
   if (!s.block_directory().empty()) {
     absl::StrAppendFormat(&out, "same-host direct reads %d   block directory: %s\n",
                           s.direct_reads(), s.block_directory());
