@@ -100,6 +100,20 @@ class E2eClusterTest : public ::testing::Test {
     return stats.tiers(1).blocks();
   }
 
+  // A 12-block chain whose second block lives on `node` (the first is on
+  // every node), stored through the cluster.
+  std::vector<BlockKey> StoredChainThrough(int node, uint32_t first_seed) {
+    std::vector<BlockKey> chain;
+    for (uint32_t seed = first_seed; chain.empty() || cluster_->OwnerOf(chain[1]) != peers_[node];
+         ++seed) {
+      chain = TestChain(seed, 12);
+    }
+    for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
+      EXPECT_EQ(o, v1::PUT_STORED);
+    }
+    return chain;
+  }
+
   // Fetches the chain's cached prefix; counts wrong blocks.
   size_t FetchChain(const std::vector<BlockKey>& chain, uint64_t* wrong) {
     FetchResult got = FetchChecked(*cluster_, Ns(), chain, kBlock, wrong);
@@ -214,14 +228,7 @@ TEST_F(E2eClusterTest, OneBlockFetchesOfTheFirstBlockSpreadOverItsReplicas) {
 
 TEST_F(E2eClusterTest, AHungNodeCostsOneDeadlineThenMissesUntilItAnswers) {
   Connect(1);
-  // A chain whose second block lives on node 2 (the first is on every node).
-  std::vector<BlockKey> chain;
-  for (uint32_t seed = 31000; chain.empty() || cluster_->OwnerOf(chain[1]) != peers_[2]; ++seed) {
-    chain = TestChain(seed, 12);
-  }
-  for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
-    ASSERT_EQ(o, v1::PUT_STORED);
-  }
+  const std::vector<BlockKey> chain = StoredChainThrough(2, 31000);
   // Node 2 stops answering but keeps its connections: only the deadline
   // (2 s) ends a call to it.
   ASSERT_EQ(kill(daemons_[2]->pid(), SIGSTOP), 0);
@@ -312,13 +319,7 @@ TEST_F(E2eClusterTest, ANodeSeenDownByOneClientIsDownForAllOfThem) {
 // With two copies a hung node costs one deadline, inside which its blocks
 // are asked of their other replica: the call answers the whole chain.
 TEST_F(E2eClusterTest, WithTwoReplicasAHungNodeCostsOneDeadlineAndNoBlock) {
-  std::vector<BlockKey> chain;
-  for (uint32_t seed = 42000; chain.empty() || cluster_->OwnerOf(chain[1]) != peers_[2]; ++seed) {
-    chain = TestChain(seed, 12);
-  }
-  for (v1::PutOutcome o : cluster_->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
-    ASSERT_EQ(o, v1::PUT_STORED);
-  }
+  const std::vector<BlockKey> chain = StoredChainThrough(2, 42000);
   ASSERT_EQ(kill(daemons_[2]->pid(), SIGSTOP), 0);
   ASSERT_TRUE(AllThreadsStopped(daemons_[2]->pid()));
   const absl::Time start = absl::Now();

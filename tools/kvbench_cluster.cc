@@ -65,6 +65,19 @@ absl::Status StartNodes(const std::string& kvstored, int nodes,
   return absl::OkStatus();
 }
 
+// Starts `nodes` daemons for a trace replay: `blocks_per_node` pages each,
+// a page the payload's size rounded up to 4 KiB.
+absl::Status StartReplayNodes(const std::string& kvstored, int nodes, uint64_t blocks_per_node,
+                              uint64_t payload, std::vector<std::unique_ptr<DaemonProcess>>* daemons,
+                              std::vector<std::string>* peers) {
+  const uint64_t page = (payload + 4095) / 4096 * 4096;
+  return StartNodes(kvstored, nodes,
+                    {absl::StrCat("--host_capacity=", (blocks_per_node + 2) * page),
+                     absl::StrCat("--page_size=", page), absl::StrCat("--max_block_size=", page),
+                     "--local_socket=off"},
+                    daemons, peers);
+}
+
 // Puts `count` chains of `blocks` blocks of `size` bytes through `cluster`;
 // returns their keys.
 absl::StatusOr<std::vector<std::vector<BlockKey>>> PutChains(ClusterClient& cluster,
@@ -92,14 +105,10 @@ absl::StatusOr<Run> ReplayOn(const std::string& kvstored, int nodes, uint64_t bl
                              uint64_t payload, const std::vector<TraceRequest>& trace,
                              const std::vector<std::vector<BlockKey>>& keys,
                              const std::string& label) {
-  const uint64_t page = (payload + 4095) / 4096 * 4096;
   std::vector<std::unique_ptr<DaemonProcess>> daemons;
   std::vector<std::string> peers;
-  absl::Status started = StartNodes(kvstored, nodes,
-                                    {absl::StrCat("--host_capacity=", (blocks_per_node + 2) * page),
-                                     absl::StrCat("--page_size=", page),
-                                     absl::StrCat("--max_block_size=", page), "--local_socket=off"},
-                                    &daemons, &peers);
+  absl::Status started = StartReplayNodes(kvstored, nodes, blocks_per_node, payload, &daemons,
+                                          &peers);
   if (!started.ok()) return started;
   ProgressBar bar(label, trace.size());
   ReplayOptions options;
@@ -140,14 +149,10 @@ absl::StatusOr<FailureRun> ReplayThroughAFailure(
     const std::string& kvstored, int nodes, uint64_t blocks_per_node, uint64_t payload,
     const std::vector<TraceRequest>& trace, const std::vector<std::vector<BlockKey>>& keys,
     int replicas, bool kill) {
-  const uint64_t page = (payload + 4095) / 4096 * 4096;
   std::vector<std::unique_ptr<DaemonProcess>> daemons;
   std::vector<std::string> peers;
-  absl::Status started = StartNodes(kvstored, nodes,
-                                    {absl::StrCat("--host_capacity=", (blocks_per_node + 2) * page),
-                                     absl::StrCat("--page_size=", page),
-                                     absl::StrCat("--max_block_size=", page), "--local_socket=off"},
-                                    &daemons, &peers);
+  absl::Status started = StartReplayNodes(kvstored, nodes, blocks_per_node, payload, &daemons,
+                                          &peers);
   if (!started.ok()) return started;
   ReplayOptions options;
   options.peers = peers;
