@@ -19,17 +19,15 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "client/etcd/etcd_members.h"
-#include "client/etcd/etcd_registration.h"
 #include "common/byte_size.h"
 #include "common/transport_args.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "kvstore/block_store.h"
+#include "kvstore/cluster_join.h"
 #include "kvstore/data_port_server.h"
 #include "kvstore/kvcache_service.h"
-#include "kvstore/replica_repairer.h"
 #include "kvstore/local_path_server.h"
 #include "kvstore/protobuf_log_limit.h"
 
@@ -184,50 +182,17 @@ uint64_t SizeFlag(const absl::Flag<std::string>& flag, const char* name) {
   return *v;
 }
 
-// Watches the cluster's members in etcd and keeps `store`'s blocks on as
-// many of them as --cluster_replicas says (kvstore/replica_repairer.h).
-absl::Status StartRepair(BlockStore& store, const std::string& bound,
-                         std::unique_ptr<ReplicaRepairer>* repairer,
-                         std::unique_ptr<EtcdMembers>* watch) {
-  ReplicaRepairer::Options options;
-  options.self = absl::GetFlag(FLAGS_advertise).empty() ? bound : absl::GetFlag(FLAGS_advertise);
-  options.tenant = kDefaultTenant;
-  options.replicas = absl::GetFlag(FLAGS_cluster_replicas);
-  options.bytes_per_second = SizeFlag(FLAGS_repair_rate, "repair_rate");
-  options.node.deadline = absl::Seconds(5);
-  options.node.use_local_path = false;  // peers are other daemons, maybe on other hosts
-  *repairer = std::make_unique<ReplicaRepairer>(store, options);
-  EtcdMembersOptions members;
-  members.etcd = absl::GetFlag(FLAGS_etcd);
-  members.prefix = absl::GetFlag(FLAGS_etcd_prefix);
-  ReplicaRepairer* r = repairer->get();
-  absl::StatusOr<std::unique_ptr<EtcdMembers>> made = EtcdMembers::Create(
-      members, [r](const std::vector<std::string>& list) { r->SetMembers(list); });
-  if (!made.ok()) return made.status();
-  *watch = std::move(*made);
-  return absl::OkStatus();
-}
-
-// Registers `bound` (or --advertise) under --etcd_prefix in etcd.
-absl::StatusOr<std::unique_ptr<EtcdRegistration>> Register(const std::string& etcd,
-                                                           const std::string& bound) {
-  EtcdRegistrationOptions options;
-  options.etcd = etcd;
-  options.prefix = absl::GetFlag(FLAGS_etcd_prefix);
-  options.address = absl::GetFlag(FLAGS_advertise);
-  if (options.address.empty()) {
-    if (absl::StartsWith(bound, "0.0.0.0:") || absl::StartsWith(bound, "[::]:") ||
-        absl::StartsWith(bound, "unix:")) {
-      return absl::InvalidArgumentError(
-          "--etcd: give --advertise=HOST:PORT, the address other hosts dial (listening on " +
-          bound + ")");
-    }
-    options.address = bound;
-  }
-  const int ttl = absl::GetFlag(FLAGS_etcd_ttl_s);
-  if (ttl < 2) return absl::InvalidArgumentError("--etcd_ttl_s must be at least 2");
-  options.ttl = absl::Seconds(ttl);
-  return EtcdRegistration::Create(options);
+// How this daemon joins a cluster, from the flags (kvstore/cluster_join.h).
+ClusterJoinOptions JoinOptions(const std::string& bound) {
+  ClusterJoinOptions join;
+  join.etcd = absl::GetFlag(FLAGS_etcd);
+  join.prefix = absl::GetFlag(FLAGS_etcd_prefix);
+  join.advertise = absl::GetFlag(FLAGS_advertise);
+  join.bound = bound;
+  join.ttl = absl::Seconds(absl::GetFlag(FLAGS_etcd_ttl_s));
+  join.replicas = absl::GetFlag(FLAGS_cluster_replicas);
+  join.repair_bytes_per_second = SizeFlag(FLAGS_repair_rate, "repair_rate");
+  return join;
 }
 
 int Run() {
@@ -431,7 +396,7 @@ int Run() {
   std::unique_ptr<EtcdRegistration> membership;
   std::string cluster_line = "none (--etcd to join one)";
   if (const std::string etcd = absl::GetFlag(FLAGS_etcd); !etcd.empty()) {
-    absl::StatusOr<std::unique_ptr<EtcdRegistration>> r = Register(etcd, bound);
+    absl::StatusOr<std::unique_ptr<EtcdRegistration>> r = RegisterInEtcd(JoinOptions(bound));
     if (!r.ok()) {
       std::cerr << "kvstored: " << r.status().message() << "\n";
       return 2;
@@ -447,7 +412,7 @@ int Run() {
   std::unique_ptr<ReplicaRepairer> repairer;
   std::unique_ptr<EtcdMembers> member_watch;
   if (membership != nullptr && absl::GetFlag(FLAGS_cluster_replicas) > 1) {
-    absl::Status s = StartRepair(**store, bound, &repairer, &member_watch);
+    absl::Status s = StartRepair(**store, JoinOptions(bound), &repairer, &member_watch);
     if (!s.ok()) {
       std::cerr << "kvstored: " << s.message() << "\n";
       return 2;

@@ -10,7 +10,6 @@
 // checks/s in batches of 1,024 keys. Reports medians over the rounds:
 // same-host Fetch as a ratio of memcpy, socket Fetch as a ratio of Redis.
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -37,6 +36,7 @@
 #include "tools/bench_references.h"
 #include "tools/daemon_process.h"
 #include "tools/kvbench_cluster.h"
+#include "tools/kvbench_engine.h"
 #include "tools/kvbench_gpu.h"
 #include "tools/kvbench_nvme.h"
 #include "tools/kvbench_report.h"
@@ -461,42 +461,6 @@ int Run() {
 }  // namespace
 }  // namespace kvcache
 
-namespace kvcache {
-namespace {
-
-// `kvbench engine ARGS`: the reference engine's TTFT benchmark
-// (tools/engine/bench.py, built beside kvbench), run with ARGS as they are:
-// they are its own flags, not kvbench's.
-int RunEngineBench(int argc, char** argv) {
-  char self[4096];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) {
-    std::cerr << "kvbench engine: cannot find where kvbench lives\n";
-    return 1;
-  }
-  self[n] = '\0';
-  const std::string dir = std::string(self).substr(0, std::string(self).rfind('/'));
-  const std::string bench = dir + "/engine/bench";
-  std::vector<char*> args = {const_cast<char*>(bench.c_str())};
-  bool kvstored_given = false;
-  for (int i = 2; i < argc; ++i) {
-    args.push_back(argv[i]);
-    kvstored_given |= absl::StartsWith(argv[i], "--kvstored");
-  }
-  // The engine bench's default is a runfiles path; kvbench's own default
-  // binary is the one that was built beside it.
-  std::string kvstored = "--kvstored=" + dir + "/../kvstore/kvstored";
-  if (!kvstored_given) args.push_back(kvstored.data());
-  args.push_back(nullptr);
-  execv(bench.c_str(), args.data());
-  std::cerr << "kvbench engine: cannot run " << bench << ": " << std::strerror(errno)
-            << "\n  build it first: bazel build --config=opt //tools:kvbench "
-               "//tools/engine:bench //kvstore:kvstored\n";
-  return 1;
-}
-
-}  // namespace
-}  // namespace kvcache
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "engine") return kvcache::RunEngineBench(argc, argv);
