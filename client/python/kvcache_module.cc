@@ -480,12 +480,15 @@ PYBIND11_MODULE(_kvcache, m) {
                                     "Many kvstored nodes as one tier (client/cluster_client.h).");
   cluster.def(
       py::init([](std::vector<std::string> peers, const std::string& etcd,
-                  const std::string& etcd_prefix, int root_replicas, const py::kwargs& kw) {
+                  const std::string& etcd_prefix, int root_replicas, int replicas,
+                  const py::kwargs& kw) {
+        if (replicas < 1) throw py::value_error("replicas must be at least 1");
         ClusterOptions o;
         o.peers = std::move(peers);
         o.etcd = etcd;
         o.etcd_prefix = etcd_prefix;
         o.root_replicas = root_replicas;
+        o.replicas = replicas;
         o.node = OptionsFrom("unused:0", kw);
         std::unique_ptr<ClusterClient> c;
         {
@@ -501,7 +504,9 @@ PYBIND11_MODULE(_kvcache, m) {
       }),
       py::kw_only(), py::arg("peers") = std::vector<std::string>(), py::arg("etcd") = "",
       py::arg("etcd_prefix") = "/kvcache/nodes/", py::arg("root_replicas") = 0,
-      "ClusterClient(*, peers=[...] | etcd='host:port', etcd_prefix, root_replicas, "
-      "**node_options).");
+      py::arg("replicas") = ClusterOptions().replicas,
+      "ClusterClient(*, peers=[...] | etcd='host:port', etcd_prefix, root_replicas, replicas=2, "
+      "**node_options): each block on its `replicas` highest-ranked nodes, read from the first "
+      "that answers.");
   BindDataCalls<ClusterHandle>(cluster);
 }

@@ -188,6 +188,24 @@ def test_the_directory_answers_misses_with_or_without_tiers_below(daemon, tmp_pa
             assert c.stats()["direct_lookups"] - before == 2
 
 
+def test_cluster_client_keeps_two_copies_and_survives_a_node_dying():
+    s = schema(weights_revision="cluster")
+    keys = kvcache.chain_keys(s, list(range(16 * 12)))
+    data = payloads(12, seed=9)
+    flags = ["--host_capacity=16MiB", "--page_size=64KiB"]
+    with Daemon(flags) as a, Daemon(flags) as b, Daemon(flags) as c:
+        with pytest.raises(ValueError):
+            kvcache.ClusterClient(peers=[a.address], replicas=0)
+        with kvcache.ClusterClient(peers=[a.address, b.address, c.address],
+                                   use_local_path=False) as cluster:
+            assert cluster.put(s.namespace, None, keys, data).stored == 12
+            b.kill()  # without a word: the next calls fail over to the other copy
+            assert cluster.lookup(s.namespace, keys).hits == 12
+            out = [bytearray(BLOCK) for _ in keys]
+            assert cluster.fetch(s.namespace, keys, out).blocks == 12
+            assert [bytes(o) for o in out] == data
+
+
 def test_put_async_and_flush(daemon):
     s = schema(weights_revision="async")
     keys = kvcache.chain_keys(s, list(range(16 * 2)))

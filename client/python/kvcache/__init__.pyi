@@ -78,4 +78,5 @@ class Client(_DataCalls):
 
 class ClusterClient(_DataCalls):
     def __init__(self, *, peers: Iterable[str] = ..., etcd: str = ...,
-                 etcd_prefix: str = ..., root_replicas: int = ..., **options: Any) -> None: ...
+                 etcd_prefix: str = ..., root_replicas: int = ..., replicas: int = ...,
+                 **options: Any) -> None: ...
