@@ -141,6 +141,9 @@ bool ReplicaRepairer::Repair(Client& peer, NamespaceId ns, const std::string& ns
   block.payload.resize(size);
   pin->block().pages().Read(0, {reinterpret_cast<uint8_t*>(block.payload.data()), size});
   block.root = true;
+  // A copy for redundancy must not push out blocks the peer's readers use:
+  // it waits at the cold end until a read gives it an ordinary place.
+  block.evict_first = true;
   pin.reset();
   absl::StatusOr<std::vector<v1::PutOutcome>> put = peer.Put(ns_name, BlockKey(), {block});
   if (put.ok() && put->size() == 1 &&

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <thread>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <numeric>
@@ -11,6 +12,7 @@
 
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -19,6 +21,7 @@
 #include "grpcpp/grpcpp.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
 #include "tools/daemon_process.h"
+#include "tools/etcd_process.h"
 #include "tools/progress_bar.h"
 #include "client/cluster_client.h"
 #include "client/key/key_schema.h"
@@ -138,49 +141,92 @@ absl::StatusOr<Run> ReplayOn(const std::string& kvstored, int nodes, uint64_t bl
 }
 
 // One replay of the trace through `nodes` daemons of `blocks_per_node` pages
-// each, every block on `replicas` of them, in two halves; with `kill`, node 1
-// is killed with -9 between them. Figures of the second half.
+// each, registered in a fresh etcd, every block on `replicas` of them: the
+// first half, then the third quarter and the last quarter. With `kill`,
+// node 1 is killed with -9 after the first half, and the last quarter starts
+// once the survivors' repair has finished.
 struct FailureRun {
-  ReplayResult second_half;
+  ReplayResult down;    // third quarter: healthy, or one node down
+  ReplayResult after;   // last quarter: healthy, or after repair
   uint64_t held_bytes = 0;  // on every node still up, at the end
 };
+
+// The Stats of the node at `address`.
+absl::StatusOr<v1::StatsResponse> NodeStats(const std::string& address) {
+  auto stub = v1::KvCache::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::StatsResponse stats;
+  if (grpc::Status s = stub->Stats(&ctx, {}, &stats); !s.ok()) {
+    return absl::UnavailableError(s.error_message());
+  }
+  return stats;
+}
 
 absl::StatusOr<FailureRun> ReplayThroughAFailure(
     const std::string& kvstored, int nodes, uint64_t blocks_per_node, uint64_t payload,
     const std::vector<TraceRequest>& trace, const std::vector<std::vector<BlockKey>>& keys,
     int replicas, bool kill) {
+  absl::StatusOr<std::unique_ptr<EtcdProcess>> etcd = EtcdProcess::Start();
+  if (!etcd.ok()) return etcd.status();
+  const uint64_t page = (payload + 4095) / 4096 * 4096;
   std::vector<std::unique_ptr<DaemonProcess>> daemons;
   std::vector<std::string> peers;
-  absl::Status started = StartReplayNodes(kvstored, nodes, blocks_per_node, payload, &daemons,
-                                          &peers);
+  absl::Status started = StartNodes(
+      kvstored, nodes,
+      {absl::StrCat("--host_capacity=", (blocks_per_node + 2) * page),
+       absl::StrCat("--page_size=", page), absl::StrCat("--max_block_size=", page),
+       "--local_socket=off", "--etcd=" + (*etcd)->endpoint(), "--etcd_ttl_s=2",
+       absl::StrCat("--cluster_replicas=", replicas)},
+      &daemons, &peers);
   if (!started.ok()) return started;
   ReplayOptions options;
-  options.peers = peers;
+  options.etcd = (*etcd)->endpoint();
   options.replicas = replicas;
   options.payload_bytes = payload;
   options.workers = 1;
-  const size_t half = trace.size() / 2;
-  const std::vector<TraceRequest> first(trace.begin(), trace.begin() + half),
-      second(trace.begin() + half, trace.end());
-  const std::vector<std::vector<BlockKey>> first_keys(keys.begin(), keys.begin() + half),
-      second_keys(keys.begin() + half, keys.end());
-  absl::StatusOr<ReplayResult> warm = ReplayTrace(first, first_keys, options);
-  if (!warm.ok()) return warm.status();
+  // Every node registered, so the first replay places over all of them.
+  absl::SleepFor(absl::Seconds(1));
+  const size_t cut[] = {0, trace.size() / 2, trace.size() * 3 / 4, trace.size()};
+  auto replay_part = [&](int part) {
+    const std::vector<TraceRequest> t(trace.begin() + cut[part], trace.begin() + cut[part + 1]);
+    const std::vector<std::vector<BlockKey>> k(keys.begin() + cut[part],
+                                               keys.begin() + cut[part + 1]);
+    return ReplayTrace(t, k, options);
+  };
+  if (absl::StatusOr<ReplayResult> warm = replay_part(0); !warm.ok()) return warm.status();
   if (kill) daemons[1]->Kill();
-  absl::StatusOr<ReplayResult> rest = ReplayTrace(second, second_keys, options);
-  if (!rest.ok()) return rest.status();
   FailureRun run;
-  run.second_half = *rest;
+  absl::StatusOr<ReplayResult> down = replay_part(1);
+  if (!down.ok()) return down.status();
+  run.down = *down;
+  if (kill && replicas > 1) {
+    // Wait (up to 10 minutes) until every survivor finished a repair pass
+    // over the member list without the dead node: at least two passes (the
+    // first ran at start), none running.
+    const absl::Time give_up = absl::Now() + absl::Minutes(10);
+    for (bool done = false; !done && absl::Now() < give_up;) {
+      absl::SleepFor(absl::Milliseconds(500));
+      done = true;
+      for (size_t n = 0; n < peers.size(); ++n) {
+        if (n == 1) continue;
+        absl::StatusOr<v1::StatsResponse> stats = NodeStats(peers[n]);
+        if (!stats.ok()) return stats.status();
+        int passes = 0;
+        const std::string& line = stats->repair();
+        const size_t at = line.find("; ");
+        if (at != std::string::npos) passes = std::atoi(line.c_str() + at + 2);
+        done = done && absl::StartsWith(line, "idle") && passes >= 2;
+      }
+    }
+  }
+  absl::StatusOr<ReplayResult> after = replay_part(2);
+  if (!after.ok()) return after.status();
+  run.after = *after;
   for (size_t n = 0; n < peers.size(); ++n) {
     if (kill && n == 1) continue;
-    auto stub =
-        v1::KvCache::NewStub(grpc::CreateChannel(peers[n], grpc::InsecureChannelCredentials()));
-    grpc::ClientContext ctx;
-    v1::StatsResponse stats;
-    if (grpc::Status s = stub->Stats(&ctx, {}, &stats); !s.ok()) {
-      return absl::UnavailableError(s.error_message());
-    }
-    run.held_bytes += stats.tiers(1).used_bytes();
+    absl::StatusOr<v1::StatsResponse> stats = NodeStats(peers[n]);
+    if (!stats.ok()) return stats.status();
+    run.held_bytes += stats->tiers(1).used_bytes();
   }
   return run;
 }
@@ -356,10 +402,12 @@ int RunClusterBench(const std::string& kvstored, bool json) {
     const uint64_t total = static_cast<uint64_t>(std::ceil(distinct * pct / 100));
     absl::StrAppendFormat(
         &table,
-        "\nA node killed with -9 halfway through the trace (%d nodes, %g%% capacity in all; "
-        "figures of the second half):\n| replicas | healthy hit ratio | one node killed | kept | "
-        "requests/s healthy / killed | bytes held (healthy) | lookup p50 / fetch p50 (healthy) "
-        "| wrong blocks |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "\nA node killed with -9 halfway through the trace (%d nodes in etcd, %g%% capacity in "
+        "all): the third quarter with it down, the last quarter after the survivors' repair "
+        "(replicas 2; none with 1), each against the same quarter of a healthy run:\n"
+        "| replicas | 3rd quarter healthy / one down | kept | last quarter healthy / after "
+        "repair | kept | requests/s healthy / one down | bytes held (healthy) | wrong blocks "
+        "|\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
         nodes, pct);
     for (int replicas : {1, 2}) {
       absl::StatusOr<FailureRun> runs[2];
@@ -373,21 +421,27 @@ int RunClusterBench(const std::string& kvstored, bool json) {
           return 1;
         }
       }
-      ReplayResult& healthy = runs[0]->second_half;
-      ReplayResult& killed = runs[1]->second_half;
-      const double kept = healthy.hits.ratio() == 0 ? 0 : killed.hits.ratio() / healthy.hits.ratio();
+      const FailureRun& healthy = *runs[0];
+      const FailureRun& killed = *runs[1];
+      auto kept = [](const ReplayResult& a, const ReplayResult& b) {
+        return a.hits.ratio() == 0 ? 0 : b.hits.ratio() / a.hits.ratio();
+      };
+      const uint64_t wrong = healthy.down.wrong_blocks + healthy.after.wrong_blocks +
+                             killed.down.wrong_blocks + killed.after.wrong_blocks;
       absl::StrAppendFormat(
-          &table, "| %d | %.2f%% | %.2f%% | %.1f%% | %.0f / %.0f | %s | %.0f / %.0f us | %d |\n",
-          replicas, 100 * healthy.hits.ratio(), 100 * killed.hits.ratio(), 100 * kept,
-          healthy.requests / healthy.seconds, killed.requests / killed.seconds,
-          FormatBytes(runs[0]->held_bytes), Quantile(healthy.lookup_us, 0.5),
-          Quantile(healthy.fetch_us, 0.5), healthy.wrong_blocks + killed.wrong_blocks);
+          &table,
+          "| %d | %.2f%% / %.2f%% | %.1f%% | %.2f%% / %.2f%% | %.1f%% | %.0f / %.0f | %s | %d |\n",
+          replicas, 100 * healthy.down.hits.ratio(), 100 * killed.down.hits.ratio(),
+          100 * kept(healthy.down, killed.down), 100 * healthy.after.hits.ratio(),
+          100 * killed.after.hits.ratio(), 100 * kept(healthy.after, killed.after),
+          healthy.down.requests / healthy.down.seconds,
+          killed.down.requests / killed.down.seconds, FormatBytes(healthy.held_bytes), wrong);
       absl::StrAppendFormat(&failure_json,
-                            "%s\"failure_replicas_%d\": {\"healthy\": %.5f, \"killed\": %.5f, "
-                            "\"kept\": %.4f, \"held_bytes\": %d, \"wrong_blocks\": %d}",
-                            failure_json.empty() ? "" : ", ", replicas, healthy.hits.ratio(),
-                            killed.hits.ratio(), kept, runs[0]->held_bytes,
-                            healthy.wrong_blocks + killed.wrong_blocks);
+                            "%s\"failure_replicas_%d\": {\"kept_down\": %.4f, "
+                            "\"kept_after\": %.4f, \"held_bytes\": %d, \"wrong_blocks\": %d}",
+                            failure_json.empty() ? "" : ", ", replicas,
+                            kept(healthy.down, killed.down), kept(healthy.after, killed.after),
+                            healthy.held_bytes, wrong);
     }
   }
   std::string latency_json;

@@ -149,9 +149,10 @@ absl::StatusOr<ReplayResult> ReplayTrace(const std::vector<TraceRequest>& trace,
   for (int w = 0; w < options.workers; ++w) {
     ClientOptions c;
     c.address = options.address;
-    if (!options.peers.empty()) {
+    if (!options.peers.empty() || !options.etcd.empty()) {
       ClusterOptions cluster;
       cluster.peers = options.peers;
+      cluster.etcd = options.etcd;
       cluster.node = c;
       cluster.replicas = options.replicas;
       absl::StatusOr<std::unique_ptr<ClusterClient>> made = ClusterClient::Create(cluster);

@@ -39,6 +39,8 @@ struct ReplayOptions {
   // Instead: several daemons used as one tier through ClusterClient, each
   // block on `replicas` of them.
   std::vector<std::string> peers;
+  // Or: the cluster's members read from etcd (endpoints).
+  std::string etcd;
   int replicas = ClusterOptions().replicas;
   uint64_t payload_bytes = 4096;
   int workers = 8;
