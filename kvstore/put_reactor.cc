@@ -30,14 +30,19 @@ void PutReactor::OnDone() {
 }
 
 void PutReactor::OnStalled() {
-  MutexLock lock(&mu_);
+  // Held means a reaction is running: the stream is not stalled, and the
+  // watchdog (which holds its own lock for every stream) must not wait on
+  // one that may be making room for a block.
+  if (!mu_.TryLock()) return;
   StopWaiting();
-  if (ended_ || !in_block_) return;
-  service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
-  End(absl::DeadlineExceededError(absl::StrCat(
-      "put stream sent nothing for ", absl::FormatDuration(service_.stall_watchdog->limit()),
-      " in the middle of a block (message ", messages_,
-      "); its staging was freed (--client_stall_timeout_s)")));
+  if (!ended_ && in_block_) {
+    service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+    End(absl::DeadlineExceededError(absl::StrCat(
+        "put stream sent nothing for ", absl::FormatDuration(service_.stall_watchdog->limit()),
+        " in the middle of a block (message ", messages_,
+        "); its staging was freed (--client_stall_timeout_s)")));
+  }
+  mu_.Unlock();
 }
 
 void PutReactor::OnReadDone(bool ok) {

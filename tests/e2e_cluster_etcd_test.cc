@@ -32,11 +32,7 @@ class E2eClusterEtcdTest : public ::testing::Test {
     ASSERT_TRUE(etcd.ok()) << etcd.status();
     etcd_ = std::move(*etcd);
     for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(StartNode());
-    ClusterOptions options;
-    options.etcd = etcd_->endpoint();
-    options.node = TestClientOptions("");
-    options.node.deadline = absl::Seconds(2);
-    options.probe_interval = absl::Milliseconds(200);
+    ClusterOptions options = EtcdClusterOptions();
     // One copy of each block: these cases are about membership, and count
     // blocks by their one owner (tests/e2e_cluster_test.cc covers replicas).
     options.replicas = 1;
@@ -46,6 +42,16 @@ class E2eClusterEtcdTest : public ::testing::Test {
     ASSERT_TRUE(AwaitMembers(3));
     for (uint32_t seed = 0; seed < 40; ++seed)
       chains_.push_back(TestChain(50000 + seed, kChainBlocks));
+  }
+
+  // A cluster client that follows this test's etcd, with a 2 s deadline.
+  ClusterOptions EtcdClusterOptions() const {
+    ClusterOptions options;
+    options.etcd = etcd_->endpoint();
+    options.node = TestClientOptions("");
+    options.node.deadline = absl::Seconds(2);
+    options.probe_interval = absl::Milliseconds(200);
+    return options;
   }
 
   // Copies the nodes keep of each block: 1, no repair, as the client here.
@@ -363,11 +369,7 @@ class E2eClusterRepairTest : public E2eClusterEtcdTest {
 // so a second death loses nothing more. A node joins: it is sent the blocks
 // it now ranks for, and reads that go to it first hit.
 TEST_F(E2eClusterRepairTest, LostCopiesAreRestoredAndANewNodeWarmsUp) {
-  ClusterOptions options;
-  options.etcd = etcd_->endpoint();
-  options.node = TestClientOptions("");
-  options.node.deadline = absl::Seconds(2);
-  options.probe_interval = absl::Milliseconds(200);
+  ClusterOptions options = EtcdClusterOptions();
   options.replicas = 2;
   options.root_replicas = 2;  // first blocks too: what repair keeps (see replica_repairer.h)
   auto twice = ClusterClient::Create(options);
