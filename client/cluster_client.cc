@@ -13,6 +13,12 @@ namespace {
 // Picks among a first block's replicas.
 uint64_t Spread(const BlockKey& key) { return XXH3_64bits(key.data(), key.size()); }
 
+// Whether a chain's first block has a replica other than `n` not known
+// to have failed.
+bool HasOtherRoot(const std::vector<size_t>& roots, size_t n, const std::vector<char>& failed) {
+  return std::any_of(roots.begin(), roots.end(), [&](size_t r) { return r != n && !failed[r]; });
+}
+
 bool TransportFailed(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable ||
          s.code() == absl::StatusCode::kDeadlineExceeded;
@@ -204,7 +210,13 @@ template <typename KeyOf, typename Call>
 size_t ClusterClient::ReadChain(const Members& m, size_t count, KeyOf key_of, Call call) {
   const std::vector<std::vector<size_t>> candidates = Candidates(m, count, key_of);
   std::vector<char> failed(m.nodes.size(), 0);  // in transport, during this call
-  std::vector<char> held(count, 0);             // char, not bool: set from several threads
+  // Nodes found without the chain's first block. Every node should hold it,
+  // but one that joined lacks the roots until each chain's next put from
+  // its start, and pressure may have evicted it on one: it is asked of the
+  // next root replica once, since missing it misses the whole chain.
+  std::vector<char> root_missing(m.nodes.size(), 0);
+  bool root_retried = false;
+  std::vector<char> held(count, 0);  // char, not bool: set from several threads
   size_t limit = count;  // the first position a node answered is missing
   std::vector<size_t> pending(count);
   for (size_t i = 0; i < count; ++i) pending[i] = i;
@@ -213,7 +225,7 @@ size_t ClusterClient::ReadChain(const Members& m, size_t count, KeyOf key_of, Ca
     for (size_t i : pending) {
       if (i >= limit) break;  // past a known miss: the chain ends before it anyway
       for (size_t n : candidates[i]) {
-        if (failed[n]) continue;
+        if (failed[n] || (i == 0 && root_missing[n])) continue;
         groups[n].push_back(i);
         break;
       }  // no replica left: a miss
@@ -231,6 +243,13 @@ size_t ClusterClient::ReadChain(const Members& m, size_t count, KeyOf key_of, Ca
     });
     pending.clear();
     for (size_t n = 0; n < m.nodes.size(); ++n) {
+      if (first_miss[n] == 0 && !root_retried && HasOtherRoot(candidates[0], n, failed)) {
+        // Its answer hid the rest of its positions too: all are asked again.
+        root_retried = true;
+        root_missing[n] = 1;
+        pending.insert(pending.end(), groups[n].begin(), groups[n].end());
+        continue;
+      }
       limit = std::min(limit, first_miss[n]);
       if (!call_failed[n]) continue;
       failed[n] = 1;

@@ -13,7 +13,10 @@
 // block's first replica that is up; when a node fails in transport, its
 // blocks are asked again of their next replica within the same call, so a
 // node that just died costs one failed attempt, not the rest of every chain
-// that passes through it.
+// that passes through it. A chain's first block that its picked root
+// replica does not hold (a node that joined lacks the roots until each
+// chain's next put from its start) is asked of the next root replica once,
+// in the same call: missing it would miss the whole chain.
 //
 // Membership: a static `peers` list, or etcd (`etcd` endpoints): the client
 // reads the members registered under `etcd_prefix` and watches them

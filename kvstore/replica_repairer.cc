@@ -122,7 +122,7 @@ bool ReplicaRepairer::Repair(Client& peer, NamespaceId ns, const std::string& ns
   if (there.hits == 1) return true;
   // No hit is counted: a copy for a peer is not a reader.
   std::optional<BlockPin> pin = store_.index().PinAsParent(ns, key);
-  if (!pin.has_value() || !pin->block().on_host()) return true;  // gone, or not in host pages  // gone, or not in host pages
+  if (!pin.has_value() || !pin->block().on_host()) return true;  // gone, or not in host pages
   const uint64_t size = pin->meta().size;
   // At most bytes_per_second, with up to a second's worth in hand.
   const double rate = static_cast<double>(options_.bytes_per_second);

@@ -25,6 +25,7 @@
 #include "tools/progress_bar.h"
 #include "client/cluster_client.h"
 #include "client/key/key_schema.h"
+#include "tools/trace/placement_study.h"
 #include "tools/trace/trace_replay.h"
 
 ABSL_DECLARE_FLAG(std::string, trace);
@@ -38,6 +39,9 @@ ABSL_FLAG(bool, cluster_latency, true,
 ABSL_FLAG(bool, cluster_failure, true,
           "cluster: also replay the trace with 1 and 2 replicas, healthy and with one node "
           "killed (-9) halfway, at the first of --cluster_capacities.");
+ABSL_FLAG(bool, cluster_placement, true,
+          "cluster: also compare per-block with segment placement (runs of 4 and 8 blocks) on "
+          "the trace, without daemons: nodes per call, balance, failure cost.");
 ABSL_FLAG(bool, cluster_throughput, true,
           "cluster: also measure aggregate Fetch GB/s of 2 MiB blocks with 1, 2 and 4 nodes.");
 
@@ -237,6 +241,37 @@ absl::StatusOr<std::vector<double>> LookupLatency(const std::string& kvstored, i
   return all;
 }
 
+// The placement study (tools/trace/placement_study.h) on the trace: per
+// block, then segments of 4 and 8 blocks, with 1 and 2 replicas.
+void AppendPlacementStudy(const std::vector<std::vector<BlockKey>>& keys, int nodes,
+                          std::string* table, std::string* json) {
+  absl::StrAppendFormat(
+      table,
+      "\nPlacement on %d nodes, unbounded capacity (no daemons; every block a hit once "
+      "stored):\n| placement | replicas | nodes per lookup | largest node / mean copies | "
+      "busiest node's share of hit reads | hits kept with one node down |\n| --- | --- | --- | "
+      "--- | --- | --- |\n",
+      nodes);
+  for (int replicas : {1, 2}) {
+    for (int segment : {1, 4, 8}) {
+      const PlacementFigures f = StudyPlacement(keys, nodes, segment, replicas);
+      absl::StrAppendFormat(table, "| %s | %d | %.2f | %.3fx | %.1f%% (even: %.1f%%) | %.1f%% |\n",
+                            segment == 1 ? std::string("per block")
+                                         : absl::StrCat("segments of ", segment),
+                            replicas, f.nodes_per_request, f.largest_over_mean_copies,
+                            100 * f.hottest_read_share, 100.0 / nodes, 100 * f.kept_one_down);
+      absl::StrAppendFormat(json,
+                            "%s{\"segment_blocks\": %d, \"replicas\": %d, \"nodes_per_lookup\": "
+                            "%.3f, \"largest_over_mean_copies\": %.4f, \"hottest_read_share\": "
+                            "%.4f, \"kept_one_down\": %.4f}",
+                            json->empty() ? "\"placement\": [" : ", ", segment, replicas,
+                            f.nodes_per_request, f.largest_over_mean_copies, f.hottest_read_share,
+                            f.kept_one_down);
+    }
+  }
+  absl::StrAppend(json, "]");
+}
+
 }  // namespace
 
 int RunClusterBench(const std::string& kvstored, bool json) {
@@ -304,6 +339,10 @@ int RunClusterBench(const std::string& kvstored, bool json) {
         "\"wrong_blocks\": %d, \"failed_calls\": %d}",
         json_rows.empty() ? "" : ", ", pct, one->replay.hits.ratio(), many->replay.hits.ratio(),
         balance, hottest, wrong, many->replay.failed_calls);
+  }
+  std::string placement_json;
+  if (absl::GetFlag(FLAGS_cluster_placement)) {
+    AppendPlacementStudy(*keys, nodes, &table, &placement_json);
   }
   std::string failure_json;
   if (absl::GetFlag(FLAGS_cluster_failure) && !percents.empty()) {
@@ -400,6 +439,7 @@ int RunClusterBench(const std::string& kvstored, bool json) {
   }
   if (json) {
     std::cout << "{\"nodes\": " << nodes << ", \"rows\": [" << json_rows << "]"
+              << (placement_json.empty() ? "" : ", ") << placement_json
               << (failure_json.empty() ? "" : ", ") << failure_json
               << (latency_json.empty() ? "" : ", ") << latency_json
               << (throughput_json.empty() ? "" : ", ") << throughput_json << "}\n";
