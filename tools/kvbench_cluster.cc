@@ -22,6 +22,7 @@
 #include "grpcpp/grpcpp.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
 #include "tools/daemon_process.h"
+#include "tools/kvbench_replica_latency.h"
 #include "tools/progress_bar.h"
 #include "client/cluster_client.h"
 #include "client/key/key_schema.h"
@@ -35,10 +36,15 @@ ABSL_FLAG(std::string, cluster_capacities, "10,100",
           "cluster: total capacities to replay at, in percent of the trace's distinct blocks "
           "(empty: no replay).");
 ABSL_FLAG(bool, cluster_latency, true,
-          "cluster: also measure Lookup latency of cached 16-block chains on 1 and 4 nodes.");
+          "cluster: also measure Lookup latency of cached 16-block chains on 1 and 4 nodes, "
+          "and Put and Fetch latency with 1 and 2 replicas.");
 ABSL_FLAG(bool, cluster_failure, true,
           "cluster: also replay the trace with 1 and 2 replicas, healthy and with one node "
-          "killed (-9) halfway, at the first of --cluster_capacities.");
+          "killed (-9) halfway, at each of --cluster_failure_capacities.");
+ABSL_FLAG(std::string, cluster_failure_capacities, "100,300",
+          "cluster: total capacities for the failure replay, in percent of the trace's distinct "
+          "blocks: 100 is short of room for two copies; 300 holds two copies of the working "
+          "set on the survivors.");
 ABSL_FLAG(bool, cluster_placement, true,
           "cluster: also compare per-block with segment placement (runs of 4 and 8 blocks) on "
           "the trace, without daemons: nodes per call, balance, failure cost.");
@@ -345,51 +351,21 @@ int RunClusterBench(const std::string& kvstored, bool json) {
     AppendPlacementStudy(*keys, nodes, &table, &placement_json);
   }
   std::string failure_json;
-  if (absl::GetFlag(FLAGS_cluster_failure) && !percents.empty()) {
-    const double pct = percents[0];
-    const uint64_t total = static_cast<uint64_t>(std::ceil(distinct * pct / 100));
-    absl::StrAppendFormat(
-        &table,
-        "\nA node killed with -9 halfway through the trace (%d nodes in etcd, %g%% capacity in "
-        "all): the third quarter with it down, the last quarter after the survivors' repair "
-        "(replicas 2; none with 1), each against the same quarter of a healthy run:\n"
-        "| replicas | 3rd quarter healthy / one down | kept | last quarter healthy / after "
-        "repair | kept | requests/s healthy / one down | bytes held (healthy) | wrong blocks "
-        "|\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
-        nodes, pct);
-    for (int replicas : {1, 2}) {
-      absl::StatusOr<FailureRun> runs[2];
-      for (int kill = 0; kill < 2; ++kill) {
-        std::cerr << absl::StrFormat("  failure: %d replica(s), %s\n", replicas,
-                                     kill ? "node 1 killed halfway" : "healthy");
-        runs[kill] = ReplayThroughAFailure(kvstored, nodes, (total + nodes - 1) / nodes,
-                                           *payload, *trace, *keys, replicas, kill == 1);
-        if (!runs[kill].ok()) {
-          std::cerr << "kvbench cluster: failure: " << runs[kill].status() << "\n";
-          return 1;
-        }
+  if (absl::GetFlag(FLAGS_cluster_failure)) {
+    for (absl::string_view p : absl::StrSplit(absl::GetFlag(FLAGS_cluster_failure_capacities),
+                                              ',', absl::SkipEmpty())) {
+      double pct = 0;
+      if (!absl::SimpleAtod(p, &pct) || pct <= 0) {
+        std::cerr << "kvbench cluster: --cluster_failure_capacities takes percents > 0\n";
+        return 2;
       }
-      const FailureRun& healthy = *runs[0];
-      const FailureRun& killed = *runs[1];
-      auto kept = [](const ReplayResult& a, const ReplayResult& b) {
-        return a.hits.ratio() == 0 ? 0 : b.hits.ratio() / a.hits.ratio();
-      };
-      const uint64_t wrong = healthy.down.wrong_blocks + healthy.after.wrong_blocks +
-                             killed.down.wrong_blocks + killed.after.wrong_blocks;
-      absl::StrAppendFormat(
-          &table,
-          "| %d | %.2f%% / %.2f%% | %.1f%% | %.2f%% / %.2f%% | %.1f%% | %.0f / %.0f | %s | %d |\n",
-          replicas, 100 * healthy.down.hits.ratio(), 100 * killed.down.hits.ratio(),
-          100 * kept(healthy.down, killed.down), 100 * healthy.after.hits.ratio(),
-          100 * killed.after.hits.ratio(), 100 * kept(healthy.after, killed.after),
-          healthy.down.requests / healthy.down.seconds,
-          killed.down.requests / killed.down.seconds, FormatBytes(healthy.held_bytes), wrong);
-      absl::StrAppendFormat(&failure_json,
-                            "%s\"failure_replicas_%d\": {\"kept_down\": %.4f, "
-                            "\"kept_after\": %.4f, \"held_bytes\": %d, \"wrong_blocks\": %d}",
-                            failure_json.empty() ? "" : ", ", replicas,
-                            kept(healthy.down, killed.down), kept(healthy.after, killed.after),
-                            healthy.held_bytes, wrong);
+      const uint64_t total = static_cast<uint64_t>(std::ceil(distinct * pct / 100));
+      absl::Status s = AppendFailureReplay(kvstored, nodes, (total + nodes - 1) / nodes, pct,
+                                           *payload, *trace, *keys, &table, &failure_json);
+      if (!s.ok()) {
+        std::cerr << "kvbench cluster: failure: " << s << "\n";
+        return 1;
+      }
     }
   }
   std::string latency_json;
@@ -412,6 +388,29 @@ int RunClusterBench(const std::string& kvstored, bool json) {
                               latency_json.empty() ? "" : ", ", n, threads, p50, p99);
       }
     }
+    std::cerr << "  put and fetch latency, 1 and 2 replicas\n";
+    absl::StatusOr<ReplicaLatency> rl = MeasureReplicaLatency(kvstored, nodes, 5);
+    if (!rl.ok()) {
+      std::cerr << "kvbench cluster: replica latency: " << rl.status() << "\n";
+      return 1;
+    }
+    absl::StrAppendFormat(&table,
+                          "\nPut, then Fetch, of a fresh %d-block chain of %s blocks through %d "
+                          "nodes (network path; medians of 5 rounds' p50 / p99, microseconds):\n",
+                          rl->chain_blocks, FormatBytes(rl->block_bytes), nodes);
+    for (int r = 0; r < 2; ++r) {
+      absl::StrAppendFormat(&table, "  %d replica(s): put %.0f / %.0f us, fetch %.0f / %.0f us\n",
+                            r + 1, rl->put_p50_us[r], rl->put_p99_us[r], rl->fetch_p50_us[r],
+                            rl->fetch_p99_us[r]);
+      absl::StrAppendFormat(&latency_json,
+                            ", \"put_us_%d_replicas\": [%.1f, %.1f], \"fetch_us_%d_replicas\": "
+                            "[%.1f, %.1f]",
+                            r + 1, rl->put_p50_us[r], rl->put_p99_us[r], r + 1, rl->fetch_p50_us[r],
+                            rl->fetch_p99_us[r]);
+    }
+    absl::StrAppendFormat(&table, "  2 replicas / 1: put %.2fx, fetch %.2fx (p50)\n",
+                          rl->put_p50_us[1] / rl->put_p50_us[0],
+                          rl->fetch_p50_us[1] / rl->fetch_p50_us[0]);
   }
   std::string throughput_json;
   if (absl::GetFlag(FLAGS_cluster_throughput)) {

@@ -1,10 +1,13 @@
 #include "tools/kvbench_failure.h"
 
 #include <cstdlib>
+#include <iostream>
 #include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/byte_size.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
@@ -96,6 +99,55 @@ absl::StatusOr<FailureRun> ReplayThroughAFailure(
     run.held_bytes += stats->tiers(1).used_bytes();
   }
   return run;
+}
+
+absl::Status AppendFailureReplay(const std::string& kvstored, int nodes, uint64_t blocks_per_node,
+                                 double percent, uint64_t payload,
+                                 const std::vector<TraceRequest>& trace,
+                                 const std::vector<std::vector<BlockKey>>& keys,
+                                 std::string* table, std::string* json) {
+  absl::StrAppendFormat(
+      table,
+      "\nA node killed with -9 halfway through the trace (%d nodes in etcd, %g%% capacity in "
+      "all): the third quarter with it down, the last quarter after the survivors' repair "
+      "(replicas 2; none with 1), each against the same quarter of a healthy run:\n"
+      "| replicas | 3rd quarter healthy / one down | kept | last quarter healthy / after "
+      "repair | kept | requests/s healthy / one down | bytes held (healthy) | wrong blocks "
+      "|\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
+      nodes, percent);
+  std::string rows;
+  for (int replicas : {1, 2}) {
+    absl::StatusOr<FailureRun> runs[2];
+    for (int kill = 0; kill < 2; ++kill) {
+      std::cerr << absl::StrFormat("  failure at %g%%: %d replica(s), %s\n", percent, replicas,
+                                   kill ? "node 1 killed halfway" : "healthy");
+      runs[kill] = ReplayThroughAFailure(kvstored, nodes, blocks_per_node, payload, trace, keys,
+                                         replicas, kill == 1);
+      if (!runs[kill].ok()) return runs[kill].status();
+    }
+    const FailureRun& healthy = *runs[0];
+    const FailureRun& killed = *runs[1];
+    auto kept = [](const ReplayResult& a, const ReplayResult& b) {
+      return a.hits.ratio() == 0 ? 0 : b.hits.ratio() / a.hits.ratio();
+    };
+    const uint64_t wrong = healthy.down.wrong_blocks + healthy.after.wrong_blocks +
+                           killed.down.wrong_blocks + killed.after.wrong_blocks;
+    absl::StrAppendFormat(
+        table,
+        "| %d | %.2f%% / %.2f%% | %.1f%% | %.2f%% / %.2f%% | %.1f%% | %.0f / %.0f | %s | %d |\n",
+        replicas, 100 * healthy.down.hits.ratio(), 100 * killed.down.hits.ratio(),
+        100 * kept(healthy.down, killed.down), 100 * healthy.after.hits.ratio(),
+        100 * killed.after.hits.ratio(), 100 * kept(healthy.after, killed.after),
+        healthy.down.requests / healthy.down.seconds, killed.down.requests / killed.down.seconds,
+        FormatBytes(healthy.held_bytes), wrong);
+    absl::StrAppendFormat(&rows,
+                          "%s\"replicas_%d\": {\"kept_down\": %.4f, \"kept_after\": %.4f, "
+                          "\"held_bytes\": %d, \"wrong_blocks\": %d}",
+                          rows.empty() ? "" : ", ", replicas, kept(healthy.down, killed.down),
+                          kept(healthy.after, killed.after), healthy.held_bytes, wrong);
+  }
+  absl::StrAppendFormat(json, "%s\"failure_%g\": {%s}", json->empty() ? "" : ", ", percent, rows);
+  return absl::OkStatus();
 }
 
 }  // namespace kvcache

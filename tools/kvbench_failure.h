@@ -31,6 +31,16 @@ absl::StatusOr<FailureRun> ReplayThroughAFailure(
     const std::vector<TraceRequest>& trace, const std::vector<std::vector<BlockKey>>& keys,
     int replicas, bool kill);
 
+// Runs ReplayThroughAFailure with 1 and 2 replicas, each healthy and with a
+// node killed, at `percent` of the trace's distinct blocks
+// (`blocks_per_node` pages a node), and appends a markdown table to *table
+// and `"failure_<percent>": {...}` to *json (comma-separated).
+absl::Status AppendFailureReplay(const std::string& kvstored, int nodes, uint64_t blocks_per_node,
+                                 double percent, uint64_t payload,
+                                 const std::vector<TraceRequest>& trace,
+                                 const std::vector<std::vector<BlockKey>>& keys,
+                                 std::string* table, std::string* json);
+
 }  // namespace kvcache
 
 #endif  // KVCACHE_TOOLS_KVBENCH_FAILURE_H_
