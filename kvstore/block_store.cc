@@ -244,6 +244,37 @@ std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& k
   return index_->InstallHostCopy(ns, key, meta.checksum, *std::move(pages));
 }
 
+absl::StatusOr<std::string> BlockStore::CopyOut(NamespaceId ns, const BlockKey& key) {
+  std::optional<BlockPin> pin = index_->PinAsParent(ns, key);
+  if (!pin.has_value()) return absl::NotFoundError("not cached");
+  const BlockMeta meta = pin->meta();
+  std::string out(meta.size, '\0');
+  const absl::Span<uint8_t> dst(reinterpret_cast<uint8_t*>(out.data()), out.size());
+  if (pin->block().on_host()) {
+    pin->block().pages().Read(0, dst);
+    return out;
+  }
+  // Pages for the read, given back when `pages` goes; its pin keeps the
+  // block's copies in place meanwhile.
+  if (gpu_ != nullptr) {
+    absl::StatusOr<PageRun> pages = gpu_->CopyToHost(ns, key);
+    if (pages.ok()) {
+      pages->Read(0, dst);
+      return out;
+    }
+    if (pages.status().code() == absl::StatusCode::kResourceExhausted) return pages.status();
+  }
+  if (nvme_ == nullptr) return absl::NotFoundError("no copy that can be read");
+  absl::StatusOr<PageRun> pages = AllocateEvicting(meta.size);
+  if (!pages.ok()) return pages.status();
+  if (absl::Status read = nvme_->Read(ns, meta, *pages); !read.ok()) {
+    // A bad record is dropped by the next reader; it is not ours to send.
+    return absl::NotFoundError(absl::StrCat("its NVMe copy: ", read.message()));
+  }
+  pages->Read(0, dst);
+  return out;
+}
+
 std::vector<absl::Status> BlockStore::WriteToNvme(absl::Span<const NvmeTier::BlockRef> batch) {
   std::vector<absl::Status> results = nvme_->WriteBatch(batch);
   for (size_t i = 0; i < batch.size(); ++i) {

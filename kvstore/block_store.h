@@ -88,6 +88,13 @@ class BlockStore {
   // read or failed verification.
   std::optional<BlockPin> PinForRead(NamespaceId ns, const BlockKey& key,
                                      ReadSource* source = nullptr);
+  // A cached block's bytes, copied for another node (repair): from its host
+  // pages, or read from its GPU or NVMe copy through pages taken for the
+  // copy and freed at once. Counts no hit and moves nothing between tiers,
+  // so copying a cold block out does not push a hot one from the host.
+  // NOT_FOUND if it is not cached (or its only copy could not be read or
+  // failed verification); RESOURCE_EXHAUSTED if no pages could be had.
+  absl::StatusOr<std::string> CopyOut(NamespaceId ns, const BlockKey& key);
   // Called with every block a put made visible.
   void BlockStored(NamespaceId ns, const BlockKey& key) {
     if (gpu_ != nullptr) gpu_->OfferPut(ns, key);

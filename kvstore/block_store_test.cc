@@ -171,5 +171,30 @@ TEST_F(BlockStoreTest, SpillCandidatesDoNotKeepBlocksFromEviction) {
   EXPECT_TRUE(store_->index().EvictOneLeaf().has_value());
 }
 
+TEST_F(BlockStoreTest, CopyOutReadsAnNvmeOnlyBlockWithoutPromotingIt) {
+  Open();
+  for (int i = 0; i < 15; ++i) Put(i, i == 0);
+  store_->SpillToLowWatermark();
+  ASSERT_FALSE(View(0)->on_host);
+  const uint64_t hits = View(0)->hits;
+  absl::StatusOr<std::string> copy = store_->CopyOut(ns_, Key(0));
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  const std::vector<uint8_t> want = Payload(0);
+  EXPECT_EQ(*copy, std::string(want.begin(), want.end()));
+  // Nothing moved, no hit counted, the pages for the read given back.
+  EXPECT_FALSE(View(0)->on_host);
+  EXPECT_EQ(View(0)->hits, hits);
+  EXPECT_EQ(store_->promoted_blocks(), 0u);
+  EXPECT_LE(store_->arena().used_bytes(), 4 * kPage);
+  EXPECT_EQ(store_->pinned_bytes().load(), 0u);
+  // A block in host pages is copied from them; an unknown key is NOT_FOUND.
+  ASSERT_TRUE(View(14)->on_host);
+  copy = store_->CopyOut(ns_, Key(14));
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  const std::vector<uint8_t> want14 = Payload(14);
+  EXPECT_EQ(*copy, std::string(want14.begin(), want14.end()));
+  EXPECT_EQ(store_->CopyOut(ns_, Key(99)).status().code(), absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace kvcache

@@ -120,10 +120,17 @@ bool ReplicaRepairer::Repair(Client& peer, NamespaceId ns, const std::string& ns
     return false;
   }
   if (there.hits == 1) return true;
-  // No hit is counted: a copy for a peer is not a reader.
-  std::optional<BlockPin> pin = store_.index().PinAsParent(ns, key);
-  if (!pin.has_value() || !pin->block().on_host()) return true;  // gone, or not in host pages
-  const uint64_t size = pin->meta().size;
+  // No hit is counted and nothing is promoted: a copy for a peer is not a
+  // reader. (The bytes are read before the rate wait: one block in hand.)
+  absl::StatusOr<std::string> bytes = store_.CopyOut(ns, key);
+  if (!bytes.ok()) {
+    // Gone meanwhile is fine; no room to read it is a failure to count.
+    if (bytes.status().code() != absl::StatusCode::kNotFound) {
+      failed_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return true;
+  }
+  const uint64_t size = bytes->size();
   // At most bytes_per_second, with up to a second's worth in hand.
   const double rate = static_cast<double>(options_.bytes_per_second);
   while (true) {
@@ -138,13 +145,11 @@ bool ReplicaRepairer::Repair(Client& peer, NamespaceId ns, const std::string& ns
   budget_bytes_ -= static_cast<double>(size);
   PutBlock block;
   block.key = key;
-  block.payload.resize(size);
-  pin->block().pages().Read(0, {reinterpret_cast<uint8_t*>(block.payload.data()), size});
+  block.payload = *std::move(bytes);
   block.root = true;
   // A copy for redundancy must not push out blocks the peer's readers use:
   // it waits at the cold end until a read gives it an ordinary place.
   block.evict_first = true;
-  pin.reset();
   absl::StatusOr<std::vector<v1::PutOutcome>> put = peer.Put(ns_name, BlockKey(), {block});
   if (put.ok() && put->size() == 1 &&
       ((*put)[0] == v1::PUT_STORED || (*put)[0] == v1::PUT_ALREADY_CACHED)) {

@@ -7,11 +7,13 @@
 // copies it there: a lost copy is restored, a new node warms up instead of
 // missing. Copies go out at a bounded rate, and progress shows in Stats.
 //
+// Blocks held only on NVMe or the GPU are read from there for the copy
+// (BlockStore::CopyOut), without promoting them or counting a hit.
+//
 // What is not repaired: a chain's first block, which clients keep on every
 // node, gets `replicas` copies here (a reader that misses it on a node asks
 // the next root replica, and the next put of a chain from its start stores it
-// on every node again); a block with no host pages here
-// (on NVMe or the GPU only) is not sent. Every node that holds a block
+// on every node again). Every node that holds a block
 // checks it, so two holders may both send a copy; the second finds it there
 // (checked with a one-key Lookup first) or is answered ALREADY_CACHED.
 //

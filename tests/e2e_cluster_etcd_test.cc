@@ -3,10 +3,14 @@
 // share of keys, a node killed with -9 leaves when its lease runs out and
 // comes back when it restarts, and an etcd outage changes nothing.
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <map>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "client/cluster_client.h"
 #include "client/rendezvous.h"
 #include "gtest/gtest.h"
@@ -57,6 +61,8 @@ class E2eClusterEtcdTest : public ::testing::Test {
   // Copies the nodes keep of each block: 1, no repair, as the client here.
   int node_replicas_ = 1;
   std::vector<std::string> extra_node_flags_;
+  // Gives each node an NVMe tier in a directory of its own.
+  bool nvme_tiers_ = false;
 
   // Starts a node that registers in etcd (on `listen` when given).
   void StartNode(const std::string& listen = "") {
@@ -65,6 +71,11 @@ class E2eClusterEtcdTest : public ::testing::Test {
                                       absl::StrCat("--cluster_replicas=", node_replicas_)};
     if (!listen.empty()) flags.push_back("--listen=" + listen);
     flags.insert(flags.end(), extra_node_flags_.begin(), extra_node_flags_.end());
+    if (nvme_tiers_) {
+      const char* tmp = std::getenv("TEST_TMPDIR");
+      flags.push_back(absl::StrCat("--nvme_dir=", tmp ? tmp : "/tmp", "/nvme-node-",
+                                   daemons_.size(), "-", getpid()));
+    }
     auto d = DaemonProcess::Start("kvstore/kvstored", flags);
     ASSERT_TRUE(d.ok()) << d.status();
     daemons_.push_back(std::move(*d));
@@ -324,13 +335,41 @@ class E2eClusterRepairTest : public E2eClusterEtcdTest {
     extra_node_flags_ = {"--page_size=16KiB"};
   }
 
-  std::string RepairOf(int node) {
+  v1::StatsResponse StatsOf(int node) {
     auto stub = v1::KvCache::NewStub(
         grpc::CreateChannel(daemons_[node]->address(), grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     v1::StatsResponse stats;
-    if (!stub->Stats(&ctx, {}, &stats).ok()) return "no stats";
-    return stats.repair();
+    if (!stub->Stats(&ctx, {}, &stats).ok()) stats.set_repair("no stats");
+    return stats;
+  }
+
+  std::string RepairOf(int node) { return StatsOf(node).repair(); }
+
+  // The node's blocks in `tier`.
+  uint64_t BlocksIn(int node, v1::Tier tier) {
+    const v1::StatsResponse stats = StatsOf(node);
+    for (const v1::TierStats& t : stats.tiers()) {
+      if (t.tier() == tier) return t.blocks();
+    }
+    return 0;
+  }
+
+  // Puts every chain through a client that keeps two copies of each block,
+  // its first block included (as repair keeps them: see replica_repairer.h).
+  std::unique_ptr<ClusterClient> PutAllTwice() {
+    ClusterOptions options = EtcdClusterOptions();
+    options.replicas = 2;
+    options.root_replicas = 2;
+    auto twice = ClusterClient::Create(options);
+    EXPECT_TRUE(twice.ok()) << twice.status();
+    if (!twice.ok()) return nullptr;
+    for (const auto& chain : chains_) {
+      for (v1::PutOutcome o : (*twice)->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
+        EXPECT_EQ(o, v1::PUT_STORED);
+      }
+    }
+    return std::move(*twice);
   }
 
   bool HeldBy(const std::string& address, const BlockKey& key) {
@@ -369,16 +408,8 @@ class E2eClusterRepairTest : public E2eClusterEtcdTest {
 // so a second death loses nothing more. A node joins: it is sent the blocks
 // it now ranks for, and reads that go to it first hit.
 TEST_F(E2eClusterRepairTest, LostCopiesAreRestoredAndANewNodeWarmsUp) {
-  ClusterOptions options = EtcdClusterOptions();
-  options.replicas = 2;
-  options.root_replicas = 2;  // first blocks too: what repair keeps (see replica_repairer.h)
-  auto twice = ClusterClient::Create(options);
-  ASSERT_TRUE(twice.ok()) << twice.status();
-  for (const auto& chain : chains_) {
-    for (v1::PutOutcome o : (*twice)->Put(Ns(), BlockKey(), TestPayloads(chain, kBlock))) {
-      ASSERT_EQ(o, v1::PUT_STORED);
-    }
-  }
+  std::unique_ptr<ClusterClient> twice = PutAllTwice();
+  ASSERT_NE(twice, nullptr);
   ASSERT_TRUE(EveryBlockOnItsReplicas(2));
 
   daemons_[1]->Kill();
@@ -405,7 +436,52 @@ TEST_F(E2eClusterRepairTest, LostCopiesAreRestoredAndANewNodeWarmsUp) {
   uint64_t wrong = 0;
   size_t whole = 0;
   for (const auto& chain : chains_) {
-    whole += FetchChecked(**twice, Ns(), chain, kBlock, &wrong).blocks == chain.size();
+    whole += FetchChecked(*twice, Ns(), chain, kBlock, &wrong).blocks == chain.size();
+  }
+  EXPECT_EQ(whole, chains_.size());
+  EXPECT_EQ(wrong, 0u);
+}
+
+// Nodes whose host tier holds a fraction of what they keep (2 MiB of host
+// pages over an NVMe tier each): when a node dies, most blocks the
+// survivors must copy live only on their NVMe. Repair reads them from the
+// disk, without promoting them into host pages or counting hits.
+class E2eClusterRepairNvmeTest : public E2eClusterRepairTest {
+ protected:
+  E2eClusterRepairNvmeTest() {
+    nvme_tiers_ = true;
+    extra_node_flags_.insert(extra_node_flags_.end(),
+                             {"--host_capacity=2MiB", "--spill_high=0.5", "--spill_low=0.25",
+                              "--nvme_capacity=64MiB"});
+  }
+};
+
+TEST_F(E2eClusterRepairNvmeTest, BlocksOnlyOnNvmeAreCopiedFromTheDisk) {
+  std::unique_ptr<ClusterClient> twice = PutAllTwice();
+  ASSERT_NE(twice, nullptr);
+  ASSERT_TRUE(EveryBlockOnItsReplicas(2));
+  // About 213 blocks a node, at most 128 host pages: most are on NVMe only.
+  uint64_t promoted_before = 0;
+  for (int n : {0, 2}) {
+    const uint64_t host = BlocksIn(n, v1::TIER_HOST), nvme = BlocksIn(n, v1::TIER_NVME);
+    EXPECT_LT(host, 130u) << "node " << n;
+    EXPECT_GT(nvme, 100u) << "node " << n;
+    promoted_before += StatsOf(n).promoted_blocks();
+  }
+
+  daemons_[1]->Kill();
+  ASSERT_TRUE(AwaitMembers(2, absl::Seconds(8)));
+  EXPECT_TRUE(Eventually([&] { return EveryBlockOnItsReplicas(2); }, absl::Seconds(30)))
+      << "the survivors did not restore every second copy: " << RepairOf(0) << " | "
+      << RepairOf(2);
+  uint64_t promoted_after = 0;
+  for (int n : {0, 2}) promoted_after += StatsOf(n).promoted_blocks();
+  EXPECT_EQ(promoted_after, promoted_before) << "repair promoted blocks it only copied";
+  // Every chain reads back whole and byte-exact from the two survivors.
+  uint64_t wrong = 0;
+  size_t whole = 0;
+  for (const auto& chain : chains_) {
+    whole += FetchChecked(*twice, Ns(), chain, kBlock, &wrong).blocks == chain.size();
   }
   EXPECT_EQ(whole, chains_.size());
   EXPECT_EQ(wrong, 0u);
