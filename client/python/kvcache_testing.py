@@ -30,6 +30,15 @@ def runfile(path):
     raise FileNotFoundError(f"{path} not found under {roots}")
 
 
+def use_portable_backend():
+    """Makes `import kvcache` use the C ABI through ctypes
+    (kvcache/_portable.py) instead of the extension; call before importing
+    kvcache."""
+    os.environ["KVCACHE_BACKEND"] = "portable"
+    if not os.environ.get("KVCACHE_C_LIB"):
+        os.environ["KVCACHE_C_LIB"] = runfile("client/c_api/libkvcache_c.so")
+
+
 class Daemon:
     """A kvstored child process on 127.0.0.1, port chosen by the kernel.
     Stopped (SIGTERM, then SIGKILL) by stop() or on leaving a with block."""

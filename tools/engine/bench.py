@@ -36,10 +36,10 @@ from model import LlamaModel, ModelConfig
 PATHS = {"same-host": {}, "data port": {"use_local_path": False}}
 
 
-def ttft_rounds(daemon, config, model, lengths, runs, new_tokens):
+def ttft_rounds(daemon, config, model, lengths, runs, new_tokens, device=None):
     engines = {
         name: Engine(config, KvcacheConnector(kvcache.Client(daemon.address, **opts), config),
-                     model=model, num_pages=max(lengths) // 16 + 8)
+                     model=model, num_pages=max(lengths) // 16 + 8, device=device)
         for name, opts in PATHS.items()
     }
     cold_engine = engines["same-host"]
@@ -197,6 +197,9 @@ def main(argv=None):
     parser.add_argument("--binding_runs", type=int, default=5, help="rounds of the binding comparison (0: skip)")
     parser.add_argument("--kvstored", default="kvstore/kvstored", help="kvstored binary")
     parser.add_argument("--out", default="", help="folder for engine_bench.json and engine_ttft.png")
+    parser.add_argument("--device", default="cpu",
+                        help="where the model and the paged cache live: cpu, or cuda (blocks then "
+                             "go through pinned host memory)")
     args = parser.parse_args(argv)
     try:
         lengths = [int(x) for x in args.tokens.split(",") if x]
@@ -210,11 +213,13 @@ def main(argv=None):
     stored = sum(lengths) * args.runs * (config.layers * 2 * config.kv_heads * config.head_dim * 4)
     capacity = max(256 << 20, int(stored * 1.25) + (64 << 20))
     print(f"kvstored with a {capacity >> 20} MiB host tier; model {config.layers} layers x {config.hidden}, "
-          f"{config.heads} heads ({config.kv_heads} KV), fp32; torch threads {__import__('torch').get_num_threads()}",
-          flush=True)
+          f"{config.heads} heads ({config.kv_heads} KV), fp32, on {args.device}; torch threads "
+          f"{__import__('torch').get_num_threads()}; client: {kvcache.BACKEND}", flush=True)
     with Daemon([f"--host_capacity={capacity}", "--page_size=256KiB", "--prefault"], binary=args.kvstored) as d:
-        ttft = ttft_rounds(d, config, model, lengths, args.runs, args.new_tokens)
-        binding = binding_rounds(d, args.binding_runs) if args.binding_runs > 0 else []
+        ttft = ttft_rounds(d, config, model, lengths, args.runs, args.new_tokens, args.device)
+        # The binding comparison times the extension against its C++ loop.
+        run_binding = args.binding_runs > 0 and kvcache.BACKEND == "extension"
+        binding = binding_rounds(d, args.binding_runs) if run_binding else []
     print_tables(ttft, binding)
     if args.out:
         if not os.path.isabs(args.out) and os.environ.get("BUILD_WORKSPACE_DIRECTORY"):
@@ -223,6 +228,7 @@ def main(argv=None):
         with open(os.path.join(args.out, "engine_bench.json"), "w") as f:
             json.dump({"ttft": ttft, "binding": binding,
                        "conditions": {"runs": args.runs, "new_tokens": args.new_tokens,
+                                      "device": args.device, "client": kvcache.BACKEND,
                                       "model": {k: str(v) for k, v in config.__dict__.items()}}}, f, indent=1)
         plot(ttft, args.out)
     return 0

@@ -16,6 +16,11 @@ One kvcache block is one page of the paged cache: every layer's K and V of
 model, weights revision, dtype, layout, block size and TP rank/size, so a
 block is only ever restored into the model and shard that computed it.
 
+With the paged cache on a GPU, blocks go through pinned host memory: a
+fetch lands there and one copy (and one scatter) puts every block in its
+page; a save gathers the pages into it and puts from there. The cache on
+the host takes the blocks straight into its pages, with no copy.
+
 Every failure is a miss: a block that is absent, of the wrong size, or that
 does not arrive whole and verified is not counted as loaded, and the
 engine computes it instead (its page is overwritten before attention reads
@@ -24,6 +29,8 @@ it).
 
 import dataclasses
 import time
+
+import torch
 
 import kvcache
 
@@ -63,8 +70,13 @@ class ConnectorMetadata:
 
 
 class KvcacheConnector:
-    def __init__(self, client, config, block_size=16, tp_rank=0, tp_size=1):
+    def __init__(self, client, config, block_size=16, tp_rank=0, tp_size=1,
+                 stage_through_host=None):
+        """`stage_through_host`: None (through host memory exactly when the
+        cache is not in host memory), or forced on or off."""
         self.client = client
+        self.stage_through_host = stage_through_host
+        self._stage = None  # uint8 host tensor, grown as needed
         self.block_size = block_size
         self.schema = kvcache.KeySchema(
             model_id=config.name,
@@ -124,18 +136,50 @@ class KvcacheConnector:
 
     # ----- worker side -----
 
+    def _staged(self, cache):
+        if self.stage_through_host is not None:
+            return self.stage_through_host
+        return not cache.on_host
+
+    def _staging(self, blocks):
+        """Host memory for `blocks` blocks (pinned when there is CUDA), as
+        [blocks, block_bytes] uint8."""
+        need = blocks * self.block_bytes
+        if self._stage is None or self._stage.numel() < need:
+            self._stage = torch.empty(need, dtype=torch.uint8,
+                                      pin_memory=torch.cuda.is_available())
+        return self._stage[:need].view(blocks, self.block_bytes)
+
+    @staticmethod
+    def _pages_as_bytes(cache):
+        return cache.data.view(cache.data.shape[0], -1).view(torch.uint8)
+
     def start_load_kv(self, meta, cache):
         """Fetches each load's blocks into their pages. Returns request_id ->
         Loaded (zero on a miss or any error)."""
         start = time.perf_counter()
         loaded = {}
         for request_id, spec in meta.loads.items():
-            got = self.client.fetch_into(
-                self.namespace,
-                spec.keys,
-                [cache.page_ptr(p) for p in spec.pages],
-                [self.block_bytes] * spec.blocks,
-            )
+            if self._staged(cache):
+                stage = self._staging(spec.blocks)
+                got = self.client.fetch_into(
+                    self.namespace, spec.keys,
+                    [stage[i].data_ptr() for i in range(spec.blocks)],
+                    [self.block_bytes] * spec.blocks,
+                )
+                if got.blocks:
+                    pages = torch.tensor(spec.pages[: got.blocks], device=cache.data.device)
+                    self._pages_as_bytes(cache)[pages] = stage[: got.blocks].to(
+                        cache.data.device, non_blocking=True)
+                    if cache.data.is_cuda:
+                        torch.cuda.synchronize(cache.data.device)
+            else:
+                got = self.client.fetch_into(
+                    self.namespace,
+                    spec.keys,
+                    [cache.page_ptr(p) for p in spec.pages],
+                    [self.block_bytes] * spec.blocks,
+                )
             loaded[request_id] = Loaded(min(got.blocks * self.block_size, spec.tokens), got.blocks)
         self.timings["fetch"] = time.perf_counter() - start
         return loaded
@@ -152,12 +196,20 @@ class KvcacheConnector:
         if first >= len(keys):
             self.timings["save"] = time.perf_counter() - start
             return 0
+        count = len(keys) - first
+        if self._staged(cache):
+            stage = self._staging(count)
+            idx = torch.tensor(pages[first : len(keys)], device=cache.data.device)
+            stage.copy_(self._pages_as_bytes(cache)[idx])  # waits for the device
+            ptrs = [stage[i].data_ptr() for i in range(count)]
+        else:
+            ptrs = [cache.page_ptr(p) for p in pages[first : len(keys)]]
         result = self.client.put_from(
             self.namespace,
             keys[first - 1] if first > 0 else None,
             keys[first:],
-            [cache.page_ptr(p) for p in pages[first : len(keys)]],
-            [self.block_bytes] * (len(keys) - first),
+            ptrs,
+            [self.block_bytes] * count,
         )
         self.timings["save"] = time.perf_counter() - start
         return result.stored

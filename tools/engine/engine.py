@@ -36,11 +36,18 @@ class Generation:
 
 
 class Engine:
-    def __init__(self, config, connector=None, num_pages=1024, block_size=16, model=None):
+    """`device` (e.g. "cuda"): where the model and the paged cache live;
+    None is the CPU. A given `model` is moved there."""
+
+    def __init__(self, config, connector=None, num_pages=1024, block_size=16, model=None,
+                 device=None):
         self.config = config
         self.block_size = block_size
+        self.device = torch.device(device or "cpu")
         self.model = model if model is not None else LlamaModel(config)
-        self.cache = PagedKVCache(config, num_pages, block_size)
+        if self.device.type != "cpu":
+            self.model.to_device(self.device)
+        self.cache = PagedKVCache(config, num_pages, block_size, device=self.device)
         self.connector = connector
         self._ids = itertools.count()
 
@@ -69,13 +76,14 @@ class Engine:
                     timings["fetch"] = self.connector.timings["fetch"]
                     if loaded is not None:
                         restored, restored_blocks = loaded.tokens, loaded.blocks
-            block_table = torch.tensor(pages, dtype=torch.int64)
+            dev = self.device
+            block_table = torch.tensor(pages, dtype=torch.int64, device=dev)
 
             t = time.perf_counter()
-            suffix = torch.tensor(prompt[restored:], dtype=torch.int64)
-            positions = torch.arange(restored, n, dtype=torch.int64)
+            suffix = torch.tensor(prompt[restored:], dtype=torch.int64, device=dev)
+            positions = torch.arange(restored, n, dtype=torch.int64, device=dev)
             logits = self.model(suffix, positions, self.cache, block_table)
-            token = int(torch.argmax(logits))
+            token = int(torch.argmax(logits))  # waits for the device: TTFT is honest
             timings["compute"] = time.perf_counter() - t
             ttft = time.perf_counter() - start
 
@@ -88,7 +96,8 @@ class Engine:
             tokens = [token]
             for pos in range(n, n + max_new_tokens - 1):
                 step = self.model(
-                    torch.tensor([token]), torch.tensor([pos]), self.cache, block_table
+                    torch.tensor([token], device=dev), torch.tensor([pos], device=dev),
+                    self.cache, block_table,
                 )
                 token = int(torch.argmax(step))
                 tokens.append(token)

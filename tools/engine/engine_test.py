@@ -1,6 +1,9 @@
 """The reference engine against a real kvstored and a real torch model:
 restoring a prefix generates exactly what full prefill generates, and every
-failure on the way is a miss that prefill covers."""
+failure on the way is a miss that prefill covers.
+
+KVCACHE_ENGINE_DEVICE=cuda runs the model and the paged cache on the GPU
+(the GPU kit does); by default both are on the CPU."""
 
 import os
 import random
@@ -18,6 +21,7 @@ from engine import Engine
 from kvcache_testing import Daemon, main
 from model import LlamaModel, ModelConfig
 
+DEVICE = os.environ.get("KVCACHE_ENGINE_DEVICE") or None
 SMALL = ModelConfig(vocab_size=512, hidden=128, layers=2, heads=4, kv_heads=2, intermediate=256)
 PATHS = {"same_host": {}, "data_port": {"use_local_path": False}}
 
@@ -40,13 +44,14 @@ def prompt(length, seed):
 
 def reference(model, tokens, new=32):
     """Full prefill, no kvcache at all."""
-    return Engine(SMALL, model=model, num_pages=64).generate(tokens, new)
+    return Engine(SMALL, model=model, num_pages=64, device=DEVICE).generate(tokens, new)
 
 
-def engine_on(address, model, config=SMALL, tp=(0, 1), **options):
+def engine_on(address, model, config=SMALL, tp=(0, 1), stage=None, **options):
     client = kvcache.Client(address, **options)
-    connector = KvcacheConnector(client, config, tp_rank=tp[0], tp_size=tp[1])
-    return Engine(config, connector=connector, model=model, num_pages=64)
+    connector = KvcacheConnector(client, config, tp_rank=tp[0], tp_size=tp[1],
+                                 stage_through_host=stage)
+    return Engine(config, connector=connector, model=model, num_pages=64, device=DEVICE)
 
 
 def assert_same_generation(got, want):
@@ -70,6 +75,24 @@ def test_warm_request_restores_the_prefix_and_generates_the_same_tokens(daemon, 
     assert warm.computed_tokens == 1
     assert len(warm.tokens) == 32
     assert_same_generation(warm, want)
+
+
+def test_blocks_staged_through_host_memory_restore_the_same(daemon, model):
+    # The path a cache on the GPU takes (fetch into host memory, one copy
+    # and scatter into the pages; gather, then put), here forced on.
+    tokens = prompt(16 * 9 + 5, seed=31)
+    want = reference(model, tokens, 16)
+    engine = engine_on(daemon.address, model, stage=True)
+    cold = engine.generate(tokens, 16)
+    assert cold.saved_blocks == 9
+    warm = engine.generate(tokens, 16)
+    assert warm.restored_tokens == 16 * 9
+    assert_same_generation(warm, want)
+    # What it stored restores alike through the default path (straight into
+    # the pages on the CPU).
+    direct = engine_on(daemon.address, model).generate(tokens, 16)
+    assert direct.restored_tokens == 16 * 9
+    assert_same_generation(direct, want)
 
 
 def test_a_prefix_shared_up_to_block_k_restores_k_blocks(daemon, model):
@@ -107,7 +130,7 @@ def test_another_revision_dtype_or_tp_rank_hits_nothing(daemon, model):
         m = model if config is SMALL else LlamaModel(config)
         got = engine_on(daemon.address, m, config=config, tp=tp).generate(tokens, 8)
         assert got.restored_tokens == 0, (config, tp)
-        want = Engine(config, model=m, num_pages=64).generate(tokens, 8)
+        want = Engine(config, model=m, num_pages=64, device=DEVICE).generate(tokens, 8)
         assert got.tokens == want.tokens
 
 
@@ -176,7 +199,8 @@ def test_daemon_killed_mid_request_answers_the_same(model, path):
     with Daemon(["--host_capacity=16MiB", "--page_size=16KiB"]) as d:
         engine_on(d.address, model, **PATHS[path]).generate(tokens, 2)
         client = kvcache.Client(d.address, deadline_s=2.0, **PATHS[path])
-        engine = Engine(SMALL, connector=KillingConnector(d, client, SMALL), model=model, num_pages=64)
+        engine = Engine(SMALL, connector=KillingConnector(d, client, SMALL), model=model,
+                        num_pages=64, device=DEVICE)
         got = engine.generate(tokens, 32)
     if path == "data_port":
         assert got.restored_tokens == 0

@@ -154,6 +154,12 @@ class LlamaModel(torch.nn.Module):
         self.eval()
         self.cos, self.sin = rope_tables(config, max_positions)
 
+    def to_device(self, device):
+        """Moves the weights and the RoPE tables to `device` (e.g. "cuda")."""
+        self.to(device)
+        self.cos, self.sin = self.cos.to(device), self.sin.to(device)
+        return self
+
     @torch.no_grad()
     def forward(self, tokens, positions, cache, block_table):
         """tokens, positions: int64 [n], positions consecutive and ending at

@@ -32,8 +32,17 @@ class PagedKVCache:
         return self.data[0].numel() * self.data.element_size()
 
     def page_ptr(self, page):
-        """Address of a page (host memory), for fetch_into / put_from."""
+        """Address of a page (host memory), for fetch_into / put_from.
+        REQUIRES: the cache is in host memory (else use page_bytes_view)."""
         return self.data.data_ptr() + page * self.page_bytes
+
+    def page_bytes_view(self, page):
+        """A page as a flat uint8 tensor on the cache's device (no copy)."""
+        return self.data[page].view(-1).view(torch.uint8)
+
+    @property
+    def on_host(self):
+        return self.data.device.type == "cpu"
 
     def allocate(self, count):
         """`count` free pages (a list of ids); MemoryError if there are not enough."""

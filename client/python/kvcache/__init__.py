@@ -20,18 +20,29 @@ memoryview, numpy arrays) or CPU torch tensors; ``fetch_into`` and
 ``put_from`` take raw addresses (``tensor.data_ptr()``) with no conversion.
 """
 
-from _kvcache import (  # noqa: F401  (re-exported)
-    FetchResult,
-    KeySchema,
-    LookupResult,
-    PutOutcome,
-    PutResult,
-    Tier,
-    chain_keys,
-)
-import _kvcache
+import os as _os
+
+# The pybind11 extension, or (for another Python, or KVCACHE_BACKEND=portable)
+# the same C++ client through its C ABI and ctypes: kvcache/_portable.py.
+if _os.environ.get("KVCACHE_BACKEND") == "portable":
+    from kvcache import _portable as _kvcache
+else:
+    try:
+        import _kvcache
+    except ImportError:
+        from kvcache import _portable as _kvcache
+
+FetchResult = _kvcache.FetchResult
+KeySchema = _kvcache.KeySchema
+LookupResult = _kvcache.LookupResult
+PutOutcome = _kvcache.PutOutcome
+PutResult = _kvcache.PutResult
+Tier = _kvcache.Tier
+chain_keys = _kvcache.chain_keys
+BACKEND = "portable" if _kvcache.__name__.endswith("_portable") else "extension"
 
 __all__ = [
+    "BACKEND",
     "Client",
     "ClusterClient",
     "FetchResult",
