@@ -12,12 +12,7 @@ FastPaths::Set FastPaths::Get() {
   if (!options_.use_local_path && !options_.use_data_port) return {};
   MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
-  if (!hello_known_) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(now + options_.timeout));
-    if (!stub_->Hello(&ctx, v1::HelloRequest(), &hello_).ok()) return {};  // ask again later
-    hello_known_ = true;
-  }
+  if (!KnowHello().ok()) return {};  // ask again later
   if (options_.use_local_path && local_ == nullptr && now >= local_retry_after_ &&
       !hello_.local_socket().empty()) {
     // Connecting proves the daemon is on this host; the welcome's instance id
@@ -37,6 +32,22 @@ FastPaths::Set FastPaths::Get() {
   }
   return Set{options_.use_local_path ? local_ : nullptr,
              options_.use_data_port ? data_port_ : nullptr};
+}
+
+absl::Status FastPaths::KnowHello() {
+  if (hello_known_) return absl::OkStatus();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+  const grpc::Status s = stub_->Hello(&ctx, v1::HelloRequest(), &hello_);
+  if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  hello_known_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> FastPaths::PackedLookup() {
+  MutexLock lock(&mu_);
+  if (absl::Status s = KnowHello(); !s.ok()) return s;
+  return hello_.packed_lookup();
 }
 
 std::shared_ptr<DataPortClient> FastPaths::MakeDataPort(uint32_t port) const {

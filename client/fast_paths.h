@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/data_port_client.h"
 #include "client/local_path_client.h"
@@ -40,12 +41,17 @@ class FastPaths {
 
   // The paths usable now (either may be null).
   Set Get() ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether the daemon reads LookupRequest.packed_keys. Asks Hello first if
+  // it is not known yet; Hello's error if the daemon does not answer.
+  absl::StatusOr<bool> PackedLookup() ABSL_LOCKS_EXCLUDED(mu_);
   // A transport error on that path: leave it alone for a while.
   void LocalFailed() ABSL_LOCKS_EXCLUDED(mu_);
   void DataPortFailed() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   std::shared_ptr<DataPortClient> MakeDataPort(uint32_t port) const;
+  // Asks Hello unless it is known; its error if the daemon did not answer.
+  absl::Status KnowHello() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   v1::KvCache::Stub* const stub_;  // not owned

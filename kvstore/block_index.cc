@@ -52,9 +52,22 @@ void BlockIndex::Unlink(Shard& shard, const EntryKey& k, const Entry& e) {
 
 void BlockIndex::Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_micros) {
   const uint64_t tick = clock_.fetch_add(1, std::memory_order_relaxed) + 1;
-  Unlink(shard, k, e);
+  // The entry keeps its place in the same orders, under a new tick: each
+  // order's node is taken out, re-keyed and put back, so a touch allocates
+  // and frees nothing (a lookup touches every key of its chain).
+  auto retick = [&](TickOrder& order) {
+    TickOrder::node_type node = order.extract({e.tick, k});
+    if (node.empty()) {  // as Unlink then Link would: it is in the order after
+      order.insert({tick, k});
+      return;
+    }
+    node.value().first = tick;
+    order.insert(std::move(node));
+  };
+  if (e.block->on_host()) retick(shard.on_host);
+  if (e.device != nullptr) retick(shard.on_device);
+  if (e.children == 0) retick(shard.*LeafOrder(e));
   e.tick = tick;
-  Link(shard, k, e);
   e.last_access_micros = now_micros;
 }
 

@@ -61,6 +61,37 @@ std::optional<std::pair<std::string, std::string>> ParsePageToken(const std::str
   return std::make_pair(bytes.substr(colon + 1, ns_size), bytes.substr(colon + 1 + ns_size));
 }
 
+// A Lookup's chain, from `keys` or `packed_keys`: INVALID_ARGUMENT for both,
+// a bad key, a packed run that is not whole keys, or too many keys.
+absl::StatusOr<std::vector<BlockKey>> LookupKeys(const v1::LookupRequest& request,
+                                                 const ServiceLimits& limits) {
+  const std::string& packed = request.packed_keys();
+  const size_t key_size = request.packed_key_size();
+  if (!packed.empty() && request.keys_size() > 0) {
+    return absl::InvalidArgumentError("lookup: give keys or packed_keys, not both");
+  }
+  if (!packed.empty() && (key_size < 1 || key_size > BlockKey::kMaxBytes ||
+                          packed.size() % key_size != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("lookup: packed_keys of ", packed.size(),
+                                                   " bytes is not whole keys of ", key_size));
+  }
+  const size_t count = packed.empty() ? request.keys_size() : packed.size() / key_size;
+  if (count > limits.max_keys_per_request) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lookup of ", count, " keys; at most ", limits.max_keys_per_request));
+  }
+  std::vector<BlockKey> keys;
+  keys.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    absl::StatusOr<BlockKey> key =
+        packed.empty() ? BlockKey::FromBytes(request.keys(i))
+                       : BlockKey::FromBytes(absl::string_view(packed).substr(i * key_size, key_size));
+    if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat("key ", i, ": ", key.status().message()));
+    keys.push_back(*key);
+  }
+  return keys;
+}
+
 // Adds the tiers holding `b` that `tiers` lacks, keeping them fastest first.
 void AddTiers(const BlockView& b, google::protobuf::RepeatedField<int>* tiers) {
   std::set<int> all(tiers->begin(), tiers->end());
@@ -77,8 +108,16 @@ template <typename Request, typename Response, typename DoCall>
 grpc::ServerUnaryReactor* KvCacheService::Unary(grpc::CallbackServerContext* ctx,
                                                 const Raw* raw_request, Raw* raw_response,
                                                 DoCall do_call) {
-  Request request;
-  Response response;
+  // Both messages live on an arena whose first block is on this stack, so a
+  // call's messages (a Lookup's per-key BlockLocations) cost no heap
+  // allocation until they outgrow it.
+  alignas(8) char first_block[8 << 10];
+  google::protobuf::ArenaOptions options;
+  options.initial_block = first_block;
+  options.initial_block_size = sizeof(first_block);
+  google::protobuf::Arena arena(options);
+  Request& request = *google::protobuf::Arena::CreateMessage<Request>(&arena);
+  Response& response = *google::protobuf::Arena::CreateMessage<Response>(&arena);
   absl::Status status = ParseRaw(*raw_request, &request);
   if (status.ok()) status = do_call(request, response);
   if (status.ok()) status = SerializeRaw(response, raw_response);
@@ -100,6 +139,7 @@ absl::Status KvCacheService::DoHello(v1::HelloResponse& response) {
   response.set_max_chunk_bytes(context_.limits.max_chunk_bytes);
   response.set_local_socket(context_.local_socket);
   response.set_instance_id(context_.instance_id);
+  response.set_packed_lookup(true);
   return absl::OkStatus();
 }
 
@@ -115,18 +155,9 @@ grpc::ServerUnaryReactor* KvCacheService::Lookup(grpc::CallbackServerContext* ct
 absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::LookupRequest& request,
                                       v1::LookupResponse& response) {
   if (absl::Status s = ValidateNamespace(request.namespace_(), context_.limits); !s.ok()) return s;
-  if (request.keys_size() > static_cast<int>(context_.limits.max_keys_per_request)) {
-    return absl::InvalidArgumentError(absl::StrCat("lookup of ", request.keys_size(),
-                                                   " keys; at most ",
-                                                   context_.limits.max_keys_per_request));
-  }
-  std::vector<BlockKey> keys;
-  keys.reserve(request.keys_size());
-  for (int i = 0; i < request.keys_size(); ++i) {
-    absl::StatusOr<BlockKey> key = BlockKey::FromBytes(request.keys(i));
-    if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat("key ", i, ": ", key.status().message()));
-    keys.push_back(*key);
-  }
+  absl::StatusOr<std::vector<BlockKey>> parsed = LookupKeys(request, context_.limits);
+  if (!parsed.ok()) return parsed.status();
+  const std::vector<BlockKey>& keys = *parsed;
   size_t hits = 0;
   std::vector<ChainBlock> blocks;
   if (std::optional<NamespaceId> ns = context_.store.namespaces().Find(tenant, request.namespace_())) {

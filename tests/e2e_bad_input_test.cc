@@ -76,6 +76,45 @@ TEST_F(E2eBadInputTest, BadKeysInLookup) {
   EXPECT_EQ(stub_->Lookup(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// The packed form of a lookup's chain (one field of fixed-size keys): a run
+// that is not whole keys, a key size out of range, or both forms at once are
+// refused with the reason; a good one answers like `keys`.
+TEST_F(E2eBadInputTest, BadPackedKeysInLookup) {
+  struct Case {
+    std::string packed;
+    uint32_t key_size;
+    bool also_keys;
+    const char* says;
+  };
+  for (const Case& c : {Case{std::string(40, 'k'), 32, false, "not whole keys"},
+                        Case{std::string(33, 'k'), 33, false, "not whole keys"},
+                        Case{std::string(32, 'k'), 0, false, "not whole keys"},
+                        Case{std::string(32, 'k'), 32, true, "not both"}}) {
+    grpc::ClientContext ctx;
+    v1::LookupRequest req;
+    req.set_namespace_(ns_);
+    req.set_packed_keys(c.packed);
+    req.set_packed_key_size(c.key_size);
+    if (c.also_keys) req.add_keys(key_);
+    v1::LookupResponse resp;
+    grpc::Status s = stub_->Lookup(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.says;
+    EXPECT_NE(s.error_message().find(c.says), std::string::npos) << s.error_message();
+  }
+  grpc::ClientContext hctx;
+  v1::HelloResponse hello;
+  ASSERT_TRUE(stub_->Hello(&hctx, {}, &hello).ok());
+  EXPECT_TRUE(hello.packed_lookup());
+  grpc::ClientContext ctx;
+  v1::LookupRequest req;
+  req.set_namespace_(ns_);
+  req.set_packed_keys(std::string(64, 'k'));
+  req.set_packed_key_size(32);
+  v1::LookupResponse resp;
+  ASSERT_TRUE(stub_->Lookup(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.hit_count(), 0u);  // nothing stored: an answer, not an error
+}
+
 TEST_F(E2eBadInputTest, BadPutHeaders) {
   EXPECT_EQ(PutStream({Header("", 1, "x", 0)}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(PutStream({Header(std::string(33, 'k'), 1, "x", 0)}).error_code(),
