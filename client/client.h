@@ -56,7 +56,8 @@ struct ClientOptions {
   // The same for blocks copied from the same-host mapping. Off by default:
   // the arena is read-only to every client and the daemon hashed each block
   // as it stored it, so this guards only against a daemon bug, and it costs
-  // about a third of the fetch speed (docs/BENCHMARKS.md).
+  // one-block fetches a fifth of their speed with one stream, a tenth with
+  // four (docs/BENCHMARKS.md).
   bool verify_local_fetches = false;
   // Fetch and put over the daemon's bulk data port (learned from Hello) when
   // it has one, falling back to gRPC on any transport error.
