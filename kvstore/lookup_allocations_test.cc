@@ -26,13 +26,41 @@ namespace {
 std::atomic<uint64_t> g_allocations{0};
 }  // namespace
 
-void* operator new(size_t n) {
+// Every form of new and delete is replaced, so that all of them pair with
+// malloc and free (under ASan, a form left to the runtime would allocate
+// its way and be freed ours).
+namespace {
+void* Counted(size_t n, size_t align = 0) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
+  n = n == 0 ? 1 : n;
+  return align == 0 ? std::malloc(n) : std::aligned_alloc(align, (n + align - 1) / align * align);
+}
+void* OrThrow(void* p) {
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(size_t n) { return OrThrow(Counted(n)); }
+void* operator new[](size_t n) { return OrThrow(Counted(n)); }
+void* operator new(size_t n, const std::nothrow_t&) noexcept { return Counted(n); }
+void* operator new[](size_t n, const std::nothrow_t&) noexcept { return Counted(n); }
+void* operator new(size_t n, std::align_val_t a) {
+  return OrThrow(Counted(n, static_cast<size_t>(a)));
+}
+void* operator new[](size_t n, std::align_val_t a) {
+  return OrThrow(Counted(n, static_cast<size_t>(a)));
 }
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace kvcache {
 namespace {

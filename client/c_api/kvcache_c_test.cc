@@ -125,7 +125,7 @@ TEST_P(KvcacheCDaemonTest, PutLookupAndFetchThroughCallerMemory) {
 
 INSTANTIATE_TEST_SUITE_P(Paths, KvcacheCDaemonTest,
                          ::testing::Values("", "use_local_path=0\n",
-                                           "use_local_path=0\nuse_data_port=0\ndeadline_s=2\n"));
+                                           "use_local_path=0\nuse_data_port=0\ndeadline_s=60\n"));
 
 }  // namespace
 }  // namespace kvcache
