@@ -18,7 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 #include "proto/block_directory_layout.h"
 
 namespace kvcache {

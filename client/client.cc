@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 #include "client/put_header.h"
 #include "common/transport_args.h"
 #include "proto/fetch_chunk_codec.h"

@@ -31,8 +31,8 @@
 #include "absl/types/span.h"
 #include "client/data_port_client.h"
 #include "client/fast_paths.h"
-#include "client/key/block_key.h"
-#include "client/key/key_schema.h"
+#include "key/block_key.h"
+#include "key/key_schema.h"
 #include "grpcpp/grpcpp.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
 

@@ -1,5 +1,5 @@
 // Many kvstored nodes used as one tier. Every block is placed by rendezvous
-// hashing of its key (client/rendezvous.h) on its `replicas` highest-ranked
+// hashing of its key (membership/rendezvous.h) on its `replicas` highest-ranked
 // nodes and stored there as a root, so a prompt's blocks spread over all
 // nodes and bytes balance. A chain's first block (a system prompt every
 // request starts with) is put on `root_replicas` nodes, and each lookup and
@@ -20,7 +20,7 @@
 //
 // Membership: a static `peers` list, or etcd (`etcd` endpoints): the client
 // reads the members registered under `etcd_prefix` and watches them
-// (client/etcd/etcd_members.h), so a node joining or leaving changes the
+// (membership/etcd_members.h), so a node joining or leaving changes the
 // placement of only its own share of keys. Each call uses the member list of
 // the moment it starts. SetPeers() replaces the list by hand.
 //
@@ -45,10 +45,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/client.h"
-#include "client/etcd/etcd_members.h"
+#include "membership/etcd_members.h"
 #include "client/fan_out.h"
 #include "client/node_health.h"
-#include "client/rendezvous.h"
+#include "membership/rendezvous.h"
 #include "common/mutex.h"
 
 namespace kvcache {

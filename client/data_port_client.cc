@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 #include "client/put_header.h"
 #include "common/socket_io.h"
 #include "proto/data_port_wire.h"

@@ -18,7 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 #include "common/mutex.h"
 #include "kvcache/v1/local.pb.h"
 

@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 #include "client/put_header.h"
 #include "common/bulk_copy.h"
 #include "common/huge_pages.h"

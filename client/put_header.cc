@@ -1,6 +1,6 @@
 #include "client/put_header.h"
 
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 
 namespace kvcache {
 

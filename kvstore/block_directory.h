@@ -21,7 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 #include "common/mutex.h"
 #include "offload/host_arena.h"
 #include "proto/block_directory_layout.h"

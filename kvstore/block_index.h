@@ -44,7 +44,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 #include "common/mutex.h"
 #include "kvstore/block_directory.h"
 #include "kvstore/cached_block.h"

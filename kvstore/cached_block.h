@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 #include "offload/host_arena.h"
 
 namespace kvcache {

@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "client/etcd/etcd_members.h"
-#include "client/etcd/etcd_registration.h"
+#include "membership/etcd_members.h"
+#include "membership/etcd_registration.h"
 #include "kvstore/block_store.h"
 #include "kvstore/replica_repairer.h"
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 
 namespace kvcache {
 namespace {

@@ -9,7 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/etcd/etcd_registration.h"
+#include "membership/etcd_registration.h"
 #include "common/byte_size.h"
 #include "kvstore/fetch_reactor.h"
 #include "kvstore/put_reactor.h"

@@ -14,8 +14,8 @@
 
 #include "absl/time/clock.h"
 #include "client/client.h"
-#include "client/key/checksum.h"
-#include "client/key/key_schema.h"
+#include "key/checksum.h"
+#include "key/key_schema.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "kvstore/block_store.h"

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "client/rendezvous.h"
+#include "membership/rendezvous.h"
 #include "common/byte_size.h"
 
 namespace kvcache {

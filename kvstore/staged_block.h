@@ -19,7 +19,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 #include "kvstore/block_index.h"
 #include "kvstore/block_store.h"
 #include "kvstore/cached_block.h"

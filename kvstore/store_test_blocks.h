@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 #include "gtest/gtest.h"
 #include "kvstore/block_store.h"
 

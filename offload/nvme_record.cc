@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 
 namespace kvcache {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 #include "rocksdb/db.h"
 
 namespace kvcache {

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 #include "gtest/gtest.h"
 
 namespace kvcache {

@@ -1,7 +1,7 @@
 // Every kind of bad input gets a clear status, and leaves nothing behind:
 // afterwards Stats shows no pinned and no staged bytes.
 #include "absl/time/clock.h"
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 #include "gtest/gtest.h"
 #include "tools/daemon_process.h"
 #include "tests/test_blocks.h"

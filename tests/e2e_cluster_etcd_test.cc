@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/cluster_client.h"
-#include "client/rendezvous.h"
+#include "membership/rendezvous.h"
 #include "gtest/gtest.h"
 #include "tests/test_blocks.h"
 #include "tools/daemon_process.h"

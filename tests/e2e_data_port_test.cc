@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "absl/time/clock.h"
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 #include "gtest/gtest.h"
 #include "proto/data_port_wire.h"
 #include "tests/daemon_test.h"

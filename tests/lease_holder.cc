@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string>
 
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 #include "common/socket_io.h"
 #include "kvcache/v1/local.pb.h"
 #include "proto/local_wire.h"

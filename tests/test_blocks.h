@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
-#include "client/key/key_schema.h"
+#include "key/key_schema.h"
 
 namespace kvcache {
 

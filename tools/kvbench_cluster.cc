@@ -25,7 +25,7 @@
 #include "tools/kvbench_replica_latency.h"
 #include "tools/progress_bar.h"
 #include "client/cluster_client.h"
-#include "client/key/key_schema.h"
+#include "key/key_schema.h"
 #include "tools/trace/placement_study.h"
 #include "tools/trace/trace_replay.h"
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 #include "tools/trace/trace.h"
 #include "tools/trace/trace_replay.h"
 

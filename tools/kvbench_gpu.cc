@@ -15,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "client/client.h"
 #include "client/gpu_transfer.h"
-#include "client/key/key_schema.h"
+#include "key/key_schema.h"
 #include "common/byte_size.h"
 #include "gpu/copy_engine.h"
 #include "gpu/gpu_probe.h"

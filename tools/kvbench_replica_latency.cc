@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/cluster_client.h"
-#include "client/key/key_schema.h"
+#include "key/key_schema.h"
 #include "tools/daemon_process.h"
 
 namespace kvcache {

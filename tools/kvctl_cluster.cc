@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "client/etcd/etcd_client.h"
+#include "membership/etcd_client.h"
 #include "common/byte_size.h"
 #include "tools/kvctl_format.h"
 

@@ -12,8 +12,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "client/client.h"
-#include "client/key/block_key.h"
-#include "client/key/key_schema.h"
+#include "key/block_key.h"
+#include "key/key_schema.h"
 
 struct kvc_client {
   std::unique_ptr<kvcache::Client> client;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "client/key/key_schema.h"
+#include "key/key_schema.h"
 #include "gtest/gtest.h"
 #include "tools/daemon_process.h"
 

@@ -24,8 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "client/cluster_client.h"
-#include "client/key/block_key.h"
-#include "client/key/key_schema.h"
+#include "key/block_key.h"
+#include "key/key_schema.h"
 #include "client/python/py_arguments.h"
 
 namespace py = pybind11;
@@ -299,7 +299,7 @@ PYBIND11_MODULE(_kvcache, m) {
 
   py::class_<KeySchema>(m, "KeySchema",
                         "A versioned key schema: everything that makes two KV blocks "
-                        "interchangeable (client/key/key_schema.h).")
+                        "interchangeable (key/key_schema.h).")
       .def(py::init([](const py::kwargs& kw) {
              KeySchema s;
              py::object self = py::cast(&s, py::return_value_policy::reference);

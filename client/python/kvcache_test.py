@@ -41,7 +41,7 @@ def payloads(n, seed):
 
 
 def test_key_vectors():
-    with open(runfile("client/key/testdata/key_vectors.json")) as f:
+    with open(runfile("key/testdata/key_vectors.json")) as f:
         vectors = json.load(f)["vectors"]
     assert vectors
     for v in vectors:

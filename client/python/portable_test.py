@@ -63,7 +63,7 @@ def test_the_portable_backend_is_in_use():
 
 
 def test_keys_and_namespaces_match_the_extension_and_the_vectors():
-    with open(runfile("client/key/testdata/key_vectors.json")) as f:
+    with open(runfile("key/testdata/key_vectors.json")) as f:
         vectors = json.load(f)["vectors"]
     assert vectors
     for v in vectors:

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "client/client.h"
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 
 namespace kvcache {
 

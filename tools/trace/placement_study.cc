@@ -5,7 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "client/rendezvous.h"
+#include "membership/rendezvous.h"
 #include "xxhash.h"
 
 namespace kvcache {

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 
 namespace kvcache {
 

@@ -17,8 +17,8 @@
 
 #include "absl/status/statusor.h"
 #include "client/cluster_client.h"
-#include "client/key/block_key.h"
-#include "client/key/key_schema.h"
+#include "key/block_key.h"
+#include "key/key_schema.h"
 #include "tools/trace/prefix_sim.h"
 #include "tools/trace/trace.h"
 

@@ -146,7 +146,7 @@ _SCHEMA_FIELDS = {
 
 
 class KeySchema:
-    """As _kvcache.KeySchema: every field of client/key/key_schema.h."""
+    """As _kvcache.KeySchema: every field of key/key_schema.h."""
 
     def __init__(self, **fields):
         for name, default in _SCHEMA_FIELDS.items():

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Writes key_vectors.json from a second, independent implementation of the
-key schema (client/key/key_schema.h). key_schema_test.cc checks that the C++
+key schema (key/key_schema.h). key_schema_test.cc checks that the C++
 code computes the same keys; a client in any language can check itself
 against the same file.
 
-Usage: python3 client/key/testdata/gen_key_vectors.py > client/key/testdata/key_vectors.json
+Usage: python3 key/testdata/gen_key_vectors.py > key/testdata/key_vectors.json
 """
 import hashlib
 import json

@@ -3,8 +3,8 @@
 // chain hashes (32 bytes); engines may pass their own shorter hashes.
 //
 // Thread safety: a value type; const methods are safe from any thread.
-#ifndef KVCACHE_CLIENT_KEY_BLOCK_KEY_H_
-#define KVCACHE_CLIENT_KEY_BLOCK_KEY_H_
+#ifndef KVCACHE_KEY_BLOCK_KEY_H_
+#define KVCACHE_KEY_BLOCK_KEY_H_
 
 #include <array>
 #include <cstdint>
@@ -56,4 +56,4 @@ class BlockKey {
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_CLIENT_KEY_BLOCK_KEY_H_
+#endif  // KVCACHE_KEY_BLOCK_KEY_H_

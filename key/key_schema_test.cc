@@ -1,4 +1,4 @@
-#include "client/key/key_schema.h"
+#include "key/key_schema.h"
 
 #include <fstream>
 #include <set>
@@ -31,7 +31,7 @@ KeySchema SchemaFromJson(const nlohmann::json& j) {
 }
 
 nlohmann::json LoadVectors() {
-  std::ifstream in("client/key/testdata/key_vectors.json");
+  std::ifstream in("key/testdata/key_vectors.json");
   EXPECT_TRUE(in.good()) << "key_vectors.json not found";
   std::stringstream ss;
   ss << in.rdbuf();

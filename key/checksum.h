@@ -3,8 +3,8 @@
 //
 // Thread safety: BlockChecksum is stateless; a ChecksumStream is used by one
 // thread at a time.
-#ifndef KVCACHE_CLIENT_KEY_CHECKSUM_H_
-#define KVCACHE_CLIENT_KEY_CHECKSUM_H_
+#ifndef KVCACHE_KEY_CHECKSUM_H_
+#define KVCACHE_KEY_CHECKSUM_H_
 
 #include <cstdint>
 #include <memory>
@@ -38,4 +38,4 @@ class ChecksumStream {
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_CLIENT_KEY_CHECKSUM_H_
+#endif  // KVCACHE_KEY_CHECKSUM_H_

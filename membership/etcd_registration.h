@@ -7,8 +7,8 @@
 // daemon keeps serving meanwhile.
 //
 // Thread safety: all methods may be called from any thread.
-#ifndef KVCACHE_CLIENT_ETCD_ETCD_REGISTRATION_H_
-#define KVCACHE_CLIENT_ETCD_ETCD_REGISTRATION_H_
+#ifndef KVCACHE_MEMBERSHIP_ETCD_REGISTRATION_H_
+#define KVCACHE_MEMBERSHIP_ETCD_REGISTRATION_H_
 
 #include <memory>
 #include <string>
@@ -17,7 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "client/etcd/etcd_client.h"
+#include "membership/etcd_client.h"
 #include "common/mutex.h"
 
 namespace kvcache {
@@ -73,4 +73,4 @@ class EtcdRegistration {
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_CLIENT_ETCD_ETCD_REGISTRATION_H_
+#endif  // KVCACHE_MEMBERSHIP_ETCD_REGISTRATION_H_

@@ -1,4 +1,4 @@
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"

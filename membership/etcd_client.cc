@@ -1,4 +1,4 @@
-#include "client/etcd/etcd_client.h"
+#include "membership/etcd_client.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"

@@ -1,4 +1,4 @@
-#include "client/rendezvous.h"
+#include "membership/rendezvous.h"
 
 #include <xxhash.h>
 

@@ -11,11 +11,11 @@
 //   k[i]  = SHA-256(k[i-1] || tokens of block i as little-endian uint32)
 //
 // There is no process seed: any client in any language that follows this
-// computes the same keys (client/key/testdata/key_vectors.json proves it).
+// computes the same keys (key/testdata/key_vectors.json proves it).
 //
 // Thread safety: a value type; const methods are safe from any thread.
-#ifndef KVCACHE_CLIENT_KEY_KEY_SCHEMA_H_
-#define KVCACHE_CLIENT_KEY_KEY_SCHEMA_H_
+#ifndef KVCACHE_KEY_KEY_SCHEMA_H_
+#define KVCACHE_KEY_KEY_SCHEMA_H_
 
 #include <cstdint>
 #include <string>
@@ -24,7 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 
 namespace kvcache {
 
@@ -74,4 +74,4 @@ BlockKey NextChainKey(const BlockKey& parent, absl::Span<const uint32_t> block_t
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_CLIENT_KEY_KEY_SCHEMA_H_
+#endif  // KVCACHE_KEY_KEY_SCHEMA_H_

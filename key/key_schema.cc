@@ -1,4 +1,4 @@
-#include "client/key/key_schema.h"
+#include "key/key_schema.h"
 
 #include <openssl/sha.h>
 

@@ -1,4 +1,4 @@
-#include "client/etcd/etcd_members.h"
+#include "membership/etcd_members.h"
 
 #include <algorithm>
 

@@ -4,14 +4,14 @@
 // moves only the keys it wins or held (about 1/N of them).
 //
 // Thread safety: immutable after construction.
-#ifndef KVCACHE_CLIENT_RENDEZVOUS_H_
-#define KVCACHE_CLIENT_RENDEZVOUS_H_
+#ifndef KVCACHE_MEMBERSHIP_RENDEZVOUS_H_
+#define KVCACHE_MEMBERSHIP_RENDEZVOUS_H_
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "client/key/block_key.h"
+#include "key/block_key.h"
 
 namespace kvcache {
 
@@ -38,4 +38,4 @@ class Rendezvous {
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_CLIENT_RENDEZVOUS_H_
+#endif  // KVCACHE_MEMBERSHIP_RENDEZVOUS_H_

@@ -1,10 +1,10 @@
 // Registration and the member watch against a real etcd on loopback.
-#include "client/etcd/etcd_members.h"
+#include "membership/etcd_members.h"
 
 #include <algorithm>
 
 #include "absl/time/clock.h"
-#include "client/etcd/etcd_registration.h"
+#include "membership/etcd_registration.h"
 #include "common/mutex.h"
 #include "gtest/gtest.h"
 #include "tools/etcd_process.h"

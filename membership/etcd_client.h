@@ -2,8 +2,8 @@
 // cluster membership needs, each with a deadline, errors as absl::Status.
 //
 // Thread safety: all methods may be called from any thread.
-#ifndef KVCACHE_CLIENT_ETCD_ETCD_CLIENT_H_
-#define KVCACHE_CLIENT_ETCD_ETCD_CLIENT_H_
+#ifndef KVCACHE_MEMBERSHIP_ETCD_CLIENT_H_
+#define KVCACHE_MEMBERSHIP_ETCD_CLIENT_H_
 
 #include <cstdint>
 #include <memory>
@@ -93,4 +93,4 @@ class EtcdClient {
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_CLIENT_ETCD_ETCD_CLIENT_H_
+#endif  // KVCACHE_MEMBERSHIP_ETCD_CLIENT_H_

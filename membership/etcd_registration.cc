@@ -1,4 +1,4 @@
-#include "client/etcd/etcd_registration.h"
+#include "membership/etcd_registration.h"
 
 #include <iostream>
 

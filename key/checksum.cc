@@ -1,4 +1,4 @@
-#include "client/key/checksum.h"
+#include "key/checksum.h"
 
 #include <algorithm>
 

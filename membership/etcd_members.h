@@ -8,8 +8,8 @@
 //
 // Thread safety: all methods may be called from any thread. `on_change` runs
 // on the watch thread, never two at a time.
-#ifndef KVCACHE_CLIENT_ETCD_ETCD_MEMBERS_H_
-#define KVCACHE_CLIENT_ETCD_ETCD_MEMBERS_H_
+#ifndef KVCACHE_MEMBERSHIP_ETCD_MEMBERS_H_
+#define KVCACHE_MEMBERSHIP_ETCD_MEMBERS_H_
 
 #include <functional>
 #include <memory>
@@ -21,7 +21,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "client/etcd/etcd_client.h"
+#include "membership/etcd_client.h"
 #include "common/mutex.h"
 
 namespace kvcache {
@@ -71,4 +71,4 @@ class EtcdMembers {
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_CLIENT_ETCD_ETCD_MEMBERS_H_
+#endif  // KVCACHE_MEMBERSHIP_ETCD_MEMBERS_H_
