@@ -155,7 +155,9 @@ bool GpuTier::Upload(const Offered& offer) {
 
 size_t GpuTier::Demote() {
   const DevicePagePool& pool = memory_.pool();
-  const auto used = [&] { return double{pool.page_count()} - pool.free_pages(); };
+  const auto used = [&] {
+    return static_cast<double>(pool.page_count()) - static_cast<double>(pool.free_pages());
+  };
   if (used() <= options_.high * pool.page_count()) return 0;
   const double target = options_.low * pool.page_count();
   size_t moved = 0;

@@ -28,8 +28,9 @@ NvmeBlockId NvmeTier::IdOf(NamespaceId ns, const BlockMeta& meta) const {
   return {std::move(name.tenant), std::move(name.name), meta.key.ToBytes()};
 }
 
-bool NvmeTier::Pass(Gate& gate) {
+bool NvmeTier::Pass(Gate NvmeTier::*which) {
   MutexLock lock(&mu_);
+  Gate& gate = this->*which;
   if (gate.open) return true;
   const absl::Time now = absl::Now();
   if (now < gate.retry_at) return false;
@@ -37,9 +38,10 @@ bool NvmeTier::Pass(Gate& gate) {
   return true;
 }
 
-void NvmeTier::Settle(Gate& gate, const absl::Status& status, const char* what) {
+void NvmeTier::Settle(Gate NvmeTier::*which, const absl::Status& status, const char* what) {
   const bool io_error = status.code() == absl::StatusCode::kUnavailable;
   MutexLock lock(&mu_);
+  Gate& gate = this->*which;
   if (io_error) {
     if (gate.open) {
       std::cerr << "kvstored: NVMe tier: " << what << " disabled: " << status.message()
@@ -61,7 +63,7 @@ absl::Status NvmeTier::Write(NamespaceId ns, const CachedBlock& block) {
 }
 
 std::vector<absl::Status> NvmeTier::WriteBatch(absl::Span<const BlockRef> blocks) {
-  if (!Pass(writes_)) {
+  if (!Pass(&NvmeTier::writes_)) {
     return std::vector<absl::Status>(blocks.size(),
                                      absl::UnavailableError("NVMe writes are disabled"));
   }
@@ -84,19 +86,19 @@ std::vector<absl::Status> NvmeTier::WriteBatch(absl::Span<const BlockRef> blocks
       worst = results[i];
     }
   }
-  Settle(writes_, worst, "writes");
+  Settle(&NvmeTier::writes_, worst, "writes");
   return results;
 }
 
 absl::Status NvmeTier::Read(NamespaceId ns, const BlockMeta& meta, PageRun& pages) {
-  if (!Pass(reads_)) return absl::UnavailableError("NVMe reads are disabled");
+  if (!Pass(&NvmeTier::reads_)) return absl::UnavailableError("NVMe reads are disabled");
   std::vector<absl::Span<uint8_t>> pieces;
   pages.ForEachWritablePiece(0, meta.size, [&](uint8_t* data, size_t len) {
     pieces.emplace_back(data, len);
     return true;
   });
   absl::Status s = store_->Read(IdOf(ns, meta), pieces);
-  Settle(reads_, s, "reads");
+  Settle(&NvmeTier::reads_, s, "reads");
   if (s.ok()) {
     read_blocks_.fetch_add(1, std::memory_order_relaxed);
     read_bytes_.fetch_add(meta.size, std::memory_order_relaxed);

@@ -197,7 +197,10 @@ absl::StatusOr<double> RedisExistsKeysPerSecond(int port, const std::vector<std:
                                                 int connections, absl::Duration duration) {
   absl::StatusOr<std::pair<std::string, std::string>> exists = PrepareExists(port, keys);
   if (!exists.ok()) return exists.status();
-  const auto& [cmd, reply] = *exists;
+  // Named, not a structured binding: lambdas capture these (clang 14 cannot
+  // capture a structured binding).
+  const std::string& cmd = exists->first;
+  const std::string& reply = exists->second;
   std::vector<int> fds;
   for (int i = 0; i < connections; ++i) fds.push_back(Connect(port));
   std::vector<std::string> buffers(connections, std::string(reply.size(), '\0'));
@@ -214,7 +217,10 @@ absl::StatusOr<double> RedisExistsP50Micros(int port, const std::vector<std::str
                                             absl::Duration duration) {
   absl::StatusOr<std::pair<std::string, std::string>> exists = PrepareExists(port, keys);
   if (!exists.ok()) return exists.status();
-  const auto& [cmd, reply] = *exists;
+  // Named, not a structured binding: lambdas capture these (clang 14 cannot
+  // capture a structured binding).
+  const std::string& cmd = exists->first;
+  const std::string& reply = exists->second;
   const int fd = Connect(port);
   if (fd < 0) return absl::UnavailableError("cannot connect to redis");
   std::string buffer(reply.size(), '\0');
