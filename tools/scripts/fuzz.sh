@@ -14,6 +14,10 @@ command -v clang++-14 >/dev/null || need+=(clang-14)
 dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q "install ok installed" ||
     need+=(libclang-rt-14-dev)
 if ((${#need[@]})); then
+  if [[ -n ${KVCACHE_NO_INSTALL:-} ]]; then
+    echo "fuzz: ${need[*]} missing (tools/scripts/install_deps.sh installs them)"
+    exit 1
+  fi
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \

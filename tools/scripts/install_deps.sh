@@ -21,6 +21,7 @@ packages=(
   gnuplot-nox              # kvbench trace --out draws its plots
   fio                      # kvbench nvme measures the NVMe tier against it
   etcd-server              # cluster membership; the cluster tests start their own
+  clang-14 libclang-rt-14-dev  # the fuzzers (tools/fuzz) and the thread-safety check
 )
 
 missing=()
