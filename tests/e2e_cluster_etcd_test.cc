@@ -115,11 +115,13 @@ class E2eClusterEtcdTest : public ::testing::Test {
     }
   }
 
-  // Chains whose whole length is cached, fetched byte-exact.
-  size_t WholeChainsFetched() {
+  // Chains whose whole length is cached, fetched byte-exact through
+  // `through` (the test's cluster client when null); wrong blocks count in
+  // wrong_.
+  size_t WholeChainsFetched(ClusterClient* through = nullptr) {
     size_t whole = 0;
     for (const auto& chain : chains_) {
-      FetchResult got = FetchChecked(*cluster_, Ns(), chain, kBlock, &wrong_);
+      FetchResult got = FetchChecked(through ? *through : *cluster_, Ns(), chain, kBlock, &wrong_);
       EXPECT_TRUE(got.status.ok()) << got.status;
       if (got.blocks == chain.size()) ++whole;
     }
@@ -433,13 +435,8 @@ TEST_F(E2eClusterRepairTest, LostCopiesAreRestoredAndANewNodeWarmsUp) {
   EXPECT_TRUE(Eventually([&] { return EveryBlockOnItsReplicas(2); }, absl::Seconds(30)))
       << "the new node was not warmed up";
   ASSERT_TRUE(AwaitAllUp());
-  uint64_t wrong = 0;
-  size_t whole = 0;
-  for (const auto& chain : chains_) {
-    whole += FetchChecked(*twice, Ns(), chain, kBlock, &wrong).blocks == chain.size();
-  }
-  EXPECT_EQ(whole, chains_.size());
-  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(WholeChainsFetched(twice.get()), chains_.size());
+  EXPECT_EQ(wrong_, 0u);
 }
 
 // Nodes whose host tier holds a fraction of what they keep (2 MiB of host
@@ -478,13 +475,8 @@ TEST_F(E2eClusterRepairNvmeTest, BlocksOnlyOnNvmeAreCopiedFromTheDisk) {
   for (int n : {0, 2}) promoted_after += StatsOf(n).promoted_blocks();
   EXPECT_EQ(promoted_after, promoted_before) << "repair promoted blocks it only copied";
   // Every chain reads back whole and byte-exact from the two survivors.
-  uint64_t wrong = 0;
-  size_t whole = 0;
-  for (const auto& chain : chains_) {
-    whole += FetchChecked(*twice, Ns(), chain, kBlock, &wrong).blocks == chain.size();
-  }
-  EXPECT_EQ(whole, chains_.size());
-  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(WholeChainsFetched(twice.get()), chains_.size());
+  EXPECT_EQ(wrong_, 0u);
 }
 
 }  // namespace
