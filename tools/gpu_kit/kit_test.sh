@@ -45,10 +45,13 @@ tests=$(printf '%s\n' "${binaries[@]}" | grep -c '_test$')
 [[ $(grep -c ' passed: ' <<<"$summary") -eq $tests ]] || fail "not every GPU test ran and passed"
 grep -q 'no GPU here' <<<"$summary" || fail "no test said why it skipped"
 grep -q '^[0-9]* passed, 0 failed' <<<"$summary" || fail "a test failed"
-tar -tzf "$out/junit.tar.gz" | grep -q '\.xml$' || fail "no JUnit XML"
+# (The listing is read whole: grep -q stopping early would fail tar with
+# SIGPIPE under pipefail.)
+junit=$(tar -tzf "$out/junit.tar.gz")
+grep -q '\.xml$' <<<"$junit" || fail "no JUnit XML"
 # The engine, with this machine's Python and torch in the GPU machine's
 # place: its whole test passes and the TTFT benchmark reports both lengths.
 grep -qE '^  engine_test: [0-9]+ passed in' <<<"$summary" || fail "the engine test did not pass"
 grep -q '^  TTFT 2048 tokens: cold' <<<"$summary" || fail "the engine benchmark did not report"
-tar -tzf "$out/junit.tar.gz" | grep -q 'engine_test\.xml$' || fail "no JUnit XML of the engine"
-echo "kit: $((bytes >> 20)) MiB, $tests GPU tests started and skipped cleanly; the engine ran"
+grep -q 'engine_test\.xml$' <<<"$junit" || fail "no JUnit XML of the engine"
+echo "kit: $((bytes >> 20)) MiB ($bytes bytes), $tests GPU tests started and skipped cleanly; the engine ran"
