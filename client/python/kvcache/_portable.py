@@ -220,8 +220,13 @@ def _buffer_address(obj, writable, name):
         raise ValueError(f"{name} is not C-contiguous")
     if view.nbytes == 0:
         raise ValueError(f"{name} is empty")
+    if isinstance(obj, bytes):
+        # The object's own storage, no copy: ctypes passes a bytes object's
+        # buffer as a char pointer, and the library only reads it.
+        holder = ctypes.c_char_p(obj)
+        return ctypes.cast(holder, ctypes.c_void_p).value, view.nbytes, (obj, holder)
     flat = view.cast("B")
-    if view.readonly:
+    if view.readonly:  # another read-only buffer: ctypes can only copy it
         holder = (ctypes.c_uint8 * view.nbytes).from_buffer_copy(flat)
     else:
         holder = (ctypes.c_uint8 * view.nbytes).from_buffer(flat)
