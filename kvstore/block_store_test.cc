@@ -15,6 +15,7 @@ namespace kvcache {
 namespace {
 
 constexpr uint64_t kPage = 64 << 10;
+constexpr absl::Duration kRetry = absl::Milliseconds(20);  // of a disabled NVMe tier
 
 BlockKey Key(int i) { return TestKey(i); }
 std::vector<uint8_t> Payload(int i) { return TestPayload(i, kPage - 100); }
@@ -28,7 +29,8 @@ class BlockStoreTest : public ::testing::Test {
   }
 
   // A 16-page (1 MiB) arena over an NVMe tier of `nvme_bytes`.
-  void Open(uint64_t nvme_bytes = 8 << 20, uint32_t admit_min_hits = 0) {
+  void Open(uint64_t nvme_bytes = 8 << 20, uint32_t admit_min_hits = 0,
+            NvmeFaultPoint* faults = nullptr) {
     store_.reset();
     BlockStore::Options o;
     o.arena.capacity_bytes = 16 * kPage;
@@ -39,6 +41,8 @@ class BlockStoreTest : public ::testing::Test {
     nvme.store.dir = dir_;
     nvme.store.bytes = nvme_bytes;
     nvme.admit_min_hits = admit_min_hits;
+    nvme.store.faults = faults;
+    nvme.retry_interval = kRetry;
     o.nvme = nvme;
     o.spill_high = 0.9;
     o.spill_low = 0.25;
@@ -135,6 +139,66 @@ TEST_F(BlockStoreTest, CorruptNvmeRecordIsAMissAndDropsItsSubtree) {
   EXPECT_FALSE(View(14).has_value());  // below it: unreachable, dropped
   EXPECT_EQ(store_->index().blocks(), 3u);
   EXPECT_EQ(store_->nvme()->blocks(), 3u);  // 0-2 kept; the subtree's records went
+}
+
+// The disk answers EIO, then short transfers, on reads and then on writes:
+// the tier disables itself, every block still in DRAM keeps being served,
+// no torn record is ever indexed, and the tier comes back when the faults
+// clear.
+TEST_F(BlockStoreTest, InjectedDiskFaultsDisableTheTierWhileDramServes) {
+  NvmeFaultPoint faults;
+  Open(8 << 20, 0, &faults);
+  for (int i = 0; i < 15; ++i) Put(i, i == 0);
+  store_->SpillToLowWatermark();
+  ASSERT_EQ(store_->nvme()->blocks(), 11u);  // 0-10 on NVMe only, 11-14 in DRAM
+
+  for (NvmeFaultPoint::Fault fault : {NvmeFaultPoint::Fault::kEio, NvmeFaultPoint::Fault::kShort}) {
+    faults.SetReads(fault);
+    absl::SleepFor(kRetry);  // the next read is a probe
+    EXPECT_FALSE(ReadsBack(0));  // a miss, never wrong bytes
+    EXPECT_FALSE(store_->nvme()->enabled());
+    EXPECT_NE(store_->nvme()->Detail().find("disabled"), std::string::npos)
+        << store_->nvme()->Detail();
+    for (int i = 11; i < 15; ++i) EXPECT_TRUE(ReadsBack(i)) << i;  // DRAM serves
+    EXPECT_TRUE(View(0).has_value());  // kept: the disk may come back
+  }
+  faults.Clear();
+  absl::SleepFor(kRetry);
+  EXPECT_TRUE(ReadsBack(0));  // the probe works: enabled again
+  EXPECT_TRUE(store_->nvme()->enabled());
+  for (int i = 0; i < 15; ++i) EXPECT_TRUE(ReadsBack(i)) << i;
+
+  // Writes. Blocks 15-29 join the chain; spilling them fails and they stay
+  // in DRAM (clean promoted copies make the room).
+  const uint64_t on_nvme = store_->nvme()->blocks();
+  for (NvmeFaultPoint::Fault fault : {NvmeFaultPoint::Fault::kEio, NvmeFaultPoint::Fault::kShort}) {
+    faults.SetWrites(fault);
+    absl::SleepFor(kRetry);
+    const int first = fault == NvmeFaultPoint::Fault::kEio ? 15 : 20;
+    for (int i = first; i < first + 5; ++i) Put(i, false);
+    store_->SpillToLowWatermark();
+    EXPECT_FALSE(store_->nvme()->writes_open());
+    EXPECT_EQ(store_->nvme()->blocks(), on_nvme);  // nothing torn was indexed
+    for (int i = first; i < first + 5; ++i) EXPECT_TRUE(ReadsBack(i)) << i;
+  }
+  EXPECT_GT(store_->nvme()->counters().write_errors, 0u);
+  faults.Clear();
+  absl::SleepFor(kRetry);
+  for (int i = 25; i < 30; ++i) Put(i, false);
+  store_->SpillToLowWatermark();
+  EXPECT_TRUE(store_->nvme()->writes_open());
+  EXPECT_GT(store_->nvme()->blocks(), on_nvme);
+  EXPECT_GE(faults.injected(), 4u);
+
+  // Torn records left by the short writes are not in the index: a restart
+  // finds exactly the blocks written whole, and each reads back.
+  const uint64_t written = store_->nvme()->blocks();
+  Open();
+  EXPECT_EQ(store_->restored_blocks(), written);
+  EXPECT_EQ(store_->nvme()->counters().corrupt_drops, 0u);
+  for (int i = 0; i < 30; ++i) {
+    if (View(i).has_value()) EXPECT_TRUE(ReadsBack(i)) << i;
+  }
 }
 
 TEST_F(BlockStoreTest, FullNvmeDropsItsColdestLeavesAndStaysPrefixClosed) {

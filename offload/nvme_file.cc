@@ -32,6 +32,13 @@ absl::Status ErrnoStatus(int err, const char* what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(err)));
 }
 
+// A read or write that moved no byte (the file shrank under us): an I/O
+// error like any other.
+absl::Status NoProgressStatus(const NvmeIo& op) {
+  return absl::UnavailableError(absl::StrCat(op.write ? "NVMe write" : "NVMe read",
+                                             " made no progress (the file was truncated?)"));
+}
+
 // What is left of an op after `done` bytes: the iovecs to send next.
 std::vector<iovec> Remaining(const NvmeIo& op, uint64_t done) {
   if (op.pieces.empty()) return {{op.data + done, static_cast<size_t>(op.length - done)}};
@@ -168,7 +175,7 @@ class UringBackend : public NvmeFile::Backend {
         if (op.status.ok()) op.status = ErrnoStatus(-res, op.write ? "NVMe write" : "NVMe read");
         finish_sub(sub);
       } else if (res == 0) {
-        if (op.status.ok()) op.status = absl::DataLossError("NVMe read past the end of the file");
+        if (op.status.ok()) op.status = NoProgressStatus(op);
         finish_sub(sub);
       } else if ((sub.done += static_cast<uint64_t>(res)) < sub.length) {
         ready.push_front(s);  // short: the rest goes again
@@ -304,7 +311,7 @@ class ThreadsBackend : public NvmeFile::Backend {
           break;
         }
         if (n == 0) {
-          op.status = absl::DataLossError("NVMe read past the end of the file");
+          op.status = NoProgressStatus(op);
           break;
         }
         done += static_cast<uint64_t>(n);
@@ -370,11 +377,13 @@ absl::StatusOr<std::unique_ptr<NvmeFile>> NvmeFile::Open(const Options& options)
     }
   }
   if (backend == nullptr) backend = std::make_unique<ThreadsBackend>(options.queue_depth);
-  return std::unique_ptr<NvmeFile>(new NvmeFile(fd, options.bytes, std::move(backend)));
+  return std::unique_ptr<NvmeFile>(
+      new NvmeFile(fd, options.bytes, std::move(backend), options.faults));
 }
 
-NvmeFile::NvmeFile(int fd, uint64_t bytes, std::unique_ptr<Backend> backend)
-    : fd_(fd), bytes_(bytes), backend_(std::move(backend)) {}
+NvmeFile::NvmeFile(int fd, uint64_t bytes, std::unique_ptr<Backend> backend,
+                   NvmeFaultPoint* faults)
+    : fd_(fd), bytes_(bytes), faults_(faults), backend_(std::move(backend)) {}
 
 NvmeFile::~NvmeFile() {
   backend_.reset();  // before the fd it uses
@@ -387,8 +396,46 @@ absl::Status NvmeFile::RegisterBuffers(uint8_t* base, uint64_t length) {
   return backend_->Register(base, length);
 }
 
+namespace {
+
+// An op cut to its first half (whole 4 KiB units) for an injected short
+// transfer; Restore puts it back and fails it.
+struct ShortenedOp {
+  NvmeIo* op;
+  uint64_t length;
+  std::vector<iovec> pieces;
+  std::function<void(NvmeIo&)> on_done;
+
+  explicit ShortenedOp(NvmeIo* o)
+      : op(o), length(o->length), pieces(o->pieces), on_done(std::move(o->on_done)) {
+    op->on_done = nullptr;  // its data is incomplete: nothing may verify or use it
+    const uint64_t half = op->length / 2 / kAlign * kAlign;
+    op->length = half;
+    for (uint64_t kept = 0; auto& p : op->pieces) {  // trim the pieces to `half`
+      p.iov_len = std::min<uint64_t>(p.iov_len, half - kept);
+      kept += p.iov_len;
+    }
+    std::erase_if(op->pieces, [](const iovec& p) { return p.iov_len == 0; });
+  }
+  void Restore() {
+    const uint64_t done = op->length;
+    op->length = length;
+    op->pieces = std::move(pieces);
+    op->on_done = std::move(on_done);
+    if (op->status.ok()) {
+      op->status = absl::UnavailableError(absl::StrCat(
+          op->write ? "NVMe write" : "NVMe read", ": short transfer, ", done, " of ", length,
+          " bytes (injected fault)"));
+    }
+  }
+};
+
+}  // namespace
+
 absl::Status NvmeFile::RunBatch(absl::Span<NvmeIo> ops) {
   std::vector<NvmeIo*> valid;
+  std::vector<ShortenedOp> shortened;
+  shortened.reserve(ops.size());
   for (NvmeIo& op : ops) {
     op.status = absl::OkStatus();
     bool aligned = op.offset % kAlign == 0 && op.length % kAlign == 0 && op.length > 0;
@@ -408,11 +455,20 @@ absl::Status NvmeFile::RunBatch(absl::Span<NvmeIo> ops) {
     } else if (op.offset > bytes_ || op.length > bytes_ - op.offset) {
       op.status = absl::OutOfRangeError(absl::StrCat("NVMe op [", op.offset, ", +", op.length,
                                                      ") is past the file's ", bytes_, " bytes"));
+    } else if (const NvmeFaultPoint::Fault fault =
+                   faults_ == nullptr ? NvmeFaultPoint::Fault::kNone : faults_->Next(op.write);
+               fault == NvmeFaultPoint::Fault::kEio) {
+      op.status = ErrnoStatus(EIO, op.write ? "NVMe write (injected fault)"
+                                            : "NVMe read (injected fault)");
+    } else if (fault == NvmeFaultPoint::Fault::kShort) {
+      shortened.emplace_back(&op);
+      if (op.length > 0) valid.push_back(&op);
     } else {
       valid.push_back(&op);
     }
   }
   if (!valid.empty()) backend_->Run(fd_, valid);
+  for (ShortenedOp& s : shortened) s.Restore();
   for (const NvmeIo& op : ops) {
     if (!op.status.ok()) return op.status;
   }

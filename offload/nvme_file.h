@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "offload/nvme_fault_point.h"
 
 namespace kvcache {
 
@@ -52,6 +53,7 @@ class NvmeFile {
     uint64_t bytes = 0;  // a file is preallocated to this; a device must hold it
     Engine engine = Engine::kAuto;
     int queue_depth = 8;
+    NvmeFaultPoint* faults = nullptr;  // tests only: injected disk faults; not owned
   };
 
   // INVALID_ARGUMENT for bad options; UNAVAILABLE if the path cannot be
@@ -77,10 +79,11 @@ class NvmeFile {
   class Backend;  // the engine; defined in nvme_file.cc
 
  private:
-  NvmeFile(int fd, uint64_t bytes, std::unique_ptr<Backend> backend);
+  NvmeFile(int fd, uint64_t bytes, std::unique_ptr<Backend> backend, NvmeFaultPoint* faults);
 
   const int fd_;
   const uint64_t bytes_;
+  NvmeFaultPoint* const faults_;
   std::unique_ptr<Backend> backend_;
 };
 

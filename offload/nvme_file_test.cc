@@ -23,8 +23,9 @@ Aligned Buffer(size_t bytes, uint8_t fill) {
 
 class NvmeFileTest : public ::testing::TestWithParam<NvmeFile::Engine> {
  protected:
-  std::unique_ptr<NvmeFile> Open(uint64_t bytes) {
+  std::unique_ptr<NvmeFile> Open(uint64_t bytes, NvmeFaultPoint* faults = nullptr) {
     NvmeFile::Options options;
+    options.faults = faults;
     options.path = path_;
     options.bytes = bytes;
     options.engine = GetParam();
@@ -157,6 +158,66 @@ TEST_P(NvmeFileTest, BadOpsFailAloneWithAReason) {
   EXPECT_EQ(ops[2].status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ops[3].status.code(), absl::StatusCode::kOutOfRange);
   EXPECT_TRUE(ops[4].status.ok()) << ops[4].status;
+}
+
+TEST_P(NvmeFileTest, InjectedFaultsFailOpsUntilCleared) {
+  NvmeFaultPoint faults;
+  auto file = Open(1 << 20, &faults);
+  ASSERT_NE(file, nullptr);
+  constexpr uint64_t kLen = 64 << 10;
+  Aligned zeros = Buffer(kLen, 0), ones = Buffer(kLen, 1), back = Buffer(kLen, 9);
+  std::vector<NvmeIo> clear = {{true, 0, zeros.get(), kLen}};
+  ASSERT_TRUE(file->RunBatch(absl::MakeSpan(clear)).ok());
+
+  // EIO on writes: nothing reaches the disk, the op says why.
+  faults.SetWrites(NvmeFaultPoint::Fault::kEio);
+  std::vector<NvmeIo> write = {{true, 0, ones.get(), kLen}};
+  absl::Status s = file->RunBatch(absl::MakeSpan(write));
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("Input/output error"), std::string::npos) << s;
+  std::vector<NvmeIo> read = {{false, 0, back.get(), kLen}};
+  ASSERT_TRUE(file->RunBatch(absl::MakeSpan(read)).ok());  // reads still work
+  EXPECT_EQ(back[0], 0);
+  EXPECT_EQ(back[kLen - 1], 0);
+
+  // A short write: the first half lands, the op fails.
+  faults.SetWrites(NvmeFaultPoint::Fault::kShort);
+  write = {{true, 0, ones.get(), kLen}};
+  s = file->RunBatch(absl::MakeSpan(write));
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("32768 of 65536"), std::string::npos) << s;
+  EXPECT_EQ(write[0].length, kLen);  // the caller's op is given back as it was
+  read = {{false, 0, back.get(), kLen}};
+  ASSERT_TRUE(file->RunBatch(absl::MakeSpan(read)).ok());
+  EXPECT_EQ(back[0], 1);
+  EXPECT_EQ(back[kLen / 2 - 1], 1);
+  EXPECT_EQ(back[kLen / 2], 0);  // torn, as a failing drive leaves it
+
+  // A short read of pieces: the op fails and its on_done never runs.
+  faults.Clear();
+  faults.SetReads(NvmeFaultPoint::Fault::kShort);
+  Aligned a = Buffer(kLen / 2, 7), b = Buffer(kLen / 2, 7);
+  bool done_called = false;
+  NvmeIo pieces{false, 0, nullptr, kLen};
+  pieces.pieces = {{a.get(), kLen / 2}, {b.get(), kLen / 2}};
+  pieces.on_done = [&](NvmeIo&) { done_called = true; };
+  read = {pieces};
+  s = file->RunBatch(absl::MakeSpan(read));
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_FALSE(done_called);
+  EXPECT_EQ(read[0].pieces.size(), 2u);
+  EXPECT_EQ(a[0], 1);  // the first half was read
+  EXPECT_EQ(b[0], 7);  // the second never was
+
+  // Cleared: everything works again.
+  EXPECT_EQ(faults.injected(), 3u);
+  faults.Clear();
+  write = {{true, 0, ones.get(), kLen}};
+  ASSERT_TRUE(file->RunBatch(absl::MakeSpan(write)).ok());
+  read = {pieces};
+  ASSERT_TRUE(file->RunBatch(absl::MakeSpan(read)).ok());
+  EXPECT_TRUE(done_called);
+  EXPECT_EQ(b[kLen / 2 - 1], 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, NvmeFileTest,

@@ -96,6 +96,7 @@ absl::StatusOr<std::unique_ptr<NvmeStore>> NvmeStore::Open(const Options& option
   file_options.bytes = options.bytes;
   file_options.engine = options.engine;
   file_options.queue_depth = options.queue_depth;
+  file_options.faults = options.faults;
   absl::StatusOr<std::unique_ptr<NvmeFile>> file = NvmeFile::Open(file_options);
   if (!file.ok()) return file.status();
   rocksdb::Options db_options;

@@ -71,6 +71,7 @@ class NvmeStore {
     uint64_t bytes = 0;        // size of blocks.data
     NvmeFile::Engine engine = NvmeFile::Engine::kAuto;
     int queue_depth = 8;
+    NvmeFaultPoint* faults = nullptr;  // tests only: injected disk faults; not owned
   };
 
   // Opens or creates the store and rebuilds free space from the index.
