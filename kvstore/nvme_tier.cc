@@ -12,6 +12,9 @@ absl::StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Open(const Options& options,
                                                          NamespaceTable* names) {
   absl::StatusOr<std::unique_ptr<NvmeStore>> store = NvmeStore::Open(options.store);
   if (!store.ok()) return store.status();
+  if (!(*store)->open_note().empty()) {
+    std::cerr << "kvstored: NVMe tier: " << (*store)->open_note() << "\n";
+  }
   return std::unique_ptr<NvmeTier>(new NvmeTier(options, std::move(*store), names));
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/fs.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -342,6 +343,25 @@ absl::StatusOr<std::unique_ptr<NvmeFile>> NvmeFile::Open(const Options& options)
   if (fd < 0) {
     return ErrnoStatus(errno, absl::StrCat("cannot open ", options.path, " with O_DIRECT").c_str());
   }
+  // One process per file: two daemons on one --nvme_dir would overwrite
+  // each other's records (and the index would be set aside as corrupt).
+  // A process just killed may hold it a moment longer: its ring's
+  // registered file is let go after it exits.
+  int locked = flock(fd, LOCK_EX | LOCK_NB);
+  for (int waited_ms = 0; locked != 0 && errno == EWOULDBLOCK && waited_ms < 3000;
+       waited_ms += 10) {
+    usleep(10 * 1000);
+    locked = flock(fd, LOCK_EX | LOCK_NB);
+  }
+  if (locked != 0) {
+    const int err = errno;
+    close(fd);
+    return err == EWOULDBLOCK
+               ? absl::UnavailableError(absl::StrCat(options.path,
+                                                     " is in use by another process (another "
+                                                     "kvstored on the same NVMe directory?)"))
+               : ErrnoStatus(err, absl::StrCat("cannot lock ", options.path).c_str());
+  }
   struct stat st {};
   fstat(fd, &st);
   absl::Status sized = absl::OkStatus();
@@ -387,6 +407,9 @@ NvmeFile::NvmeFile(int fd, uint64_t bytes, std::unique_ptr<Backend> backend,
 
 NvmeFile::~NvmeFile() {
   backend_.reset();  // before the fd it uses
+  // Explicitly: a ring's registered file may outlive close() for a while,
+  // and with it a lock the next open of this file would find held.
+  flock(fd_, LOCK_UN);
   close(fd_);
 }
 

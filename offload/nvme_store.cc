@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "key/checksum.h"
@@ -86,6 +88,81 @@ int64_t NowMicros() {
   return int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000;
 }
 
+// The index opened and read whole: free space rebuilt from it.
+struct IndexScan {
+  rocksdb::DB* db = nullptr;  // the caller owns it
+  RangeAllocator extents;
+  uint64_t blocks = 0, bad_entries = 0, max_generation = 0;
+};
+
+// Opens the RocksDB index in `dir` (creating it if missing) and reads every
+// entry. An entry that does not decode, or overlaps space already claimed,
+// cannot be trusted and is deleted. DATA_LOSS if RocksDB cannot open or read
+// the index (a corrupt or missing file); UNAVAILABLE for other failures.
+absl::StatusOr<IndexScan> OpenAndScanIndex(const std::string& dir, uint64_t bytes) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.paranoid_checks = true;
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status opened = rocksdb::DB::Open(db_options, dir, &db);
+  if (!opened.ok()) {
+    const std::string why = opened.ToString();
+    // A lock held elsewhere or a permission problem is not the index's fault.
+    if (opened.IsCorruption() || opened.IsNotFound() || opened.IsInvalidArgument() ||
+        (opened.IsIOError() && why.find("lock") == std::string::npos &&
+         why.find("ermission") == std::string::npos)) {
+      return absl::DataLossError(why);
+    }
+    return absl::UnavailableError(absl::StrCat("cannot open the NVMe index in ", dir, ": ", why));
+  }
+  IndexScan scan{db, RangeAllocator(bytes, kNvmeSector)};
+  std::vector<std::string> bad;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    NvmeEntry e;
+    NvmeBlockId id;
+    if (!DecodeIndexKey(it->key().ToString(), &id) || !DecodeEntry(it->value().ToString(), &e) ||
+        !scan.extents.MarkUsed(e.offset, NvmeRecordBytes(e.payload_bytes)).ok()) {
+      bad.push_back(it->key().ToString());
+      continue;
+    }
+    scan.max_generation = std::max(scan.max_generation, e.generation);
+    ++scan.blocks;
+  }
+  const rocksdb::Status read = it->status();
+  it.reset();
+  if (!read.ok()) {
+    delete db;
+    return absl::DataLossError(read.ToString());
+  }
+  for (const std::string& k : bad) db->Delete(rocksdb::WriteOptions(), k);
+  scan.bad_entries = bad.size();
+  return scan;
+}
+
+// As OpenAndScanIndex, but an index it cannot read is moved to
+// `dir`.corrupt (why in *why_unreadable) and a new one is started. The file
+// lock taken before says no other daemon uses this directory, so the index
+// is ours to set aside. Its records stay in the data file, unread: without
+// the index nothing can say which of them are current, and a guess could
+// serve an old block. They are overwritten as space is used.
+absl::StatusOr<IndexScan> OpenIndexOrSetItAside(const std::string& dir, uint64_t bytes,
+                                                std::string* why_unreadable) {
+  absl::StatusOr<IndexScan> scan = OpenAndScanIndex(dir, bytes);
+  if (scan.ok() || scan.status().code() != absl::StatusCode::kDataLoss) return scan;
+  *why_unreadable = std::string(scan.status().message());
+  const std::string aside = dir + ".corrupt";
+  std::error_code ec;
+  std::filesystem::remove_all(aside, ec);
+  std::filesystem::rename(dir, aside, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("the NVMe index in ", dir, " cannot be read (",
+                                               *why_unreadable, ") nor moved aside: ",
+                                               ec.message()));
+  }
+  return OpenAndScanIndex(dir, bytes);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NvmeStore>> NvmeStore::Open(const Options& options) {
@@ -99,44 +176,29 @@ absl::StatusOr<std::unique_ptr<NvmeStore>> NvmeStore::Open(const Options& option
   file_options.faults = options.faults;
   absl::StatusOr<std::unique_ptr<NvmeFile>> file = NvmeFile::Open(file_options);
   if (!file.ok()) return file.status();
-  rocksdb::Options db_options;
-  db_options.create_if_missing = true;
-  rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.dir + "/index", &db);
-  if (!s.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot open the NVMe index in ", options.dir, "/index: ", s.ToString()));
-  }
-  std::unique_ptr<NvmeStore> store(new NvmeStore(std::move(*file), db, options.bytes));
-  // Rebuild free space; an entry that overlaps what is already claimed (or
-  // does not decode) cannot be trusted and is dropped.
-  std::vector<std::string> bad;
-  uint64_t max_generation = 0;
-  {
-    MutexLock lock(&store->mu_);
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      NvmeEntry e;
-      NvmeBlockId id;
-      if (!DecodeIndexKey(it->key().ToString(), &id) || !DecodeEntry(it->value().ToString(), &e) ||
-          !store->extents_.MarkUsed(e.offset, NvmeRecordBytes(e.payload_bytes)).ok()) {
-        bad.push_back(it->key().ToString());
-        continue;
-      }
-      max_generation = std::max(max_generation, e.generation);
-      store->blocks_.fetch_add(1);
-    }
-    store->next_generation_ = max_generation + 1;
-  }
-  for (const std::string& k : bad) {
-    db->Delete(rocksdb::WriteOptions(), k);
-    store->corrupt_drops_.fetch_add(1);
+  const std::string index_dir = options.dir + "/index";
+  std::string why_unreadable;
+  absl::StatusOr<IndexScan> scan = OpenIndexOrSetItAside(index_dir, options.bytes, &why_unreadable);
+  if (!scan.ok()) return scan.status();
+  std::unique_ptr<NvmeStore> store(new NvmeStore(std::move(*file), scan->db,
+                                                 std::move(scan->extents),
+                                                 scan->max_generation + 1));
+  store->blocks_.store(scan->blocks);
+  store->corrupt_drops_.store(scan->bad_entries);
+  if (!why_unreadable.empty()) {
+    store->open_note_ = absl::StrCat("the index in ", index_dir, " could not be read (",
+                                     why_unreadable, "); it was moved to ", index_dir,
+                                     ".corrupt and the tier started empty");
   }
   return store;
 }
 
-NvmeStore::NvmeStore(std::unique_ptr<NvmeFile> file, rocksdb::DB* db, uint64_t bytes)
-    : file_(std::move(file)), db_(db), extents_(bytes, kNvmeSector) {}
+NvmeStore::NvmeStore(std::unique_ptr<NvmeFile> file, rocksdb::DB* db, RangeAllocator extents,
+                     uint64_t next_generation)
+    : file_(std::move(file)),
+      db_(db),
+      extents_(std::move(extents)),
+      next_generation_(next_generation) {}
 
 NvmeStore::~NvmeStore() { delete db_; }
 
@@ -255,10 +317,10 @@ absl::StatusOr<NvmeEntry> NvmeStore::Find(const NvmeBlockId& id) const {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), IndexKey(id), &value);
   if (s.IsNotFound()) return absl::NotFoundError("not on NVMe");
+  if (s.IsCorruption()) return absl::DataLossError(absl::StrCat("NVMe index read: ", s.ToString()));
+  if (!s.ok()) return absl::UnavailableError(absl::StrCat("NVMe index read: ", s.ToString()));
   NvmeEntry e;
-  if (!s.ok() || !DecodeEntry(value, &e)) {
-    return absl::UnavailableError(absl::StrCat("NVMe index read: ", s.ToString()));
-  }
+  if (!DecodeEntry(value, &e)) return absl::DataLossError("NVMe index entry does not decode");
   return e;
 }
 

@@ -75,8 +75,11 @@ class NvmeStore {
   };
 
   // Opens or creates the store and rebuilds free space from the index.
-  // INVALID_ARGUMENT for bad options, UNAVAILABLE if the file or the index
-  // cannot be opened (the message says which).
+  // An index RocksDB cannot open or read (a corrupt or missing file) is
+  // moved to index.corrupt and the store starts empty; open_note() says so.
+  // INVALID_ARGUMENT for bad options, UNAVAILABLE if the file is in use by
+  // another process or the file or the index cannot be opened otherwise (the
+  // message says which).
   static absl::StatusOr<std::unique_ptr<NvmeStore>> Open(const Options& options);
   ~NvmeStore();
 
@@ -121,18 +124,22 @@ class NvmeStore {
   uint64_t used_bytes() const;
   uint64_t corrupt_drops() const { return corrupt_drops_.load(); }
   const char* engine_name() const { return file_->engine_name(); }
+  // Empty, or what Open had to do to start (an unreadable index set aside).
+  const std::string& open_note() const { return open_note_; }
 
  private:
-  NvmeStore(std::unique_ptr<NvmeFile> file, rocksdb::DB* db, uint64_t bytes);
+  NvmeStore(std::unique_ptr<NvmeFile> file, rocksdb::DB* db, RangeAllocator extents,
+            uint64_t next_generation);
   absl::Status Drop(const std::string& index_key, const NvmeEntry& entry);
 
   std::unique_ptr<NvmeFile> file_;
   rocksdb::DB* const db_;  // owned
   mutable Mutex mu_;       // the allocator, and index updates with it
   RangeAllocator extents_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_generation_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> blocks_{0};
   std::atomic<uint64_t> corrupt_drops_{0};
+  std::string open_note_;
 };
 
 }  // namespace kvcache

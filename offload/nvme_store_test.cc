@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "key/checksum.h"
 #include "gtest/gtest.h"
@@ -121,6 +122,61 @@ TEST_F(NvmeStoreTest, RestartFindsEveryBlockAndReusesNoExtent) {
     EXPECT_EQ(found->offset, e.offset);
   });
   EXPECT_EQ(listed, 21);
+}
+
+// Ways an index can be lost while the daemon is down.
+enum class IndexDamage { kCurrentGarbage, kCurrentNamesAMissingManifest, kEveryFileOverwritten };
+
+TEST_F(NvmeStoreTest, AnUnreadableIndexIsSetAsideAndTheStoreStartsEmpty) {
+  for (IndexDamage damage : {IndexDamage::kCurrentGarbage, IndexDamage::kCurrentNamesAMissingManifest,
+                             IndexDamage::kEveryFileOverwritten}) {
+    SCOPED_TRACE(static_cast<int>(damage));
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+    OpenStore();
+    Payload p(9000, 3);
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(Put(i, p).ok());
+    store_.reset();
+    const std::string index = dir_ + "/index";
+    for (const auto& f : std::filesystem::directory_iterator(index)) {
+      const std::string name = f.path().filename();
+      const bool current = name == "CURRENT";
+      if (damage == IndexDamage::kEveryFileOverwritten ||
+          (current && damage == IndexDamage::kCurrentGarbage)) {
+        std::ofstream(f.path(), std::ios::binary | std::ios::trunc) << std::string(300, '\x5a');
+      } else if (current) {
+        std::ofstream(f.path(), std::ios::trunc) << "MANIFEST-999999\n";
+      }
+    }
+    OpenStore();
+    EXPECT_EQ(store_->blocks(), 0u);
+    EXPECT_EQ(store_->used_bytes(), 0u);
+    EXPECT_NE(store_->open_note().find("moved to " + index + ".corrupt"), std::string::npos)
+        << store_->open_note();
+    EXPECT_TRUE(std::filesystem::exists(index + ".corrupt/CURRENT"));
+    Payload back(9000, 0);
+    EXPECT_EQ(Get(0, back).code(), absl::StatusCode::kNotFound);  // its old records: unread
+    Payload q(9000, 4);
+    ASSERT_TRUE(Put(7, q).ok());  // the tier works from empty
+    OpenStore();
+    EXPECT_TRUE(store_->open_note().empty()) << store_->open_note();
+    EXPECT_EQ(store_->blocks(), 1u);
+    ASSERT_TRUE(Get(7, back).ok());
+    EXPECT_TRUE(back.SameAs(q));
+  }
+}
+
+TEST_F(NvmeStoreTest, ASecondOpenOfTheSameFilesIsRefused) {
+  OpenStore();
+  NvmeStore::Options options;
+  options.dir = dir_;
+  options.bytes = 4 << 20;
+  absl::StatusOr<std::unique_ptr<NvmeStore>> second = NvmeStore::Open(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(second.status().message().find("in use by another process"), std::string::npos)
+      << second.status();
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/index.corrupt"));  // the index was not touched
 }
 
 TEST_F(NvmeStoreTest, FlippedPayloadOrHeaderIsAMissAndDropped) {
