@@ -103,6 +103,11 @@ absl::StatusOr<IndexScan> OpenAndScanIndex(const std::string& dir, uint64_t byte
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.paranoid_checks = true;
+  // The index is small (about 100 bytes per block), but RocksDB's default
+  // memtable grows to 64 MiB before it flushes, twice over: the daemon's
+  // memory would creep up by that much under churn (memsoak).
+  db_options.write_buffer_size = 4 << 20;
+  db_options.max_write_buffer_number = 2;
   rocksdb::DB* db = nullptr;
   const rocksdb::Status opened = rocksdb::DB::Open(db_options, dir, &db);
   if (!opened.ok()) {

@@ -13,54 +13,11 @@
 #include "grpcpp/grpcpp.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
 #include "tools/crashtest/file_damage.h"
-#include "tools/crashtest/oracle.h"
+#include "tools/crashtest/oracle_load.h"
 #include "tools/daemon_process.h"
 
 namespace kvcache {
 namespace {
-
-const char* const kNamespaces[] = {"crash-a", "crash-b"};
-
-struct Counters {
-  std::atomic<uint64_t> lookups{0}, verified{0}, wrong{0}, put{0};
-};
-
-// Looks up prompt `prompt` in `ns`, fetches what hit and checks every byte
-// against the oracle; with `put_rest`, puts the blocks that missed.
-void ReadCheckAndFill(Client& client, const std::string& ns, uint32_t prompt, uint64_t block_bytes,
-                      bool put_rest, Counters& counters) {
-  const std::vector<BlockKey> chain = CrashTestChain(prompt);
-  const LookupResult hit = client.Lookup(ns, chain);
-  counters.lookups.fetch_add(1);
-  const size_t hits = std::min(hit.hits, chain.size());
-  std::vector<std::string> buffers(hits, std::string(block_bytes, '\0'));
-  std::vector<FetchTarget> targets;
-  for (size_t b = 0; b < hits; ++b) {
-    targets.push_back({chain[b], {reinterpret_cast<uint8_t*>(buffers[b].data()), block_bytes}});
-  }
-  const FetchResult got = hits == 0 ? FetchResult{} : client.Fetch(ns, targets);
-  for (size_t b = 0; b < got.blocks && b < hits; ++b) {
-    counters.verified.fetch_add(1);
-    if (buffers[b] != CrashTestPayload(ns, chain[b], block_bytes)) counters.wrong.fetch_add(1);
-  }
-  if (!put_rest || got.blocks >= chain.size()) return;
-  std::vector<PutBlock> rest;
-  for (size_t b = got.blocks; b < chain.size(); ++b) {
-    rest.push_back({chain[b], CrashTestPayload(ns, chain[b], block_bytes)});
-  }
-  absl::StatusOr<std::vector<v1::PutOutcome>> outcomes =
-      client.Put(ns, got.blocks == 0 ? BlockKey() : chain[got.blocks - 1], std::move(rest));
-  if (outcomes.ok()) counters.put.fetch_add(outcomes->size());  // the daemon may die meanwhile
-}
-
-ClientOptions ClientFor(const std::string& address, int path) {
-  ClientOptions o;
-  o.address = address;
-  o.deadline = absl::Seconds(10);
-  o.use_local_path = path == 0;  // same-host
-  o.use_data_port = path != 2;   // else gRPC
-  return o;
-}
 
 absl::StatusOr<std::unique_ptr<DaemonProcess>> StartDaemon(const CrashTestOptions& options,
                                                            CrashTestReport* report) {
@@ -97,7 +54,7 @@ void CheckRestart(const std::string& address, const std::string& dir, CrashTestR
   }
 }
 
-void Collect(const Counters& c, CrashTestReport* report) {
+void Collect(const OracleCounters& c, CrashTestReport* report) {
   report->lookups = c.lookups.load();
   report->blocks_verified = c.verified.load();
   report->wrong_blocks = c.wrong.load();
@@ -131,7 +88,7 @@ absl::StatusOr<CrashTestReport> RunCrashTest(
   if (ec) return absl::UnavailableError(absl::StrCat("cannot make ", options.dir, ": ", ec.message()));
   std::mt19937_64 rng(options.seed);
   CrashTestReport report;
-  Counters counters;
+  OracleCounters counters;
   for (int cycle = 0; cycle < options.cycles; ++cycle) {
     absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = StartDaemon(options, &report);
     if (!daemon.ok()) return daemon.status();
@@ -142,11 +99,11 @@ absl::StatusOr<CrashTestReport> RunCrashTest(
       const uint64_t seed = rng();
       clients.emplace_back([&, c, seed] {
         absl::StatusOr<std::unique_ptr<Client>> client =
-            Client::Create(ClientFor((*daemon)->address(), c % 3));
+            Client::Create(OracleClientOptions((*daemon)->address(), c % 3));
         if (!client.ok()) return;
         std::mt19937_64 mine(seed);
         while (!stop.load()) {
-          ReadCheckAndFill(**client, kNamespaces[mine() % 2],
+          ReadCheckAndFill(**client, kOracleNamespaces[mine() % 2],
                            static_cast<uint32_t>(mine() % options.prompts), options.block_bytes,
                            /*put_rest=*/mine() % 3 != 0, counters);
         }
@@ -191,10 +148,10 @@ absl::StatusOr<CrashTestReport> RunCrashTest(
   absl::StatusOr<std::unique_ptr<DaemonProcess>> daemon = StartDaemon(options, &report);
   if (!daemon.ok()) return daemon.status();
   CheckRestart((*daemon)->address(), options.dir, &report);
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(ClientFor((*daemon)->address(), 1));
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(OracleClientOptions((*daemon)->address(), 1));
   if (!client.ok()) return client.status();
   const uint64_t verified_before = counters.verified.load();
-  for (const char* ns : kNamespaces) {
+  for (const char* ns : kOracleNamespaces) {
     for (uint32_t p = 0; p < options.prompts; ++p) {
       ReadCheckAndFill(**client, ns, p, options.block_bytes, /*put_rest=*/false, counters);
     }
