@@ -18,14 +18,19 @@ absl::StatusOr<std::unique_ptr<BlockDirectoryReader>> BlockDirectoryReader::Crea
     return absl::InvalidArgumentError(
         absl::StrCat("unknown block directory format (version ", h.version, ")"));
   }
-  const uint64_t slots = uint64_t{h.bucket_count} * kDirectoryWays;
+  // Each offset is checked against the mapping before anything is added to
+  // it: offsets near 2^64 would otherwise wrap into sums that look small.
+  const uint64_t slots_bytes = uint64_t{h.bucket_count} * kDirectoryWays * sizeof(DirectorySlot);
+  const uint64_t links_and_presence_bytes =
+      (uint64_t{h.page_count} + h.presence_count) * sizeof(uint32_t);
   const bool fits = h.bucket_count > 0 && (h.bucket_count & (h.bucket_count - 1)) == 0 &&
                     h.page_bytes > 0 && uint64_t{h.page_count} * h.page_bytes <= arena_bytes &&
                     h.slots_offset >= sizeof(h) && h.slots_offset % alignof(DirectorySlot) == 0 &&
-                    h.next_offset >= h.slots_offset + slots * sizeof(DirectorySlot) &&
-                    h.next_offset % alignof(uint32_t) == 0 &&
-                    h.next_offset + uint64_t{h.page_count} * sizeof(uint32_t) +
-                            uint64_t{h.presence_count} * sizeof(uint32_t) <= directory_bytes &&
+                    h.slots_offset <= directory_bytes &&
+                    slots_bytes <= directory_bytes - h.slots_offset &&
+                    h.next_offset >= h.slots_offset + slots_bytes &&
+                    h.next_offset % alignof(uint32_t) == 0 && h.next_offset <= directory_bytes &&
+                    links_and_presence_bytes <= directory_bytes - h.next_offset &&
                     (h.presence_count & (h.presence_count - 1)) == 0 &&
                     h.total_bytes <= directory_bytes;
   if (!fits) return absl::InvalidArgumentError("block directory header does not fit its mapping");
@@ -107,6 +112,9 @@ BlockDirectoryReader::Result BlockDirectoryReader::Copy(uint32_t ns, const Block
   // The slot was consistent: this is the block, with this size.
   const uint64_t size = read.size;
   if (offset > size || dest.size() > size - offset) return Result::kMissing;
+  // A block larger than the arena can only be a slot rewritten under us;
+  // past this check every walk of its page links is shorter than the arena.
+  if (size > uint64_t{header_.page_count} * header_.page_bytes) return Result::kChanged;
 
   uint32_t page = read.first_page;
   const uint64_t page_bytes = header_.page_bytes;

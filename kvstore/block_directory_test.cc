@@ -200,6 +200,56 @@ TEST_F(BlockDirectoryTest, ReaderRejectsAnUnknownOrMisfitHeader) {
                    .ok());
 }
 
+// Offsets so large their sums wrap around 2^64 must not pass for ones that
+// fit (the slots would be read from before the mapping), and a slot whose
+// block is larger than the arena is not followed through its page links
+// (a cycle of links would otherwise be walked for as long as it asked).
+TEST_F(BlockDirectoryTest, ReaderRejectsWrappingOffsetsAndOversizedSlots) {
+  Make(1 << 20);
+  std::vector<uint8_t> copy(directory_->bytes());
+  std::memcpy(copy.data(), dir_map_, copy.size());
+  DirectoryHeader h;
+  std::memcpy(&h, copy.data(), sizeof(h));
+  DirectoryHeader wrapped = h;
+  wrapped.slots_offset = ~uint64_t{0} - 63;  // + the slots wraps to a small number
+  wrapped.next_offset = (wrapped.slots_offset + uint64_t{h.bucket_count} * kDirectoryWays *
+                                                    sizeof(DirectorySlot));
+  std::memcpy(copy.data(), &wrapped, sizeof(wrapped));
+  EXPECT_FALSE(BlockDirectoryReader::Create(copy.data(), copy.size(),
+                                            static_cast<const uint8_t*>(arena_map_),
+                                            arena_->capacity_bytes())
+                   .ok());
+  wrapped = h;
+  wrapped.next_offset = ~uint64_t{0} - 3;  // + the page links wraps
+  std::memcpy(copy.data(), &wrapped, sizeof(wrapped));
+  EXPECT_FALSE(BlockDirectoryReader::Create(copy.data(), copy.size(),
+                                            static_cast<const uint8_t*>(arena_map_),
+                                            arena_->capacity_bytes())
+                   .ok());
+
+  // A listed block whose slot then claims more bytes than the arena has,
+  // with its first page linked to itself.
+  std::memcpy(copy.data(), &h, sizeof(h));
+  auto reader = BlockDirectoryReader::Create(copy.data(), copy.size(),
+                                             static_cast<const uint8_t*>(arena_map_),
+                                             arena_->capacity_bytes());
+  ASSERT_TRUE(reader.ok());
+  const DirectoryKey key(KeyOf(1).data(), KeyOf(1).size());
+  auto* slot = reinterpret_cast<DirectorySlot*>(
+      copy.data() + h.slots_offset +
+      uint64_t{DirectoryBucket(3, key, h.bucket_count)} * kDirectoryWays * sizeof(DirectorySlot));
+  slot->seq.store(2);
+  slot->ns.store(3);
+  slot->first_page.store(0);
+  slot->size.store(uint64_t{1} << 62);
+  slot->key_size.store(key.size);
+  for (size_t w = 0; w < kDirectoryKeyWords; ++w) slot->key[w].store(key.words[w]);
+  reinterpret_cast<std::atomic<uint32_t>*>(copy.data() + h.next_offset)[0].store(0);
+  std::vector<uint8_t> out(4096);
+  EXPECT_EQ((*reader)->Copy(3, KeyOf(1), uint64_t{1} << 61, {out.data(), out.size()}, false),
+            Result::kChanged);
+}
+
 // The seqlock under fire, across processes as in production: a forked reader
 // copies blocks while this process withdraws them, frees their pages, fills
 // the pages with other blocks and lists those. Every copy the reader accepts

@@ -1,17 +1,62 @@
 // Writes the fuzzers' seed inputs (tools/fuzz/corpus/): well-formed
-// FetchChunks and NVMe record headers, so that mutation starts from inputs
+// FetchChunks, NVMe record headers and a block directory, so that mutation starts from inputs
 // that pass the checks. Run by tools/scripts/fuzz.sh --seeds; the output is
 // checked in.
 #include <fstream>
 #include <string>
 
+#include <cstddef>
+#include <cstring>
+
 #include "offload/nvme_record.h"
+#include "proto/block_directory_layout.h"
 #include "proto/fetch_chunk_codec.h"
 
 namespace {
 
 void Write(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// A directory over a 64 KiB arena of 4 KiB pages: 4 buckets, a presence
+// table of 16, and one block of 6,000 bytes on pages 2 then 5.
+std::string DirectorySeed() {
+  using namespace kvcache;
+  DirectoryHeader h{};
+  h.magic = kDirectoryMagic;
+  h.version = kDirectoryVersion;
+  h.ways = kDirectoryWays;
+  h.bucket_count = 4;
+  h.page_count = 16;
+  h.page_bytes = 4096;
+  h.presence_count = 16;
+  h.slots_offset = 64;
+  h.next_offset = h.slots_offset + 16 * sizeof(DirectorySlot);
+  h.total_bytes = h.next_offset + (16 + 16) * sizeof(uint32_t);
+  std::string d(h.total_bytes, '\0');
+  std::memcpy(d.data(), &h, sizeof(h));
+  const uint32_t complete = 1;
+  std::memcpy(d.data() + kDirectoryCompleteOffset, &complete, 4);
+  uint8_t key[32];
+  for (int i = 0; i < 32; ++i) key[i] = static_cast<uint8_t>('a' + i % 26);
+  const DirectoryKey k(key, 32);
+  const uint32_t ns = 1;
+  char* slot = d.data() + h.slots_offset +
+               DirectoryBucket(ns, k, h.bucket_count) * kDirectoryWays * sizeof(DirectorySlot);
+  const uint64_t seq = 2, size = 6000;
+  const uint32_t first_page = 2, key_size = 32;
+  std::memcpy(slot + offsetof(DirectorySlot, seq), &seq, 8);
+  std::memcpy(slot + offsetof(DirectorySlot, ns), &ns, 4);
+  std::memcpy(slot + offsetof(DirectorySlot, first_page), &first_page, 4);
+  std::memcpy(slot + offsetof(DirectorySlot, size), &size, 8);
+  std::memcpy(slot + offsetof(DirectorySlot, key_size), &key_size, 4);
+  std::memcpy(slot + offsetof(DirectorySlot, key), k.words, 32);
+  auto* next = reinterpret_cast<uint32_t*>(d.data() + h.next_offset);
+  for (int p = 0; p < 16; ++p) next[p] = kDirectoryNoPage;
+  next[2] = 5;
+  auto* presence = next + 16;
+  presence[DirectoryPresenceSlot(ns, k, h.presence_count)] = 1;
+  return d;
 }
 
 }  // namespace
@@ -48,6 +93,8 @@ int main(int argc, char** argv) {
   sector = kvcache::EncodeNvmeHeader(n);
   if (!sector.ok()) return 1;
   Write(dir + "/nvme_header/short", std::string(sector->begin(), sector->end()));
+
+  Write(dir + "/block_directory/one-block", DirectorySeed());
 
   int i = 0;
   for (const char* s : {"64MiB", "1.5GiB", "0", "4096", "16KiB", "2 MiB", "1e3"}) {

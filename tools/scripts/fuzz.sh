@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds our libFuzzer targets (tools/fuzz/*_fuzzer.cc: the FetchChunk
-# decoder, the NVMe record header decoder, byte-size parsing) with clang-14,
-# ASan and UBSan, and runs each for SECONDS (default 10) from its checked-in
+# decoder, the NVMe record header decoder, byte-size parsing, the block
+# directory reader) with clang-14, ASan and UBSan, and runs each for SECONDS (default 10) from its checked-in
 # corpus (tools/fuzz/corpus/NAME). New inputs it finds go to a scratch copy;
 # a crash leaves its input in $OUT (default /tmp/kvcache-fuzz) and fails the
 # run. Installs clang-14 and libclang-rt-14-dev when missing.
 # Usage: tools/scripts/fuzz.sh [SECONDS]     (--seeds: rewrite the corpus seeds)
+#        FUZZERS="block_directory" tools/scripts/fuzz.sh 600   (only those)
+# An input that runs past 10 s counts as a crash (a hang).
 # Ends with one line per fuzzer: executions, and "N fuzzers, N crashed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,6 +36,7 @@ declare -A sources=(
   [fetch_chunk]="proto/fetch_chunk_codec.cc"
   [nvme_header]="offload/nvme_record.cc key/checksum.cc key/checksum_avx2.cc common/bulk_copy.cc common/bulk_copy_avx2.cc"
   [byte_size]="common/byte_size.cc"
+  [block_directory]="client/block_directory_reader.cc key/block_key.cc common/bulk_copy.cc common/bulk_copy_avx2.cc"
 )
 compile() {  # NAME MAIN [-fsanitize=fuzzer]
   local name=$1 main=$2 extra=${3:-}
@@ -49,14 +52,16 @@ compile() {  # NAME MAIN [-fsanitize=fuzzer]
 }
 if [[ ${1:-} == --seeds ]]; then
   sources[seeds]="${sources[fetch_chunk]} ${sources[nvme_header]}"
-  mkdir -p tools/fuzz/corpus/{fetch_chunk,nvme_header,byte_size}
+  mkdir -p tools/fuzz/corpus/{fetch_chunk,nvme_header,byte_size,block_directory}
   compile seeds tools/fuzz/write_seeds.cc "" "" && "$build/seeds" tools/fuzz/corpus || exit 1
   echo "fuzz: seeds written to tools/fuzz/corpus"
   exit 0
 fi
 seconds=${1:-10}
 crashed=0
-for name in fetch_chunk nvme_header byte_size; do
+fuzzers=(fetch_chunk nvme_header byte_size block_directory)
+[[ -n ${FUZZERS:-} ]] && read -ra fuzzers <<<"$FUZZERS"  # only these
+for name in "${fuzzers[@]}"; do
   if ! compile "$name" "tools/fuzz/${name}_fuzzer.cc" -fsanitize=fuzzer "_fuzzer"; then
     echo "$name: did not build"
     crashed=$((crashed + 1))
@@ -66,7 +71,7 @@ for name in fetch_chunk nvme_header byte_size; do
   mkdir -p "$corpus"
   cp tools/fuzz/corpus/$name/* "$corpus/" 2>/dev/null
   log=$build/$name.log
-  if "$build/${name}_fuzzer" -max_total_time="$seconds" -artifact_prefix="$out/$name-" \
+  if "$build/${name}_fuzzer" -max_total_time="$seconds" -timeout=10 -artifact_prefix="$out/$name-" \
       -print_final_stats=1 "$corpus" >"$log" 2>&1; then
     runs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
     echo "$name: ${runs:-?} executions in ${seconds}s, no crash"
@@ -77,5 +82,5 @@ for name in fetch_chunk nvme_header byte_size; do
     grep -m5 -E 'ERROR|SUMMARY|runtime error' "$log"
   fi
 done
-echo "3 fuzzers, $crashed crashed"
+echo "${#fuzzers[@]} fuzzers, $crashed crashed"
 ((crashed == 0))
