@@ -22,16 +22,23 @@ absl::StatusOr<ResidentMemory> ReadResidentMemory(int pid) {
   if (!in) return absl::UnavailableError(absl::StrCat("no process ", pid));
   ResidentMemory m;
   std::string line;
+  bool has_rss = false;
   while (std::getline(in, line)) {
     std::istringstream fields(line);
     std::string name;
+    fields >> name;
+    if (name == "State:" && line.find("zombie") != std::string::npos) {
+      return absl::UnavailableError(absl::StrCat("process ", pid, " has exited"));
+    }
     uint64_t kib = 0;
-    fields >> name >> kib;
+    fields >> kib;
+    has_rss = has_rss || name == "VmRSS:";
     if (name == "VmRSS:") m.total = kib << 10;
     if (name == "RssAnon:") m.anon = kib << 10;
     if (name == "RssShmem:") m.shmem = kib << 10;
     if (name == "RssFile:") m.file = kib << 10;
   }
+  if (!has_rss) return absl::UnavailableError(absl::StrCat("process ", pid, " has no memory"));
   return m;
 }
 

@@ -53,7 +53,8 @@ struct SoakReport {
   }
 };
 
-// Reads /proc/`pid`/status. UNAVAILABLE if the process is gone.
+// Reads /proc/`pid`/status. UNAVAILABLE if the process is gone or has
+// exited (a zombie not yet waited for).
 absl::StatusOr<ResidentMemory> ReadResidentMemory(int pid);
 
 // Runs the soak; `on_sample` (may be empty) sees the report after each

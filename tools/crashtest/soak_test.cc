@@ -3,7 +3,10 @@
 // resident memory within its host arena plus the stated overhead.
 #include "tools/crashtest/soak.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "absl/time/clock.h"
 
 #include "gtest/gtest.h"
 
@@ -20,6 +23,19 @@ constexpr bool kSanitized = false;
 // the client connections' buffers, the index, RocksDB's memtables (capped
 // at 2 x 4 MiB) and block cache (8 MiB).
 constexpr uint64_t kStatedOverhead = 96ull << 20;
+
+TEST(SoakTest, ResidentMemoryIsReadOnlyFromALiveProcess) {
+  absl::StatusOr<ResidentMemory> self = ReadResidentMemory(getpid());
+  ASSERT_TRUE(self.ok()) << self.status();
+  EXPECT_GT(self->total, 0u);
+  EXPECT_GT(self->file, 0u);
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  absl::SleepFor(absl::Milliseconds(200));  // exited, not yet waited for: a zombie
+  EXPECT_EQ(ReadResidentMemory(child).status().code(), absl::StatusCode::kUnavailable);
+  waitpid(child, nullptr, 0);
+  EXPECT_EQ(ReadResidentMemory(child).status().code(), absl::StatusCode::kUnavailable);
+}
 
 TEST(SoakTest, MixedLoadStaysWithinTheArenaPlusTheStatedOverhead) {
   SoakOptions options;

@@ -96,6 +96,20 @@ int main(int argc, char** argv) {
 
   Write(dir + "/block_directory/one-block", DirectorySeed());
 
+  // Wire programs (tools/fuzz/daemon_under_fuzz.h): an op byte, then its
+  // fields. A put of 4,096 bytes of 'x' to key 2 of namespace 1, a fetch of
+  // that key, a read of the replies.
+  const std::string put = std::string("\x03\x00\x10x\x01\x02\x01\x01", 8);
+  const std::string fetch = std::string("\x05\x01\x01\x02\x00\x00\x00", 7);
+  Write(dir + "/data_port_wire/put-fetch", put + fetch + "\x06");
+  // Same-host: a put begin of key 2, a commit of lease 1, a fetch lease of
+  // key 2, a release of lease 2, a read.
+  const std::string begin = std::string("\x04\x01\x02\x01\x01\x00\x10\x00\x00\x07\x00\x00\x00", 13);
+  const std::string commit = std::string("\x05\x01\x01", 3);
+  const std::string lease = std::string("\x03\x01", 2) + fetch.substr(1);
+  const std::string release = std::string("\x05\x02\x00", 3);
+  Write(dir + "/local_wire/lease-cycle", begin + commit + lease + release + "\x06");
+
   int i = 0;
   for (const char* s : {"64MiB", "1.5GiB", "0", "4096", "16KiB", "2 MiB", "1e3"}) {
     Write(dir + "/byte_size/seed-" + std::to_string(i++), s);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds our libFuzzer targets (tools/fuzz/*_fuzzer.cc: the FetchChunk
 # decoder, the NVMe record header decoder, byte-size parsing, the block
-# directory reader) with clang-14, ASan and UBSan, and runs each for SECONDS (default 10) from its checked-in
-# corpus (tools/fuzz/corpus/NAME). New inputs it finds go to a scratch copy;
+# directory reader; and the data-port and same-host wire fuzzers, which
+# drive a real kvstored: $KVSTORED, default bazel-bin/kvstore/kvstored)
+# with clang-14, ASan and UBSan, and runs each for SECONDS (default 10) from
+# its checked-in corpus (tools/fuzz/corpus/NAME). New inputs it finds go to a scratch copy;
 # a crash leaves its input in $OUT (default /tmp/kvcache-fuzz) and fails the
 # run. Installs clang-14 and libclang-rt-14-dev when missing.
 # Usage: tools/scripts/fuzz.sh [SECONDS]     (--seeds: rewrite the corpus seeds)
@@ -37,6 +39,8 @@ declare -A sources=(
   [nvme_header]="offload/nvme_record.cc key/checksum.cc key/checksum_avx2.cc common/bulk_copy.cc common/bulk_copy_avx2.cc"
   [byte_size]="common/byte_size.cc"
   [block_directory]="client/block_directory_reader.cc key/block_key.cc common/bulk_copy.cc common/bulk_copy_avx2.cc"
+  [data_port_wire]=""
+  [local_wire]=""
 )
 compile() {  # NAME MAIN [-fsanitize=fuzzer]
   local name=$1 main=$2 extra=${3:-}
@@ -52,14 +56,19 @@ compile() {  # NAME MAIN [-fsanitize=fuzzer]
 }
 if [[ ${1:-} == --seeds ]]; then
   sources[seeds]="${sources[fetch_chunk]} ${sources[nvme_header]}"
-  mkdir -p tools/fuzz/corpus/{fetch_chunk,nvme_header,byte_size,block_directory}
+  mkdir -p tools/fuzz/corpus/{fetch_chunk,nvme_header,byte_size,block_directory,data_port_wire,local_wire}
   compile seeds tools/fuzz/write_seeds.cc "" "" && "$build/seeds" tools/fuzz/corpus || exit 1
   echo "fuzz: seeds written to tools/fuzz/corpus"
   exit 0
 fi
 seconds=${1:-10}
 crashed=0
-fuzzers=(fetch_chunk nvme_header byte_size block_directory)
+fuzzers=(fetch_chunk nvme_header byte_size block_directory data_port_wire local_wire)
+# The wire fuzzers talk to a real kvstored (tools/fuzz/daemon_under_fuzz.h).
+if [[ -z ${KVSTORED:-} ]]; then
+  [[ -x bazel-bin/kvstore/kvstored ]] || bazel build //kvstore:kvstored || exit 1
+  export KVSTORED=$PWD/bazel-bin/kvstore/kvstored
+fi
 [[ -n ${FUZZERS:-} ]] && read -ra fuzzers <<<"$FUZZERS"  # only these
 for name in "${fuzzers[@]}"; do
   if ! compile "$name" "tools/fuzz/${name}_fuzzer.cc" -fsanitize=fuzzer "_fuzzer"; then
