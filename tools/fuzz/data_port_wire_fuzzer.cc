@@ -8,6 +8,7 @@
 
 #include "proto/data_port_wire.h"
 #include "tools/fuzz/daemon_under_fuzz.h"
+#include "tools/fuzz/wire_program.h"
 
 namespace fz = kvcache::fuzz;
 

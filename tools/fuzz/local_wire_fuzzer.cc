@@ -7,6 +7,7 @@
 // must close its side promptly and still be alive (daemon_under_fuzz.h).
 #include "proto/local_wire.h"
 #include "tools/fuzz/daemon_under_fuzz.h"
+#include "tools/fuzz/wire_program.h"
 
 namespace fz = kvcache::fuzz;
 
