@@ -197,7 +197,9 @@ TEST_F(BlockStoreTest, InjectedDiskFaultsDisableTheTierWhileDramServes) {
   EXPECT_EQ(store_->restored_blocks(), written);
   EXPECT_EQ(store_->nvme()->counters().corrupt_drops, 0u);
   for (int i = 0; i < 30; ++i) {
-    if (View(i).has_value()) EXPECT_TRUE(ReadsBack(i)) << i;
+    if (View(i).has_value()) {
+      EXPECT_TRUE(ReadsBack(i)) << i;
+    }
   }
 }
 

@@ -54,7 +54,9 @@ TEST(SoakTest, MixedLoadStaysWithinTheArenaPlusTheStatedOverhead) {
   std::cerr << "soak: resident max " << (r.max.total >> 20) << " MiB (heap " << (r.max.anon >> 20)
             << " MiB, arena " << (r.max.shmem >> 20) << " MiB), " << (r.OverheadBytes() >> 20)
             << " MiB past a " << (r.host_capacity_bytes >> 20) << " MiB arena\n";
-  if (!kSanitized) EXPECT_LE(r.OverheadBytes(), kStatedOverhead);
+  if (!kSanitized) {
+    EXPECT_LE(r.OverheadBytes(), kStatedOverhead);
+  }
 }
 
 }  // namespace
