@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/socket_io.h"
+#include "common/tcp_listen.h"
 #include "kvstore/fetch_plan.h"
 #include "kvstore/put_admission.h"
 #include "proto/data_port_wire.h"
@@ -48,38 +49,6 @@ bool SendEnd(int fd, const absl::Status& status) {
   return WriteFullV(fd, iov.data(), iov.size());
 }
 
-// A listening socket on host:port; returns the fd and the bound port.
-absl::StatusOr<std::pair<int, int>> Listen(const std::string& host, int port) {
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  const std::string h = host == "localhost" ? "127.0.0.1" : host;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
-  if (inet_pton(AF_INET, h.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    len = sizeof(*v4);
-  } else if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    len = sizeof(*v6);
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("data port: '", host, "' is not an IP address"));
-  }
-  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, 128) != 0) {
-    const int err = errno;
-    close(fd);
-    return absl::UnavailableError(
-        absl::StrCat("data port: cannot listen on ", host, ":", port, ": ", std::strerror(err)));
-  }
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int bound = ntohs(addr.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
-  return std::make_pair(fd, bound);
-}
-
 // Reads and drops `n` bytes. False if the connection ends first.
 bool Drain(int fd, uint64_t n) {
   std::vector<uint8_t> scratch(std::min<uint64_t>(n, 256 << 10));
@@ -95,8 +64,11 @@ bool Drain(int fd, uint64_t n) {
 
 absl::StatusOr<std::unique_ptr<DataPortServer>> DataPortServer::Start(ServiceContext& service,
                                                                        const Options& options) {
-  auto listening = Listen(options.host, options.port);
-  if (!listening.ok()) return listening.status();
+  auto listening = ListenTcp(options.host, options.port);
+  if (!listening.ok()) {
+    return absl::Status(listening.status().code(),
+                        absl::StrCat("data port: ", listening.status().message()));
+  }
   std::unique_ptr<DataPortServer> server(new DataPortServer(service, options, listening->second));
   server->connections_ = std::make_unique<ConnectionThreads>(
       listening->first, options.max_connections, [s = server.get()](int fd) { s->Serve(fd); });

@@ -392,6 +392,7 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
     nvme->set_enabled(false);
     nvme->set_detail(store.nvme_unavailable());
   }
+  response.set_metrics_address(context_.metrics_address);
   if (const ReplicaRepairer* r = context_.repairer.load(std::memory_order_acquire)) {
     response.set_repair(r->Describe());
   }

@@ -44,6 +44,9 @@ class KvCacheService final : public RawKvCacheService {
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx, const Raw* request,
                                   Raw* response) override;
 
+  // The figures Stats returns, as of now; /metrics renders the same.
+  void DoStats(v1::StatsResponse& response);
+
  private:
   // Parses the request, runs do_call(request, response), serializes the
   // response, and finishes the call with the first error on the way.
@@ -60,7 +63,6 @@ class KvCacheService final : public RawKvCacheService {
                       v1::ListResponse& response);
   absl::Status DoInspect(const std::string& tenant, const v1::InspectRequest& request,
                          v1::InspectResponse& response);
-  void DoStats(v1::StatsResponse& response);
 
   ServiceContext& context_;
 };

@@ -29,10 +29,17 @@
 #include "kvstore/data_port_server.h"
 #include "kvstore/kvcache_service.h"
 #include "kvstore/local_path_server.h"
+#include "kvstore/metrics_server.h"
+#include "kvstore/metrics_text.h"
 #include "kvstore/protobuf_log_limit.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, host:port. Port 0 picks a free port (see --port_file).");
+constexpr char kDefaultMetricsListen[] = "127.0.0.1:9464";  // Prometheus' exporter range
+ABSL_FLAG(std::string, metrics_listen, kDefaultMetricsListen,
+          "Where to serve Prometheus metrics (GET /metrics), host:port with an IP literal; port 0 "
+          "picks a free one (Stats and `kvctl stats` say which); \"off\" serves none. If the "
+          "default port is taken the daemon says so and runs without metrics.");
 ABSL_FLAG(bool, allow_remote, false,
           "Allow a non-loopback --listen address. There is no TLS or authentication yet, so "
           "anyone who can reach the port can read and evict every block.");
@@ -195,6 +202,41 @@ ClusterJoinOptions JoinOptions(const std::string& bound) {
   return join;
 }
 
+// Starts /metrics as --metrics_listen says, rendering `service`'s Stats;
+// null when off. Fails the daemon only for an address the operator gave.
+absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetrics(KvCacheService& service,
+                                                            std::string* line) {
+  const std::string listen = absl::GetFlag(FLAGS_metrics_listen);
+  *line = "off (--metrics_listen=off)";
+  if (listen == "off") return nullptr;
+  const size_t colon = listen.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metrics_listen must be host:port or off, not '", listen, "'"));
+  }
+  MetricsServer::Options options;
+  options.host = std::string(absl::StripSuffix(absl::StripPrefix(listen.substr(0, colon), "["), "]"));
+  options.port = port;
+  absl::StatusOr<std::unique_ptr<MetricsServer>> server =
+      MetricsServer::Start(options, [&service] {
+        v1::StatsResponse stats;
+        service.DoStats(stats);
+        return RenderMetrics(stats);
+      });
+  if (!server.ok()) {
+    if (listen != kDefaultMetricsListen) return server.status();  // the operator's own address
+    *line = absl::StrCat("off (", server.status().message(), ")");
+    std::cerr << "kvstored: no /metrics: " << server.status().message()
+              << " (--metrics_listen picks another address)\n";
+    return nullptr;
+  }
+  const std::string host = listen.substr(0, colon);
+  *line = absl::StrCat("http://", host, ":", (*server)->port(), "/metrics");
+  return server;
+}
+
 int Run() {
   const std::string listen = absl::GetFlag(FLAGS_listen);
   if (!IsLoopback(listen) && !absl::GetFlag(FLAGS_allow_remote)) {
@@ -346,6 +388,17 @@ int Run() {
                                       : absl::StrCat("off (", local_path->gpu_unshared(), ")"));
   }
   KvCacheService service(context);
+  std::string metrics_line;
+  absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = StartMetrics(service, &metrics_line);
+  if (!metrics.ok()) {
+    std::cerr << "kvstored: " << metrics.status().message() << "\n";
+    return 1;
+  }
+  if (*metrics != nullptr) {
+    const std::string given = absl::GetFlag(FLAGS_metrics_listen);
+    context.metrics_address =
+        absl::StrCat(given.substr(0, given.rfind(':')), ":", (*metrics)->port());
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -434,6 +487,7 @@ int Run() {
             << "  GPU tier:  " << gpu_line << "\n"
             << "  NVMe tier: " << nvme_line << "\n"
             << "  cluster:   " << cluster_line << "\n"
+            << "  metrics:   " << metrics_line << "\n"
             << "Try it:  kvctl --server " << bound << " stats\n"
             << "Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
             << std::flush;
@@ -454,6 +508,7 @@ int Run() {
   server->Wait();
   if (data_port != nullptr) data_port->Shutdown();
   if (local_path != nullptr) local_path->Shutdown();
+  metrics->reset();  // its renders read the service and the store
   std::cout << "kvstored: stopped" << std::endl;
   return 0;
 }

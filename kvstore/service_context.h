@@ -59,6 +59,8 @@ struct ServiceContext {
   // id and its same-host socket ("" if off), both advertised by Hello.
   std::string instance_id;
   std::string local_socket;
+  // Where /metrics is served ("" if not), for Stats; set likewise.
+  std::string metrics_address;
   // The membership line Stats shows; set once the daemon registers (after
   // the server starts), never freed before the server stops. Not owned.
   std::atomic<const EtcdRegistration*> cluster{nullptr};

@@ -60,6 +60,9 @@ std::string FormatStats(const v1::StatsResponse& s) {
                         FormatBytes(s.pinned_bytes()), FormatBytes(s.staged_bytes()));
   if (!s.cluster().empty()) absl::StrAppend(&out, "cluster: ", s.cluster(), "\n");
   if (!s.repair().empty()) absl::StrAppend(&out, "repair:  ", s.repair(), "\n");
+  if (!s.metrics_address().empty()) {
+    absl::StrAppend(&out, "metrics: http://", s.metrics_address(), "/metrics\n");
+  }
   if (!s.block_directory().empty()) {
     absl::StrAppendFormat(&out, "same-host direct reads %d   block directory: %s\n",
                           s.direct_reads(), s.block_directory());

@@ -1,0 +1,162 @@
+"""kvstored's Prometheus metrics, checked as an operator would: /metrics of a
+live daemon parsed by the stock parser (python3-prometheus-client), and
+scraped by a real Prometheus (Debian's prometheus) started here, after a
+known workload whose counts the scraped values must match."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from kvcache_testing import Daemon, main
+from raw_wire import decode_fields, key, lookup_hits, put, put_block, unary
+
+BLOCK = 64 << 10
+NS = b"metrics-ns"
+STATS_METRICS_ADDRESS = 33  # StatsResponse.metrics_address
+
+
+def metrics_address(channel):
+    fields = decode_fields(unary(channel, "Stats", b""))
+    return next(v for n, w, v in fields if n == STATS_METRICS_ADDRESS).decode()
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def samples(text):
+    """{(name, ((label, value), ...)): value} of every sample, parsed by the
+    stock parser (which raises on anything out of format)."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def workload(channel):
+    """A chain of 5 blocks stored, then one lookup of 8 keys: 5 hit, 3 miss."""
+    chain = [put_block(NS, key(0), b"\x00" * BLOCK)]
+    for i in range(1, 5):
+        chain.append(put_block(NS, key(i), bytes([i]) * BLOCK, parent=key(i - 1)))
+    put(channel, chain)
+    assert lookup_hits(channel, NS, [key(i) for i in range(8)]) == 5
+
+
+# What the workload must move, from a fresh daemon.
+EXPECTED = {
+    ("kvstored_puts_total", (("result", "stored"),)): 5,
+    ("kvstored_lookups_total", ()): 1,
+    ("kvstored_lookup_keys_total", ()): 8,
+    ("kvstored_lookup_hit_keys_total", ()): 5,
+    ("kvstored_tier_misses_total", (("tier", "host"),)): 3,
+    ("kvstored_tier_blocks", (("tier", "host"),)): 5,
+    ("kvstored_tier_bytes_in_total", (("tier", "host"),)): 5 * BLOCK,
+    ("kvstored_pinned_bytes", ()): 0,
+    ("kvstored_staged_bytes", ()): 0,
+}
+
+
+@pytest.fixture
+def daemon():
+    with Daemon(["--metrics_listen=127.0.0.1:0", "--host_capacity=64MiB", "--page_size=64KiB"]) as d:
+        yield d
+
+
+def test_metrics_parse_and_count_a_known_workload(daemon):
+    channel = grpc.insecure_channel(daemon.address)
+    address = metrics_address(channel)
+    status, content_type, text = get(f"http://{address}/metrics")
+    assert status == 200
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert samples(text)[("kvstored_tier_blocks", (("tier", "host"),))] == 0
+    workload(channel)
+    after = samples(get(f"http://{address}/metrics")[2])
+    for series, value in EXPECTED.items():
+        assert after[series] == value, series
+    assert after[("kvstored_tier_used_bytes", (("tier", "host"),))] >= 5 * BLOCK
+    assert after[("kvstored_tier_capacity_bytes", (("tier", "host"),))] == 64 << 20
+    assert after[("kvstored_uptime_seconds", ())] >= 0
+    assert any(name == "kvstored_build_info" for name, _ in after)
+    assert get(f"http://{address}/other")[0] == 404
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Prometheus:
+    """Debian's prometheus scraping `target` every second, on a free port."""
+
+    def __init__(self, target):
+        self.dir = tempfile.mkdtemp(prefix="prometheus-test-")
+        config = os.path.join(self.dir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                    "scrape_configs:\n  - job_name: kvstored\n"
+                    f"    static_configs:\n      - targets: ['{target}']\n")
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = open(os.path.join(self.dir, "log"), "wb")
+        self.process = subprocess.Popen(
+            [shutil.which("prometheus") or "/usr/bin/prometheus", f"--config.file={config}",
+             f"--storage.tsdb.path={os.path.join(self.dir, 'data')}",
+             f"--web.listen-address={self.url[len('http://'):]}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def query(self, expr):
+        """The instant value of `expr` (one series), or None."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                result = json.load(r)["data"]["result"]
+        except (urllib.error.URLError, ConnectionError):
+            return None
+        return float(result[0]["value"][1]) if len(result) == 1 else None
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_a_real_prometheus_scrapes_what_was_done(daemon):
+    channel = grpc.insecure_channel(daemon.address)
+    workload(channel)
+    prometheus = Prometheus(metrics_address(channel))
+    try:
+        want = {'kvstored_puts_total{result="stored"}': 5, "kvstored_lookup_keys_total": 8,
+                "kvstored_lookup_hit_keys_total": 5, 'kvstored_tier_misses_total{tier="host"}': 3,
+                'kvstored_tier_blocks{tier="host"}': 5, 'up{job="kvstored"}': 1}
+        got = {}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            got = {expr: prometheus.query(expr) for expr in want}
+            if got == want:
+                break
+            assert prometheus.process.poll() is None, "prometheus exited"
+            time.sleep(0.5)
+        assert got == want
+    finally:
+        prometheus.stop()
+
+
+if __name__ == "__main__":
+    main(__file__)
