@@ -94,8 +94,15 @@ bool DataPortServer::ServeOne(int fd, const std::shared_ptr<ConnectionShare>& sh
   // halfway holds pages. Between requests the idle timeout applies.
   SetTimeout(fd, SO_RCVTIMEO, options_.stall_timeout);
   bool keep = false;
-  if (head[0] == kDataPortMagic) keep = ServeFetch(fd, head[1], share);
-  if (head[0] == kDataPortPutMagic) keep = ServePut(fd, head[1], share);
+  const absl::Time start = absl::Now();
+  if (head[0] == kDataPortMagic) {
+    keep = ServeFetch(fd, head[1], share);
+    service_.counters.Latency(RequestPath::kDataPort, RequestOp::kFetch).Record(absl::Now() - start);
+  }
+  if (head[0] == kDataPortPutMagic) {
+    keep = ServePut(fd, head[1], share);
+    service_.counters.Latency(RequestPath::kDataPort, RequestOp::kPut).Record(absl::Now() - start);
+  }
   SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
   return keep;  // false too for anything not our protocol
 }

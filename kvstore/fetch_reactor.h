@@ -39,6 +39,7 @@ class FetchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>, pu
   void WriteNext();
 
   ServiceContext& service_;
+  const absl::Time started_ = absl::Now();  // for the latency histogram
   const std::string tenant_;
   std::shared_ptr<ConnectionShare> share_;  // moved into charge_ once planned
   grpc::CallbackServerContext* const context_;

@@ -146,10 +146,13 @@ absl::Status KvCacheService::DoHello(v1::HelloResponse& response) {
 grpc::ServerUnaryReactor* KvCacheService::Lookup(grpc::CallbackServerContext* ctx,
                                                  const Raw* request, Raw* response) {
   const std::string tenant = TenantOf(*ctx);
-  return Unary<v1::LookupRequest, v1::LookupResponse>(
+  const absl::Time start = absl::Now();
+  grpc::ServerUnaryReactor* reactor = Unary<v1::LookupRequest, v1::LookupResponse>(
       ctx, request, response, [&](const v1::LookupRequest& q, v1::LookupResponse& r) {
         return DoLookup(tenant, q, r);
       });
+  context_.counters.Latency(RequestPath::kGrpc, RequestOp::kLookup).Record(absl::Now() - start);
+  return reactor;
 }
 
 absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::LookupRequest& request,
@@ -393,6 +396,21 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
     nvme->set_detail(store.nvme_unavailable());
   }
   response.set_metrics_address(context_.metrics_address);
+  static constexpr const char* kPaths[] = {"grpc", "data_port", "same_host"};
+  static constexpr const char* kOps[] = {"lookup", "fetch", "put"};
+  for (size_t p = 0; p < std::size(kPaths); ++p) {
+    for (size_t o = 0; o < std::size(kOps); ++o) {
+      const LatencyHistogram::Snapshot snap =
+          context_.counters.Latency(RequestPath(p), RequestOp(o)).Take();
+      v1::LatencyHistogram* h = response.add_latencies();
+      h->set_path(kPaths[p]);
+      h->set_op(kOps[o]);
+      for (uint64_t bound : LatencyHistogram::kBoundsMicros) h->add_bucket_upper_micros(bound);
+      for (uint64_t c : snap.counts) h->add_counts(c);
+      h->set_count(snap.count);
+      h->set_sum_micros(snap.sum_micros);
+    }
+  }
   if (const ReplicaRepairer* r = context_.repairer.load(std::memory_order_acquire)) {
     response.set_repair(r->Describe());
   }

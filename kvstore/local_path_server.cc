@@ -235,8 +235,9 @@ void LocalPathServer::Serve(int fd) {
     std::string body(head[1], '\0');
     if (!ReadFull(fd, body.data(), body.size())) return;
     const absl::Time expires = now + options_.lease_ttl;
+    const LocalMessage type = static_cast<LocalMessage>(head[0]);
 
-    switch (static_cast<LocalMessage>(head[0])) {
+    switch (type) {
       case LocalMessage::kFetchLease: {
         v1::FetchRequest request;
         v1::LocalLease reply;
@@ -390,6 +391,13 @@ void LocalPathServer::Serve(int fd) {
       }
       default:
         return;  // not our protocol
+    }
+    // A fetch is its lease; a put is its commit (the copy, the hash and the
+    // index), its begin being only a reservation.
+    if (type == LocalMessage::kFetchLease || type == LocalMessage::kGpuLease) {
+      service_.counters.Latency(RequestPath::kSameHost, RequestOp::kFetch).Record(absl::Now() - now);
+    } else if (type == LocalMessage::kPutCommit) {
+      service_.counters.Latency(RequestPath::kSameHost, RequestOp::kPut).Record(absl::Now() - now);
     }
   }
 }

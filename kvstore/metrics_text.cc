@@ -1,6 +1,7 @@
 #include "kvstore/metrics_text.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -28,7 +29,13 @@ std::string LabelValue(const std::string& v) {
   return absl::StrReplaceAll(v, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}});
 }
 
-std::string Number(double v) { return absl::StrFormat("%.17g", v); }
+// The shortest of 15 or 17 digits that reads back as `v` (0.1, not
+// 0.10000000000000001).
+std::string Number(double v) {
+  std::string s = absl::StrFormat("%.15g", v);
+  if (std::strtod(s.c_str(), nullptr) != v) s = absl::StrFormat("%.17g", v);
+  return s;
+}
 
 class Exposition {
  public:
@@ -39,9 +46,11 @@ class Exposition {
     return *this;
   }
   // A sample of the current family; `labels` as `key="value",...` or empty.
-  Exposition& Sample(const std::string& labels, double value) {
-    absl::StrAppend(&out_, name_, labels.empty() ? "" : absl::StrCat("{", labels, "}"), " ",
-                    Number(value), "\n");
+  Exposition& Sample(const std::string& labels, double value) { return Sample("", labels, value); }
+  // The same, its name the family's with `suffix` (a histogram's _bucket).
+  Exposition& Sample(const char* suffix, const std::string& labels, double value) {
+    absl::StrAppend(&out_, name_, suffix, labels.empty() ? "" : absl::StrCat("{", labels, "}"),
+                    " ", Number(value), "\n");
     return *this;
   }
   Exposition& Counter(const std::string& name, const char* help, uint64_t value) {
@@ -147,6 +156,24 @@ std::string RenderMetrics(const v1::StatsResponse& s) {
             s.gpu_leased_blocks());
   e.Counter("kvstored_gpu_not_admitted_total", "GPU offers refused for want of pages.",
             s.gpu_not_admitted());
+
+  e.Family("kvstored_request_duration_seconds", "histogram",
+           "Time the daemon took over a request, start to end as it saw it (a streamed fetch or "
+           "put: the whole stream; same-host: the lease, or the put's commit).");
+  for (const v1::LatencyHistogram& h : s.latencies()) {
+    const std::string labels =
+        absl::StrCat("path=\"", LabelValue(h.path()), "\",op=\"", LabelValue(h.op()), "\"");
+    uint64_t cumulative = 0;
+    for (int b = 0; b < h.counts_size(); ++b) {
+      cumulative += h.counts(b);
+      const std::string le = b < h.bucket_upper_micros_size()
+                                 ? Number(static_cast<double>(h.bucket_upper_micros(b)) / 1e6)
+                                 : std::string("+Inf");
+      e.Sample("_bucket", absl::StrCat(labels, ",le=\"", le, "\""), static_cast<double>(cumulative));
+    }
+    e.Sample("_sum", labels, static_cast<double>(h.sum_micros()) / 1e6);
+    e.Sample("_count", labels, static_cast<double>(h.count()));
+  }
   return e.Take();
 }
 

@@ -43,6 +43,13 @@ TEST(MetricsTextTest, RendersEveryFigureWithItsFamilyLines) {
   s.set_puts_rejected(1);
   s.set_nvme_read_errors(2);
   s.set_nvme_restore_seconds(0.25);
+  v1::LatencyHistogram* lookup = s.add_latencies();
+  lookup->set_path("grpc");
+  lookup->set_op("lookup");
+  for (uint64_t bound : {10, 100, 1000}) lookup->add_bucket_upper_micros(bound);
+  for (uint64_t count : {2, 0, 3, 1}) lookup->add_counts(count);
+  lookup->set_count(6);
+  lookup->set_sum_micros(2500000);
   const std::string text = RenderMetrics(s);
   const std::map<std::string, std::string> samples = Samples(text);
 
@@ -60,6 +67,18 @@ TEST(MetricsTextTest, RendersEveryFigureWithItsFamilyLines) {
   EXPECT_EQ(samples.at(R"(kvstored_puts_total{result="rejected"})"), "1");
   EXPECT_EQ(samples.at(R"(kvstored_nvme_io_errors_total{op="read"})"), "2");
   EXPECT_EQ(samples.at("kvstored_nvme_restore_seconds"), "0.25");
+  // A histogram: cumulative buckets in seconds, then +Inf, the sum, the count.
+  const std::string lookup_labels = R"(path="grpc",op="lookup")";
+  auto bucket = [&](const char* le) {
+    return samples.at("kvstored_request_duration_seconds_bucket{" + lookup_labels + ",le=\"" +
+                      le + "\"}");
+  };
+  EXPECT_EQ(bucket("1e-05"), "2");
+  EXPECT_EQ(bucket("0.0001"), "2");
+  EXPECT_EQ(bucket("0.001"), "5");
+  EXPECT_EQ(bucket("+Inf"), "6");
+  EXPECT_EQ(samples.at("kvstored_request_duration_seconds_sum{" + lookup_labels + "}"), "2.5");
+  EXPECT_EQ(samples.at("kvstored_request_duration_seconds_count{" + lookup_labels + "}"), "6");
 
   // Each family is announced once, before its samples, with a type.
   std::istringstream lines(text);
@@ -70,7 +89,7 @@ TEST(MetricsTextTest, RendersEveryFigureWithItsFamilyLines) {
       family = line.substr(7, line.find(' ', 7) - 7);
       ++types[family];
       const std::string type = line.substr(line.rfind(' ') + 1);
-      EXPECT_TRUE(type == "counter" || type == "gauge") << line;
+      EXPECT_TRUE(type == "counter" || type == "gauge" || type == "histogram") << line;
       EXPECT_EQ(type == "counter", family.size() > 6 &&
                                        family.compare(family.size() - 6, 6, "_total") == 0)
           << line;

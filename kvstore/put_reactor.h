@@ -54,6 +54,7 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, publi
   void End(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ServiceContext& service_;
+  const absl::Time started_ = absl::Now();  // for the latency histogram
   const std::string tenant_;
   const std::shared_ptr<ConnectionShare> share_;
   grpc::ByteBuffer* const raw_response_;  // owned by gRPC

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/latency_histogram.h"
 #include "grpcpp/grpcpp.h"
 #include "kvstore/block_store.h"
 #include "kvstore/connection_share.h"
@@ -35,7 +36,20 @@ struct ServiceLimits {
   uint32_t max_list_page = 1000;
 };
 
+// Which way a request came, and what it asked: the latency histograms'
+// dimensions (Stats names them "grpc", "data_port", "same_host" and
+// "lookup", "fetch", "put").
+enum class RequestPath { kGrpc, kDataPort, kSameHost, kCount };
+enum class RequestOp { kLookup, kFetch, kPut, kCount };
+
 struct ServiceCounters {
+  // Every request's latency, by path and operation.
+  LatencyHistogram& Latency(RequestPath path, RequestOp op) {
+    return latency[static_cast<size_t>(path)][static_cast<size_t>(op)];
+  }
+  LatencyHistogram latency[static_cast<size_t>(RequestPath::kCount)]
+                          [static_cast<size_t>(RequestOp::kCount)];
+
   std::atomic<uint64_t> lookups{0};
   std::atomic<uint64_t> lookup_keys{0};
   std::atomic<uint64_t> lookup_hit_keys{0};

@@ -67,6 +67,8 @@ EXPECTED = {
     ("kvstored_tier_misses_total", (("tier", "host"),)): 3,
     ("kvstored_tier_blocks", (("tier", "host"),)): 5,
     ("kvstored_tier_bytes_in_total", (("tier", "host"),)): 5 * BLOCK,
+    ("kvstored_request_duration_seconds_count", (("op", "lookup"), ("path", "grpc"))): 1,
+    ("kvstored_request_duration_seconds_count", (("op", "put"), ("path", "grpc"))): 1,
     ("kvstored_pinned_bytes", ()): 0,
     ("kvstored_staged_bytes", ()): 0,
 }
@@ -93,7 +95,45 @@ def test_metrics_parse_and_count_a_known_workload(daemon):
     assert after[("kvstored_tier_capacity_bytes", (("tier", "host"),))] == 64 << 20
     assert after[("kvstored_uptime_seconds", ())] >= 0
     assert any(name == "kvstored_build_info" for name, _ in after)
+    # The one lookup's latency is in a bucket, and +Inf holds every request.
+    lookup = (("op", "lookup"), ("path", "grpc"))
+    assert after[("kvstored_request_duration_seconds_bucket", (("le", "+Inf"),) + lookup)] == 1
+    assert after[("kvstored_request_duration_seconds_sum", lookup)] > 0
     assert get(f"http://{address}/other")[0] == 404
+
+
+PATHS = {  # kvcache.Client options that take one path (same host: every fetch a lease)
+    "same_host": {"use_direct_reads": False},
+    "data_port": {"use_local_path": False},
+    "grpc": {"use_local_path": False, "use_data_port": False},
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_each_path_counts_its_own_fetches_and_puts(daemon, path):
+    import kvcache  # the client library's binding
+
+    channel = grpc.insecure_channel(daemon.address)
+    address = metrics_address(channel)
+    count = "kvstored_request_duration_seconds_count"
+    before = samples(get(f"http://{address}/metrics")[2])
+    schema = kvcache.KeySchema(model_id="metrics/model", weights_revision=path, kv_dtype="fp16")
+    keys = kvcache.chain_keys(schema, list(range(16 * 3)))
+    with kvcache.Client(daemon.address, **PATHS[path]) as c:
+        assert c.put(schema.namespace, None, keys, [bytes([i]) * BLOCK for i in range(3)]).stored == 3
+        # A lease per fetch on the same host: no block directory copies.
+        got = c.fetch(schema.namespace, keys, [bytearray(BLOCK) for _ in range(3)])
+        assert got.blocks == 3
+    after = samples(get(f"http://{address}/metrics")[2])
+
+    def moved(p, op):
+        series = (count, (("op", op), ("path", p)))
+        return after[series] - before[series]
+
+    assert moved(path, "put") >= 1
+    assert moved(path, "fetch") >= 1
+    # Puts went no other way (lookups and fetches may fall back, puts not here).
+    assert all(moved(p, "put") == 0 for p in PATHS if p != path)
 
 
 def free_port():

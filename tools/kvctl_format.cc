@@ -10,6 +10,28 @@
 namespace kvcache {
 namespace {
 
+// The bucket bound below which fraction `q` of h's requests fell.
+uint64_t Quantile(const v1::LatencyHistogram& h, double q) {
+  const double rank = q * static_cast<double>(h.count());
+  uint64_t seen = 0;
+  for (int b = 0; b < h.counts_size(); ++b) {
+    seen += h.counts(b);
+    if (h.counts(b) > 0 && static_cast<double>(seen) >= rank) {
+      return b < h.bucket_upper_micros_size() ? h.bucket_upper_micros(b)
+             : h.bucket_upper_micros_size() > 0 ? h.bucket_upper_micros(h.bucket_upper_micros_size() - 1)
+                                                 : 0;
+    }
+  }
+  return 0;
+}
+
+std::string Micros(uint64_t us) {
+  if (us < 1000) return absl::StrCat(us, " us");
+  if (us < 1000000) return absl::StrFormat("%.3g ms", us / 1e3);
+  return absl::StrFormat("%.3g s", us / 1e6);
+}
+
+
 std::string TierName(int tier) {
   switch (tier) {
     case v1::TIER_GPU: return "gpu";
@@ -62,6 +84,18 @@ std::string FormatStats(const v1::StatsResponse& s) {
   if (!s.repair().empty()) absl::StrAppend(&out, "repair:  ", s.repair(), "\n");
   if (!s.metrics_address().empty()) {
     absl::StrAppend(&out, "metrics: http://", s.metrics_address(), "/metrics\n");
+  }
+  // Latency since start, per path and operation that saw requests.
+  bool heading = false;
+  for (const v1::LatencyHistogram& h : s.latencies()) {
+    if (h.count() == 0) continue;
+    if (!heading) {
+      absl::StrAppendFormat(&out, "latency since start (bucket bounds):\n");
+      heading = true;
+    }
+    absl::StrAppendFormat(&out, "  %-9s %-6s %10d requests   p50 <= %s   p99 <= %s   mean %s\n",
+                          h.path(), h.op(), h.count(), Micros(Quantile(h, 0.5)),
+                          Micros(Quantile(h, 0.99)), Micros(h.sum_micros() / h.count()));
   }
   if (!s.block_directory().empty()) {
     absl::StrAppendFormat(&out, "same-host direct reads %d   block directory: %s\n",
