@@ -93,6 +93,18 @@ TEST_F(KvctlTest, PutGetLsInspectEvict) {
   EXPECT_EQ(g["cachedBlocks"], 0);  // evicted above
 }
 
+// A live view: a header, then one row per interval with what happened in it.
+TEST_F(KvctlTest, TopPrintsARowPerInterval) {
+  CliResult top = Kvctl(server_ + "top --interval_ms=300 --count=3");
+  EXPECT_EQ(top.exit_code, 0) << top.out;
+  EXPECT_EQ(top.out.find("time"), 0u) << top.out;
+  EXPECT_NE(top.out.find("lookups/s"), std::string::npos) << top.out;
+  EXPECT_EQ(std::count(top.out.begin(), top.out.end(), '\n'), 4) << top.out;
+  CliResult bad = Kvctl(server_ + "top --interval_ms=1");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("--interval_ms"), std::string::npos) << bad.out;
+}
+
 TEST_F(KvctlTest, ClearErrors) {
   CliResult bad_key = Kvctl(server_ + "inspect --ns=x zz");
   EXPECT_EQ(bad_key.exit_code, 1);

@@ -5,6 +5,7 @@ known workload whose counts the scraped values must match."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kvcache_testing import Daemon, main
+from kvcache_testing import Daemon, main, runfile
 from raw_wire import decode_fields, key, lookup_hits, put, put_block, unary
 
 BLOCK = 64 << 10
@@ -160,14 +161,21 @@ class Prometheus:
              f"--web.listen-address={self.url[len('http://'):]}"],
             stdout=self.log, stderr=subprocess.STDOUT)
 
-    def query(self, expr):
-        """The instant value of `expr` (one series), or None."""
+    def answer(self, expr):
+        """Prometheus' JSON answer to the instant query `expr`, or None."""
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
-                result = json.load(r)["data"]["result"]
+                return json.load(r)
+        except urllib.error.HTTPError as e:  # a query Prometheus refuses: its reason
+            return json.load(e)
         except (urllib.error.URLError, ConnectionError):
             return None
+
+    def query(self, expr):
+        """The instant value of `expr` (one series), or None."""
+        answer = self.answer(expr)
+        result = answer["data"]["result"] if answer and answer.get("status") == "success" else []
         return float(result[0]["value"][1]) if len(result) == 1 else None
 
     def stop(self):
@@ -194,6 +202,19 @@ def test_a_real_prometheus_scrapes_what_was_done(daemon):
             assert prometheus.process.poll() is None, "prometheus exited"
             time.sleep(0.5)
         assert got == want
+
+        # Every query of the Grafana dashboard is valid PromQL, and every
+        # kvstored metric it names is one the daemon exports.
+        exported = {name for name, _ in samples(get(f"http://{metrics_address(channel)}/metrics")[2])}
+        with open(runfile("tools/grafana/kvstored.json")) as f:
+            dashboard = json.load(f)
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+        assert len(exprs) >= 10
+        for expr in exprs:
+            for name in re.findall(r"kvstored_[a-z_]+", expr):
+                assert name in exported, (name, expr)
+            answer = prometheus.answer(expr.replace("$__rate_interval", "1m"))
+            assert answer and answer["status"] == "success", (expr, answer)
     finally:
         prometheus.stop()
 

@@ -20,6 +20,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "tools/kvctl_cluster.h"
 #include "tools/kvctl_format.h"
+#include "tools/kvctl_top.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "kvstored address, host:port.");
 ABSL_FLAG(std::string, peers, "",
@@ -44,6 +45,8 @@ ABSL_FLAG(std::string, out, "", "get: file to write the fetched blocks to, in or
 ABSL_FLAG(std::string, model, "kvctl-demo", "put/get: key schema model id.");
 ABSL_FLAG(int, tokens_per_block, 16, "put/get: key schema tokens per block.");
 ABSL_FLAG(std::string, kv_dtype, "bf16", "put/get: key schema KV dtype.");
+ABSL_FLAG(int, interval_ms, 1000, "top: milliseconds between rows.");
+ABSL_FLAG(int, count, 0, "top: rows to print, then exit; 0: until interrupted.");
 
 namespace kvcache {
 namespace {
@@ -60,6 +63,9 @@ Commands:
   kvctl put --tokens=F --payload=P      store a prompt's blocks (by hand, for trying things)
   kvctl get --tokens=F [--out=O]        look up and fetch a prompt's cached prefix
   kvctl health                          gRPC health check
+  kvctl top [--interval_ms=1000] [--count=N]   live rates, hit ratio, bytes and
+                                        latency (p50/p99 per path) of one node,
+                                        a row per interval (Ctrl-C to stop)
 
 One node: --server (default 127.0.0.1:50051). A cluster: --peers=A,B,C, or
 --etcd=HOST:PORT to read the members kvstored --etcd registered there; then
@@ -201,6 +207,30 @@ class Ctl {
   // One node (cluster false) or the cluster's members.
   Ctl(const std::vector<std::string>& addresses, bool cluster) : cluster_(cluster) {
     for (const std::string& a : addresses) nodes_.emplace_back(a);
+  }
+
+  // A row per interval of what one node did since the last (kvctl_top.h).
+  int Top() {
+    if (cluster_) return Fail("top watches one node: give it --server");
+    const int interval_ms = absl::GetFlag(FLAGS_interval_ms);
+    const int count = absl::GetFlag(FLAGS_count);
+    if (interval_ms < 10 || count < 0) return Fail("top: --interval_ms >= 10 and --count >= 0");
+    absl::StatusOr<v1::StatsResponse> before = nodes_[0].Stats();
+    if (!before.ok()) return Fail(std::string(before.status().message()));
+    absl::Time before_at = absl::Now();
+    for (int row = 0; count == 0 || row < count; ++row) {
+      if (row % 20 == 0) std::cout << TopHeader();
+      absl::SleepFor(absl::Milliseconds(interval_ms));
+      absl::StatusOr<v1::StatsResponse> now = nodes_[0].Stats();
+      if (!now.ok()) return Fail(std::string(now.status().message()));
+      const absl::Time now_at = absl::Now();
+      std::cout << TopRow(*before, *now, absl::ToDoubleSeconds(now_at - before_at),
+                          absl::FormatTime("%H:%M:%S", now_at, absl::LocalTimeZone()))
+                << std::flush;
+      before = std::move(now);
+      before_at = now_at;
+    }
+    return 0;
   }
 
   int Stats() {
@@ -420,6 +450,7 @@ int main(int argc, char** argv) {
   }
   kvcache::Ctl ctl(addresses, cluster);
   if (command == "stats") return ctl.Stats();
+  if (command == "top") return ctl.Top();
   if (command == "ls") return ctl.Ls();
   if (command == "inspect") return ctl.Inspect(args);
   if (command == "evict") return ctl.Evict(args);
