@@ -153,6 +153,13 @@ inline bool Send(int fd, const void* data, size_t n) {
   return true;
 }
 
+// Both protocols frame a message as u32 | u32 | body (magic or type, then
+// the length, which may lie).
+inline void SendFrame(int fd, uint32_t first, uint32_t length, const std::string& body) {
+  const uint32_t head[2] = {first, length};
+  Send(fd, head, sizeof(head)) && Send(fd, body.data(), body.size());
+}
+
 // Reads whatever has arrived within `wait_ms` (fds passed with it, such as
 // the same-host welcome's, are closed by the kernel: no control buffer).
 // False once the daemon closed the connection.

@@ -14,17 +14,12 @@ namespace fz = kvcache::fuzz;
 
 namespace {
 
-void Frame(int fd, uint32_t magic, uint32_t length, const std::string& body) {
-  const uint32_t head[2] = {magic, length};
-  fz::Send(fd, head, sizeof(head)) && fz::Send(fd, body.data(), body.size());
-}
-
 void Put(int fd, fz::Input& in, bool honest) {
   const std::string payload(in.U16() % 20000, static_cast<char>(in.Byte()));
   const uint64_t checksum = XXH3_64bits(payload.data(), payload.size());
   const std::string header =
       fz::PutHeaderBody(in, payload.size(), honest ? checksum : checksum ^ in.U32());
-  Frame(fd, kvcache::kDataPortPutMagic, header.size(), header);
+  fz::SendFrame(fd, kvcache::kDataPortPutMagic, header.size(), header);
   // A dishonest put may also stop short of its payload.
   fz::Send(fd, payload.data(), honest ? payload.size() : payload.size() / (1 + in.Byte() % 3));
 }
@@ -49,12 +44,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 1: {  // a fetch frame around arbitrary bytes
         const std::string body = in.Bytes(in.U16() % 512);
-        Frame(fd, kvcache::kDataPortMagic, body.size(), body);
+        fz::SendFrame(fd, kvcache::kDataPortMagic, body.size(), body);
         break;
       }
       case 2: {  // a frame whose length lies
         const uint32_t magic = in.Byte() % 2 ? kvcache::kDataPortMagic : kvcache::kDataPortPutMagic;
-        Frame(fd, magic, in.U32(), in.Bytes(in.Byte() % 64));
+        fz::SendFrame(fd, magic, in.U32(), in.Bytes(in.Byte() % 64));
         break;
       }
       case 3:
@@ -65,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case 5: {  // a well-formed fetch of small keys
         const std::string body = fz::FetchRequestBody(in);
-        Frame(fd, kvcache::kDataPortMagic, body.size(), body);
+        fz::SendFrame(fd, kvcache::kDataPortMagic, body.size(), body);
         break;
       }
       case 6:
@@ -73,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       default: {  // a put frame around an arbitrary header
         const std::string header = in.Bytes(in.Byte() % 128);
-        Frame(fd, kvcache::kDataPortPutMagic, header.size(), header);
+        fz::SendFrame(fd, kvcache::kDataPortPutMagic, header.size(), header);
         break;
       }
     }

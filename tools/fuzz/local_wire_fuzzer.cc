@@ -13,13 +13,8 @@ namespace fz = kvcache::fuzz;
 
 namespace {
 
-void Message(int fd, uint32_t type, uint32_t length, const std::string& body) {
-  const uint32_t head[2] = {type, length};
-  fz::Send(fd, head, sizeof(head)) && fz::Send(fd, body.data(), body.size());
-}
-
 void Message(int fd, kvcache::LocalMessage type, const std::string& body) {
-  Message(fd, static_cast<uint32_t>(type), body.size(), body);
+  fz::SendFrame(fd, static_cast<uint32_t>(type), body.size(), body);
 }
 
 }  // namespace
@@ -43,12 +38,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 1: {  // any type, arbitrary body
         const uint32_t type = in.Byte() % 12;
         const std::string body = in.Bytes(in.U16() % 512);
-        Message(fd, type, body.size(), body);
+        fz::SendFrame(fd, type, body.size(), body);
         break;
       }
       case 2: {  // a length that lies
         const uint32_t type = in.Byte() % 12;
-        Message(fd, type, in.U32(), in.Bytes(in.Byte() % 64));
+        fz::SendFrame(fd, type, in.U32(), in.Bytes(in.Byte() % 64));
         break;
       }
       case 3:  // a well-formed fetch lease (or GPU lease) of small keys
