@@ -331,6 +331,9 @@ grpc::ServerUnaryReactor* KvCacheService::Stats(grpc::CallbackServerContext* ctx
   return Unary<v1::StatsRequest, v1::StatsResponse>(
       ctx, request, response, [&](const v1::StatsRequest&, v1::StatsResponse& r) {
         DoStats(r);
+        // Not in DoStats: /metrics renders it from its own thread, which may
+        // start before kvstored sets this.
+        r.set_metrics_address(context_.metrics_address);
         return absl::OkStatus();
       });
 }
@@ -395,7 +398,6 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
     nvme->set_enabled(false);
     nvme->set_detail(store.nvme_unavailable());
   }
-  response.set_metrics_address(context_.metrics_address);
   static constexpr const char* kPaths[] = {"grpc", "data_port", "same_host"};
   static constexpr const char* kOps[] = {"lookup", "fetch", "put"};
   for (size_t p = 0; p < std::size(kPaths); ++p) {

@@ -44,7 +44,8 @@ class KvCacheService final : public RawKvCacheService {
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx, const Raw* request,
                                   Raw* response) override;
 
-  // The figures Stats returns, as of now; /metrics renders the same.
+  // The figures Stats returns, as of now (all but where /metrics is);
+  // /metrics renders the same. Thread-safe.
   void DoStats(v1::StatsResponse& response);
 
  private:
