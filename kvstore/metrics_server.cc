@@ -1,9 +1,11 @@
 #include "kvstore/metrics_server.h"
 
-#include <microhttpd.h>
+#include <arpa/inet.h>
+#include <civetweb.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "common/tcp_listen.h"
@@ -11,63 +13,71 @@
 namespace kvcache {
 
 struct MetricsRequests {
-  static MHD_Result Reply(MHD_Connection* connection, unsigned int code, const std::string& body,
-                          const char* content_type) {
-    MHD_Response* response = MHD_create_response_from_buffer(
-        body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
-    if (response == nullptr) return MHD_NO;
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    const MHD_Result queued = MHD_queue_response(connection, code, response);
-    MHD_destroy_response(response);
-    return queued;
-  }
-
-  // MHD_AccessHandlerCallback: called once per request header, then per
-  // body piece; GET has no body, so the first call answers.
-  static MHD_Result Answer(void* cls, MHD_Connection* connection, const char* url,
-                           const char* method, const char*, const char*,
-                           size_t* upload_data_size, void**) {
-    const auto* server = static_cast<const MetricsServer*>(cls);
-    if (*upload_data_size != 0) {  // a body we do not want: drop it
-      *upload_data_size = 0;
-      return MHD_YES;
+  // civetweb's request handler: answers every request, returns the status.
+  static int Answer(mg_connection* connection, void* cbdata) {
+    const auto* server = static_cast<const MetricsServer*>(cbdata);
+    const mg_request_info* request = mg_get_request_info(connection);
+    const bool head = std::strcmp(request->request_method, "HEAD") == 0;
+    if (!head && std::strcmp(request->request_method, "GET") != 0) {
+      mg_send_http_error(connection, 405, "only GET /metrics\n");
+      return 405;
     }
-    constexpr const char* kText = "text/plain; charset=utf-8";
-    if (std::strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-        std::strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
-      return Reply(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET /metrics\n", kText);
+    if (request->local_uri == nullptr || std::strcmp(request->local_uri, "/metrics") != 0) {
+      mg_send_http_error(connection, 404, "kvstored serves /metrics only\n");
+      return 404;
     }
-    if (std::strcmp(url, "/metrics") != 0) {
-      return Reply(connection, MHD_HTTP_NOT_FOUND, "kvstored serves /metrics only\n", kText);
-    }
-    return Reply(connection, MHD_HTTP_OK, server->render_(),
-                 "text/plain; version=0.0.4; charset=utf-8");
+    const std::string body = server->render_();
+    mg_send_http_ok(connection, "text/plain; version=0.0.4; charset=utf-8",
+                    static_cast<long long>(body.size()));
+    if (!head) mg_write(connection, body.data(), body.size());
+    return 200;
   }
 };
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     const Options& options, std::function<std::string()> render) {
-  absl::StatusOr<std::pair<int, int>> listening = ListenTcp(options.host, options.port);
-  if (!listening.ok()) {
-    return absl::Status(listening.status().code(),
-                        absl::StrCat("metrics: ", listening.status().message()));
+  in6_addr any;
+  const bool v4 = inet_pton(AF_INET, options.host.c_str(), &any) == 1;
+  if (!v4 && inet_pton(AF_INET6, options.host.c_str(), &any) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics: '", options.host, "' is not an IP address"));
   }
-  std::unique_ptr<MetricsServer> server(new MetricsServer(listening->second, std::move(render)));
-  server->daemon_ = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, nullptr, nullptr,
-      &MetricsRequests::Answer, server.get(), MHD_OPTION_LISTEN_SOCKET, listening->first,
-      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(options.max_connections),
-      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned int>(options.idle_timeout_s),
-      MHD_OPTION_END);
-  if (server->daemon_ == nullptr) {
-    close(listening->first);
-    return absl::UnavailableError("metrics: the HTTP server (libmicrohttpd) did not start");
+  static std::once_flag init;
+  std::call_once(init, [] { mg_init_library(0); });
+  const std::string ports = v4 ? absl::StrCat(options.host, ":", options.port)
+                               : absl::StrCat("[", options.host, "]:", options.port);
+  const std::string threads = std::to_string(options.max_connections);
+  const std::string timeout = std::to_string(options.idle_timeout_s * 1000);
+  const char* config[] = {"listening_ports", ports.c_str(), "num_threads", threads.c_str(),
+                          "request_timeout_ms", timeout.c_str(), "enable_keep_alive", "no",
+                          nullptr};
+  std::unique_ptr<MetricsServer> server(new MetricsServer(0, std::move(render)));
+  mg_callbacks callbacks{};
+  mg_init_data init_data{&callbacks, nullptr, config};
+  unsigned code = 0;
+  char text[256] = "";
+  mg_error_data error{&code, text, sizeof(text)};
+  server->context_ = mg_start2(&init_data, &error);
+  if (server->context_ == nullptr) {
+    // civetweb says only "Failed to setup server ports"; a bind of our own
+    // says why (in use, not ours to bind).
+    absl::StatusOr<std::pair<int, int>> probe = ListenTcp(options.host, options.port);
+    if (probe.ok()) close(probe->first);
+    return absl::UnavailableError(absl::StrCat(
+        "metrics: ", probe.ok() ? absl::StrCat("cannot listen on ", ports, ": ", text)
+                                : std::string(probe.status().message())));
   }
+  mg_set_request_handler(server->context_, "/", &MetricsRequests::Answer, server.get());
+  mg_server_port bound{};
+  if (mg_get_server_ports(server->context_, 1, &bound) != 1 || bound.port <= 0) {
+    return absl::UnavailableError(absl::StrCat("metrics: no port bound for ", ports));
+  }
+  server->port_ = bound.port;
   return server;
 }
 
 MetricsServer::~MetricsServer() {
-  if (daemon_ != nullptr) MHD_stop_daemon(daemon_);  // closes the listening socket too
+  if (context_ != nullptr) mg_stop(context_);  // waits for its threads; closes the port
 }
 
 }  // namespace kvcache

@@ -22,7 +22,7 @@ packages=(
   fio                      # kvbench nvme measures the NVMe tier against it
   etcd-server              # cluster membership; the cluster tests start their own
   clang-14 libclang-rt-14-dev  # the fuzzers (tools/fuzz) and the thread-safety check
-  libmicrohttpd-dev        # kvstored's /metrics endpoint
+  libcivetweb-dev          # kvstored's /metrics endpoint (libc only: the GPU kit stays small)
   prometheus python3-prometheus-client  # the metrics tests scrape and parse it
 )
 
