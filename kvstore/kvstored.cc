@@ -203,8 +203,11 @@ ClusterJoinOptions JoinOptions(const std::string& bound) {
 }
 
 // Starts /metrics as --metrics_listen says, rendering `service`'s Stats;
-// null when off. Fails the daemon only for an address the operator gave.
+// null when off. Sets *address to host:port ("" when off) and *line to
+// what the banner says. Fails the daemon only for an address the operator
+// gave.
 absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetrics(KvCacheService& service,
+                                                            std::string* address,
                                                             std::string* line) {
   const std::string listen = absl::GetFlag(FLAGS_metrics_listen);
   *line = "off (--metrics_listen=off)";
@@ -232,8 +235,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetrics(KvCacheService& serv
               << " (--metrics_listen picks another address)\n";
     return nullptr;
   }
-  const std::string host = listen.substr(0, colon);
-  *line = absl::StrCat("http://", host, ":", (*server)->port(), "/metrics");
+  *address = absl::StrCat(listen.substr(0, colon), ":", (*server)->port());
+  *line = absl::StrCat("http://", *address, "/metrics");
   return server;
 }
 
@@ -389,15 +392,11 @@ int Run() {
   }
   KvCacheService service(context);
   std::string metrics_line;
-  absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = StartMetrics(service, &metrics_line);
+  absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
+      StartMetrics(service, &context.metrics_address, &metrics_line);
   if (!metrics.ok()) {
     std::cerr << "kvstored: " << metrics.status().message() << "\n";
     return 1;
-  }
-  if (*metrics != nullptr) {
-    const std::string given = absl::GetFlag(FLAGS_metrics_listen);
-    context.metrics_address =
-        absl::StrCat(given.substr(0, given.rfind(':')), ":", (*metrics)->port());
   }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
