@@ -15,8 +15,9 @@ constexpr int kMaxPinnedLeavesSkipped = 64;
 
 }  // namespace
 
-BlockIndex::BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes)
-    : pinned_bytes_(pinned_bytes) {
+BlockIndex::BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes,
+                       size_t drop_record_entries)
+    : pinned_bytes_(pinned_bytes), drops_(drop_record_entries) {
   shards_.reserve(std::max(shards, 1));
   for (int i = 0; i < std::max(shards, 1); ++i) shards_.push_back(std::make_unique<Shard>());
 }
@@ -88,9 +89,15 @@ void BlockIndex::WithdrawFromDirectory(Entry& e) {
   e.directory_slot = BlockDirectory::kNotListed;
 }
 
-void BlockIndex::Remove(Shard& shard, const EntryKey& k) {
+void BlockIndex::Remove(Shard& shard, const EntryKey& k, MissReason reason) {
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return;
+  drops_.Add(k.ns, k.key, reason, NowMicros());
+  if (auto u = shard.usage.find(k.ns); u != shard.usage.end()) {
+    u->second.blocks -= 1;
+    u->second.bytes -= it->second.block->meta().size;
+    if (u->second.blocks == 0) shard.usage.erase(u);
+  }
   WithdrawFromDirectory(it->second);
   Unlink(shard, k, it->second);
   if (it->second.on_nvme && nvme_drop_listener_) {
@@ -176,7 +183,10 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, 
     Shard& ps = ShardOf(parent);
     MutexLock lock(&ps.mu);
     auto it = ps.entries.find(parent);
-    if (it == ps.entries.end()) return InsertOutcome::kParentMissing;
+    if (it == ps.entries.end()) {
+      drops_.Add(ns, meta.key, MissReason::kParentMissing, NowMicros());
+      return InsertOutcome::kParentMissing;
+    }
     meta.root = it->second.block->meta().root;
     meta.depth = it->second.block->meta().depth + 1;
     // Count the child now, so the parent stops being an evictable leaf
@@ -207,6 +217,9 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, 
       ListInDirectory(k, it->second);
       blocks_.fetch_add(1, std::memory_order_relaxed);
       bytes_.fetch_add(size, std::memory_order_relaxed);
+      EvictCount& usage = shard.usage[k.ns];
+      usage.blocks += 1;
+      usage.bytes += size;
       if (it->second.block->on_host()) host_blocks_.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -259,7 +272,7 @@ std::optional<uint64_t> BlockIndex::EvictOneLeaf(LeafResidency residency) {
         continue;  // changed since we looked; look again
       }
       victim = it->second.block;  // freed after the lock is dropped
-      Remove(*shard, key);
+      Remove(*shard, key, MissReason::kEvictedPressure);
     }
     if (!victim->meta().parent.empty()) ChildRemoved({key.ns, victim->meta().parent});
     return victim->meta().size;
@@ -286,7 +299,8 @@ std::optional<uint64_t> BlockIndex::DropColdestHostCopy() {
   return std::nullopt;
 }
 
-absl::StatusOr<EvictCount> BlockIndex::EvictKey(NamespaceId ns, const BlockKey& key, bool dry_run) {
+absl::StatusOr<EvictCount> BlockIndex::EvictKey(NamespaceId ns, const BlockKey& key, bool dry_run,
+                                                MissReason reason) {
   const EntryKey k{ns, key};
   Shard& shard = ShardOf(k);
   std::shared_ptr<const CachedBlock> victim;
@@ -302,7 +316,7 @@ absl::StatusOr<EvictCount> BlockIndex::EvictKey(NamespaceId ns, const BlockKey& 
                        " cached children; evict its subtree instead"));
     }
     victim = it->second.block;
-    if (!dry_run) Remove(shard, k);
+    if (!dry_run) Remove(shard, k, reason);
   }
   if (!dry_run && !victim->meta().parent.empty()) ChildRemoved({ns, victim->meta().parent});
   return EvictCount{1, victim->meta().size};
@@ -334,7 +348,9 @@ std::vector<BlockIndex::EntryKey> BlockIndex::CollectSubtree(NamespaceId ns,
 }
 
 absl::StatusOr<EvictCount> BlockIndex::EvictSubtree(NamespaceId ns, const BlockKey& key,
-                                                    bool dry_run) {
+                                                    bool dry_run, MissReason reason) {
+  const MissReason below =
+      reason == MissReason::kEvictedOperator ? reason : MissReason::kParentMissing;
   std::vector<EntryKey> subtree = CollectSubtree(ns, key);
   if (subtree.empty()) {
     return absl::NotFoundError(absl::StrCat("block ", key.ToHex(), " is not cached"));
@@ -350,7 +366,7 @@ absl::StatusOr<EvictCount> BlockIndex::EvictSubtree(NamespaceId ns, const BlockK
       auto e = shard.entries.find(*it);
       if (e == shard.entries.end()) continue;
       victim = e->second.block;
-      if (!dry_run) Remove(shard, *it);
+      if (!dry_run) Remove(shard, *it, it->key == key ? reason : below);
     }
     ++count.blocks;
     count.bytes += victim->meta().size;
@@ -376,10 +392,22 @@ EvictCount BlockIndex::EvictNamespaces(absl::Span<const NamespaceId> namespaces,
     if (dry_run) continue;
     for (const EntryKey& k : doomed) {
       victims.push_back(shard->entries.at(k).block);
-      Remove(*shard, k);
+      Remove(*shard, k, MissReason::kEvictedOperator);
     }
   }
   return count;
+}
+
+absl::flat_hash_map<NamespaceId, EvictCount> BlockIndex::UsageByNamespace() {
+  absl::flat_hash_map<NamespaceId, EvictCount> total;
+  for (auto& shard : shards_) {
+    MutexLock lock(&shard->mu);
+    for (const auto& [ns, u] : shard->usage) {
+      total[ns].blocks += u.blocks;
+      total[ns].bytes += u.bytes;
+    }
+  }
+  return total;
 }
 
 std::optional<BlockView> BlockIndex::Inspect(NamespaceId ns, const BlockKey& key) {

@@ -49,6 +49,8 @@
 #include "kvstore/block_directory.h"
 #include "kvstore/cached_block.h"
 #include "kvstore/device_block.h"
+#include "kvstore/drop_record.h"
+#include "kvstore/miss_reason.h"
 #include "kvstore/namespace_table.h"
 
 namespace kvcache {
@@ -113,7 +115,11 @@ struct EvictCount {
 class BlockIndex {
  public:
   // `shards` >= 1. `pinned_bytes` is where BlockPins count; not owned.
-  BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes);
+  // The last `drop_record_entries` blocks dropped or refused are remembered
+  // with their reason (drop_record.h).
+  BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes,
+             size_t drop_record_entries = kDefaultDropRecordEntries);
+  static constexpr size_t kDefaultDropRecordEntries = 1 << 16;
   BlockIndex(const BlockIndex&) = delete;
   BlockIndex& operator=(const BlockIndex&) = delete;
 
@@ -140,7 +146,8 @@ class BlockIndex {
   InsertOutcome Insert(NamespaceId ns, BlockMeta meta, PageRun pages, bool on_nvme = false);
 
   // Drops the least recently used unpinned leaf of the given residency from
-  // the whole cache. Returns its size, or nullopt if there is none.
+  // the whole cache (recorded as kEvictedPressure). Returns its size, or
+  // nullopt if there is none.
   std::optional<uint64_t> EvictOneLeaf(LeafResidency residency = LeafResidency::kOnHost);
 
   // Called with every block dropped from the index while it had an NVMe
@@ -210,10 +217,24 @@ class BlockIndex {
 
   // Operator eviction. EvictKey: NOT_FOUND if absent, FAILED_PRECONDITION if
   // the block has cached children (use EvictSubtree). With dry_run nothing
-  // changes and the count says what would be dropped.
-  absl::StatusOr<EvictCount> EvictKey(NamespaceId ns, const BlockKey& key, bool dry_run);
-  absl::StatusOr<EvictCount> EvictSubtree(NamespaceId ns, const BlockKey& key, bool dry_run);
+  // changes and the count says what would be dropped. Each dropped block is
+  // recorded with `reason`; EvictSubtree records the descendants of a block
+  // dropped for any reason but an operator's as kParentMissing.
+  absl::StatusOr<EvictCount> EvictKey(NamespaceId ns, const BlockKey& key, bool dry_run,
+                                      MissReason reason = MissReason::kEvictedOperator);
+  absl::StatusOr<EvictCount> EvictSubtree(NamespaceId ns, const BlockKey& key, bool dry_run,
+                                          MissReason reason = MissReason::kEvictedOperator);
   EvictCount EvictNamespaces(absl::Span<const NamespaceId> namespaces, bool dry_run);
+
+  // The newest recorded drop of a block that is not cached, or nullopt
+  // (never stored, or dropped before the record reaches back).
+  std::optional<Drop> FindDrop(NamespaceId ns, const BlockKey& key) const {
+    return drops_.Find(ns, key);
+  }
+  const DropRecord& drops() const { return drops_; }
+  // Blocks and bytes cached per namespace, in every tier (namespaces that
+  // hold nothing are left out).
+  absl::flat_hash_map<NamespaceId, EvictCount> UsageByNamespace();
 
   std::optional<BlockView> Inspect(NamespaceId ns, const BlockKey& key);
   // Every block of the given namespaces (a snapshot; order unspecified).
@@ -266,6 +287,8 @@ class BlockIndex {
     TickOrder nvme_leaves ABSL_GUARDED_BY(mu);
     TickOrder on_host ABSL_GUARDED_BY(mu);
     TickOrder on_device ABSL_GUARDED_BY(mu);
+    // What this shard's entries hold, per namespace (for per-tenant usage).
+    absl::flat_hash_map<NamespaceId, EvictCount> usage ABSL_GUARDED_BY(mu);
   };
 
   Shard& ShardOf(const EntryKey& k);
@@ -288,8 +311,9 @@ class BlockIndex {
   // withdraws it. REQUIRES: the entry's shard lock held.
   void ListInDirectory(const EntryKey& k, Entry& e);
   void WithdrawFromDirectory(Entry& e);
-  // Unlinks an entry. REQUIRES: shard.mu held.
-  void Remove(Shard& shard, const EntryKey& k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Unlinks an entry, recording why. REQUIRES: shard.mu held.
+  void Remove(Shard& shard, const EntryKey& k, MissReason reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // One child of `parent` is gone: decrements its count, making it a leaf at 0.
   void ChildRemoved(const EntryKey& parent);
   // Keys of `root_key`'s subtree in namespace ns, root first.
@@ -306,6 +330,7 @@ class BlockIndex {
   std::atomic<uint64_t>* const pinned_bytes_;  // not owned
   NvmeDropListener nvme_drop_listener_;
   BlockDirectory* directory_ = nullptr;  // not owned; may be null
+  DropRecord drops_;
   // Ticks start above kEvictFirstTicks, so a block marked evict_first can sit
   // that far below every other one.
   static constexpr uint64_t kEvictFirstTicks = uint64_t{1} << 62;

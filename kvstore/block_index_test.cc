@@ -162,6 +162,55 @@ TEST_F(BlockIndexTest, OperatorEvictionByKeySubtreeAndNamespace) {
   EXPECT_EQ(arena_->used_bytes(), 0u);
 }
 
+TEST_F(BlockIndexTest, EveryDropIsRecordedWithItsReason) {
+  ASSERT_EQ(Put("a", ""), InsertOutcome::kStored);
+  ASSERT_EQ(Put("b", "a"), InsertOutcome::kStored);
+  ASSERT_EQ(Put("c", "b"), InsertOutcome::kStored);
+  ASSERT_EQ(Put("p", ""), InsertOutcome::kStored);
+  ASSERT_EQ(Put("q", ""), InsertOutcome::kStored);
+  EXPECT_FALSE(index_->FindDrop(ns_, Key("a")).has_value());  // cached: nothing recorded
+  EXPECT_EQ(Put("orphan", "gone"), InsertOutcome::kParentMissing);
+  ASSERT_TRUE(index_->EvictKey(ns_, Key("p"), false).ok());
+  ASSERT_TRUE(index_->EvictSubtree(ns_, Key("b"), false, MissReason::kIntegrity).ok());
+  EXPECT_EQ(Lookup({"a"}), 1u);  // now a leaf: make it the most recent
+  EXPECT_EQ(EvictOne(), "q");
+  auto reason = [&](const std::string& key) {
+    std::optional<Drop> drop = index_->FindDrop(ns_, Key(key));
+    return drop.has_value() ? std::string(MissReasonName(drop->reason)) : "none";
+  };
+  EXPECT_EQ(reason("orphan"), "parent_missing");
+  EXPECT_EQ(reason("p"), "evicted_operator");
+  EXPECT_EQ(reason("b"), "integrity");
+  EXPECT_EQ(reason("c"), "parent_missing");  // dropped because b failed verification
+  EXPECT_EQ(reason("q"), "evicted_pressure");
+  EXPECT_EQ(reason("a"), "none");
+  EXPECT_EQ(reason("never"), "none");
+  EXPECT_GT(index_->FindDrop(ns_, Key("q"))->unix_micros, 1700000000000000);  // wall clock
+  index_->EvictNamespaces({ns_}, false);
+  EXPECT_EQ(reason("a"), "evicted_operator");
+}
+
+TEST_F(BlockIndexTest, UsageIsCountedPerNamespace) {
+  const NamespaceId other = 7;
+  ASSERT_EQ(Put("a", "", 100), InsertOutcome::kStored);
+  ASSERT_EQ(Put("b", "a", 50), InsertOutcome::kStored);
+  BlockMeta meta;
+  meta.key = Key("x");
+  meta.size = 30;
+  ASSERT_EQ(index_->Insert(other, meta, std::move(*arena_->Allocate(30))), InsertOutcome::kStored);
+  auto usage = index_->UsageByNamespace();
+  ASSERT_EQ(usage.size(), 2u);
+  EXPECT_EQ(usage[ns_].blocks, 2u);
+  EXPECT_EQ(usage[ns_].bytes, 150u);
+  EXPECT_EQ(usage[other].bytes, 30u);
+  ASSERT_TRUE(index_->EvictKey(ns_, Key("b"), false).ok());
+  ASSERT_TRUE(index_->EvictKey(other, Key("x"), false).ok());
+  usage = index_->UsageByNamespace();
+  ASSERT_EQ(usage.size(), 1u);  // a namespace holding nothing is left out
+  EXPECT_EQ(usage[ns_].blocks, 1u);
+  EXPECT_EQ(usage[ns_].bytes, 100u);
+}
+
 TEST_F(BlockIndexTest, ConcurrentUseStaysPrefixClosed) {
   // Writers insert chains, an evictor drops leaves, readers pin and look up;
   // afterwards every cached block's parent must still be cached.

@@ -105,7 +105,8 @@ BlockStore::BlockStore(std::unique_ptr<HostArena> arena, const Options& options)
       spill_low_(options.spill_low),
       arena_(std::move(arena)),
       namespaces_(options.max_namespaces),
-      index_(std::make_unique<BlockIndex>(options.index_shards, &pinned_bytes_)) {}
+      index_(std::make_unique<BlockIndex>(options.index_shards, &pinned_bytes_,
+                                            options.drop_record_entries)) {}
 
 BlockStore::~BlockStore() {
   gpu_.reset();  // its mover takes host pages, which may wait for the spiller
@@ -190,12 +191,22 @@ absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {
   }
 }
 
+MissReason BlockStore::WhyMissing(NamespaceId ns, const BlockKey& key) const {
+  std::optional<Drop> drop = index_->FindDrop(ns, key);
+  return drop.has_value() ? drop->reason : MissReason::kNeverStored;
+}
+
 std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& key,
-                                               ReadSource* source) {
+                                               ReadSource* source, MissReason* miss) {
+  MissReason unused;
+  if (miss == nullptr) miss = &unused;
   uint64_t hits = 0;
   bool on_gpu = false;
   std::optional<BlockPin> pin = index_->Pin(ns, key, &hits, &on_gpu);
-  if (!pin.has_value()) return pin;
+  if (!pin.has_value()) {
+    *miss = WhyMissing(ns, key);
+    return pin;
+  }
   if (source != nullptr) *source = ReadSource::kHost;
   if (pin->block().on_host()) {
     if (gpu_ != nullptr && !on_gpu && hits >= gpu_->promote_after_hits()) {
@@ -209,39 +220,62 @@ std::optional<BlockPin> BlockStore::PinForRead(NamespaceId ns, const BlockKey& k
     absl::StatusOr<PageRun> pages = gpu_->CopyToHost(ns, key);
     if (pages.ok()) {
       if (source != nullptr) *source = ReadSource::kGpu;
-      return index_->InstallHostCopy(ns, key, meta.checksum, *std::move(pages));
+      return Installed(ns, key, meta.checksum, *std::move(pages), miss);
     }
-    if (pages.status().code() == absl::StatusCode::kResourceExhausted) return std::nullopt;
+    if (pages.status().code() == absl::StatusCode::kResourceExhausted) {
+      *miss = MissReason::kNoRoom;
+      return std::nullopt;
+    }
     if (pages.status().code() == absl::StatusCode::kDataLoss) {
       pin.reset();  // as for a bad NVMe copy: a miss, and its children with it
-      index_->EvictSubtree(ns, key, /*dry_run=*/false).IgnoreError();
+      index_->EvictSubtree(ns, key, /*dry_run=*/false, MissReason::kIntegrity).IgnoreError();
+      *miss = MissReason::kIntegrity;
       return std::nullopt;
     }
     if (pages.status().code() == absl::StatusCode::kNotFound) {
       // No GPU copy: demoted to the host meanwhile, or only on NVMe.
       pin = index_->PinAsParent(ns, key);  // the hit is counted already
+      if (!pin.has_value()) *miss = WhyMissing(ns, key);
       if (!pin.has_value() || pin->block().on_host()) return pin;
     }
     // Otherwise the tier failed and the GPU copy with it; NVMe is the last chance.
   }
   if (nvme_ == nullptr) {
+    // Its only copy was on a GPU tier that failed.
     pin.reset();
-    index_->EvictSubtree(ns, key, /*dry_run=*/false).IgnoreError();
+    index_->EvictSubtree(ns, key, /*dry_run=*/false, MissReason::kTierDisabled).IgnoreError();
+    *miss = MissReason::kTierDisabled;
     return std::nullopt;
   }
   absl::StatusOr<PageRun> pages = AllocateEvicting(meta.size);
-  if (!pages.ok()) return std::nullopt;
+  if (!pages.ok()) {
+    *miss = MissReason::kNoRoom;
+    return std::nullopt;
+  }
   absl::Status read = nvme_->Read(ns, meta, *pages);
   if (read.code() == absl::StatusCode::kDataLoss || read.code() == absl::StatusCode::kNotFound) {
     pin.reset();
     // Its children cannot be reached without it: drop the subtree.
-    index_->EvictSubtree(ns, key, /*dry_run=*/false).IgnoreError();
+    index_->EvictSubtree(ns, key, /*dry_run=*/false, MissReason::kIntegrity).IgnoreError();
+    *miss = MissReason::kIntegrity;
     return std::nullopt;
   }
-  if (!read.ok()) return std::nullopt;  // an I/O error: a miss, the entry stays
+  if (!read.ok()) {  // an I/O error, or reads disabled: a miss, the entry stays
+    *miss = MissReason::kTierDisabled;
+    return std::nullopt;
+  }
   promoted_blocks_.fetch_add(1, std::memory_order_relaxed);
   if (source != nullptr) *source = ReadSource::kNvme;
-  return index_->InstallHostCopy(ns, key, meta.checksum, *std::move(pages));
+  return Installed(ns, key, meta.checksum, *std::move(pages), miss);
+}
+
+std::optional<BlockPin> BlockStore::Installed(NamespaceId ns, const BlockKey& key,
+                                              uint64_t checksum, PageRun pages,
+                                              MissReason* miss) {
+  std::optional<BlockPin> pin = index_->InstallHostCopy(ns, key, checksum, std::move(pages));
+  // Gone meanwhile, or re-put with other bytes (which no record explains).
+  if (!pin.has_value()) *miss = WhyMissing(ns, key);
+  return pin;
 }
 
 absl::StatusOr<std::string> BlockStore::CopyOut(NamespaceId ns, const BlockKey& key) {

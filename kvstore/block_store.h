@@ -70,6 +70,8 @@ class BlockStore {
     // Tests on machines without a GPU: the GPU tier's pages live in host
     // memory (DeviceMemory::CreateHostBacked), so its rules can be tested.
     bool gpu_in_host_memory = false;
+    // Drops remembered with their reason (kvstore/drop_record.h).
+    size_t drop_record_entries = BlockIndex::kDefaultDropRecordEntries;
   };
 
   // Errors from HostArena::Create; INVALID_ARGUMENT for bad watermarks,
@@ -85,9 +87,12 @@ class BlockStore {
   // A pin on a cached block with its bytes in host pages, copying them from
   // its GPU copy or NVMe if needed (*source, if given, says which); counted
   // as a hit. nullopt is a miss: not cached, or a copy that could not be
-  // read or failed verification.
+  // read or failed verification; *miss (if given) then says why.
   std::optional<BlockPin> PinForRead(NamespaceId ns, const BlockKey& key,
-                                     ReadSource* source = nullptr);
+                                     ReadSource* source = nullptr, MissReason* miss = nullptr);
+  // Why a block that is not cached is not: its recorded drop's reason, or
+  // kNeverStored.
+  MissReason WhyMissing(NamespaceId ns, const BlockKey& key) const;
   // A cached block's bytes, copied for another node (repair): from its host
   // pages, or read from its GPU or NVMe copy through pages taken for the
   // copy and freed at once. Counts no hit and moves nothing between tiers,
@@ -133,6 +138,9 @@ class BlockStore {
  private:
   BlockStore(std::unique_ptr<HostArena> arena, const Options& options);
   void RestoreFromNvme();
+  // InstallHostCopy, with the reason if the block went meanwhile.
+  std::optional<BlockPin> Installed(NamespaceId ns, const BlockKey& key, uint64_t checksum,
+                                    PageRun pages, MissReason* miss);
   // Writes blocks to NVMe in one batch, dropping NVMe-only leaves while it
   // is full. One status per block: OK if it is on NVMe afterwards.
   std::vector<absl::Status> WriteToNvme(absl::Span<const NvmeTier::BlockRef> batch);

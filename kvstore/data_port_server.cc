@@ -129,7 +129,7 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length,
     reply(absl::InvalidArgumentError("malformed PutBlockHeader"), v1::PUT_OUTCOME_UNSPECIFIED);
     return false;
   }
-  service_.counters.bytes_in.fetch_add(header.size(), std::memory_order_relaxed);
+  service_.counters.AddBytes(RequestPath::kDataPort, RequestOp::kPut, header.size());
   absl::StatusOr<PutAdmission> admission = AdmitPut(service_, kDefaultTenant, share.get(), header);
   if (!admission.ok() || admission->staged == nullptr) {
     // Not stored: read and drop the payload (if its size is sane) so the
@@ -199,7 +199,7 @@ bool DataPortServer::ServeFetch(int fd, uint32_t body_length,
     item.pin.block().pages().ForEachPiece(item.offset, n, [&](const uint8_t* p, size_t len) {
       iov.push_back({const_cast<uint8_t*>(p), len});
     });
-    service_.counters.bytes_out.fetch_add(n, std::memory_order_relaxed);
+    service_.counters.AddBytes(RequestPath::kDataPort, RequestOp::kFetch, n);
   }
   // The END frame rides in the same writev: one wake-up for the client.
   EndFrame end(absl::OkStatus());

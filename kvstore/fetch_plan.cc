@@ -53,7 +53,7 @@ absl::StatusOr<uint64_t> RangeEnd(const v1::FetchItem& item, int i, uint64_t siz
 
 absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& tenant,
                                     std::shared_ptr<ConnectionShare> share,
-                                    const v1::FetchRequest& request) {
+                                    const v1::FetchRequest& request, absl::Time deadline) {
   const ServiceLimits& limits = service.limits;
   absl::StatusOr<std::vector<BlockKey>> keys = ParseRequest(request, limits);
   if (!keys.ok()) return keys.status();
@@ -66,10 +66,22 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
   std::optional<NamespaceId> ns = service.store.namespaces().Find(tenant, request.namespace_());
   uint64_t charged = 0;
   absl::Status over_share;
+  std::optional<MissReason> miss;
+  if (!ns.has_value()) miss = MissReason::kNeverStored;
+  const bool has_deadline = deadline != absl::InfiniteFuture();
   for (int i = 0; ns.has_value() && i < request.items_size(); ++i) {
+    // A block read from NVMe may take a while: none for a caller gone.
+    if (has_deadline && absl::Now() >= deadline) {
+      miss = MissReason::kDeadline;
+      break;
+    }
     ReadSource source = ReadSource::kHost;
-    std::optional<BlockPin> pin = service.store.PinForRead(*ns, (*keys)[i], &source);
-    if (!pin.has_value()) break;  // the cached prefix ends here
+    MissReason why = MissReason::kNeverStored;
+    std::optional<BlockPin> pin = service.store.PinForRead(*ns, (*keys)[i], &source, &why);
+    if (!pin.has_value()) {  // the cached prefix ends here
+      miss = why;
+      break;
+    }
     absl::StatusOr<uint64_t> end = RangeEnd(request.items(i), i, pin->meta().size);
     if (!end.ok()) return end.status();
     // Ranges of one block asked for one after another pin it once.
@@ -84,8 +96,12 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
                                        request.items(i).offset(), *end, TierOf(source)});
   }
   plan.charge = ShareCharge(std::move(share), charged);
+  if (miss.has_value()) service.counters.CountMiss(RequestOp::kFetch, *miss);
   if (plan.items.empty()) {
     if (!over_share.ok()) return over_share;
+    if (miss == MissReason::kDeadline) {
+      return absl::DeadlineExceededError("the fetch's deadline passed before its first block");
+    }
     return absl::NotFoundError(absl::StrCat("block ", (*keys)[0].ToHex(), " is not cached"));
   }
   service.counters.fetches.fetch_add(1, std::memory_order_relaxed);

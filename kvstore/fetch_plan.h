@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "kvcache/v1/kvcache.pb.h"
 #include "kvstore/cached_block.h"
 #include "kvstore/device_block.h"
@@ -37,10 +38,13 @@ struct FetchPlan {
 // cached, OUT_OF_RANGE for a range outside its block. Counts the fetch.
 // The pinned blocks count against `share` (null: none): the plan ends before
 // the first block that would pass it, like at a miss, and is
-// RESOURCE_EXHAUSTED if not even the first fits.
+// RESOURCE_EXHAUSTED if not even the first fits. Past `deadline` no more
+// blocks are read (DEADLINE_EXCEEDED if none was). A plan that ends at a
+// miss counts it, by reason.
 absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& tenant,
                                     std::shared_ptr<ConnectionShare> share,
-                                    const v1::FetchRequest& request);
+                                    const v1::FetchRequest& request,
+                                    absl::Time deadline = absl::InfiniteFuture());
 
 // One block of a same-host worker's GPU lease: while `device` is held its
 // pages are neither reused nor freed, even if the block is evicted.

@@ -62,7 +62,12 @@ absl::Status FetchReactor::Start(const grpc::ByteBuffer& raw) {
   if (!grpc::SerializationTraits<v1::FetchRequest>::Deserialize(&copy, &request).ok()) {
     return absl::InvalidArgumentError("malformed FetchRequest");
   }
-  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, tenant_, std::move(share_), request);
+  // A call with no deadline has the largest time_point.
+  const auto deadline = context_->deadline();
+  absl::StatusOr<FetchPlan> plan =
+      PlanFetch(service_, tenant_, std::move(share_), request,
+                deadline == std::chrono::system_clock::time_point::max() ? absl::InfiniteFuture()
+                                                                        : absl::FromChrono(deadline));
   if (!plan.ok()) return plan.status();
   charge_ = std::move(plan->charge);
   chunk_bytes_ = plan->chunk_bytes;
@@ -91,7 +96,7 @@ void FetchReactor::WriteNext() {
       });
   item.offset += n;
   if (item.offset == item.end) ++current_;
-  service_.counters.bytes_out.fetch_add(n, std::memory_order_relaxed);
+  service_.counters.AddBytes(RequestPath::kGrpc, RequestOp::kFetch, n);
   out_ = grpc::ByteBuffer(slices.data(), slices.size());
   if (current_ == items_.size()) {
     // The last chunk carries the status too: one less completion to wait for.

@@ -184,7 +184,8 @@ size_t GpuTier::Demote() {
       if (absl::Status copied = CopyDown(*c.device, *pages); !copied.ok()) {
         if (failed()) break;
         c.device.reset();  // a bad copy: the block had no other
-        progress |= index_.EvictSubtree(c.ns, c.key, /*dry_run=*/false).ok();
+        progress |=
+            index_.EvictSubtree(c.ns, c.key, /*dry_run=*/false, MissReason::kIntegrity).ok();
         continue;
       }
       if (index_.DropDeviceCopy(c.ns, c.key, std::move(c.device), *std::move(pages))) {
@@ -209,7 +210,8 @@ size_t GpuTier::DropEverything() {
         dropped += index_.DropDeviceCopy(c.ns, c.key, std::move(c.device));
       } else {
         c.device.reset();
-        dropped += index_.EvictSubtree(c.ns, c.key, /*dry_run=*/false).ok();
+        dropped +=
+            index_.EvictSubtree(c.ns, c.key, /*dry_run=*/false, MissReason::kTierDisabled).ok();
       }
     }
     if (dropped == before) return dropped;  // what is left is held; a later round

@@ -14,6 +14,7 @@
 #include "kvstore/fetch_reactor.h"
 #include "kvstore/put_reactor.h"
 #include "kvstore/raw_message.h"
+#include "kvstore/why.h"
 
 namespace kvcache {
 namespace {
@@ -163,7 +164,9 @@ absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::Looku
   const std::vector<BlockKey>& keys = *parsed;
   size_t hits = 0;
   std::vector<ChainBlock> blocks;
-  if (std::optional<NamespaceId> ns = context_.store.namespaces().Find(tenant, request.namespace_())) {
+  const std::optional<NamespaceId> ns =
+      context_.store.namespaces().Find(tenant, request.namespace_());
+  if (ns.has_value()) {
     blocks.reserve(keys.size());
     hits = context_.store.index().LookupChain(*ns, keys, &blocks);
   }
@@ -174,6 +177,10 @@ absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::Looku
     b->set_size(block.size);
   }
   ServiceCounters& c = context_.counters;
+  if (hits < keys.size()) {
+    c.CountMiss(RequestOp::kLookup, ns.has_value() ? context_.store.WhyMissing(*ns, keys[hits])
+                                                   : MissReason::kNeverStored);
+  }
   c.lookups.fetch_add(1, std::memory_order_relaxed);
   c.lookup_keys.fetch_add(keys.size(), std::memory_order_relaxed);
   c.lookup_hit_keys.fetch_add(hits, std::memory_order_relaxed);
@@ -338,6 +345,15 @@ grpc::ServerUnaryReactor* KvCacheService::Stats(grpc::CallbackServerContext* ctx
       });
 }
 
+grpc::ServerUnaryReactor* KvCacheService::Why(grpc::CallbackServerContext* ctx,
+                                              const Raw* request, Raw* response) {
+  const std::string tenant = TenantOf(*ctx);
+  return Unary<v1::WhyRequest, v1::WhyResponse>(
+      ctx, request, response, [&](const v1::WhyRequest& q, v1::WhyResponse& r) {
+        return ExplainBlocks(context_, tenant, q, r);
+      });
+}
+
 void KvCacheService::DoStats(v1::StatsResponse& response) {
   BlockStore& store = context_.store;
   const ServiceCounters& c = context_.counters;
@@ -411,8 +427,10 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
       for (uint64_t c : snap.counts) h->add_counts(c);
       h->set_count(snap.count);
       h->set_sum_micros(snap.sum_micros);
+      h->set_bytes(load(c.path_bytes[p][o]));
     }
   }
+  AddMissesAndTenants(response);
   if (const ReplicaRepairer* r = context_.repairer.load(std::memory_order_acquire)) {
     response.set_repair(r->Describe());
   }
@@ -438,6 +456,7 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
   response.set_uptime_seconds(absl::ToInt64Seconds(absl::Now() - context_.started));
   response.set_page_bytes(store.arena().page_bytes());
   response.set_direct_reads(load(c.direct_reads));
+  response.set_direct_read_bytes(load(c.direct_read_bytes));
   if (const BlockDirectory* d = store.directory(); d != nullptr) {
     response.set_block_directory(absl::StrCat(d->listed(), " blocks listed, ", d->unlisted(),
                                               " left unlisted since start (bucket full), ",
@@ -445,6 +464,31 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
   } else {
     response.set_block_directory(absl::StrCat("off (", store.directory_unavailable(), ")"));
   }
+}
+
+void KvCacheService::AddMissesAndTenants(v1::StatsResponse& response) {
+  const ServiceCounters& c = context_.counters;
+  for (size_t r = 0; r < kMissReasons; ++r) {
+    for (const auto& [op, counts] : {std::pair{"lookup", c.lookup_misses},
+                                     std::pair{"fetch", c.fetch_misses}}) {
+      const uint64_t n = counts[r].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      v1::MissCount* m = response.add_misses();
+      m->set_op(op);
+      m->set_reason(MissReasonName(static_cast<MissReason>(r)));
+      m->set_count(n);
+    }
+  }
+  std::map<std::string, v1::TenantUsage> tenants;  // sorted: a stable order
+  for (const auto& [ns, usage] : context_.store.index().UsageByNamespace()) {
+    const std::string tenant = context_.store.namespaces().Name(ns).tenant;
+    v1::TenantUsage& t = tenants[tenant];
+    t.set_tenant(tenant);
+    t.set_blocks(t.blocks() + usage.blocks);
+    t.set_bytes(t.bytes() + usage.bytes);
+    t.set_namespaces(t.namespaces() + 1);
+  }
+  for (auto& [name, t] : tenants) *response.add_tenants() = std::move(t);
 }
 
 }  // namespace kvcache

@@ -20,7 +20,8 @@ using RawKvCacheService = v1::KvCache::WithRawCallbackMethod_Hello<
     v1::KvCache::WithRawCallbackMethod_Lookup<v1::KvCache::WithRawCallbackMethod_Put<
         v1::KvCache::WithRawCallbackMethod_Fetch<v1::KvCache::WithRawCallbackMethod_Evict<
             v1::KvCache::WithRawCallbackMethod_List<v1::KvCache::WithRawCallbackMethod_Inspect<
-                v1::KvCache::WithRawCallbackMethod_Stats<v1::KvCache::CallbackService>>>>>>>>;
+                v1::KvCache::WithRawCallbackMethod_Stats<
+                    v1::KvCache::WithRawCallbackMethod_Why<v1::KvCache::CallbackService>>>>>>>>>;
 
 class KvCacheService final : public RawKvCacheService {
  public:
@@ -43,6 +44,8 @@ class KvCacheService final : public RawKvCacheService {
                                     Raw* response) override;
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx, const Raw* request,
                                   Raw* response) override;
+  grpc::ServerUnaryReactor* Why(grpc::CallbackServerContext* ctx, const Raw* request,
+                                Raw* response) override;
 
   // The figures Stats returns, as of now (all but where /metrics is);
   // /metrics renders the same. Thread-safe.
@@ -64,6 +67,9 @@ class KvCacheService final : public RawKvCacheService {
                       v1::ListResponse& response);
   absl::Status DoInspect(const std::string& tenant, const v1::InspectRequest& request,
                          v1::InspectResponse& response);
+
+  // Stats' misses by reason and per-tenant usage.
+  void AddMissesAndTenants(v1::StatsResponse& response);
 
   ServiceContext& context_;
 };

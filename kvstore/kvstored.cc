@@ -129,6 +129,10 @@ ABSL_FLAG(double, connection_share, 0.25,
           "unfinished puts and pinned by its unfinished fetches and leases (a fraction in "
           "(0, 1]); never less than one block of --max_block_size.");
 ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
+ABSL_FLAG(int, drop_record_entries, 65536,
+          "Recent evictions and drops remembered with their reason, for the misses-by-reason "
+          "figures and `kvctl why` (about 100 bytes each; the oldest is forgotten first; 0: "
+          "none, so every miss reads never_stored).");
 ABSL_FLAG(int, drain_timeout_s, 10,
           "On SIGTERM/SIGINT, seconds to let in-flight calls finish before cancelling them.");
 ABSL_FLAG(std::string, etcd, "",
@@ -253,6 +257,11 @@ int Run() {
   store_options.arena.prefault = absl::GetFlag(FLAGS_prefault);
   store_options.arena.pin_for_gpu = absl::GetFlag(FLAGS_pin_host_arena);
   store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
+  if (absl::GetFlag(FLAGS_drop_record_entries) < 0) {
+    std::cerr << "kvstored: --drop_record_entries must be >= 0\n";
+    return 2;
+  }
+  store_options.drop_record_entries = absl::GetFlag(FLAGS_drop_record_entries);
   store_options.block_directory =
       absl::GetFlag(FLAGS_local_direct_reads) && absl::GetFlag(FLAGS_local_socket) != "off";
   store_options.spill_high = absl::GetFlag(FLAGS_spill_high);

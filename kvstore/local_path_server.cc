@@ -264,7 +264,8 @@ void LocalPathServer::Serve(int fd) {
             out->set_tier(static_cast<v1::Tier>(item.tier));
             AppendExtents(arena, item.pin.block().pages(), item.offset, item.end - item.offset,
                           out->mutable_extents());
-            service_.counters.bytes_out.fetch_add(item.end - item.offset, std::memory_order_relaxed);
+            service_.counters.AddBytes(RequestPath::kSameHost, RequestOp::kFetch,
+                                       item.end - item.offset);
             lease.pins.push_back(std::move(item.pin));
           }
         }
@@ -297,8 +298,8 @@ void LocalPathServer::Serve(int fd) {
               e->set_offset(r.offset);
               e->set_length(r.length);
             }
-            service_.counters.bytes_out.fetch_add(item.end - item.offset,
-                                                  std::memory_order_relaxed);
+            service_.counters.AddBytes(RequestPath::kSameHost, RequestOp::kFetch,
+                                       item.end - item.offset);
             lease.device.push_back(std::move(item.device));
           }
         }
@@ -358,6 +359,7 @@ void LocalPathServer::Serve(int fd) {
         service_.counters.direct_reads.fetch_add(blocks, std::memory_order_relaxed);
         service_.counters.fetches.fetch_add(report.fetches(), std::memory_order_relaxed);
         service_.counters.bytes_out.fetch_add(report.bytes(), std::memory_order_relaxed);
+        service_.counters.direct_read_bytes.fetch_add(report.bytes(), std::memory_order_relaxed);
         break;
       }
       case LocalMessage::kPutCommit:
@@ -374,7 +376,7 @@ void LocalPathServer::Serve(int fd) {
         } else if (commit) {
           StagedBlock& staged = *it->second.staged;
           status = staged.Append(it->second.staging.bytes());  // copies and hashes
-          service_.counters.bytes_in.fetch_add(staged.meta().size, std::memory_order_relaxed);
+          service_.counters.AddBytes(RequestPath::kSameHost, RequestOp::kPut, staged.meta().size);
           absl::StatusOr<v1::PutOutcome> outcome =
               IsNoRoom(status) ? v1::PUT_NO_SPACE
               : status.ok()    ? CommitPut(service_, kDefaultTenant, it->second.ns, staged)

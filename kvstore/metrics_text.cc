@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "kvstore/miss_reason.h"
 
 namespace kvcache {
 namespace {
@@ -125,6 +126,34 @@ std::string RenderMetrics(const v1::StatsResponse& s) {
   e.Counter("kvstored_direct_reads_total",
             "Blocks same-host workers copied through the block directory, as reported.",
             s.direct_reads());
+  e.Counter("kvstored_direct_read_bytes_total", "Bytes of those blocks, as reported.",
+            s.direct_read_bytes());
+  // Every (op, reason) pair, zeros included, so rates and ratios need no
+  // absent() in queries.
+  e.Family("kvstored_misses_total", "counter",
+           "Misses by reason: lookups that stopped before the end of their chain (op=lookup) "
+           "and fetches that did (op=fetch), by the reason of the block they stopped at.");
+  for (const char* op : {"lookup", "fetch"}) {
+    for (size_t r = 0; r < kMissReasons; ++r) {
+      const char* reason = MissReasonName(static_cast<MissReason>(r));
+      uint64_t count = 0;
+      for (const v1::MissCount& m : s.misses()) {
+        if (m.op() == op && m.reason() == reason) count += m.count();
+      }
+      e.Sample(absl::StrCat("op=\"", op, "\",reason=\"", reason, "\""),
+               static_cast<double>(count));
+    }
+  }
+  e.Family("kvstored_tenant_blocks", "gauge", "Blocks a tenant's namespaces hold, all tiers.");
+  for (const v1::TenantUsage& t : s.tenants()) {
+    e.Sample(absl::StrCat("tenant=\"", LabelValue(t.tenant()), "\""),
+             static_cast<double>(t.blocks()));
+  }
+  e.Family("kvstored_tenant_bytes", "gauge", "Bytes a tenant's namespaces hold, all tiers.");
+  for (const v1::TenantUsage& t : s.tenants()) {
+    e.Sample(absl::StrCat("tenant=\"", LabelValue(t.tenant()), "\""),
+             static_cast<double>(t.bytes()));
+  }
   e.Counter("kvstored_evicted_blocks_total", "Blocks dropped from the cache to make room.",
             s.evicted_blocks());
   e.Counter("kvstored_spilled_blocks_total", "Host copies written to NVMe and freed.",
@@ -173,6 +202,13 @@ std::string RenderMetrics(const v1::StatsResponse& s) {
     }
     e.Sample("_sum", labels, static_cast<double>(h.sum_micros()) / 1e6);
     e.Sample("_count", labels, static_cast<double>(h.count()));
+  }
+  e.Family("kvstored_request_bytes_total", "counter",
+           "Payload bytes moved by requests, by path and operation (fetch: sent; put: received).");
+  for (const v1::LatencyHistogram& h : s.latencies()) {
+    if (h.op() == "lookup") continue;  // moves no payload
+    e.Sample(absl::StrCat("path=\"", LabelValue(h.path()), "\",op=\"", LabelValue(h.op()), "\""),
+             static_cast<double>(h.bytes()));
   }
   return e.Take();
 }

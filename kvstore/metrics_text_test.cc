@@ -50,6 +50,22 @@ TEST(MetricsTextTest, RendersEveryFigureWithItsFamilyLines) {
   for (uint64_t count : {2, 0, 3, 1}) lookup->add_counts(count);
   lookup->set_count(6);
   lookup->set_sum_micros(2500000);
+  v1::LatencyHistogram* put = s.add_latencies();
+  put->set_path("same_host");
+  put->set_op("put");
+  put->set_bytes(1 << 21);
+  v1::MissCount* miss = s.add_misses();
+  miss->set_op("lookup");
+  miss->set_reason("evicted_pressure");
+  miss->set_count(7);
+  miss = s.add_misses();
+  miss->set_op("fetch");
+  miss->set_reason("integrity");
+  miss->set_count(2);
+  v1::TenantUsage* tenant = s.add_tenants();
+  tenant->set_tenant("team-a");
+  tenant->set_blocks(3);
+  tenant->set_bytes(3 << 16);
   const std::string text = RenderMetrics(s);
   const std::map<std::string, std::string> samples = Samples(text);
 
@@ -79,6 +95,15 @@ TEST(MetricsTextTest, RendersEveryFigureWithItsFamilyLines) {
   EXPECT_EQ(bucket("+Inf"), "6");
   EXPECT_EQ(samples.at("kvstored_request_duration_seconds_sum{" + lookup_labels + "}"), "2.5");
   EXPECT_EQ(samples.at("kvstored_request_duration_seconds_count{" + lookup_labels + "}"), "6");
+  EXPECT_EQ(samples.at(R"(kvstored_request_bytes_total{path="same_host",op="put"})"), "2097152");
+  EXPECT_EQ(samples.count(R"(kvstored_request_bytes_total{path="grpc",op="lookup"})"), 0u);
+  // Every (op, reason) pair is there, zeros too.
+  EXPECT_EQ(samples.at(R"(kvstored_misses_total{op="lookup",reason="evicted_pressure"})"), "7");
+  EXPECT_EQ(samples.at(R"(kvstored_misses_total{op="fetch",reason="integrity"})"), "2");
+  EXPECT_EQ(samples.at(R"(kvstored_misses_total{op="lookup",reason="never_stored"})"), "0");
+  EXPECT_EQ(samples.at(R"(kvstored_misses_total{op="fetch",reason="deadline"})"), "0");
+  EXPECT_EQ(samples.at(R"(kvstored_tenant_blocks{tenant="team-a"})"), "3");
+  EXPECT_EQ(samples.at(R"(kvstored_tenant_bytes{tenant="team-a"})"), "196608");
 
   // Each family is announced once, before its samples, with a type.
   std::istringstream lines(text);

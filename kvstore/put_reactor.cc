@@ -92,7 +92,7 @@ absl::Status PutReactor::Handle(const v1::PutRequest& request) {
   } else if (!in_block_) {
     return absl::InvalidArgumentError("put data before any block header");
   }
-  service_.counters.bytes_in.fetch_add(request.data().size(), std::memory_order_relaxed);
+  service_.counters.AddBytes(RequestPath::kGrpc, RequestOp::kPut, request.data().size());
   if (absl::Status s = Receive(request.data()); !s.ok()) return s;
   return FinishBlockIfComplete();
 }

@@ -17,6 +17,7 @@
 #include "kvstore/block_store.h"
 #include "kvstore/connection_share.h"
 #include "kvstore/io_workers.h"
+#include "kvstore/miss_reason.h"
 #include "kvstore/stall_watchdog.h"
 
 namespace kvcache {
@@ -49,6 +50,23 @@ struct ServiceCounters {
   }
   LatencyHistogram latency[static_cast<size_t>(RequestPath::kCount)]
                           [static_cast<size_t>(RequestOp::kCount)];
+  // Payload bytes moved, by path and operation (fetch: sent; put: received),
+  // also added to bytes_in / bytes_out.
+  void AddBytes(RequestPath path, RequestOp op, uint64_t n) {
+    path_bytes[static_cast<size_t>(path)][static_cast<size_t>(op)].fetch_add(
+        n, std::memory_order_relaxed);
+    (op == RequestOp::kPut ? bytes_in : bytes_out).fetch_add(n, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> path_bytes[static_cast<size_t>(RequestPath::kCount)]
+                                  [static_cast<size_t>(RequestOp::kCount)] = {};
+  // Lookups that stopped before the end of their chain, by the reason of the
+  // block they stopped at; and fetches that did, likewise.
+  void CountMiss(RequestOp op, MissReason reason) {
+    (op == RequestOp::kLookup ? lookup_misses : fetch_misses)[static_cast<size_t>(reason)]
+        .fetch_add(1, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> lookup_misses[kMissReasons] = {};
+  std::atomic<uint64_t> fetch_misses[kMissReasons] = {};
 
   std::atomic<uint64_t> lookups{0};
   std::atomic<uint64_t> lookup_keys{0};
@@ -59,6 +77,7 @@ struct ServiceCounters {
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> bytes_out{0};
   std::atomic<uint64_t> direct_reads{0};  // blocks, as local workers report them
+  std::atomic<uint64_t> direct_read_bytes{0};  // their bytes, likewise
   std::atomic<uint64_t> gpu_leased_blocks{0};  // blocks local workers copied from GPU pages
 };
 

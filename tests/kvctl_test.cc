@@ -4,7 +4,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
@@ -165,6 +168,122 @@ TEST_F(KvctlTest, ShowsTheNvmeTier) {
   std::stringstream got;
   got << std::ifstream(TmpPath("out.bin"), std::ios::binary).rdbuf();
   EXPECT_TRUE(got.str() == payload_) << "fetched bytes differ";
+}
+
+// The rows of `kvctl why`'s table: key (hex) and status, in chain order.
+std::vector<std::pair<std::string, std::string>> WhyRows(const std::string& out) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string index, key, status;
+    words >> index >> key;
+    std::getline(words, status);
+    if (index.empty() || !std::isdigit(static_cast<unsigned char>(index[0]))) continue;
+    rows.push_back({key, status.substr(status.find_first_not_of(' '))});
+  }
+  return rows;
+}
+
+// Each reason kvctl why names, made to happen on a real daemon: never
+// stored, evicted by pressure, evicted by kvctl, cached in another
+// namespace, and (on NVMe) corrupted, its children with it.
+TEST_F(KvctlTest, WhyNamesTheReasonOfEachMiss) {
+  ASSERT_EQ(daemon_->Stop(), 0);
+  Start({"--host_capacity=256KiB", "--page_size=64KiB"});  // room for one 4-block prompt
+  const std::string a = "why --tokens=" + TmpPath("tokens.txt");
+  std::ofstream(TmpPath("tokens_b.txt")) << [] {
+    std::string s;
+    for (int i = 101; i <= 164; ++i) s += std::to_string(i) + " ";
+    return s;
+  }();
+  const std::string b = "why --tokens=" + TmpPath("tokens_b.txt");
+
+  auto rows = WhyRows(Kvctl(server_ + a).out);
+  ASSERT_EQ(rows.size(), 4u);
+  for (const auto& [key, status] : rows) EXPECT_EQ(status, "never_stored") << key;
+
+  const std::string put = " --payload=" + TmpPath("payload.bin");
+  ASSERT_EQ(Kvctl(server_ + "put --tokens=" + TmpPath("tokens.txt") + put).exit_code, 0);
+  for (const auto& [key, status] : WhyRows(Kvctl(server_ + a).out)) EXPECT_EQ(status, "cached (host)");
+  // B takes every page: A's blocks go, leaf first.
+  ASSERT_EQ(Kvctl(server_ + "put --tokens=" + TmpPath("tokens_b.txt") + put).exit_code, 0);
+  CliResult why_a = Kvctl(server_ + a);
+  for (const auto& [key, status] : WhyRows(why_a.out)) {
+    EXPECT_EQ(status.rfind("evicted_pressure at ", 0), 0u) << why_a.out;
+  }
+
+  rows = WhyRows(Kvctl(server_ + b).out);
+  ASSERT_EQ(rows.size(), 4u);
+  const std::string ns = nlohmann::json::parse(
+      Kvctl(server_ + "get --json --tokens=" + TmpPath("tokens_b.txt")).out)["namespace"];
+  ASSERT_EQ(Kvctl(server_ + "evict --ns=" + ns + " " + rows[2].first + " --subtree").exit_code, 0);
+  CliResult why_b = Kvctl(server_ + b);
+  rows = WhyRows(why_b.out);
+  ASSERT_EQ(rows.size(), 4u) << why_b.out;
+  EXPECT_EQ(rows[0].second, "cached (host)");
+  EXPECT_EQ(rows[1].second, "cached (host)");
+  EXPECT_EQ(rows[2].second.rfind("evicted_operator at ", 0), 0u) << why_b.out;
+  EXPECT_EQ(rows[3].second.rfind("evicted_operator at ", 0), 0u) << why_b.out;
+
+  CliResult elsewhere = Kvctl(server_ + "why --ns=elsewhere " + rows[0].first + " " + rows[3].first);
+  rows = WhyRows(elsewhere.out);
+  ASSERT_EQ(rows.size(), 2u) << elsewhere.out;
+  EXPECT_EQ(rows[0].second, "wrong_namespace: cached in namespace \"" + ns + "\"");
+  EXPECT_EQ(rows[1].second, "never_stored");  // evicted, but in B's namespace, not this one
+
+  // A lookup of A stops at its first block, and is counted with its reason.
+  Kvctl(server_ + "get --tokens=" + TmpPath("tokens.txt"));
+  nlohmann::json stats = nlohmann::json::parse(Kvctl(server_ + "stats --json").out);
+  std::map<std::string, int> lookup_misses;
+  for (const auto& m : stats["misses"]) {
+    if (m["op"] == "lookup") lookup_misses[m["reason"]] += std::stoi(m["count"].get<std::string>());
+  }
+  EXPECT_EQ(lookup_misses["evicted_pressure"], 1) << stats.dump();
+  EXPECT_EQ(lookup_misses.size(), 1u) << stats.dump();  // why counts no miss
+
+  // NVMe: every block spilled, the daemon restarted on the same directory,
+  // and the data file's every sector damaged while it was down.
+  ASSERT_EQ(daemon_->Stop(), 0);
+  const std::string dir = TmpPath("kvctl_why_nvme");
+  std::filesystem::remove_all(dir);
+  const std::vector<std::string> nvme = {"--host_capacity=512KiB", "--page_size=64KiB",
+                                         "--nvme_dir=" + dir, "--nvme_capacity=16MiB",
+                                         "--spill_high=0.1", "--spill_low=0.01"};
+  Start(nvme);
+  ASSERT_EQ(Kvctl(server_ + "put --tokens=" + TmpPath("tokens.txt") + put).exit_code, 0);
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (Kvctl(server_ + a).out.find("cached (host") != std::string::npos && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  for (const auto& [key, status] : WhyRows(Kvctl(server_ + a).out)) ASSERT_EQ(status, "cached (nvme)");
+  ASSERT_EQ(daemon_->Stop(), 0);
+  {
+    std::fstream data(dir + "/blocks.data", std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(data.good());
+    const uint64_t size = std::filesystem::file_size(dir + "/blocks.data");
+    for (uint64_t at = 100; at < size; at += 4096) {
+      data.seekg(at);
+      const char c = static_cast<char>(data.get());
+      data.seekp(at);
+      data.put(static_cast<char>(c ^ 0x5a));
+    }
+  }
+  Start(nvme);
+  for (const auto& [key, status] : WhyRows(Kvctl(server_ + a).out)) EXPECT_EQ(status, "cached (nvme)");
+  Kvctl(server_ + "get --tokens=" + TmpPath("tokens.txt"));  // reads the first block: corrupt
+  CliResult after = Kvctl(server_ + a);
+  rows = WhyRows(after.out);
+  ASSERT_EQ(rows.size(), 4u) << after.out;
+  EXPECT_EQ(rows[0].second.rfind("integrity at ", 0), 0u) << after.out;
+  for (int i = 1; i < 4; ++i) EXPECT_EQ(rows[i].second.rfind("parent_missing at ", 0), 0u) << after.out;
+  stats = nlohmann::json::parse(Kvctl(server_ + "stats --json").out);
+  int integrity = 0;
+  for (const auto& m : stats["misses"]) {
+    if (m["op"] == "fetch" && m["reason"] == "integrity") integrity += std::stoi(m["count"].get<std::string>());
+  }
+  EXPECT_EQ(integrity, 1) << stats.dump();
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kvcache_testing import Daemon, main, runfile
-from raw_wire import decode_fields, key, lookup_hits, put, put_block, unary
+from raw_wire import decode_fields, field_bytes, key, lookup_hits, put, put_block, unary
 
 BLOCK = 64 << 10
 NS = b"metrics-ns"
@@ -50,25 +50,45 @@ def samples(text):
     return out
 
 
+def evict_key(channel, ns, k):
+    unary(channel, "Evict", field_bytes(1, field_bytes(1, ns) + field_bytes(2, k)))
+
+
 def workload(channel):
-    """A chain of 5 blocks stored, then one lookup of 8 keys: 5 hit, 3 miss."""
+    """A chain of 5 blocks stored; a lookup of 8 keys (5 hit, then a block
+    never stored); the last block evicted by an operator; a lookup of the 5
+    (4 hit, then the evicted one)."""
     chain = [put_block(NS, key(0), b"\x00" * BLOCK)]
     for i in range(1, 5):
         chain.append(put_block(NS, key(i), bytes([i]) * BLOCK, parent=key(i - 1)))
     put(channel, chain)
     assert lookup_hits(channel, NS, [key(i) for i in range(8)]) == 5
+    evict_key(channel, NS, key(4))
+    assert lookup_hits(channel, NS, [key(i) for i in range(5)]) == 4
+
+
+def misses(op, reason):
+    return ("kvstored_misses_total", (("op", op), ("reason", reason)))
 
 
 # What the workload must move, from a fresh daemon.
 EXPECTED = {
     ("kvstored_puts_total", (("result", "stored"),)): 5,
-    ("kvstored_lookups_total", ()): 1,
-    ("kvstored_lookup_keys_total", ()): 8,
-    ("kvstored_lookup_hit_keys_total", ()): 5,
-    ("kvstored_tier_misses_total", (("tier", "host"),)): 3,
-    ("kvstored_tier_blocks", (("tier", "host"),)): 5,
+    ("kvstored_lookups_total", ()): 2,
+    ("kvstored_lookup_keys_total", ()): 13,
+    ("kvstored_lookup_hit_keys_total", ()): 9,
+    ("kvstored_tier_misses_total", (("tier", "host"),)): 4,
+    misses("lookup", "never_stored"): 1,
+    misses("lookup", "evicted_operator"): 1,
+    misses("lookup", "evicted_pressure"): 0,
+    misses("fetch", "never_stored"): 0,
+    ("kvstored_tier_blocks", (("tier", "host"),)): 4,
+    ("kvstored_tenant_blocks", (("tenant", "default"),)): 4,
+    ("kvstored_tenant_bytes", (("tenant", "default"),)): 4 * BLOCK,
     ("kvstored_tier_bytes_in_total", (("tier", "host"),)): 5 * BLOCK,
-    ("kvstored_request_duration_seconds_count", (("op", "lookup"), ("path", "grpc"))): 1,
+    ("kvstored_request_bytes_total", (("op", "put"), ("path", "grpc"))): 5 * BLOCK,
+    ("kvstored_request_bytes_total", (("op", "fetch"), ("path", "grpc"))): 0,
+    ("kvstored_request_duration_seconds_count", (("op", "lookup"), ("path", "grpc"))): 2,
     ("kvstored_request_duration_seconds_count", (("op", "put"), ("path", "grpc"))): 1,
     ("kvstored_pinned_bytes", ()): 0,
     ("kvstored_staged_bytes", ()): 0,
@@ -92,13 +112,13 @@ def test_metrics_parse_and_count_a_known_workload(daemon):
     after = samples(get(f"http://{address}/metrics")[2])
     for series, value in EXPECTED.items():
         assert after[series] == value, series
-    assert after[("kvstored_tier_used_bytes", (("tier", "host"),))] >= 5 * BLOCK
+    assert after[("kvstored_tier_used_bytes", (("tier", "host"),))] >= 4 * BLOCK
     assert after[("kvstored_tier_capacity_bytes", (("tier", "host"),))] == 64 << 20
     assert after[("kvstored_uptime_seconds", ())] >= 0
     assert any(name == "kvstored_build_info" for name, _ in after)
     # The one lookup's latency is in a bucket, and +Inf holds every request.
     lookup = (("op", "lookup"), ("path", "grpc"))
-    assert after[("kvstored_request_duration_seconds_bucket", (("le", "+Inf"),) + lookup)] == 1
+    assert after[("kvstored_request_duration_seconds_bucket", (("le", "+Inf"),) + lookup)] == 2
     assert after[("kvstored_request_duration_seconds_sum", lookup)] > 0
     assert get(f"http://{address}/other")[0] == 404
 
@@ -190,9 +210,14 @@ def test_a_real_prometheus_scrapes_what_was_done(daemon):
     workload(channel)
     prometheus = Prometheus(metrics_address(channel))
     try:
-        want = {'kvstored_puts_total{result="stored"}': 5, "kvstored_lookup_keys_total": 8,
-                "kvstored_lookup_hit_keys_total": 5, 'kvstored_tier_misses_total{tier="host"}': 3,
-                'kvstored_tier_blocks{tier="host"}': 5, 'up{job="kvstored"}': 1}
+        want = {'kvstored_puts_total{result="stored"}': 5, "kvstored_lookup_keys_total": 13,
+                "kvstored_lookup_hit_keys_total": 9, 'kvstored_tier_misses_total{tier="host"}': 4,
+                'kvstored_misses_total{op="lookup",reason="never_stored"}': 1,
+                'kvstored_misses_total{op="lookup",reason="evicted_operator"}': 1,
+                'sum(kvstored_misses_total{op="lookup"})': 2,
+                'kvstored_request_bytes_total{path="grpc",op="put"}': 5 * BLOCK,
+                'kvstored_tenant_bytes{tenant="default"}': 4 * BLOCK,
+                'kvstored_tier_blocks{tier="host"}': 4, 'up{job="kvstored"}': 1}
         got = {}
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

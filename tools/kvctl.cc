@@ -34,17 +34,18 @@ ABSL_FLAG(int, replicas, 2,
 ABSL_FLAG(bool, json, false, "Print read commands' results as JSON (proto3 JSON mapping).");
 ABSL_FLAG(int, timeout_s, 5, "Deadline of each call, in seconds.");
 ABSL_FLAG(std::string, ns, "",
-          "Namespace (ls, inspect, evict). put/get derive it from the schema flags instead.");
+          "Namespace (ls, inspect, evict, why). put/get/why --tokens derive it from the schema "
+          "flags instead.");
 ABSL_FLAG(bool, subtree, false, "evict: the key and all of its descendants.");
 ABSL_FLAG(bool, all, false, "evict: everything.");
 ABSL_FLAG(bool, dry_run, false, "evict: only count what would be dropped.");
 ABSL_FLAG(int, limit, 100, "ls: rows per page.");
-ABSL_FLAG(std::string, tokens, "", "put/get: file of whitespace-separated token ids.");
+ABSL_FLAG(std::string, tokens, "", "put/get/why: file of whitespace-separated token ids.");
 ABSL_FLAG(std::string, payload, "", "put: file whose bytes are split evenly over the blocks.");
 ABSL_FLAG(std::string, out, "", "get: file to write the fetched blocks to, in order.");
-ABSL_FLAG(std::string, model, "kvctl-demo", "put/get: key schema model id.");
-ABSL_FLAG(int, tokens_per_block, 16, "put/get: key schema tokens per block.");
-ABSL_FLAG(std::string, kv_dtype, "bf16", "put/get: key schema KV dtype.");
+ABSL_FLAG(std::string, model, "kvctl-demo", "put/get/why: key schema model id.");
+ABSL_FLAG(int, tokens_per_block, 16, "put/get/why: key schema tokens per block.");
+ABSL_FLAG(std::string, kv_dtype, "bf16", "put/get/why: key schema KV dtype.");
 ABSL_FLAG(int, interval_ms, 1000, "top: milliseconds between rows.");
 ABSL_FLAG(int, count, 0, "top: rows to print, then exit; 0: until interrupted.");
 
@@ -62,6 +63,11 @@ Commands:
   kvctl evict --all                     everything
   kvctl put --tokens=F --payload=P      store a prompt's blocks (by hand, for trying things)
   kvctl get --tokens=F [--out=O]        look up and fetch a prompt's cached prefix
+  kvctl why --tokens=F                  per block of a prompt's chain: cached (and in
+  kvctl why --ns=NS KEY...              which tiers), or why not: never_stored,
+                                        evicted_pressure, evicted_operator, integrity,
+                                        parent_missing, tier_disabled, or
+                                        wrong_namespace (cached in another), and when
   kvctl health                          gRPC health check
   kvctl top [--interval_ms=1000] [--count=N]   live rates, hit ratio, bytes and
                                         latency (p50/p99 per path) of one node,
@@ -419,6 +425,9 @@ class Ctl {
 // Defined in kvctl_io.cc: put and get of a token file.
 int KvctlPut(const std::vector<std::string>& addresses, bool cluster);
 int KvctlGet(const std::vector<std::string>& addresses, bool cluster);
+// Defined in kvctl_why.cc.
+int KvctlWhy(const std::vector<std::string>& addresses, bool cluster,
+             const std::vector<char*>& args);
 
 int main(int argc, char** argv) {
   // Accept --dry-run as well as --dry_run: absl flags only know underscores.
@@ -457,6 +466,7 @@ int main(int argc, char** argv) {
   if (command == "health") return ctl.Health();
   if (command == "put") return KvctlPut(addresses, cluster);
   if (command == "get") return KvctlGet(addresses, cluster);
+  if (command == "why") return KvctlWhy(addresses, cluster, args);
   std::cerr << "kvctl: unknown command '" << command << "'\n\n" << kvcache::kUsage;
   return 2;
 }

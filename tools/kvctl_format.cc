@@ -1,5 +1,8 @@
 #include "tools/kvctl_format.h"
 
+#include <algorithm>
+
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -97,6 +100,23 @@ std::string FormatStats(const v1::StatsResponse& s) {
                           h.path(), h.op(), h.count(), Micros(Quantile(h, 0.5)),
                           Micros(Quantile(h, 0.99)), Micros(h.sum_micros() / h.count()));
   }
+  // Misses by reason, per operation, largest first.
+  for (const char* op : {"lookup", "fetch"}) {
+    std::vector<const v1::MissCount*> rows;
+    for (const v1::MissCount& m : s.misses()) {
+      if (m.op() == op) rows.push_back(&m);
+    }
+    if (rows.empty()) continue;
+    std::sort(rows.begin(), rows.end(),
+              [](const v1::MissCount* a, const v1::MissCount* b) { return a->count() > b->count(); });
+    std::vector<std::string> parts;
+    for (const v1::MissCount* m : rows) parts.push_back(absl::StrCat(m->reason(), " ", m->count()));
+    absl::StrAppendFormat(&out, "%s misses by reason: %s\n", op, absl::StrJoin(parts, ", "));
+  }
+  for (const v1::TenantUsage& t : s.tenants()) {
+    absl::StrAppendFormat(&out, "tenant %s: %d blocks, %s in %d namespaces\n", t.tenant(),
+                          t.blocks(), FormatBytes(t.bytes()), t.namespaces());
+  }
   if (!s.block_directory().empty()) {
     absl::StrAppendFormat(&out, "same-host direct reads %d   block directory: %s\n",
                           s.direct_reads(), s.block_directory());
@@ -119,6 +139,36 @@ std::string FormatStats(const v1::StatsResponse& s) {
                           s.nvme_restored_blocks(), s.nvme_restore_seconds(),
                           s.nvme_corrupt_drops(), s.nvme_write_errors(), s.nvme_read_errors(),
                           s.nvme_not_admitted());
+  }
+  return out;
+}
+
+std::string FormatWhy(const std::string& ns, const v1::WhyResponse& why) {
+  std::string out = absl::StrFormat(
+      "namespace %s   (drop record: the last %d drops remembered, room for %d)\n%-4s %-64s  %s\n",
+      absl::CHexEscape(ns), why.drops_recorded(), why.drop_record_capacity(), "#", "KEY",
+      "CACHED, OR WHY NOT");
+  for (int i = 0; i < why.blocks_size(); ++i) {
+    const v1::BlockWhy& b = why.blocks(i);
+    std::string status;
+    if (b.cached()) {
+      std::vector<std::string> tiers;
+      for (int t : b.tiers()) tiers.push_back(TierName(t));
+      status = absl::StrCat("cached (", absl::StrJoin(tiers, ", "), ")");
+    } else if (b.reason() == "wrong_namespace") {
+      status = absl::StrCat("wrong_namespace: cached in namespace \"",
+                            absl::CHexEscape(b.other_namespace()), "\"");
+    } else {
+      status = b.reason();
+      if (b.unix_micros() != 0) {
+        absl::StrAppend(&status, " at ",
+                        absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMicros(b.unix_micros()),
+                                         absl::LocalTimeZone()),
+                        " (", Ago(b.unix_micros()), ")");
+      }
+    }
+    absl::StrAppendFormat(&out, "%-4d %-64s  %s\n", i,
+                          absl::BytesToHexString(b.key()), status);
   }
   return out;
 }

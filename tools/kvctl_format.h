@@ -14,6 +14,8 @@ std::string FormatStats(const v1::StatsResponse& stats);
 // (one per row: how many cluster nodes hold that root), a NODES column too.
 std::string FormatPrefixes(const v1::ListResponse& list, const std::vector<int>& holders = {});
 std::string FormatBlock(const v1::InspectResponse& block);
+// A row per block of a Why answer: cached (tiers), or the reason and when.
+std::string FormatWhy(const std::string& ns, const v1::WhyResponse& why);
 
 }  // namespace kvcache
 
