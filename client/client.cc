@@ -95,16 +95,25 @@ Client::~Client() {
 
 LookupResult Client::Lookup(const std::string& ns, absl::Span<const BlockKey> keys) {
   lookups_.fetch_add(1, std::memory_order_relaxed);
+  const absl::Time start = absl::Now();
   LookupResult result;
   bool final = false;
   const size_t listed = LookupListed(ns, keys, &result, &final);
+  const absl::Time asked = absl::Now();
+  if (listed > 0 || final) {
+    metrics_.Record(ClientPath::kSameHost, ClientOp::kLookup, asked - start, listed, 0);
+  }
   if (final) {
     direct_lookups_.fetch_add(1, std::memory_order_relaxed);
+    metrics_.CountLookup(keys.size(), result.hits, absl::OkStatus());
     return result;
   }
   // The cache is prefix-closed and the daemon scans to the first miss, so
   // asking about the rest of the chain continues the same scan.
   result.status = LookupOverGrpc(ns, keys.subspan(listed), &result);
+  metrics_.Record(ClientPath::kGrpc, ClientOp::kLookup, absl::Now() - asked,
+                  result.hits - listed, 0);
+  metrics_.CountLookup(keys.size(), result.hits, result.status);
   if (!result.status.ok()) lookup_errors_.fetch_add(1, std::memory_order_relaxed);
   return result;
 }
@@ -186,6 +195,7 @@ FetchResult Client::Fetch(const std::string& ns, absl::Span<const FetchTarget> t
     if (t.dest.empty()) {
       result.status = absl::InvalidArgumentError("fetch target with an empty buffer");
       fetch_errors_.fetch_add(1, std::memory_order_relaxed);
+      metrics_.CountFetchMiss(ClientMiss::kError);
       return result;
     }
     total += t.dest.size();
@@ -214,6 +224,7 @@ FetchResult Client::Fetch(const std::string& ns, absl::Span<const FetchTarget> t
     if (completed[p] < parts[p].size()) break;
   }
   if (!result.status.ok()) fetch_errors_.fetch_add(1, std::memory_order_relaxed);
+  if (result.blocks < targets.size()) metrics_.CountFetchMiss(MissOf(result.status));
   for (size_t i = 0; i < result.blocks; ++i) {
     fetched_bytes_.fetch_add(targets[i].dest.size(), std::memory_order_relaxed);
   }
@@ -239,12 +250,22 @@ absl::Status Client::FetchOneStream(int channel, const std::string& ns,
                                     std::vector<v1::Tier>* tiers) {
   // Each path continues from where the one before it stopped.
   auto rest = [&] { return targets.subspan(*completed); };
+  // Records an attempt on `path` that started at `start` and completed n.
+  auto record = [&](ClientPath path, absl::Time start, size_t n) {
+    uint64_t bytes = 0;
+    for (size_t i = *completed; i < *completed + n && i < targets.size(); ++i) {
+      bytes += targets[i].dest.size();
+    }
+    metrics_.Record(path, ClientOp::kFetch, absl::Now() - start, n, bytes);
+    *completed += n;
+  };
   FastPaths::Set paths = fast_paths_->Get();
   if (paths.local != nullptr) {
     size_t n = 0, direct = 0;
+    const absl::Time start = absl::Now();
     DataPortClient::Outcome outcome = paths.local->Fetch(
         MakeFetchRequest(ns, rest()), rest(), options_.verify_local_fetches, &n, tiers, &direct);
-    *completed += n;
+    record(ClientPath::kSameHost, start, n);
     local_path_blocks_.fetch_add(n, std::memory_order_relaxed);
     local_direct_reads_.fetch_add(direct, std::memory_order_relaxed);
     if (!outcome.transport_failed) return outcome.status;
@@ -253,16 +274,18 @@ absl::Status Client::FetchOneStream(int channel, const std::string& ns,
   }
   if (paths.data_port != nullptr) {
     size_t n = 0;
+    const absl::Time start = absl::Now();
     DataPortClient::Outcome outcome = paths.data_port->Fetch(MakeFetchRequest(ns, rest()), rest(),
                                                              options_.verify_checksums, &n, tiers);
-    *completed += n;
+    record(ClientPath::kDataPort, start, n);
     if (!outcome.transport_failed) return outcome.status;
     data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
     fast_paths_->DataPortFailed();
   }
   size_t n = 0;
+  const absl::Time start = absl::Now();
   absl::Status status = FetchOverGrpc(channel, MakeFetchRequest(ns, rest()), rest(), &n, tiers);
-  *completed += n;
+  record(ClientPath::kGrpc, start, n);
   return status;
 }
 
@@ -336,11 +359,22 @@ absl::StatusOr<std::vector<v1::PutOutcome>> Client::Put(const std::string& ns,
   auto rest_parent = [&] {
     return outcomes.empty() ? parent : blocks[outcomes.size() - 1].key;
   };
+  // Records an attempt on `path` that started at `start` with `before`
+  // outcomes known.
+  auto record = [&](ClientPath path, absl::Time start, size_t before) {
+    uint64_t bytes = 0;
+    for (size_t i = before; i < outcomes.size() && i < blocks.size(); ++i) {
+      bytes += blocks[i].bytes().size();
+    }
+    metrics_.Record(path, ClientOp::kPut, absl::Now() - start, outcomes.size() - before, bytes);
+  };
   FastPaths::Set paths = fast_paths_->Get();
   if (paths.local != nullptr) {
     const size_t before = outcomes.size();
+    const absl::Time start = absl::Now();
     DataPortClient::Outcome sent =
         paths.local->Put(ns, rest_parent().ToBytes(), rest(), &outcomes);
+    record(ClientPath::kSameHost, start, before);
     local_path_blocks_.fetch_add(outcomes.size() - before, std::memory_order_relaxed);
     if (!sent.transport_failed) {
       if (!sent.status.ok()) return sent.status;
@@ -350,8 +384,11 @@ absl::StatusOr<std::vector<v1::PutOutcome>> Client::Put(const std::string& ns,
     fast_paths_->LocalFailed();
   }
   if (paths.data_port != nullptr) {
+    const size_t before = outcomes.size();
+    const absl::Time start = absl::Now();
     DataPortClient::Outcome sent =
         paths.data_port->Put(ns, rest_parent().ToBytes(), rest(), &outcomes);
+    record(ClientPath::kDataPort, start, before);
     if (!sent.transport_failed) {
       if (!sent.status.ok()) return sent.status;
       return outcomes;
@@ -359,9 +396,12 @@ absl::StatusOr<std::vector<v1::PutOutcome>> Client::Put(const std::string& ns,
     data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
     fast_paths_->DataPortFailed();
   }
+  const size_t before = outcomes.size();
+  const absl::Time start = absl::Now();
   absl::StatusOr<std::vector<v1::PutOutcome>> more = PutOverGrpc(ns, rest_parent(), rest());
+  if (more.ok()) outcomes.insert(outcomes.end(), more->begin(), more->end());
+  record(ClientPath::kGrpc, start, before);
   if (!more.ok()) return more.status();
-  outcomes.insert(outcomes.end(), more->begin(), more->end());
   return outcomes;
 }
 
@@ -463,6 +503,7 @@ ClientCounters Client::counters() const {
   c.puts_sent = load(puts_sent_);
   c.puts_dropped = load(puts_dropped_);
   c.put_errors = load(put_errors_);
+  c.figures = metrics_.Take();
   return c;
 }
 

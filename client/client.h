@@ -29,6 +29,7 @@
 #include "common/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/client_metrics.h"
 #include "client/data_port_client.h"
 #include "client/fast_paths.h"
 #include "key/block_key.h"
@@ -141,6 +142,9 @@ struct ClientCounters {
   uint64_t puts_sent = 0;
   uint64_t puts_dropped = 0;  // over the in-flight budget
   uint64_t put_errors = 0;
+  // Keys, hits and misses by reason; requests, blocks, bytes and latency
+  // per path and operation (client_metrics.h).
+  ClientFigures figures;
 };
 
 class Client {
@@ -229,6 +233,7 @@ class Client {
   std::atomic<uint64_t> fetched_bytes_{0}, puts_sent_{0}, puts_dropped_{0}, put_errors_{0};
   std::atomic<uint64_t> data_port_fallbacks_{0}, local_path_fallbacks_{0}, local_path_blocks_{0},
       local_direct_reads_{0};
+  ClientMetrics metrics_;
 };
 
 }  // namespace kvcache

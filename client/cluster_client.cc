@@ -207,7 +207,8 @@ std::vector<std::vector<size_t>> ClusterClient::Candidates(const Members& m, siz
 }
 
 template <typename KeyOf, typename Call>
-size_t ClusterClient::ReadChain(const Members& m, size_t count, KeyOf key_of, Call call) {
+size_t ClusterClient::ReadChain(const Members& m, size_t count, KeyOf key_of, Call call,
+                                ClientMiss* why) {
   const std::vector<std::vector<size_t>> candidates = Candidates(m, count, key_of);
   std::vector<char> failed(m.nodes.size(), 0);  // in transport, during this call
   // Nodes found without the chain's first block. Every node should hold it,
@@ -259,6 +260,9 @@ size_t ClusterClient::ReadChain(const Members& m, size_t count, KeyOf key_of, Ca
   }
   size_t prefix = 0;
   while (prefix < count && held[prefix]) ++prefix;
+  // Before the first miss a node answered, a block not held is one no
+  // replica could be asked of.
+  *why = prefix < limit ? ClientMiss::kNodeDown : ClientMiss::kNotCached;
   return prefix;
 }
 
@@ -276,6 +280,7 @@ LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const Block
   std::vector<uint64_t> sizes(keys.size(), 0);
   std::vector<v1::Tier> tiers(keys.size(), v1::TIER_UNSPECIFIED);
   LookupResult result;
+  ClientMiss why = ClientMiss::kNotCached;
   result.hits = ReadChain(
       *m, keys.size(), [&](size_t i) { return keys[i]; },
       [&](size_t n, const std::vector<size_t>& positions) -> std::optional<size_t> {
@@ -290,9 +295,11 @@ LookupResult ClusterClient::Lookup(const std::string& ns, absl::Span<const Block
           if (j < got.tiers.size()) tiers[positions[j]] = got.tiers[j];
         }
         return hits;
-      });
+      },
+      &why);
   result.sizes.assign(sizes.begin(), sizes.begin() + result.hits);
   result.tiers.assign(tiers.begin(), tiers.begin() + result.hits);
+  chain_metrics_.CountLookup(keys.size(), result.hits, why);
   return result;
 }
 
@@ -302,6 +309,7 @@ FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTa
   Mutex error_mu;
   absl::Status error;
   FetchResult result;
+  ClientMiss why = ClientMiss::kNotCached;
   result.blocks = ReadChain(
       *m, targets.size(), [&](size_t i) { return targets[i].key; },
       [&](size_t n, const std::vector<size_t>& positions) -> std::optional<size_t> {
@@ -322,9 +330,13 @@ FetchResult ClusterClient::Fetch(const std::string& ns, absl::Span<const FetchTa
           if (error.ok()) error = s;
         }
         return got.blocks;
-      });
+      },
+      &why);
   result.tiers.assign(tiers.begin(), tiers.begin() + result.blocks);
   result.status = error;
+  if (result.blocks < targets.size()) {
+    chain_metrics_.CountFetchMiss(error.ok() ? why : MissOf(error));
+  }
   return result;
 }
 
@@ -392,6 +404,41 @@ std::vector<ClusterNodeState> ClusterClient::nodes() const {
     out.push_back({n->address, n->health->up(), n->health->failures()});
   }
   return out;
+}
+
+ClientCounters ClusterClient::counters() const {
+  const std::shared_ptr<const Members> m = members();
+  ClientCounters total;
+  for (const auto& n : m->nodes) {
+    std::shared_ptr<Client> client;
+    {
+      MutexLock lock(&n->mu);
+      client = n->client;
+    }
+    if (client == nullptr) continue;
+    const ClientCounters c = client->counters();
+    total.lookups += c.lookups;
+    total.lookup_errors += c.lookup_errors;
+    total.direct_lookups += c.direct_lookups;
+    total.fetches += c.fetches;
+    total.fetch_errors += c.fetch_errors;
+    total.fetched_bytes += c.fetched_bytes;
+    total.data_port_fallbacks += c.data_port_fallbacks;
+    total.local_path_fallbacks += c.local_path_fallbacks;
+    total.local_path_blocks += c.local_path_blocks;
+    total.local_direct_reads += c.local_direct_reads;
+    total.puts_sent += c.puts_sent;
+    total.puts_dropped += c.puts_dropped;
+    total.put_errors += c.put_errors;
+    total.figures += c.figures;
+  }
+  // Whole chains, not the nodes' parts of them.
+  const ClientFigures chains = chain_metrics_.Take();
+  total.figures.lookup_keys = chains.lookup_keys;
+  total.figures.lookup_hit_keys = chains.lookup_hit_keys;
+  total.figures.lookup_misses = chains.lookup_misses;
+  total.figures.fetch_misses = chains.fetch_misses;
+  return total;
 }
 
 }  // namespace kvcache

@@ -104,6 +104,12 @@ class ClusterClient {
   std::string OwnerOf(const BlockKey& key) const;
   // The members, in the order of `peers` (etcd: sorted by address).
   std::vector<ClusterNodeState> nodes() const;
+  // The figures of the whole cluster as a worker sees it: chains' lookup
+  // keys, hits and misses (kNodeDown when the chain stopped at a block no
+  // replica could be asked of), and, summed over the current members' node
+  // clients, the other counters and each path's requests, bytes and
+  // latency. A node's client made afresh after it came back up starts at 0.
+  ClientCounters counters() const;
 
  private:
   struct Node {
@@ -148,10 +154,11 @@ class ClusterClient {
   // chain positions (ascending) and returns how many leading ones it holds,
   // or nullopt when the node failed in transport; then those positions are
   // asked of their next replica, in the same call. Returns the chain's
-  // prefix: positions [0, prefix) were all held. `call` runs on several
-  // threads at once, never twice at once for one node.
+  // prefix: positions [0, prefix) were all held; *why says why it ended
+  // there (a node's answer, or no replica left to ask). `call` runs on
+  // several threads at once, never twice at once for one node.
   template <typename KeyOf, typename Call>
-  size_t ReadChain(const Members& m, size_t count, KeyOf key_of, Call call);
+  size_t ReadChain(const Members& m, size_t count, KeyOf key_of, Call call, ClientMiss* why);
   size_t root_replicas(const Members& m) const;
   size_t replicas(const Members& m) const;
   // Runs fn(node) for every node with a non-empty group, in parallel.
@@ -168,6 +175,7 @@ class ClusterClient {
   // calls pick by the chain's second key, so a prompt's lookup and fetch go
   // to the same replica.
   std::atomic<uint64_t> next_spread_{0};
+  ClientMetrics chain_metrics_;  // lookups and fetches of whole chains
   std::unique_ptr<EtcdMembers> etcd_members_;  // set when members come from etcd
   Mutex probe_mu_;
   CondVar probe_wake_;

@@ -31,6 +31,61 @@
 
 namespace py = pybind11;
 
+namespace {
+
+// A client's counters as a dict: the plain counters by name, then
+// lookup_keys, lookup_hit_keys, lookup_misses and fetch_misses ({reason:
+// count}), and paths[path][op] = {requests, blocks, bytes, latency_count,
+// latency_sum_us, latency_p50_us, latency_p99_us}.
+py::dict CountersDict(const kvcache::ClientCounters& c) {
+  using namespace kvcache;
+  py::dict d;
+  d["lookups"] = c.lookups;
+  d["lookup_errors"] = c.lookup_errors;
+  d["direct_lookups"] = c.direct_lookups;
+  d["fetches"] = c.fetches;
+  d["fetch_errors"] = c.fetch_errors;
+  d["fetched_bytes"] = c.fetched_bytes;
+  d["data_port_fallbacks"] = c.data_port_fallbacks;
+  d["local_path_fallbacks"] = c.local_path_fallbacks;
+  d["local_path_blocks"] = c.local_path_blocks;
+  d["local_direct_reads"] = c.local_direct_reads;
+  d["puts_sent"] = c.puts_sent;
+  d["puts_dropped"] = c.puts_dropped;
+  d["put_errors"] = c.put_errors;
+  const ClientFigures& f = c.figures;
+  d["lookup_keys"] = f.lookup_keys;
+  d["lookup_hit_keys"] = f.lookup_hit_keys;
+  py::dict lookup_misses, fetch_misses;
+  for (size_t m = 0; m < kClientMisses; ++m) {
+    lookup_misses[ClientMissName(static_cast<ClientMiss>(m))] = f.lookup_misses[m];
+    fetch_misses[ClientMissName(static_cast<ClientMiss>(m))] = f.fetch_misses[m];
+  }
+  d["lookup_misses"] = lookup_misses;
+  d["fetch_misses"] = fetch_misses;
+  py::dict paths;
+  for (size_t p = 0; p < kClientPaths; ++p) {
+    py::dict ops;
+    for (size_t o = 0; o < kClientOps; ++o) {
+      const PathFigures& figures = f.paths[p][o];
+      py::dict one;
+      one["requests"] = figures.requests;
+      one["blocks"] = figures.blocks;
+      one["bytes"] = figures.bytes;
+      one["latency_count"] = figures.latency.count;
+      one["latency_sum_us"] = figures.latency.sum_micros;
+      one["latency_p50_us"] = figures.latency.QuantileMicros(0.5);
+      one["latency_p99_us"] = figures.latency.QuantileMicros(0.99);
+      ops[ClientOpName(static_cast<ClientOp>(o))] = one;
+    }
+    paths[ClientPathName(static_cast<ClientPath>(p))] = ops;
+  }
+  d["paths"] = paths;
+  return d;
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_kvcache, m) {
   using namespace kvcache;
   using namespace kvcache::binding;
@@ -190,25 +245,10 @@ PYBIND11_MODULE(_kvcache, m) {
           "Waits until every put_async so far was sent (or failed).")
       .def(
           "stats",
-          [](const ClientHandle& h) {
-            const ClientCounters c = h.Get()->counters();
-            py::dict d;
-            d["lookups"] = c.lookups;
-            d["lookup_errors"] = c.lookup_errors;
-            d["direct_lookups"] = c.direct_lookups;
-            d["fetches"] = c.fetches;
-            d["fetch_errors"] = c.fetch_errors;
-            d["fetched_bytes"] = c.fetched_bytes;
-            d["data_port_fallbacks"] = c.data_port_fallbacks;
-            d["local_path_fallbacks"] = c.local_path_fallbacks;
-            d["local_path_blocks"] = c.local_path_blocks;
-            d["local_direct_reads"] = c.local_direct_reads;
-            d["puts_sent"] = c.puts_sent;
-            d["puts_dropped"] = c.puts_dropped;
-            d["put_errors"] = c.put_errors;
-            return d;
-          },
-          "This client's counters (dict).");
+          [](const ClientHandle& h) { return CountersDict(h.Get()->counters()); },
+          "This client's counters (dict): plain counters, lookup_keys, lookup_hit_keys, "
+          "lookup_misses and fetch_misses by reason (not_cached, node_down, deadline, error), "
+          "and paths[path][op] with requests, blocks, bytes and latency (client_metrics.h).");
   BindDataCalls<ClientHandle>(client);
   client.def(
       "_fetch_loop_seconds",
@@ -260,4 +300,8 @@ PYBIND11_MODULE(_kvcache, m) {
       "**node_options): each block on its `replicas` highest-ranked nodes, read from the first "
       "that answers.");
   BindDataCalls<ClusterHandle>(cluster);
+  cluster.def(
+      "stats", [](const ClusterHandle& h) { return CountersDict(h.Get()->counters()); },
+      "The cluster's counters, as Client.stats(): whole chains' keys, hits and misses (node_down "
+      "when no replica of a block could be asked), and the node clients' paths summed.");
 }

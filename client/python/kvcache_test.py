@@ -103,6 +103,24 @@ def test_put_lookup_fetch_round_trip(daemon, path):
         assert buffers[2].numpy().tobytes() == data[2]
         assert bytes(buffers[3]) == data[3]
 
+        # What the client saw, by path: the lookup's 5 keys (4 hit, then a
+        # block never put), the put's and the fetch's blocks and bytes.
+        stats = c.stats()
+        assert stats["lookup_keys"] == 5 and stats["lookup_hit_keys"] == 4
+        assert stats["lookup_misses"] == {"not_cached": 1, "node_down": 0, "deadline": 0,
+                                          "error": 0}
+        assert sum(stats["fetch_misses"].values()) == 0
+        put_figures = stats["paths"][path]["put"]
+        assert put_figures["blocks"] == 4 and put_figures["bytes"] == 4 * BLOCK
+        assert put_figures["requests"] == put_figures["latency_count"] == 1
+        assert put_figures["latency_sum_us"] > 0 and put_figures["latency_p99_us"] > 0
+        fetch_figures = stats["paths"][path]["fetch"]
+        assert fetch_figures["blocks"] == 4 and fetch_figures["bytes"] == 4 * BLOCK
+        for other in PATHS:
+            if other != path:
+                assert stats["paths"][other]["put"]["requests"] == 0, other
+                assert stats["paths"][other]["fetch"]["blocks"] == 0, other
+
 
 @pytest.mark.parametrize("path", PATHS)
 def test_raw_addresses(daemon, path):
@@ -204,6 +222,29 @@ def test_cluster_client_keeps_two_copies_and_survives_a_node_dying():
             out = [bytearray(BLOCK) for _ in keys]
             assert cluster.fetch(s.namespace, keys, out).blocks == 12
             assert [bytes(o) for o in out] == data
+            stats = cluster.stats()
+            assert stats["lookup_keys"] == 12 and stats["lookup_hit_keys"] == 12
+            assert sum(stats["lookup_misses"].values()) == 0
+            # The node clients' puts, summed: the first block on all three
+            # nodes, the other 11 on two each.
+            assert stats["paths"]["data_port"]["put"]["blocks"] == 3 + 11 * 2
+
+
+def test_cluster_client_counts_a_chain_cut_by_a_dead_node_as_node_down():
+    s = schema(weights_revision="cluster-one-copy")
+    keys = kvcache.chain_keys(s, list(range(16 * 12)))
+    flags = ["--host_capacity=16MiB", "--page_size=64KiB"]
+    with Daemon(flags) as a, Daemon(flags) as b:
+        with kvcache.ClusterClient(peers=[a.address, b.address], replicas=1,
+                                   use_local_path=False, deadline_s=2.0) as cluster:
+            assert cluster.put(s.namespace, None, keys, payloads(12, seed=3)).stored == 12
+            b.kill()  # one copy of each block: b's are gone with it
+            hit = cluster.lookup(s.namespace, keys)
+            assert hit.hits < 12
+            assert cluster.lookup(s.namespace, keys[:1]).hits == 1  # the first block is on both
+            stats = cluster.stats()
+            assert stats["lookup_misses"]["node_down"] == 1, stats["lookup_misses"]
+            assert stats["lookup_misses"]["not_cached"] == 0
 
 
 def test_put_async_and_flush(daemon):
@@ -267,7 +308,10 @@ def test_daemon_down_is_a_miss_within_the_deadline():
         assert time.monotonic() - start < 3
         assert hit.hits == 0 and hit.error is not None
         assert got.blocks == 0 and got.error is not None
-        assert c.stats()["lookup_errors"] == 1
+        stats = c.stats()
+        assert stats["lookup_errors"] == 1
+        assert stats["lookup_misses"]["node_down"] == 1
+        assert stats["fetch_misses"]["node_down"] == 1
 
 
 def test_the_gil_is_released_while_a_call_waits():
