@@ -97,11 +97,11 @@ bool DataPortServer::ServeOne(int fd, const std::shared_ptr<ConnectionShare>& sh
   const absl::Time start = absl::Now();
   if (head[0] == kDataPortMagic) {
     keep = ServeFetch(fd, head[1], share);
-    service_.counters.Latency(RequestPath::kDataPort, RequestOp::kFetch).Record(absl::Now() - start);
+    service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kFetch, absl::Now() - start);
   }
   if (head[0] == kDataPortPutMagic) {
     keep = ServePut(fd, head[1], share);
-    service_.counters.Latency(RequestPath::kDataPort, RequestOp::kPut).Record(absl::Now() - start);
+    service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kPut, absl::Now() - start);
   }
   SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
   return keep;  // false too for anything not our protocol

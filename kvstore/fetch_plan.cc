@@ -96,7 +96,9 @@ absl::StatusOr<FetchPlan> PlanFetch(ServiceContext& service, const std::string& 
                                        request.items(i).offset(), *end, TierOf(source)});
   }
   plan.charge = ShareCharge(std::move(share), charged);
-  if (miss.has_value()) service.counters.CountMiss(RequestOp::kFetch, *miss);
+  if (miss.has_value() && service.counters.request_metrics) {
+    service.counters.CountMiss(RequestOp::kFetch, *miss);
+  }
   if (plan.items.empty()) {
     if (!over_share.ok()) return over_share;
     if (miss == MissReason::kDeadline) {

@@ -35,7 +35,7 @@ FetchReactor::FetchReactor(ServiceContext& service, std::string tenant,
 }
 
 void FetchReactor::OnDone() {
-  service_.counters.Latency(RequestPath::kGrpc, RequestOp::kFetch).Record(absl::Now() - started_);
+  service_.counters.RecordLatency(RequestPath::kGrpc, RequestOp::kFetch, absl::Now() - started_);
   // After this no OnStalled runs, so nothing can touch this any more.
   if (service_.stall_watchdog != nullptr) service_.stall_watchdog->Remove(this);
   delete this;

@@ -152,7 +152,7 @@ grpc::ServerUnaryReactor* KvCacheService::Lookup(grpc::CallbackServerContext* ct
       ctx, request, response, [&](const v1::LookupRequest& q, v1::LookupResponse& r) {
         return DoLookup(tenant, q, r);
       });
-  context_.counters.Latency(RequestPath::kGrpc, RequestOp::kLookup).Record(absl::Now() - start);
+  context_.counters.RecordLatency(RequestPath::kGrpc, RequestOp::kLookup, absl::Now() - start);
   return reactor;
 }
 
@@ -177,7 +177,7 @@ absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::Looku
     b->set_size(block.size);
   }
   ServiceCounters& c = context_.counters;
-  if (hits < keys.size()) {
+  if (hits < keys.size() && c.request_metrics) {
     c.CountMiss(RequestOp::kLookup, ns.has_value() ? context_.store.WhyMissing(*ns, keys[hits])
                                                    : MissReason::kNeverStored);
   }

@@ -129,6 +129,10 @@ ABSL_FLAG(double, connection_share, 0.25,
           "unfinished puts and pinned by its unfinished fetches and leases (a fraction in "
           "(0, 1]); never less than one block of --max_block_size.");
 ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
+ABSL_FLAG(bool, request_metrics, true,
+          "Time every request into the latency histograms and name the reason of every miss. "
+          "Off only to measure what that costs (kvbench metrics); /metrics then shows no "
+          "latencies or misses by reason.");
 ABSL_FLAG(int, drop_record_entries, 65536,
           "Recent evictions and drops remembered with their reason, for the misses-by-reason "
           "figures and `kvctl why` (about 100 bytes each; the oldest is forgotten first; 0: "
@@ -351,6 +355,7 @@ int Run() {
                                    std::min(limits.max_block_bytes, arena_bytes)));
   StallWatchdog stall_watchdog(stall_timeout);
   ServiceContext context{**store, limits, absl::Now(), {}};
+  context.counters.request_metrics = absl::GetFlag(FLAGS_request_metrics);
   context.shares = &shares;
   context.stall_watchdog = &stall_watchdog;
   if ((*store)->nvme() != nullptr || (*store)->gpu() != nullptr) {

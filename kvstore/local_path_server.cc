@@ -397,9 +397,9 @@ void LocalPathServer::Serve(int fd) {
     // A fetch is its lease; a put is its commit (the copy, the hash and the
     // index), its begin being only a reservation.
     if (type == LocalMessage::kFetchLease || type == LocalMessage::kGpuLease) {
-      service_.counters.Latency(RequestPath::kSameHost, RequestOp::kFetch).Record(absl::Now() - now);
+      service_.counters.RecordLatency(RequestPath::kSameHost, RequestOp::kFetch, absl::Now() - now);
     } else if (type == LocalMessage::kPutCommit) {
-      service_.counters.Latency(RequestPath::kSameHost, RequestOp::kPut).Record(absl::Now() - now);
+      service_.counters.RecordLatency(RequestPath::kSameHost, RequestOp::kPut, absl::Now() - now);
     }
   }
 }

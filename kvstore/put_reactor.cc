@@ -24,7 +24,7 @@ PutReactor::PutReactor(ServiceContext& service, std::string tenant,
 }
 
 void PutReactor::OnDone() {
-  service_.counters.Latency(RequestPath::kGrpc, RequestOp::kPut).Record(absl::Now() - started_);
+  service_.counters.RecordLatency(RequestPath::kGrpc, RequestOp::kPut, absl::Now() - started_);
   // After this no OnStalled runs, so nothing can touch this any more.
   if (service_.stall_watchdog != nullptr) service_.stall_watchdog->Remove(this);
   delete this;

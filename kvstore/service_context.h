@@ -44,9 +44,16 @@ enum class RequestPath { kGrpc, kDataPort, kSameHost, kCount };
 enum class RequestOp { kLookup, kFetch, kPut, kCount };
 
 struct ServiceCounters {
+  // Off (kvstored --request_metrics=false): no latency is recorded and no
+  // miss is classified, so kvbench can measure what they cost. Set before
+  // the server starts.
+  bool request_metrics = true;
   // Every request's latency, by path and operation.
   LatencyHistogram& Latency(RequestPath path, RequestOp op) {
     return latency[static_cast<size_t>(path)][static_cast<size_t>(op)];
+  }
+  void RecordLatency(RequestPath path, RequestOp op, absl::Duration took) {
+    if (request_metrics) Latency(path, op).Record(took);
   }
   LatencyHistogram latency[static_cast<size_t>(RequestPath::kCount)]
                           [static_cast<size_t>(RequestOp::kCount)];

@@ -123,6 +123,18 @@ def test_metrics_parse_and_count_a_known_workload(daemon):
     assert get(f"http://{address}/other")[0] == 404
 
 
+def test_request_metrics_off_records_no_latency_and_names_no_miss():
+    """What kvbench metrics compares against: the same daemon, timing off."""
+    with Daemon(["--metrics_listen=127.0.0.1:0", "--request_metrics=false",
+                 "--drop_record_entries=0"]) as d:
+        channel = grpc.insecure_channel(d.address)
+        workload(channel)
+        after = samples(get(f"http://{metrics_address(channel)}/metrics")[2])
+        assert after[("kvstored_lookups_total", ())] == 2  # plain counters still count
+        assert all(v == 0 for (name, _), v in after.items()
+                   if name in ("kvstored_request_duration_seconds_count", "kvstored_misses_total"))
+
+
 PATHS = {  # kvcache.Client options that take one path (same host: every fetch a lease)
     "same_host": {"use_direct_reads": False},
     "data_port": {"use_local_path": False},

@@ -39,6 +39,7 @@
 #include "tools/kvbench_usage.h"
 #include "tools/kvbench_engine.h"
 #include "tools/kvbench_gpu.h"
+#include "tools/kvbench_metrics.h"
 #include "tools/kvbench_nvme.h"
 #include "tools/kvbench_report.h"
 #include "tools/kvbench_trace.h"
@@ -473,6 +474,10 @@ int main(int argc, char** argv) {
   if (args.size() > 1 && std::string(args[1]) == "nvme") {
     return kvcache::RunNvmeBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_runs),
                                  absl::GetFlag(FLAGS_json));
+  }
+  if (args.size() > 1 && std::string(args[1]) == "metrics") {
+    return kvcache::RunMetricsCostBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_runs),
+                                        absl::GetFlag(FLAGS_seconds), absl::GetFlag(FLAGS_json));
   }
   if (args.size() > 1 && std::string(args[1]) == "gpu") {
     return kvcache::RunGpuBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_runs),
