@@ -457,6 +457,7 @@ void KvCacheService::DoStats(v1::StatsResponse& response) {
   response.set_page_bytes(store.arena().page_bytes());
   response.set_direct_reads(load(c.direct_reads));
   response.set_direct_read_bytes(load(c.direct_read_bytes));
+  response.set_leases_held(load(c.leases_held));
   if (const BlockDirectory* d = store.directory(); d != nullptr) {
     response.set_block_directory(absl::StrCat(d->listed(), " blocks listed, ", d->unlisted(),
                                               " left unlisted since start (bucket full), ",

@@ -91,6 +91,29 @@ void AppendExtents(const HostArena& arena, const PageRun& pages, uint64_t offset
   });
 }
 
+// Counts itself in `*count` while it exists, copies and moves included (a
+// lease moves when its connection's map grows).
+class LeaseCount {
+ public:
+  explicit LeaseCount(std::atomic<uint64_t>* count = nullptr) : count_(count) { Add(+1); }
+  LeaseCount(const LeaseCount& other) : LeaseCount(other.count_) {}
+  LeaseCount& operator=(const LeaseCount& other) {
+    if (this != &other) {
+      Add(-1);
+      count_ = other.count_;
+      Add(+1);
+    }
+    return *this;
+  }
+  ~LeaseCount() { Add(-1); }
+
+ private:
+  void Add(int n) {
+    if (count_ != nullptr) count_->fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t>* count_;
+};
+
 struct Lease {
   std::vector<BlockPin> pins;           // a fetch lease,
   ShareCharge charge;                   // counted against the connection
@@ -99,6 +122,7 @@ struct Lease {
   StagingSpace::Range staging;          // and where the client writes
   std::string ns;                       // the put's namespace
   absl::Time expires;
+  LeaseCount counted;  // in ServiceCounters::leases_held; last, so it goes first
 };
 
 }  // namespace
@@ -252,6 +276,7 @@ void LocalPathServer::Serve(int fd) {
         }
         if (plan.ok()) {
           Lease& lease = leases[next_lease];
+          lease.counted = LeaseCount(&service_.counters.leases_held);
           lease.expires = expires;
           lease.charge = std::move(plan->charge);
           reply.set_lease_id(next_lease++);
@@ -283,6 +308,7 @@ void LocalPathServer::Serve(int fd) {
         SetStatus(items.status(), reply);
         if (items.ok()) {
           Lease& lease = leases[next_lease];
+          lease.counted = LeaseCount(&service_.counters.leases_held);
           lease.expires = expires;
           reply.set_lease_id(next_lease++);
           for (GpuLeaseItem& item : *items) {
@@ -336,6 +362,7 @@ void LocalPathServer::Serve(int fd) {
           where->set_offset(range.offset());
           where->set_length(range.length());
           Lease& lease = leases[next_lease];
+          lease.counted = LeaseCount(&service_.counters.leases_held);
           lease.expires = expires;
           lease.staged = std::move(admission->staged);
           lease.staging = std::move(range);

@@ -114,6 +114,8 @@ std::string RenderMetrics(const v1::StatsResponse& s) {
           static_cast<double>(s.pinned_bytes()));
   e.Gauge("kvstored_staged_bytes", "Bytes held by puts that have not finished.",
           static_cast<double>(s.staged_bytes()));
+  e.Gauge("kvstored_leases_held", "Same-host leases held now (fetch, GPU and put).",
+          static_cast<double>(s.leases_held()));
   e.Gauge("kvstored_page_bytes", "Size of a host arena page.", static_cast<double>(s.page_bytes()));
   e.Counter("kvstored_lookups_total", "Lookup calls answered by the daemon.", s.lookups());
   e.Counter("kvstored_lookup_keys_total", "Keys asked for by those lookups.", s.lookup_keys());

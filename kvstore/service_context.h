@@ -85,7 +85,8 @@ struct ServiceCounters {
   std::atomic<uint64_t> bytes_out{0};
   std::atomic<uint64_t> direct_reads{0};  // blocks, as local workers report them
   std::atomic<uint64_t> direct_read_bytes{0};  // their bytes, likewise
-  std::atomic<uint64_t> gpu_leased_blocks{0};  // blocks local workers copied from GPU pages
+  std::atomic<uint64_t> gpu_leased_blocks{0};
+  std::atomic<uint64_t> leases_held{0};  // same-host leases held now (a gauge)  // blocks local workers copied from GPU pages
 };
 
 struct ServiceContext {

@@ -29,12 +29,13 @@ class DaemonTest : public ::testing::Test {
     ASSERT_TRUE(stub_->Hello(&ctx, {}, &hello_).ok());
   }
 
-  // Nothing pinned or staged is left once the test's clients are done.
+  // Nothing pinned, staged or leased is left once the test's clients are done.
   void TearDown() override {
     if (stub_ == nullptr) return;
     v1::StatsResponse stats = AwaitNothingPinnedOrStaged(*stub_);
     EXPECT_EQ(stats.pinned_bytes(), 0u);
     EXPECT_EQ(stats.staged_bytes(), 0u);
+    EXPECT_EQ(stats.leases_held(), 0u);
   }
 
   v1::StatsResponse Stats() {

@@ -117,6 +117,7 @@ TEST_F(E2eLocalPathTest, KilledLeaseHolderGivesPagesBack) {
   // An uncommitted put lease holds only the connection's staging memfd; the
   // arena's pages are taken at commit.
   EXPECT_EQ(held.staged_bytes(), 0u);
+  EXPECT_EQ(held.leases_held(), 2u);  // its fetch lease and its put lease
   kill(holder_pid_, SIGKILL);  // TearDown checks that both go back to zero
 }
 
@@ -131,6 +132,7 @@ TEST_F(E2eLocalPathTest, StalledLeasesExpire) {
   v1::StatsResponse later = Stats();
   EXPECT_EQ(later.pinned_bytes(), 0u);
   EXPECT_EQ(later.staged_bytes(), 0u);
+  EXPECT_EQ(later.leases_held(), 0u);
 }
 
 TEST_F(E2eLocalPathTest, EvictionSkipsLeasedBlocks) {

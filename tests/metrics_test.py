@@ -92,6 +92,7 @@ EXPECTED = {
     ("kvstored_request_duration_seconds_count", (("op", "put"), ("path", "grpc"))): 1,
     ("kvstored_pinned_bytes", ()): 0,
     ("kvstored_staged_bytes", ()): 0,
+    ("kvstored_leases_held", ()): 0,
 }
 
 

@@ -110,11 +110,12 @@ v1::StatsResponse AwaitStats(v1::KvCache::Stub& stub, Pred done) {
   return stats;
 }
 
-// Waits until the daemon holds no pinned and no staged bytes (gRPC may
-// take a moment to release the last slices of a cancelled call).
+// Waits until the daemon holds no pinned and no staged bytes and no same-host
+// lease (gRPC may take a moment to release the last slices of a cancelled
+// call).
 inline v1::StatsResponse AwaitNothingPinnedOrStaged(v1::KvCache::Stub& stub) {
   return AwaitStats(stub, [](const v1::StatsResponse& s) {
-    return s.pinned_bytes() == 0 && s.staged_bytes() == 0;
+    return s.pinned_bytes() == 0 && s.staged_bytes() == 0 && s.leases_held() == 0;
   });
 }
 

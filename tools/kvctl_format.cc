@@ -79,10 +79,12 @@ std::string FormatStats(const v1::StatsResponse& s) {
   }
   absl::StrAppendFormat(&out,
                         "\nlookups %d (%d keys, %s hit)   puts stored %d, rejected %d   "
-                        "fetches %d   evicted %d\npinned by readers %s   staged by puts %s\n",
+                        "fetches %d   evicted %d\npinned by readers %s   staged by puts %s   "
+                        "same-host leases held %d\n",
                         s.lookups(), s.lookup_keys(), Percent(s.lookup_hit_keys(), s.lookup_keys()),
                         s.puts_stored(), s.puts_rejected(), s.fetches(), s.evicted_blocks(),
-                        FormatBytes(s.pinned_bytes()), FormatBytes(s.staged_bytes()));
+                        FormatBytes(s.pinned_bytes()), FormatBytes(s.staged_bytes()),
+                        s.leases_held());
   if (!s.cluster().empty()) absl::StrAppend(&out, "cluster: ", s.cluster(), "\n");
   if (!s.repair().empty()) absl::StrAppend(&out, "repair:  ", s.repair(), "\n");
   if (!s.metrics_address().empty()) {
