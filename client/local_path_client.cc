@@ -39,6 +39,10 @@ constexpr size_t kReportMaxBlocks = 256;
 // Most fds a welcome carries: arena, staging, directory, GPU pool.
 constexpr size_t kWelcomeFds = 4;
 
+// Staging ranges a kPutStaged client picks start on page boundaries, as the
+// daemon's own reservations do.
+constexpr uint64_t kStagingAlign = 4096;
+
 // Reads one framed message; with `fds_out`, also takes up to kWelcomeFds
 // SCM_RIGHTS fds (any others are closed), leaving -1 where none came.
 bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[kWelcomeFds]) {
@@ -153,6 +157,12 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   std::unique_ptr<LocalPathClient> client(
       new LocalPathClient(fd, static_cast<const uint8_t*>(arena), welcome.arena_bytes(),
                           static_cast<uint8_t*>(staging), welcome.staging_bytes()));
+  if (welcome.put_staged()) {
+    client->put_staged_ = true;
+    MutexLock lock(&client->staging_mu_);
+    client->staging_ranges_ = std::make_unique<RangeAllocator>(
+        welcome.staging_bytes() / kStagingAlign * kStagingAlign, kStagingAlign);
+  }
   const int directory_fd = welcome.directory_bytes() > 0 ? fds[2] : -1;
   const int gpu_pool_fd = welcome.gpu_pool_fd() ? fds[welcome.directory_bytes() > 0 ? 3 : 2] : -1;
   // The block directory is an optimization: if it cannot be used, fetches
@@ -405,11 +415,52 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
   return outcome;
 }
 
+std::optional<LocalPathClient::Outcome> LocalPathClient::PutOneStaged(
+    const std::string& ns, const std::string& parent, const PutBlock& block,
+    std::vector<v1::PutOutcome>* outcomes) {
+  const absl::string_view bytes = block.bytes();
+  uint64_t offset = 0;
+  if (!bytes.empty()) {
+    MutexLock lock(&staging_mu_);
+    absl::StatusOr<uint64_t> range = staging_ranges_->Allocate(bytes.size());
+    if (!range.ok()) return std::nullopt;
+    offset = *range;
+  }
+  // The copy and its hash in one pass: the payload is read once.
+  v1::LocalPutStaged request;
+  *request.mutable_header() = MakePutHeader(ns, parent, block, /*with_checksum=*/false);
+  ChecksumStream checksum;
+  checksum.CopyAndUpdate(staging_ + offset,
+                         {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+  request.mutable_header()->set_checksum(checksum.Digest());
+  request.set_staging_offset(offset);
+  v1::LocalResult result;
+  const Outcome call = Call(LocalMessage::kPutStaged, request, LocalMessage::kResult, &result);
+  if (!bytes.empty()) {
+    MutexLock lock(&staging_mu_);
+    staging_ranges_->Free(offset, bytes.size());
+  }
+  if (!call.status.ok()) return call;
+  if (result.status_code() != 0) {
+    return Outcome{StatusOf(result.status_code(), result.status_message()), false};
+  }
+  outcomes->push_back(result.outcome());
+  return Outcome{absl::OkStatus(), false};
+}
+
 LocalPathClient::Outcome LocalPathClient::Put(const std::string& ns, const std::string& parent,
                                               absl::Span<const PutBlock> blocks,
                                               std::vector<v1::PutOutcome>* outcomes) {
   std::string previous = parent;
   for (const PutBlock& block : blocks) {
+    if (put_staged_) {
+      std::optional<Outcome> staged = PutOneStaged(ns, previous, block, outcomes);
+      if (staged.has_value()) {
+        if (!staged->status.ok()) return *staged;
+        previous = block.key.ToBytes();
+        continue;
+      }
+    }
     const v1::PutBlockHeader header = MakePutHeader(ns, previous, block);
     previous = block.key.ToBytes();
     v1::LocalLease lease;

@@ -30,6 +30,7 @@
 #include "client/data_port_client.h"
 #include "client/direct_read_reporter.h"
 #include "common/mutex.h"
+#include "common/range_allocator.h"
 #include "kvcache/v1/local.pb.h"
 #include "proto/local_wire.h"
 
@@ -139,12 +140,26 @@ class LocalPathClient {
   static bool ExtentsFit(const google::protobuf::RepeatedPtrField<v1::ArenaExtent>& extents,
                          uint64_t mapping_size, uint64_t length);
 
+  // One block of Put by kPutStaged: written into a staging range this
+  // client picks, then one round trip. Appends the outcome; an outcome
+  // with transport_failed or an error as Put. nullopt when no staging range
+  // is free for it (the caller uses kPutBegin instead).
+  std::optional<Outcome> PutOneStaged(const std::string& ns, const std::string& parent,
+                                      const PutBlock& block, std::vector<v1::PutOutcome>* outcomes)
+      ABSL_LOCKS_EXCLUDED(staging_mu_);
+
   Mutex mu_;  // one request at a time on fd_
   const int fd_;
   const uint8_t* const arena_;  // mapped read-only, MAP_SHARED
   const size_t arena_size_;
   uint8_t* const staging_;  // this connection's, mapped writable
   const size_t staging_size_;
+  // Set once by Connect: the daemon takes kPutStaged, and the client then
+  // picks the staging ranges itself (concurrent puts on one connection
+  // each take their own).
+  bool put_staged_ = false;
+  Mutex staging_mu_;
+  std::unique_ptr<RangeAllocator> staging_ranges_ ABSL_GUARDED_BY(staging_mu_);
 
   // Set once by Connect when the daemon shares its block directory.
   const uint8_t* directory_map_ = nullptr;  // mapped read-only

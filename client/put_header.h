@@ -11,9 +11,10 @@
 namespace kvcache {
 
 // `parent` is the parent key's bytes (empty for a root block). Computes the
-// payload's checksum.
+// payload's checksum unless `with_checksum` is false (a caller that hashes
+// the payload as it copies it, and sets the checksum itself).
 v1::PutBlockHeader MakePutHeader(const std::string& ns, const std::string& parent,
-                                 const PutBlock& block);
+                                 const PutBlock& block, bool with_checksum = true);
 
 }  // namespace kvcache
 

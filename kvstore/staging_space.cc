@@ -72,6 +72,16 @@ StagingSpace::~StagingSpace() {
   close(fd_);
 }
 
+absl::StatusOr<absl::Span<const uint8_t>> StagingSpace::Bytes(uint64_t offset,
+                                                               uint64_t length) const {
+  if (offset > size_ || length > size_ - offset) {
+    return absl::InvalidArgumentError(absl::StrCat("staging range [", offset, ", +", length,
+                                                   ") lies outside the ", size_,
+                                                   "-byte staging space"));
+  }
+  return absl::Span<const uint8_t>(base_ + offset, static_cast<size_t>(length));
+}
+
 absl::StatusOr<StagingSpace::Range> StagingSpace::Reserve(uint64_t length) {
   if (length == 0 || RoundUp(length) > size_) {
     return absl::InvalidArgumentError(

@@ -63,6 +63,9 @@ class StagingSpace {
   // The lowest free range of `length` bytes (1 or more). RESOURCE_EXHAUSTED
   // when none is free.
   absl::StatusOr<Range> Reserve(uint64_t length);
+  // The bytes at [offset, offset + length) as the client left them (it may
+  // still be writing), reserved or not; INVALID_ARGUMENT outside the space.
+  absl::StatusOr<absl::Span<const uint8_t>> Bytes(uint64_t offset, uint64_t length) const;
 
  private:
   StagingSpace(int fd, uint8_t* base, uint64_t size);

@@ -18,6 +18,7 @@ enum class LocalMessage : uint32_t {
   kRefused = 8,      // daemon -> client, then close; body LocalResult
   kDirectReads = 9,  // client -> daemon; body DirectReadReport; no reply
   kGpuLease = 10,    // client -> daemon; body FetchRequest; reply kLease (GPU pool extents)
+  kPutStaged = 11,   // client -> daemon; body LocalPutStaged; reply kResult
 };
 
 inline constexpr uint32_t kMaxLocalMessageBytes = 4u << 20;

@@ -84,6 +84,16 @@ class RawLocalConnection {
     EXPECT_TRUE(Call(LocalMessage::kPutBegin, MakePutHeader(ns, "", block), &lease));
     return lease;
   }
+  // A put in one round trip of bytes already at `offset` of the staging
+  // mapping; `checksum` as the header says it.
+  v1::LocalResult PutStaged(const std::string& ns, const PutBlock& block, uint64_t offset) {
+    v1::LocalPutStaged request;
+    *request.mutable_header() = MakePutHeader(ns, "", block);
+    request.set_staging_offset(offset);
+    v1::LocalResult result;
+    EXPECT_TRUE(Call(LocalMessage::kPutStaged, request, &result));
+    return result;
+  }
   v1::LocalResult Commit(uint64_t lease_id) {
     v1::LocalRelease commit;
     commit.set_lease_id(lease_id);
@@ -173,6 +183,45 @@ TEST_F(E2eLocalIsolationTest, BytesThatDoNotMatchTheirChecksumAreRefused) {
   v1::LocalResult result = conn_->Commit(lease.lease_id());
   EXPECT_EQ(result.status_code(), static_cast<int>(absl::StatusCode::kDataLoss));
   EXPECT_EQ(FetchOverGrpc(key, payload.size()), "");  // a miss, never wrong bytes
+}
+
+// kPutStaged: the client picks the range and writes first; the daemon
+// stores what it copied only if that matches the checksum, reads nothing
+// outside the staging mapping, and keeps its own copy.
+TEST_F(E2eLocalIsolationTest, PutsOfStagedBytesAreCheckedAndCopied) {
+  Start({"--max_block_size=1MiB", "--local_staging=1MiB"});
+  ASSERT_TRUE(conn_->welcome().put_staged());
+  const std::vector<BlockKey> keys = TestChain(7, 3);
+  const std::string payload = PayloadFor(keys[0], 90000);
+  const uint64_t offset = 4096 * 3;
+  std::memcpy(conn_->staging() + offset, payload.data(), payload.size());
+  v1::LocalResult stored = conn_->PutStaged(ns_, {keys[0], payload}, offset);
+  ASSERT_EQ(stored.status_code(), 0) << stored.status_message();
+  EXPECT_EQ(stored.outcome(), v1::PUT_STORED);
+  std::memset(conn_->staging() + offset, 'X', payload.size());  // too late
+  EXPECT_EQ(FetchOverGrpc(keys[0], payload.size()), payload);
+  EXPECT_EQ(conn_->PutStaged(ns_, {keys[0], payload}, offset).outcome(),
+            v1::PUT_ALREADY_CACHED);
+
+  // Bytes that differ from what the header's checksum says.
+  const std::string other = PayloadFor(keys[1], 5000);
+  std::memcpy(conn_->staging(), other.data(), other.size());
+  conn_->staging()[4999] ^= 1;
+  EXPECT_EQ(conn_->PutStaged(ns_, {keys[1], other}, 0).status_code(),
+            static_cast<int>(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(FetchOverGrpc(keys[1], other.size()), "");
+
+  // Ranges outside the mapping: refused, the connection still serves.
+  const uint64_t size = conn_->welcome().staging_bytes();
+  for (uint64_t bad : {size - 4999, size, size + 4096, ~uint64_t{0} - 100}) {
+    v1::LocalResult refused = conn_->PutStaged(ns_, {keys[2], other}, bad);
+    EXPECT_EQ(refused.status_code(), static_cast<int>(absl::StatusCode::kInvalidArgument)) << bad;
+    EXPECT_NE(refused.status_message().find("outside"), std::string::npos)
+        << refused.status_message();
+  }
+  std::memcpy(conn_->staging() + size - other.size(), other.data(), other.size());
+  EXPECT_EQ(conn_->PutStaged(ns_, {keys[2], other}, size - other.size()).outcome(),
+            v1::PUT_STORED);
 }
 
 TEST_F(E2eLocalIsolationTest, StagingSpaceIsBoundedAndComesBack) {

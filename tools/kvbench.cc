@@ -54,8 +54,8 @@ ABSL_FLAG(double, seconds, 1.0, "Length of each measurement.");
 ABSL_FLAG(bool, json, false, "Print the medians as one JSON object.");
 ABSL_DECLARE_FLAG(std::string, out);  // kvbench_trace.cc; here: results and bars
 ABSL_FLAG(std::string, only, "",
-          "Measure only these groups, comma-separated: samehost, socket (data port, gRPC, "
-          "raw TCP, Redis), lookup. Empty: all.");
+          "Measure only these groups, comma-separated: samehost (fetches and put), put (the "
+          "same-host put alone), socket (data port, gRPC, raw TCP, Redis), lookup. Empty: all.");
 
 namespace kvcache {
 namespace {
@@ -385,7 +385,18 @@ int Run() {
           samples[absl::StrCat("memcpy_for_", c.name, "_gbps", s)].push_back(copy);
           samples[absl::StrCat("fetch_", c.name, "_vs_memcpy", s)].push_back(fetch / copy);
         }
-        samples["put_samehost_gbps" + s].push_back(bench.PutGBps(n, d, Path::kSameHost));
+      }
+      if (wanted("samehost") || wanted("put")) {
+        // In alternating slices with memcpy of as many blocks, like the fetches.
+        double put = 0, copy = 0;
+        const absl::Duration slice = d / (2 * kSideBySideSlices);
+        for (int i = 0; i < kSideBySideSlices; ++i) {
+          put += bench.PutGBps(n, slice, Path::kSameHost) / kSideBySideSlices;
+          copy += bench.MemcpyGBps(n, slice, 1) / kSideBySideSlices;
+        }
+        samples["put_samehost_gbps" + s].push_back(put);
+        samples["memcpy_for_put_gbps" + s].push_back(copy);
+        samples["put_samehost_vs_memcpy" + s].push_back(put / copy);
       }
       for (Path p : kPaths) {
         if (p == Path::kSameHost || !wanted("socket")) continue;
@@ -455,7 +466,9 @@ int Run() {
   }
   std::cout << absl::StrFormat("kvbench: %s blocks, medians of %d rounds of %gs each\n\n",
                                FormatBytes(*block), runs, absl::GetFlag(FLAGS_seconds));
-  PrintBenchTable(med, {wanted("samehost"), wanted("socket"), wanted("lookup"), redis != nullptr},
+  PrintBenchTable(med,
+                  {wanted("samehost"), wanted("samehost") || wanted("put"), wanted("socket"),
+                   wanted("lookup"), redis != nullptr},
                   kPrefixBlocks);
   return 0;
 }

@@ -51,7 +51,13 @@ void PrintBenchTable(const std::map<std::string, double>& med, const BenchGroups
     std::cout << "  1 block per call, re-hashed in the client (verify_local_fetches)\n";
     row("    Fetch by lease", "fetch_samehost_rehashed_gbps", "GB/s");
     ratio("    Fetch / memcpy", "fetch_samehost_rehashed_vs_memcpy");
-    row("  Put by lease", "put_samehost_gbps", "GB/s");
+  }
+  if (groups.put) {
+    if (!groups.samehost) std::cout << "same host\n";
+    std::cout << "  Put by lease, 1 block per call\n";
+    row("    Put", "put_samehost_gbps", "GB/s");
+    row("    memcpy (reference)", "memcpy_for_put_gbps", "GB/s");
+    ratio("    Put / memcpy", "put_samehost_vs_memcpy");
   }
   if (groups.socket) {
     std::cout << "over loopback TCP\n";

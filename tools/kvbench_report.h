@@ -14,6 +14,7 @@ namespace kvcache {
 // Which groups were measured (kvbench --only), and whether Redis ran.
 struct BenchGroups {
   bool samehost = true;
+  bool put = true;  // same-host Put by lease, next to memcpy
   bool socket = true;
   bool lookup = true;
   bool redis = true;

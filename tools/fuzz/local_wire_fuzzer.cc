@@ -36,13 +36,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case 1: {  // any type, arbitrary body
-        const uint32_t type = in.Byte() % 12;
+        const uint32_t type = in.Byte() % 13;
         const std::string body = in.Bytes(in.U16() % 512);
         fz::SendFrame(fd, type, body.size(), body);
         break;
       }
       case 2: {  // a length that lies
-        const uint32_t type = in.Byte() % 12;
+        const uint32_t type = in.Byte() % 13;
         fz::SendFrame(fd, type, in.U32(), in.Bytes(in.Byte() % 64));
         break;
       }
@@ -52,7 +52,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 fz::FetchRequestBody(in));
         break;
       case 4:  // a put begin of a small key, any size and checksum
-        Message(fd, kvcache::LocalMessage::kPutBegin, fz::PutHeaderBody(in, in.U32() % (8 << 20), in.U32()));
+        if (in.Byte() % 2) {
+          Message(fd, kvcache::LocalMessage::kPutBegin,
+                  fz::PutHeaderBody(in, in.U32() % (8 << 20), in.U32()));
+        } else {  // or a one-trip put of staged bytes, at any offset
+          std::string body;
+          fz::LengthField(body, 1, fz::PutHeaderBody(in, in.U32() % (8 << 20), in.U32()));
+          fz::VarintField(body, 2, in.Byte() % 2 ? in.U32() : uint64_t{in.U32()} << 32 | in.U32());
+          Message(fd, kvcache::LocalMessage::kPutStaged, body);
+        }
         break;
       case 5: {  // commit or release a lease id that may exist (ids start small)
         std::string body;
