@@ -91,11 +91,11 @@ bool WriteMessage(int fd, LocalMessage type, const google::protobuf::Message& bo
   return WriteFullV(fd, iov, bytes.empty() ? 1 : 2);
 }
 
-absl::Status StatusOf(int32_t code, const std::string& message) {
+}  // namespace
+
+absl::Status LocalPathClient::StatusOf(int32_t code, const std::string& message) {
   return absl::Status(static_cast<absl::StatusCode>(code), message);
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
     const std::string& path, const std::string& instance_id, absl::Duration timeout,
@@ -413,85 +413,6 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
   }
   Release(lease.lease_id());
   return outcome;
-}
-
-std::optional<LocalPathClient::Outcome> LocalPathClient::PutOneStaged(
-    const std::string& ns, const std::string& parent, const PutBlock& block,
-    std::vector<v1::PutOutcome>* outcomes) {
-  const absl::string_view bytes = block.bytes();
-  uint64_t offset = 0;
-  if (!bytes.empty()) {
-    MutexLock lock(&staging_mu_);
-    absl::StatusOr<uint64_t> range = staging_ranges_->Allocate(bytes.size());
-    if (!range.ok()) return std::nullopt;
-    offset = *range;
-  }
-  // The copy and its hash in one pass: the payload is read once.
-  v1::LocalPutStaged request;
-  *request.mutable_header() = MakePutHeader(ns, parent, block, /*with_checksum=*/false);
-  ChecksumStream checksum;
-  checksum.CopyAndUpdate(staging_ + offset,
-                         {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
-  request.mutable_header()->set_checksum(checksum.Digest());
-  request.set_staging_offset(offset);
-  v1::LocalResult result;
-  const Outcome call = Call(LocalMessage::kPutStaged, request, LocalMessage::kResult, &result);
-  if (!bytes.empty()) {
-    MutexLock lock(&staging_mu_);
-    staging_ranges_->Free(offset, bytes.size());
-  }
-  if (!call.status.ok()) return call;
-  if (result.status_code() != 0) {
-    return Outcome{StatusOf(result.status_code(), result.status_message()), false};
-  }
-  outcomes->push_back(result.outcome());
-  return Outcome{absl::OkStatus(), false};
-}
-
-LocalPathClient::Outcome LocalPathClient::Put(const std::string& ns, const std::string& parent,
-                                              absl::Span<const PutBlock> blocks,
-                                              std::vector<v1::PutOutcome>* outcomes) {
-  std::string previous = parent;
-  for (const PutBlock& block : blocks) {
-    if (put_staged_) {
-      std::optional<Outcome> staged = PutOneStaged(ns, previous, block, outcomes);
-      if (staged.has_value()) {
-        if (!staged->status.ok()) return *staged;
-        previous = block.key.ToBytes();
-        continue;
-      }
-    }
-    const v1::PutBlockHeader header = MakePutHeader(ns, previous, block);
-    previous = block.key.ToBytes();
-    v1::LocalLease lease;
-    Outcome call = Call(LocalMessage::kPutBegin, header, LocalMessage::kLease, &lease);
-    if (!call.status.ok()) return call;
-    if (lease.status_code() != 0) {
-      return Outcome{StatusOf(lease.status_code(), lease.status_message()), false};
-    }
-    if (lease.lease_id() == 0) {  // not stored, and no bytes to send
-      outcomes->push_back(lease.outcome());
-      continue;
-    }
-    if (!ExtentsFit(lease.staging(), staging_size_, block.bytes().size())) {
-      return Outcome{absl::InternalError("local lease does not match the block"), true};
-    }
-    const char* from = block.bytes().data();
-    for (const v1::ArenaExtent& e : lease.staging()) {
-      BulkCopy(staging_ + e.offset(), from, e.length());
-      from += e.length();
-    }
-    v1::LocalRelease commit;
-    commit.set_lease_id(lease.lease_id());
-    v1::LocalResult result;
-    call = Call(LocalMessage::kPutCommit, commit, LocalMessage::kResult, &result);
-    if (!call.status.ok()) return call;
-    if (result.status_code() != 0) {
-      return Outcome{StatusOf(result.status_code(), result.status_message()), false};
-    }
-    outcomes->push_back(result.outcome());
-  }
-  return Outcome{absl::OkStatus(), false};
 }
 
 }  // namespace kvcache

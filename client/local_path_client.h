@@ -29,6 +29,7 @@
 #include "client/block_directory_reader.h"
 #include "client/data_port_client.h"
 #include "client/direct_read_reporter.h"
+#include "client/fan_out.h"
 #include "common/mutex.h"
 #include "common/range_allocator.h"
 #include "kvcache/v1/local.pb.h"
@@ -140,13 +141,30 @@ class LocalPathClient {
   static bool ExtentsFit(const google::protobuf::RepeatedPtrField<v1::ArenaExtent>& extents,
                          uint64_t mapping_size, uint64_t length);
 
-  // One block of Put by kPutStaged: written into a staging range this
-  // client picks, then one round trip. Appends the outcome; an outcome
-  // with transport_failed or an error as Put. nullopt when no staging range
-  // is free for it (the caller uses kPutBegin instead).
-  std::optional<Outcome> PutOneStaged(const std::string& ns, const std::string& parent,
-                                      const PutBlock& block, std::vector<v1::PutOutcome>* outcomes)
+  // A daemon's status code and message as a Status.
+  static absl::Status StatusOf(int32_t code, const std::string& message);
+
+  // Put by kPutStaged (local_path_put.cc). A block written into a staging
+  // range this client took, and the request that names it; gives the range
+  // back when destroyed (after the daemon's answer).
+  class StagedPut;
+  // Takes a range for `block` and copies and hashes it there. With `wait`,
+  // waits for other puts on this connection to give ranges back; without,
+  // nullopt when none is free now. RESOURCE_EXHAUSTED for a block larger
+  // than the whole staging space.
+  absl::StatusOr<std::optional<StagedPut>> StageBlock(const std::string& ns,
+                                                      const std::string& parent,
+                                                      const PutBlock& block, bool wait)
       ABSL_LOCKS_EXCLUDED(staging_mu_);
+  // Sends one staged block and reads the daemon's answer into *outcome.
+  Outcome SendStaged(const StagedPut& put, v1::PutOutcome* outcome) ABSL_LOCKS_EXCLUDED(mu_);
+  // The blocks by kPutStaged, each block's copy into staging overlapped with
+  // the daemon's commit of the one before (when a second range is free).
+  Outcome PutAllStaged(const std::string& ns, const std::string& parent,
+                       absl::Span<const PutBlock> blocks, std::vector<v1::PutOutcome>* outcomes);
+  // Put by put lease (kPutBegin, kPutCommit): two round trips a block.
+  Outcome PutByLease(const std::string& ns, const std::string& parent,
+                     absl::Span<const PutBlock> blocks, std::vector<v1::PutOutcome>* outcomes);
 
   Mutex mu_;  // one request at a time on fd_
   const int fd_;
@@ -160,6 +178,9 @@ class LocalPathClient {
   bool put_staged_ = false;
   Mutex staging_mu_;
   std::unique_ptr<RangeAllocator> staging_ranges_ ABSL_GUARDED_BY(staging_mu_);
+  CondVar staging_freed_;  // a staged put gave its range back
+  // Runs a block's commit while the caller stages the next.
+  FanOut put_overlap_;
 
   // Set once by Connect when the daemon shares its block directory.
   const uint8_t* directory_map_ = nullptr;  // mapped read-only

@@ -179,6 +179,39 @@ TEST_F(E2eLocalPathTest, ConcurrentReadersAndWriters) {
   EXPECT_GT(right.load(), 100u);
 }
 
+// Puts of staged bytes: the client picks staging ranges itself, and here
+// one client's threads share a staging space with room for two blocks, so
+// chains overlap their copies only when a second range is free and wait for
+// one otherwise. Every block lands byte-exact, none by the lease path.
+TEST_F(E2eLocalPathTest, ThreadsSharingATightStagingSpaceAllPutByteExact) {
+  Start({"--max_block_size=256KiB", "--local_staging=512KiB"});
+  auto client = Client::Create(TestClientOptions(daemon_->address()));
+  ASSERT_TRUE(client.ok());
+  constexpr size_t kBytes = 200000;  // two fit the staging space, three do not
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      const std::vector<BlockKey> chain = TestChain(300 + w, 6);
+      auto put = (*client)->Put(ns_, BlockKey(), TestPayloads(chain, kBytes));
+      ASSERT_TRUE(put.ok()) << put.status();
+      for (v1::PutOutcome o : *put) EXPECT_EQ(o, v1::PUT_STORED);
+    });
+  }
+  for (auto& t : writers) t.join();
+  for (int w = 0; w < 4; ++w) {
+    const std::vector<BlockKey> chain = TestChain(300 + w, 6);
+    size_t got = 0;
+    std::vector<std::string> out = FetchAll(**client, ns_, chain, kBytes, &got);
+    ASSERT_EQ(got, 6u) << w;
+    for (size_t b = 0; b < got; ++b) EXPECT_EQ(out[b], PayloadFor(chain[b], kBytes)) << w << b;
+  }
+  EXPECT_EQ((*client)->counters().local_path_fallbacks, 0u);
+  // A block larger than any the daemon takes: its own reason, nothing held.
+  const BlockKey big = TestChain(399, 1)[0];
+  auto refused = (*client)->Put(ns_, BlockKey(), TestPayloads({big}, 600000));
+  EXPECT_FALSE(refused.ok());
+}
+
 TEST_F(E2eLocalPathTest, OnlyAllowedUidsGetTheArena) {
   Start({"--local_allowed_uids=4242424"});  // not us
   sockaddr_un addr{};

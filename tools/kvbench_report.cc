@@ -54,10 +54,14 @@ void PrintBenchTable(const std::map<std::string, double>& med, const BenchGroups
   }
   if (groups.put) {
     if (!groups.samehost) std::cout << "same host\n";
-    std::cout << "  Put by lease, 1 block per call\n";
+    std::cout << "  Put (one round trip a block), 1 block per call\n";
     row("    Put", "put_samehost_gbps", "GB/s");
     row("    memcpy (reference)", "memcpy_for_put_gbps", "GB/s");
     ratio("    Put / memcpy", "put_samehost_vs_memcpy");
+    std::cout << absl::StrFormat("  Put, a %d-block chain per call\n", prefix_blocks);
+    row("    Put", "put_samehost_chain_gbps", "GB/s");
+    row("    memcpy (reference)", "memcpy_for_put_chain_gbps", "GB/s");
+    ratio("    Put / memcpy", "put_samehost_chain_vs_memcpy");
   }
   if (groups.socket) {
     std::cout << "over loopback TCP\n";
