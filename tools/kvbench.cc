@@ -32,6 +32,7 @@
 #include "client/client.h"
 #include "common/byte_size.h"
 #include "common/huge_pages.h"
+#include "tools/bench_keys.h"
 #include "tools/bench_rate.h"
 #include "tools/bench_references.h"
 #include "tools/daemon_process.h"
@@ -60,14 +61,7 @@ ABSL_FLAG(std::string, only, "",
 namespace kvcache {
 namespace {
 
-std::vector<BlockKey> Keys(uint32_t seed, size_t n) {
-  KeySchema s;
-  s.model_id = "kvbench";
-  s.tokens_per_block = 1;
-  std::vector<uint32_t> tokens(n);
-  for (size_t i = 0; i < n; ++i) tokens[i] = seed * 7919u + static_cast<uint32_t>(i);
-  return *ChainKeys(s, tokens);
-}
+std::vector<BlockKey> Keys(uint32_t seed, size_t n) { return BenchChain("kvbench", seed, n); }
 
 // Which way a client moves bytes: what it picks by itself on the daemon's
 // host (direct reads through the block directory, leases for the rest), the

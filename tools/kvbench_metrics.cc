@@ -21,6 +21,7 @@
 #include "client/client.h"
 #include "grpcpp/grpcpp.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
+#include "tools/bench_keys.h"
 #include "tools/bench_rate.h"
 #include "tools/daemon_process.h"
 
@@ -33,12 +34,7 @@ constexpr size_t kFetchBlocks = 16;
 constexpr uint64_t kFetchBlockBytes = 1 << 20;
 
 std::vector<BlockKey> Chain(uint32_t seed, size_t n) {
-  KeySchema s;
-  s.model_id = "kvbench-metrics";
-  s.tokens_per_block = 1;
-  std::vector<uint32_t> tokens(n);
-  for (size_t i = 0; i < n; ++i) tokens[i] = seed * 7919u + static_cast<uint32_t>(i);
-  return *ChainKeys(s, tokens);
+  return BenchChain("kvbench-metrics", seed, n);
 }
 
 // One GET of http://address/metrics; false if it did not answer 200.
