@@ -3,8 +3,11 @@
 Creates @local_cuda with:
   - defs.bzl: CUDA_ENABLED (bool), CUDA_PATH and NVCC (strings, empty
     without CUDA);
-  - :cudart: the static CUDA runtime and headers (empty when CUDA is absent).
-A toolkit counts only with headers, the static runtime and nvcc. Search order: $CUDA_HOME, $CUDA_PATH, the directory above `nvcc` on PATH,
+  - :cudart: the shared CUDA runtime (libcudart.so.N) and headers (empty
+    when CUDA is absent). Shared, not static: every binary linking the
+    static runtime carried 670 KiB of it, 8 MiB over the GPU kit's 13
+    binaries, which must fit 64 MiB in all.
+A toolkit counts only with headers, the shared runtime and nvcc. Search order: $CUDA_HOME, $CUDA_PATH, the directory above `nvcc` on PATH,
 /usr/local/cuda. Set KVCACHE_NO_CUDA=1 to build without CUDA on purpose.
 Nothing is downloaded.
 """
@@ -24,9 +27,17 @@ def _find_cuda(ctx):
     for path in candidates:
         root = ctx.path(path)
         if (root.get_child("include").get_child("cuda_runtime_api.h").exists and
-            root.get_child("lib64").get_child("libcudart_static.a").exists and
+            _cudart_soname(root) != None and
             root.get_child("bin").get_child("nvcc").exists):
             return root
+    return None
+
+def _cudart_soname(root):
+    """The runtime's versioned name (libcudart.so.13), or None."""
+    for child in root.get_child("lib64").readdir():
+        name = child.basename
+        if name.startswith("libcudart.so.") and name[len("libcudart.so."):].isdigit():
+            return name
     return None
 
 def _cuda_configure_impl(ctx):
@@ -39,7 +50,8 @@ cc_library(name = "cudart")
 """)
         return
     ctx.symlink(root.get_child("include"), "include")
-    ctx.symlink(root.get_child("lib64").get_child("libcudart_static.a"), "lib/libcudart_static.a")
+    soname = _cudart_soname(root)
+    ctx.symlink(root.get_child("lib64").get_child(soname), "lib/" + soname)
     nvcc = root.get_child("bin").get_child("nvcc")
     ctx.file("defs.bzl", "CUDA_ENABLED = True\nCUDA_PATH = \"%s\"\nNVCC = \"%s\"\n" % (root, nvcc))
     ctx.file("BUILD.bazel", """
@@ -48,11 +60,10 @@ cc_library(
     name = "cudart",
     hdrs = glob(["include/**/*.h", "include/**/*.hpp"]),
     includes = ["include"],
-    srcs = ["lib/libcudart_static.a"],
-    linkopts = ["-ldl", "-lpthread", "-lrt"],
+    srcs = ["lib/%s"],
     defines = ["KVCACHE_HAVE_CUDA=1"],
 )
-""")
+""" % soname)
 
 cuda_configure = repository_rule(
     implementation = _cuda_configure_impl,

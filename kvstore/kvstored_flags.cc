@@ -1,0 +1,201 @@
+#include "kvstore/kvstored_flags.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "common/byte_size.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "Address to serve gRPC on, host:port. Port 0 picks a free port (see --port_file).");
+ABSL_FLAG(std::string, metrics_listen, kvcache::kDefaultMetricsListen,
+          "Where to serve Prometheus metrics (GET /metrics), host:port with an IP literal; port 0 "
+          "picks a free one (Stats and `kvctl stats` say which); \"off\" serves none. If the "
+          "default port is taken the daemon says so and runs without metrics.");
+ABSL_FLAG(bool, allow_remote, false,
+          "Allow a non-loopback --listen address. There is no TLS or authentication yet, so "
+          "anyone who can reach the port can read and evict every block.");
+ABSL_FLAG(int, data_port, 0,
+          "TCP port of the bulk data port beside gRPC (raw Fetch and Put bytes; clients find "
+          "it via Hello and fall back to gRPC without it). 0 picks a free port, -1 turns it off. It "
+          "binds to the --listen host.");
+ABSL_FLAG(int, data_port_max_connections, 64,
+          "Most open data-port connections; more are closed at once (those clients use gRPC).");
+ABSL_FLAG(std::string, local_socket, "auto",
+          "Unix-domain socket of the same-host path, where trusted local workers map the host "
+          "arena and fetch and put by lease at memory speed. \"auto\": /tmp/kvstored-<pid>.sock "
+          "(clients learn it from Hello); a path; or \"off\".");
+ABSL_FLAG(std::string, local_allowed_uids, "self",
+          "Comma-separated uids allowed on the local socket (\"self\": the daemon's own uid). "
+          "Whoever maps the arena can read every cached block of every tenant.");
+ABSL_FLAG(std::string, local_allowed_gids, "", "Comma-separated gids allowed on the local socket.");
+ABSL_FLAG(bool, local_direct_reads, true,
+          "List host-resident blocks in a read-only directory shared with same-host workers, "
+          "who then copy them from the arena with no request at all (they report the reads "
+          "afterwards, for LRU order and Stats). Off: every same-host fetch takes a lease, one "
+          "round trip.");
+ABSL_FLAG(int, lease_ttl_s, 30,
+          "Seconds a same-host lease (of host arena pages, or of GPU pool pages a worker copies "
+          "device to device) may be held before the daemon takes its pages back.");
+ABSL_FLAG(std::string, local_staging, "128MiB",
+          "Writable staging memfd each same-host connection writes its puts into (the arena "
+          "itself is read-only to clients). At least --max_block_size; memory is taken only for "
+          "the pages its concurrent puts touch.");
+ABSL_FLAG(std::string, host_capacity, "1GiB",
+          "Size of the host-DRAM arena, mapped once at start (e.g. 512MiB, 64GiB).");
+ABSL_FLAG(std::string, page_size, "256KiB",
+          "Arena page size, a power of two in [4KiB, 64MiB]. A block uses whole pages.");
+ABSL_FLAG(std::string, max_block_size, "64MiB", "Largest block a Put may store.");
+ABSL_FLAG(std::string, max_chunk_size, "4MiB", "Largest payload per Fetch reply message.");
+ABSL_FLAG(std::string, max_message_size, "16MiB",
+          "Largest gRPC message accepted; bigger ones fail with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(std::string, nvme_dir, "",
+          "Directory of the NVMe tier: its RocksDB index and (unless --nvme_device) its data "
+          "file. Empty: no NVMe tier. Restarting on the same directory finds its blocks again.");
+ABSL_FLAG(std::string, nvme_device, "",
+          "A raw block device to hold the NVMe tier's data instead of <nvme_dir>/blocks.data.");
+ABSL_FLAG(std::string, nvme_capacity, "16GiB",
+          "Size of the NVMe tier's data file (preallocated) or of the device part it uses.");
+ABSL_FLAG(std::string, nvme_engine, "auto",
+          "NVMe I/O engine: auto (io_uring, else a pread/pwrite thread pool), io_uring, threads.");
+ABSL_FLAG(int, nvme_queue_depth, 8, "NVMe ops in flight per batch.");
+ABSL_FLAG(std::string, nvme_write_budget, "0",
+          "Most bytes per second the NVMe tier writes (e.g. 200MiB), to spare the drive; 0: no "
+          "limit.");
+ABSL_FLAG(int, nvme_admit_min_hits, 0,
+          "Write to NVMe only blocks read at least this many times; 0: every spilled block.");
+ABSL_FLAG(double, spill_high, 0.90,
+          "Host arena fill (fraction) past which cold blocks are spilled to NVMe.");
+ABSL_FLAG(double, spill_low, 0.80, "Host arena fill (fraction) spilling brings it down to.");
+ABSL_FLAG(int, nvme_retry_s, 1,
+          "After an NVMe I/O error (a full disk included), seconds between retries.");
+ABSL_FLAG(bool, prefault, true,
+          "Fault the whole host arena in at start (takes about 0.2s per GiB) so puts never "
+          "wait for the kernel to allocate pages. --noprefault starts faster but puts run slower.");
+ABSL_FLAG(bool, pin_host_arena, true,
+          "Where a GPU is usable, pin the host arena for GPU DMA once at start "
+          "(cudaHostRegister), so copies between it and GPU memory are asynchronous and run at "
+          "the bus's speed. Without a GPU this does nothing and the banner says why.");
+ABSL_FLAG(std::string, gpu_capacity, "2GiB",
+          "GPU tier: device memory taken once at start (one allocation) for the top tier of the "
+          "cache. Puts land there while it has room; the coldest blocks are copied down to the "
+          "host arena past 90% full. 0: no GPU tier. Without a usable GPU the daemon runs "
+          "without it and the banner and Stats say why.");
+ABSL_FLAG(int, gpu_index, 0, "CUDA device index of the GPU tier.");
+ABSL_FLAG(std::string, gpu_page_size, "2MiB",
+          "GPU tier page size, a power of two in [64KiB, 64MiB]. A block uses whole pages.");
+ABSL_FLAG(int, gpu_promote_after_hits, 2,
+          "A block held only on the host is copied up to the GPU tier once it has been read "
+          "this many times.");
+ABSL_FLAG(bool, gpu_in_host_memory, false,
+          "Testing only: back the GPU tier with host memory, so its movement between tiers can "
+          "be exercised on a machine without a GPU. Gives no speed.");
+ABSL_FLAG(int, max_concurrent_streams, 256, "HTTP/2 concurrent streams per connection.");
+ABSL_FLAG(int, max_keys_per_request, 65536, "Most keys one Lookup may carry.");
+ABSL_FLAG(double, client_stall_timeout_s, 10,
+          "A put that sends nothing for this long in the middle of a block, or a fetch whose "
+          "reader takes nothing for this long, is cut off and its staging and pins freed (gRPC, "
+          "data port and same-host path alike). Between requests the idle timeouts apply.");
+ABSL_FLAG(double, connection_share, 0.25,
+          "Most of the host arena one client connection may hold at once, staged by its "
+          "unfinished puts and pinned by its unfinished fetches and leases (a fraction in "
+          "(0, 1]); never less than one block of --max_block_size.");
+ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
+ABSL_FLAG(bool, request_metrics, true,
+          "Time every request into the latency histograms and name the reason of every miss. "
+          "Off only to measure what that costs (kvbench metrics); /metrics then shows no "
+          "latencies or misses by reason.");
+ABSL_FLAG(int, drop_record_entries, 65536,
+          "Recent evictions and drops remembered with their reason, for the misses-by-reason "
+          "figures and `kvctl why` (about 100 bytes each; the oldest is forgotten first; 0: "
+          "none, so every miss reads never_stored).");
+ABSL_FLAG(int, drain_timeout_s, 10,
+          "On SIGTERM/SIGINT, seconds to let in-flight calls finish before cancelling them.");
+ABSL_FLAG(std::string, etcd, "",
+          "etcd endpoints (host:port, or IPv4 a.b.c.d:port,...) to register this node in as a "
+          "cluster member; ClusterClient and kvctl --etcd find it there. Off when empty.");
+ABSL_FLAG(std::string, etcd_prefix, "/kvcache/nodes/",
+          "etcd key prefix of the cluster's members (one cluster per prefix).");
+ABSL_FLAG(std::string, advertise, "",
+          "The address clients should dial, registered in etcd. Default: the bound --listen "
+          "address (required when listening on 0.0.0.0 or [::]).");
+ABSL_FLAG(int, cluster_replicas, 2,
+          "Copies of each block the cluster keeps (as its clients' ClusterOptions::replicas). "
+          "With --etcd, after a member joins or leaves this node copies the blocks it holds to "
+          "the nodes that should now hold them too; 1 turns that off.");
+ABSL_FLAG(std::string, repair_rate, "64MiB", "Most bytes per second that copying sends.");
+ABSL_FLAG(int, etcd_ttl_s, 5,
+          "Lease of the etcd registration, in seconds (at least 2): a node killed without a "
+          "clean stop leaves the member list within this time.");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, write the bound port to this file once serving (for scripts and tests).");
+
+namespace kvcache {
+
+uint64_t SizeFlag(const absl::Flag<std::string>& flag, const char* name) {
+  absl::StatusOr<uint64_t> v = ParseByteSize(absl::GetFlag(flag));
+  if (!v.ok()) {
+    std::cerr << "kvstored: --" << name << ": " << v.status().message() << "\n";
+    std::exit(2);
+  }
+  return *v;
+}
+
+absl::StatusOr<BlockStore::Options> StoreOptionsFromFlags() {
+  BlockStore::Options store_options;
+  store_options.arena.capacity_bytes = SizeFlag(FLAGS_host_capacity, "host_capacity");
+  store_options.arena.page_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_page_size, "page_size"));
+  store_options.arena.prefault = absl::GetFlag(FLAGS_prefault);
+  store_options.arena.pin_for_gpu = absl::GetFlag(FLAGS_pin_host_arena);
+  store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
+  if (absl::GetFlag(FLAGS_drop_record_entries) < 0) {
+    return absl::InvalidArgumentError("--drop_record_entries must be >= 0");
+  }
+  store_options.drop_record_entries = absl::GetFlag(FLAGS_drop_record_entries);
+  store_options.block_directory =
+      absl::GetFlag(FLAGS_local_direct_reads) && absl::GetFlag(FLAGS_local_socket) != "off";
+  store_options.spill_high = absl::GetFlag(FLAGS_spill_high);
+  store_options.spill_low = absl::GetFlag(FLAGS_spill_low);
+  if (const std::string dir = absl::GetFlag(FLAGS_nvme_dir); !dir.empty()) {
+    NvmeTier::Options nvme;
+    nvme.store.dir = dir;
+    nvme.store.data_path = absl::GetFlag(FLAGS_nvme_device);
+    nvme.store.bytes = SizeFlag(FLAGS_nvme_capacity, "nvme_capacity");
+    nvme.store.queue_depth = absl::GetFlag(FLAGS_nvme_queue_depth);
+    const std::string engine = absl::GetFlag(FLAGS_nvme_engine);
+    if (engine == "auto") {
+      nvme.store.engine = NvmeFile::Engine::kAuto;
+    } else if (engine == "io_uring") {
+      nvme.store.engine = NvmeFile::Engine::kIoUring;
+    } else if (engine == "threads") {
+      nvme.store.engine = NvmeFile::Engine::kThreads;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--nvme_engine must be auto, io_uring or threads, not '", engine, "'"));
+    }
+    nvme.write_bytes_per_sec = SizeFlag(FLAGS_nvme_write_budget, "nvme_write_budget");
+    if (absl::GetFlag(FLAGS_nvme_admit_min_hits) < 0 || absl::GetFlag(FLAGS_nvme_retry_s) < 1) {
+      return absl::InvalidArgumentError(
+          "--nvme_admit_min_hits must be >= 0 and --nvme_retry_s >= 1");
+    }
+    nvme.admit_min_hits = static_cast<uint32_t>(absl::GetFlag(FLAGS_nvme_admit_min_hits));
+    nvme.retry_interval = absl::Seconds(absl::GetFlag(FLAGS_nvme_retry_s));
+    store_options.nvme = nvme;
+  }
+  if (const uint64_t gpu_bytes = SizeFlag(FLAGS_gpu_capacity, "gpu_capacity"); gpu_bytes > 0) {
+    if (absl::GetFlag(FLAGS_gpu_index) < 0 || absl::GetFlag(FLAGS_gpu_promote_after_hits) < 1) {
+      return absl::InvalidArgumentError(
+          "--gpu_index must be >= 0 and --gpu_promote_after_hits >= 1");
+    }
+    GpuTier::Options gpu;
+    gpu.pool.device = absl::GetFlag(FLAGS_gpu_index);
+    gpu.pool.capacity_bytes = gpu_bytes;
+    gpu.pool.page_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_gpu_page_size, "gpu_page_size"));
+    gpu.promote_after_hits = static_cast<uint64_t>(absl::GetFlag(FLAGS_gpu_promote_after_hits));
+    store_options.gpu = gpu;
+    store_options.gpu_in_host_memory = absl::GetFlag(FLAGS_gpu_in_host_memory);
+  }
+  return store_options;
+}
+
+}  // namespace kvcache
