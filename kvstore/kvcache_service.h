@@ -68,9 +68,6 @@ class KvCacheService final : public RawKvCacheService {
   absl::Status DoInspect(const std::string& tenant, const v1::InspectRequest& request,
                          v1::InspectResponse& response);
 
-  // Stats' misses by reason and per-tenant usage.
-  void AddMissesAndTenants(v1::StatsResponse& response);
-
   ServiceContext& context_;
 };
 
