@@ -223,6 +223,18 @@ class Bench {
     return {fetch, copy};
   }
 
+  // Same-host Put of `per_call`-block chains next to memcpy of as many
+  // blocks, in alternating slices like the fetches; {put GB/s, memcpy GB/s}.
+  std::pair<double, double> PutSideBySide(int streams, absl::Duration d, size_t per_call) {
+    double put = 0, copy = 0;
+    const absl::Duration slice = d / (2 * kSideBySideSlices);
+    for (int i = 0; i < kSideBySideSlices; ++i) {
+      put += PutGBps(streams, slice, Path::kSameHost, per_call) / kSideBySideSlices;
+      copy += MemcpyGBps(streams, slice, per_call) / kSideBySideSlices;
+    }
+    return {put, copy};
+  }
+
   absl::Status PrepareLookup() {
     lookup_keys_ = Keys(11, 1024);
     std::vector<PutBlock> blocks;
@@ -387,25 +399,12 @@ int Run() {
         }
       }
       if (wanted("samehost") || wanted("put")) {
-        // In alternating slices with memcpy of as many blocks, like the fetches.
-        double put = 0, copy = 0;
-        const absl::Duration slice = d / (2 * kSideBySideSlices);
-        for (int i = 0; i < kSideBySideSlices; ++i) {
-          put += bench.PutGBps(n, slice, Path::kSameHost) / kSideBySideSlices;
-          copy += bench.MemcpyGBps(n, slice, 1) / kSideBySideSlices;
+        for (auto [name, per_call] : {std::pair{"", size_t{1}}, {"_chain", kPrefixBlocks}}) {
+          auto [put, copy] = bench.PutSideBySide(n, d, per_call);
+          samples[absl::StrCat("put_samehost", name, "_gbps", s)].push_back(put);
+          samples[absl::StrCat("memcpy_for_put", name, "_gbps", s)].push_back(copy);
+          samples[absl::StrCat("put_samehost", name, "_vs_memcpy", s)].push_back(put / copy);
         }
-        samples["put_samehost_gbps" + s].push_back(put);
-        samples["memcpy_for_put_gbps" + s].push_back(copy);
-        samples["put_samehost_vs_memcpy" + s].push_back(put / copy);
-        double chain = 0;
-        copy = 0;
-        for (int i = 0; i < kSideBySideSlices; ++i) {
-          chain += bench.PutGBps(n, slice, Path::kSameHost, kPrefixBlocks) / kSideBySideSlices;
-          copy += bench.MemcpyGBps(n, slice, kPrefixBlocks) / kSideBySideSlices;
-        }
-        samples["put_samehost_chain_gbps" + s].push_back(chain);
-        samples["memcpy_for_put_chain_gbps" + s].push_back(copy);
-        samples["put_samehost_chain_vs_memcpy" + s].push_back(chain / copy);
       }
       for (Path p : kPaths) {
         if (p == Path::kSameHost || !wanted("socket")) continue;
