@@ -38,8 +38,10 @@ class BlockKey {
   std::string ToBytes() const { return std::string(view()); }
   std::string ToHex() const;
 
+  // Bytes past size() are always zero, so whole arrays compare: a
+  // constant-size compare the index's lookups inline.
   friend bool operator==(const BlockKey& a, const BlockKey& b) {
-    return a.size_ == b.size_ && std::memcmp(a.bytes_.data(), b.bytes_.data(), a.size_) == 0;
+    return a.size_ == b.size_ && a.bytes_ == b.bytes_;
   }
   friend bool operator!=(const BlockKey& a, const BlockKey& b) { return !(a == b); }
   friend bool operator<(const BlockKey& a, const BlockKey& b) { return a.view() < b.view(); }
@@ -51,7 +53,7 @@ class BlockKey {
 
  private:
   uint8_t size_ = 0;
-  std::array<uint8_t, kMaxBytes> bytes_{};
+  std::array<uint8_t, kMaxBytes> bytes_{};  // zero past size_: operator== relies on it
 };
 
 }  // namespace kvcache

@@ -18,12 +18,19 @@ constexpr int kMaxPinnedLeavesSkipped = 64;
 BlockIndex::BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes,
                        size_t drop_record_entries)
     : pinned_bytes_(pinned_bytes), drops_(drop_record_entries) {
-  shards_.reserve(std::max(shards, 1));
-  for (int i = 0; i < std::max(shards, 1); ++i) shards_.push_back(std::make_unique<Shard>());
+  shards = std::clamp(shards, 1, kMaxShards);
+  shards_.reserve(shards);
+  for (int i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
-BlockIndex::Shard& BlockIndex::ShardOf(const EntryKey& k) {
-  return *shards_[absl::HashOf(k) % shards_.size()];
+size_t BlockIndex::ShardIndex(const EntryKey& k) const { return ShardIndexOfHash(HashOf(k)); }
+
+size_t BlockIndex::HashOf(const EntryKey& k) { return absl::Hash<EntryKey>{}(k); }
+
+size_t BlockIndex::ShardIndexOfHash(size_t hash) const {
+  // The top bits: the shard's own table places and tags entries by the low
+  // ones, which a shard picked by them would make all alike.
+  return (hash >> 48) % shards_.size();
 }
 
 BlockIndex::TickOrder BlockIndex::Shard::*BlockIndex::LeafOrder(const Entry& e) {
@@ -39,37 +46,32 @@ bool BlockIndex::Unheld(const Entry& e) {
   return e.block.use_count() == 1 && (e.device == nullptr || e.device.use_count() == 1);
 }
 
-void BlockIndex::Link(Shard& shard, const EntryKey& k, const Entry& e) {
-  if (e.block->on_host()) shard.on_host.insert({e.tick, k});
-  if (e.device != nullptr) shard.on_device.insert({e.tick, k});
-  if (e.children == 0) (shard.*LeafOrder(e)).insert({e.tick, k});
+void BlockIndex::Link(Shard& shard, Entry& e) {
+  if (e.block->on_host()) shard.on_host.Place(&e);
+  if (e.device != nullptr) shard.on_device.Place(&e);
+  if (e.children == 0) (shard.*LeafOrder(e)).Place(&e);
 }
 
-void BlockIndex::Unlink(Shard& shard, const EntryKey& k, const Entry& e) {
-  if (e.block->on_host()) shard.on_host.erase({e.tick, k});
-  if (e.device != nullptr) shard.on_device.erase({e.tick, k});
-  if (e.children == 0) (shard.*LeafOrder(e)).erase({e.tick, k});
+void BlockIndex::Unlink(Shard& shard, Entry& e) {
+  if (e.block->on_host()) shard.on_host.Remove(&e);
+  if (e.device != nullptr) shard.on_device.Remove(&e);
+  if (e.children == 0) (shard.*LeafOrder(e)).Remove(&e);
 }
 
-void BlockIndex::Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_micros) {
-  const uint64_t tick = clock_.fetch_add(1, std::memory_order_relaxed) + 1;
-  // The entry keeps its place in the same orders, under a new tick: each
-  // order's node is taken out, re-keyed and put back, so a touch allocates
-  // and frees nothing (a lookup touches every key of its chain).
-  auto retick = [&](TickOrder& order) {
-    TickOrder::node_type node = order.extract({e.tick, k});
-    if (node.empty()) {  // as Unlink then Link would: it is in the order after
-      order.insert({tick, k});
-      return;
-    }
-    node.value().first = tick;
-    order.insert(std::move(node));
-  };
-  if (e.block->on_host()) retick(shard.on_host);
-  if (e.device != nullptr) retick(shard.on_device);
-  if (e.children == 0) retick(shard.*LeafOrder(e));
-  e.tick = tick;
+void BlockIndex::Touch(Shard& shard, Entry& e, int64_t now_micros) {
   e.last_access_micros = now_micros;
+  // At most `span` blocks can have moved ahead of it since its tick: it is
+  // still among the newest fraction of the cache, so it stays where it is.
+  // (An evict_first block's tick is kEvictFirstTicks old: its first touch
+  // always moves it.)
+  const uint64_t span = blocks_.load(std::memory_order_relaxed) / kRefreshFraction;
+  if (clock_.load(std::memory_order_relaxed) - e.tick < span) return;
+  // Handed out under the shard lock, so the tick is the newest in every
+  // list of this shard.
+  e.tick = clock_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (e.block->on_host()) shard.on_host.MoveToNewest(&e);
+  if (e.device != nullptr) shard.on_device.MoveToNewest(&e);
+  if (e.children == 0) (shard.*LeafOrder(e)).MoveToNewest(&e);
 }
 
 void BlockIndex::ListInDirectory(const EntryKey& k, Entry& e) {
@@ -99,7 +101,7 @@ void BlockIndex::Remove(Shard& shard, const EntryKey& k, MissReason reason) {
     if (u->second.blocks == 0) shard.usage.erase(u);
   }
   WithdrawFromDirectory(it->second);
-  Unlink(shard, k, it->second);
+  Unlink(shard, it->second);
   if (it->second.on_nvme && nvme_drop_listener_) {
     nvme_drop_listener_(k.ns, it->second.block->meta());
   }
@@ -116,28 +118,50 @@ void BlockIndex::ChildRemoved(const EntryKey& parent) {
   MutexLock lock(&shard.mu);
   auto it = shard.entries.find(parent);
   if (it == shard.entries.end() || it->second.children == 0) return;
-  Unlink(shard, parent, it->second);
+  Unlink(shard, it->second);
   --it->second.children;
-  Link(shard, parent, it->second);
+  Link(shard, it->second);
 }
 
 size_t BlockIndex::LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
                                std::vector<ChainBlock>* blocks) {
   const int64_t now = NowMicros();
   size_t hits = 0;
-  for (const BlockKey& key : chain) {
-    const EntryKey k{ns, key};
-    Shard& shard = ShardOf(k);
-    MutexLock lock(&shard.mu);
-    auto it = shard.entries.find(k);
+  while (hits < chain.size()) {
+    const size_t want = std::min(kLookupSegment, chain.size() - hits);
+    const size_t found = LookupSegment(ns, chain.subspan(hits, want), now, blocks);
+    hits += found;
+    if (found < want) break;
+  }
+  return hits;
+}
+
+// Taking several shard locks is safe: every other method holds at most
+// one, and this one takes them in shard order.
+size_t BlockIndex::LookupSegment(NamespaceId ns, absl::Span<const BlockKey> segment,
+                                 int64_t now_micros, std::vector<ChainBlock>* blocks)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  size_t hash[kLookupSegment];  // each key hashed once, for its shard and its table
+  uint8_t shard_of[kLookupSegment];
+  uint64_t mask = 0;
+  for (size_t i = 0; i < segment.size(); ++i) {
+    hash[i] = HashOf(EntryKey{ns, segment[i]});
+    shard_of[i] = static_cast<uint8_t>(ShardIndexOfHash(hash[i]));
+    mask |= uint64_t{1} << shard_of[i];
+  }
+  for (uint64_t m = mask; m != 0; m &= m - 1) shards_[__builtin_ctzll(m)]->mu.Lock();
+  size_t hits = 0;
+  for (; hits < segment.size(); ++hits) {
+    Shard& shard = *shards_[shard_of[hits]];
+    auto it = shard.entries.find(EntryKey{ns, segment[hits]}, hash[hits]);
     if (it == shard.entries.end()) break;
-    Touch(shard, k, it->second, now);
+    Touch(shard, it->second, now_micros);
     if (blocks != nullptr) {
       blocks->push_back({it->second.block->meta().size, it->second.block->on_host(),
                          it->second.device != nullptr});
     }
-    ++hits;
   }
+  for (uint64_t m = mask; m != 0; m &= m - 1) shards_[__builtin_ctzll(m)]->mu.Unlock();
   return hits;
 }
 
@@ -147,7 +171,7 @@ void BlockIndex::RecordDirectReads(NamespaceId ns, const BlockKey& key, uint64_t
   MutexLock lock(&shard.mu);
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return;
-  Touch(shard, k, it->second, NowMicros());
+  Touch(shard, it->second, NowMicros());
   it->second.hits += reads;
 }
 
@@ -167,7 +191,7 @@ std::optional<BlockPin> BlockIndex::PinEntry(NamespaceId ns, const BlockKey& key
   MutexLock lock(&shard.mu);
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return std::nullopt;
-  Touch(shard, k, it->second, NowMicros());
+  Touch(shard, it->second, NowMicros());
   if (count_hit) ++it->second.hits;
   if (hits != nullptr) *hits = it->second.hits;
   if (on_gpu != nullptr) *on_gpu = it->second.device != nullptr;
@@ -191,9 +215,9 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, 
     meta.depth = it->second.block->meta().depth + 1;
     // Count the child now, so the parent stops being an evictable leaf
     // before the child becomes visible.
-    Unlink(ps, parent, it->second);
+    Unlink(ps, it->second);
     ++it->second.children;
-    Link(ps, parent, it->second);
+    Link(ps, it->second);
   }
   const EntryKey k{ns, meta.key};
   const uint64_t size = meta.size;
@@ -204,6 +228,7 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, 
     auto [it, fresh] = shard.entries.try_emplace(k);
     inserted = fresh;
     if (fresh) {
+      it->second.key = k;
       if (meta.created_micros == 0) meta.created_micros = NowMicros();
       it->second.block = std::make_shared<CachedBlock>(std::move(meta), std::move(pages));
       it->second.on_nvme = on_nvme;
@@ -212,7 +237,7 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, 
       // order) until a read gives them an ordinary tick.
       if (it->second.block->meta().evict_first) it->second.tick -= kEvictFirstTicks;
       it->second.last_access_micros = it->second.block->meta().created_micros;
-      Link(shard, k, it->second);
+      Link(shard, it->second);
       if (directory_ != nullptr) directory_->CountPresent(k.ns, k.key, +1);
       ListInDirectory(k, it->second);
       blocks_.fetch_add(1, std::memory_order_relaxed);
@@ -237,13 +262,13 @@ std::optional<std::pair<BlockIndex::Shard*, BlockIndex::EntryKey>> BlockIndex::F
   for (auto& shard : shards_) {
     MutexLock lock(&shard->mu);
     int skipped = 0;
-    for (const auto& [t, k] : (*shard).*order) {
-      if (t >= best_tick || skipped++ > kMaxPinnedLeavesSkipped) break;
-      const Entry& e = shard->entries.at(k);
-      if (Unheld(e) && want(e)) {
-        best_tick = t;
+    const TickOrder& list = (*shard).*order;
+    for (const Entry* e = list.coldest(); e != nullptr; e = list.Newer(e)) {
+      if (e->tick >= best_tick || skipped++ > kMaxPinnedLeavesSkipped) break;
+      if (Unheld(*e) && want(*e)) {
+        best_tick = e->tick;
         best_shard = shard.get();
-        best_key = k;
+        best_key = e->key;
         break;
       }
     }

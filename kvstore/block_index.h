@@ -23,10 +23,18 @@
 //     demotion), or with the whole block; so a block that lives only on the
 //     GPU is never lost by moving between tiers.
 //
-// Each shard has one mutex over its map and its ordered set of leaves. No
-// method holds two shard locks at once: a child and its parent may live in
+// Each shard has one mutex over its map and its recency lists (leaves by
+// residency; blocks with host pages; blocks with a GPU copy). Only
+// LookupChain holds two shard locks at once, and it takes them in shard
+// order; everything else holds one: a child and its parent may live in
 // different shards, and the parent's child count is updated under the
 // parent's own lock, after the child's lock is released.
+//
+// Recency is approximate by design, within a bound: a touch moves a block
+// to the newest end of its lists only when more than 1/kRefreshFraction of
+// all cached blocks have moved since it last did (so one that is already
+// among the newest stays put, and a lookup of a hot chain writes nothing),
+// and recency_list.h says where a block lands that joins a list late.
 //
 // Thread safety: all methods may be called from any thread.
 #ifndef KVCACHE_KVSTORE_BLOCK_INDEX_H_
@@ -37,11 +45,11 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <set>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "key/block_key.h"
@@ -52,6 +60,7 @@
 #include "kvstore/drop_record.h"
 #include "kvstore/miss_reason.h"
 #include "kvstore/namespace_table.h"
+#include "kvstore/recency_list.h"
 
 namespace kvcache {
 
@@ -114,18 +123,22 @@ struct EvictCount {
 
 class BlockIndex {
  public:
-  // `shards` >= 1. `pinned_bytes` is where BlockPins count; not owned.
+  // `shards`: 1 to kMaxShards (clamped). `pinned_bytes` is where BlockPins
+  // count; not owned.
   // The last `drop_record_entries` blocks dropped or refused are remembered
   // with their reason (drop_record.h).
   BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes,
              size_t drop_record_entries = kDefaultDropRecordEntries);
   static constexpr size_t kDefaultDropRecordEntries = 1 << 16;
+  static constexpr int kMaxShards = 64;  // a chain's shards fit one bit mask
   BlockIndex(const BlockIndex&) = delete;
   BlockIndex& operator=(const BlockIndex&) = delete;
 
   // Counts how many leading keys of `chain` are cached in any tier (stopping
   // at the first miss), marks them used, and appends each one's size and
-  // tier to `blocks` if non-null.
+  // tier to `blocks` if non-null. The chain is walked kLookupSegment keys
+  // at a time, with each shard those keys fall in locked once (in shard
+  // order), not once per key.
   size_t LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
                      std::vector<ChainBlock>* blocks);
 
@@ -263,50 +276,64 @@ class BlockIndex {
     }
   };
   struct Entry {
+    EntryKey key;
     // Never null; holds no pages while the block lives only on NVMe or GPU.
     std::shared_ptr<const CachedBlock> block;
     std::shared_ptr<const DeviceBlock> device;  // its GPU copy, if any
     bool on_nvme = false;
     uint32_t children = 0;
     uint64_t hits = 0;
-    uint64_t tick = 0;  // logical recency; orders the leaf set
+    uint64_t tick = 0;  // logical recency: when it last moved to the newest end
     int64_t last_access_micros = 0;
     uint32_t directory_slot = BlockDirectory::kNotListed;
     bool left_unlisted = false;  // on the host, but its directory bucket was full
+    // A leaf is in one of the three leaf lists, so they share one member.
+    RecencyLinks<Entry> leaf_links;
+    RecencyLinks<Entry> host_links;
+    RecencyLinks<Entry> device_links;
   };
-  using TickOrder = std::set<std::pair<uint64_t, EntryKey>>;
+  using TickOrder = RecencyList<Entry>;
   struct Shard {
     Mutex mu;
-    absl::flat_hash_map<EntryKey, Entry> entries ABSL_GUARDED_BY(mu);
-    // By tick: leaves with host pages, leaves with a GPU copy but no host
-    // pages, leaves only on NVMe; every entry with host pages (what the
+    // Nodes, so that an entry stays where its list links point.
+    absl::node_hash_map<EntryKey, Entry> entries ABSL_GUARDED_BY(mu);
+    // Coldest first: leaves with host pages, leaves with a GPU copy but no
+    // host pages, leaves only on NVMe; every entry with host pages (what the
     // spiller demotes) and every entry with a GPU copy (what the GPU tier
     // demotes).
-    TickOrder host_leaves ABSL_GUARDED_BY(mu);
-    TickOrder device_leaves ABSL_GUARDED_BY(mu);
-    TickOrder nvme_leaves ABSL_GUARDED_BY(mu);
-    TickOrder on_host ABSL_GUARDED_BY(mu);
-    TickOrder on_device ABSL_GUARDED_BY(mu);
+    TickOrder host_leaves ABSL_GUARDED_BY(mu){&Entry::leaf_links};
+    TickOrder device_leaves ABSL_GUARDED_BY(mu){&Entry::leaf_links};
+    TickOrder nvme_leaves ABSL_GUARDED_BY(mu){&Entry::leaf_links};
+    TickOrder on_host ABSL_GUARDED_BY(mu){&Entry::host_links};
+    TickOrder on_device ABSL_GUARDED_BY(mu){&Entry::device_links};
     // What this shard's entries hold, per namespace (for per-tenant usage).
     absl::flat_hash_map<NamespaceId, EvictCount> usage ABSL_GUARDED_BY(mu);
   };
 
-  Shard& ShardOf(const EntryKey& k);
+  // The hash the shards' tables use; the shard is chosen from its top bits.
+  static size_t HashOf(const EntryKey& k);
+  size_t ShardIndexOfHash(size_t hash) const;
+  size_t ShardIndex(const EntryKey& k) const;
+  Shard& ShardOf(const EntryKey& k) { return *shards_[ShardIndex(k)]; }
+  // LookupChain's step: up to kLookupSegment keys, under their shards'
+  // locks taken together. Returns how many leading keys were cached.
+  size_t LookupSegment(NamespaceId ns, absl::Span<const BlockKey> segment, int64_t now_micros,
+                       std::vector<ChainBlock>* blocks);
+  static constexpr size_t kLookupSegment = 64;
   // The leaf order an entry belongs to while it has no children.
   static TickOrder Shard::*LeafOrder(const Entry& e);
   // No one but the index holds the block or its GPU copy.
   static bool Unheld(const Entry& e);
   static int64_t NowMicros();
-  // Adds the entry to / removes it from the tick orders its state puts it
-  // in. Every change of tick, children or residency is Unlink, change, Link.
+  // Adds the entry to / removes it from the lists its state puts it in.
+  // Every change of children or residency is Unlink, change, Link.
   // REQUIRES: shard.mu held.
-  static void Link(Shard& shard, const EntryKey& k, const Entry& e)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
-  static void Unlink(Shard& shard, const EntryKey& k, const Entry& e)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
-  // Marks an entry used now. REQUIRES: shard.mu held.
-  void Touch(Shard& shard, const EntryKey& k, Entry& e, int64_t now_micros)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  static void Link(Shard& shard, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  static void Unlink(Shard& shard, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Marks an entry used now: moves it to the newest end of its lists under
+  // a new tick, unless it moved recently (the file comment says how
+  // recently). REQUIRES: shard.mu held.
+  void Touch(Shard& shard, Entry& e, int64_t now_micros) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Lists an entry that has host pages in the directory, if there is one /
   // withdraws it. REQUIRES: the entry's shard lock held.
   void ListInDirectory(const EntryKey& k, Entry& e);
@@ -334,6 +361,9 @@ class BlockIndex {
   // Ticks start above kEvictFirstTicks, so a block marked evict_first can sit
   // that far below every other one.
   static constexpr uint64_t kEvictFirstTicks = uint64_t{1} << 62;
+  // A touch moves a block only if more than blocks() / kRefreshFraction
+  // ticks were handed out since its own.
+  static constexpr uint64_t kRefreshFraction = 8;
   std::atomic<uint64_t> clock_{kEvictFirstTicks};
   std::atomic<uint64_t> blocks_{0};
   std::atomic<uint64_t> bytes_{0};

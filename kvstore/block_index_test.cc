@@ -100,6 +100,22 @@ TEST_F(BlockIndexTest, EvictsLeavesFirstThenLeastRecentlyUsed) {
   EXPECT_EQ(arena_->used_bytes(), 0u);
 }
 
+// A touch moves a block only when more than an eighth of the cache has
+// moved since it last did: one already among the newest keeps its place
+// (and a lookup of a hot chain writes nothing), an old one moves.
+TEST_F(BlockIndexTest, ATouchMovesOnlyABlockThatIsNoLongerAmongTheNewest) {
+  const int n = 80;  // a refresh span of 10 ticks
+  for (int i = 0; i < n; ++i) ASSERT_EQ(Put("k" + std::to_string(i), ""), InsertOutcome::kStored);
+  EXPECT_EQ(Lookup({"k1"}), 1u);   // 79 moves old: to the newest end
+  EXPECT_EQ(Lookup({"k75"}), 1u);  // 5 moves old: stays put
+  std::vector<std::string> order;
+  for (int i = 0; i < n; ++i) order.push_back(EvictOne());
+  std::vector<std::string> want = {"k0"};
+  for (int i = 2; i < n; ++i) want.push_back("k" + std::to_string(i));
+  want.push_back("k1");
+  EXPECT_EQ(order, want);
+}
+
 TEST_F(BlockIndexTest, EvictFirstBlocksGoBeforeOthersUntilFound) {
   ASSERT_EQ(Put("a", ""), InsertOutcome::kStored);
   BlockMeta meta;

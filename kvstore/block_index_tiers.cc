@@ -17,12 +17,12 @@ std::vector<SpillCandidate> BlockIndex::ColdestOnHost(size_t max) {
   for (auto& shard : shards_) {
     MutexLock lock(&shard->mu);
     size_t taken = 0;
-    for (const auto& [tick, k] : shard->on_host) {
+    for (const Entry* p = shard->on_host.coldest(); p != nullptr; p = shard->on_host.Newer(p)) {
       if (taken == max) break;
-      const Entry& e = shard->entries.at(k);
+      const Entry& e = *p;
       if (e.block.use_count() != 1) continue;
-      found.push_back({tick, SpillCandidate{k.ns, k.key, e.block->meta().size, e.block.get(),
-                                            e.block, e.on_nvme, e.hits}});
+      found.push_back({e.tick, SpillCandidate{e.key.ns, e.key.key, e.block->meta().size,
+                                              e.block.get(), e.block, e.on_nvme, e.hits}});
       ++taken;
     }
   }
@@ -56,10 +56,10 @@ uint64_t BlockIndex::DropHostCopy(NamespaceId ns, const BlockKey& key,
     return 0;
   }
   WithdrawFromDirectory(e);
-  Unlink(shard, k, e);
+  Unlink(shard, e);
   freed = std::move(e.block);
   e.block = std::make_shared<CachedBlock>(freed->meta(), PageRun());
-  Link(shard, k, e);
+  Link(shard, e);
   host_blocks_.fetch_sub(1, std::memory_order_relaxed);
   return freed->meta().size;  // its pages are freed after the lock is dropped
 }
@@ -75,10 +75,10 @@ std::optional<BlockPin> BlockIndex::InstallHostCopy(NamespaceId ns, const BlockK
   Entry& e = it->second;
   if (!e.block->on_host()) {
     if (e.block->meta().checksum != checksum) return std::nullopt;  // not these bytes
-    Unlink(shard, k, e);
+    Unlink(shard, e);
     replaced = std::move(e.block);
     e.block = std::make_shared<CachedBlock>(replaced->meta(), std::move(pages));
-    Link(shard, k, e);
+    Link(shard, e);
     ListInDirectory(k, e);
     host_blocks_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -107,9 +107,9 @@ bool BlockIndex::InstallDeviceCopy(NamespaceId ns, const BlockKey& key,
   if (it == shard.entries.end()) return false;
   Entry& e = it->second;
   if (e.block != source || e.device != nullptr) return false;
-  Unlink(shard, k, e);
+  Unlink(shard, e);
   e.device = std::move(device);
-  Link(shard, k, e);
+  Link(shard, e);
   device_blocks_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -125,10 +125,10 @@ bool BlockIndex::DropHostCopyAboveDevice(NamespaceId ns, const BlockKey& key) {
   if (!e.block->on_host()) return true;
   if (e.device == nullptr || e.block.use_count() != 1) return false;
   WithdrawFromDirectory(e);
-  Unlink(shard, k, e);
+  Unlink(shard, e);
   replaced = std::move(e.block);
   e.block = std::make_shared<CachedBlock>(replaced->meta(), PageRun());
-  Link(shard, k, e);
+  Link(shard, e);
   host_blocks_.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
@@ -147,7 +147,7 @@ std::shared_ptr<const DeviceBlock> BlockIndex::ReadDeviceCopy(NamespaceId ns, co
   MutexLock lock(&shard.mu);
   auto it = shard.entries.find(k);
   if (it == shard.entries.end() || it->second.device == nullptr) return nullptr;
-  Touch(shard, k, it->second, NowMicros());
+  Touch(shard, it->second, NowMicros());
   ++it->second.hits;
   return it->second.device;
 }
@@ -157,12 +157,13 @@ std::vector<DeviceCandidate> BlockIndex::ColdestOnDevice(size_t max) {
   for (auto& shard : shards_) {
     MutexLock lock(&shard->mu);
     size_t taken = 0;
-    for (const auto& [tick, k] : shard->on_device) {
+    for (const Entry* p = shard->on_device.coldest(); p != nullptr;
+         p = shard->on_device.Newer(p)) {
       if (taken == max) break;
-      const Entry& e = shard->entries.at(k);
+      const Entry& e = *p;
       if (e.device.use_count() != 1) continue;  // a reader or a lease holds it
-      found.push_back({tick, DeviceCandidate{k.ns, k.key, e.block->meta().size, e.device,
-                                             e.block->on_host() || e.on_nvme}});
+      found.push_back({e.tick, DeviceCandidate{e.key.ns, e.key.key, e.block->meta().size,
+                                               e.device, e.block->on_host() || e.on_nvme}});
       ++taken;
     }
   }
@@ -188,7 +189,7 @@ bool BlockIndex::DropDeviceCopy(NamespaceId ns, const BlockKey& key,
   if (e.device.use_count() != 1) return false;  // a reader or a lease still holds it
   const bool give_host_pages = !e.block->on_host() && host_pages.page_count() > 0;
   if (!e.block->on_host() && !e.on_nvme && !give_host_pages) return false;  // its only copy
-  Unlink(shard, k, e);
+  Unlink(shard, e);
   if (give_host_pages) {
     replaced = std::move(e.block);
     e.block = std::make_shared<CachedBlock>(replaced->meta(), std::move(host_pages));
@@ -196,7 +197,7 @@ bool BlockIndex::DropDeviceCopy(NamespaceId ns, const BlockKey& key,
   }
   dropped = std::move(e.device);
   device_blocks_.fetch_sub(1, std::memory_order_relaxed);
-  Link(shard, k, e);
+  Link(shard, e);
   if (give_host_pages) ListInDirectory(k, e);
   return true;
 }

@@ -100,7 +100,7 @@ ABSL_FLAG(double, connection_share, 0.25,
           "Most of the host arena one client connection may hold at once, staged by its "
           "unfinished puts and pinned by its unfinished fetches and leases (a fraction in "
           "(0, 1]); never less than one block of --max_block_size.");
-ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index.");
+ABSL_FLAG(int, index_shards, 16, "Lock shards of the block index (1 to 64).");
 ABSL_FLAG(bool, request_metrics, true,
           "Time every request into the latency histograms and name the reason of every miss. "
           "Off only to measure what that costs (kvbench metrics); /metrics then shows no "
@@ -148,6 +148,10 @@ absl::StatusOr<BlockStore::Options> StoreOptionsFromFlags() {
   store_options.arena.prefault = absl::GetFlag(FLAGS_prefault);
   store_options.arena.pin_for_gpu = absl::GetFlag(FLAGS_pin_host_arena);
   store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
+  if (store_options.index_shards < 1 || store_options.index_shards > BlockIndex::kMaxShards) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--index_shards must be 1 to ", BlockIndex::kMaxShards));
+  }
   if (absl::GetFlag(FLAGS_drop_record_entries) < 0) {
     return absl::InvalidArgumentError("--drop_record_entries must be >= 0");
   }
