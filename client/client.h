@@ -197,9 +197,14 @@ class Client {
   // *final when the directory's answer is the whole answer.
   size_t LookupListed(const std::string& ns, absl::Span<const BlockKey> keys,
                       LookupResult* result, bool* final);
-  // Asks the daemon over gRPC, appending to *result.
+  // Asks the daemon over gRPC / its data port, appending to *result. On
+  // the data port, *transport_failed says the answer may be asked again
+  // over gRPC.
   absl::Status LookupOverGrpc(const std::string& ns, absl::Span<const BlockKey> keys,
                               LookupResult* result);
+  absl::Status LookupOverDataPort(DataPortClient& data_port, const std::string& ns,
+                                  absl::Span<const BlockKey> keys, LookupResult* result,
+                                  bool* transport_failed);
   // Each appends to `tiers` the tier of every target it completes.
   absl::Status FetchOneStream(int channel, const std::string& ns,
                               absl::Span<const FetchTarget> targets, size_t* completed,

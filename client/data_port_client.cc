@@ -152,6 +152,52 @@ DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
   }
 }
 
+DataPortClient::Outcome DataPortClient::Lookup(std::string* wire, v1::LookupResponse* response) {
+  auto broken = [](const std::string& why) {
+    return Outcome{absl::UnavailableError(absl::StrCat("data port: ", why)), true};
+  };
+  const int fd = Acquire();
+  if (fd < 0) return broken("cannot connect");
+  const uint32_t head[2] = {kDataPortLookupMagic, static_cast<uint32_t>(wire->size() - 8)};
+  std::memcpy(wire->data(), head, sizeof(head));
+  iovec request_iov = {wire->data(), wire->size()};
+  if (!WriteFullV(fd, &request_iov, 1)) {
+    close(fd);
+    return broken("request not sent");
+  }
+  uint32_t frame[3];
+  if (!ReadFull(fd, frame, kLookupResultFrameHeaderBytes)) {
+    const bool timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
+    close(fd);
+    // A daemon that does not answer within the deadline would not answer
+    // over gRPC either: that is the answer, not a reason to ask again
+    // (a hung node costs one deadline, not two).
+    if (timed_out) {
+      return Outcome{absl::DeadlineExceededError("data port: no answer within the deadline"),
+                     false};
+    }
+    return broken("connection closed before the reply");
+  }
+  const auto code = static_cast<absl::StatusCode>(frame[1]);
+  const uint32_t length = frame[2];
+  const uint32_t most = code == absl::StatusCode::kOk ? kMaxLookupResponseBytes : kMaxEndMessageBytes;
+  if (frame[0] != kLookupResultFrame || length > most) {
+    close(fd);
+    return broken("bad lookup reply");
+  }
+  wire->resize(length);  // the request is sent: its buffer holds the reply
+  if (!ReadFull(fd, wire->data(), wire->size())) {
+    close(fd);
+    return broken("connection closed mid-reply");
+  }
+  Release(fd);
+  if (code != absl::StatusCode::kOk) return Outcome{absl::Status(code, *wire), false};
+  if (!response->ParseFromString(*wire)) {
+    return Outcome{absl::InternalError("daemon sent a malformed LookupResponse"), false};
+  }
+  return Outcome{absl::OkStatus(), false};
+}
+
 DataPortClient::Outcome DataPortClient::Put(const std::string& ns, const std::string& parent,
                                             absl::Span<const PutBlock> blocks,
                                             std::vector<v1::PutOutcome>* outcomes) {

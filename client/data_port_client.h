@@ -45,6 +45,12 @@ class DataPortClient {
   Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets, bool verify,
                 size_t* completed, std::vector<v1::Tier>* tiers);
 
+  // Sends the LookupRequest whose wire bytes follow 8 bytes of room at the
+  // start of `*wire` and parses the daemon's answer into `response`; the
+  // buffer is reused for the answer (a caller keeps one per thread). Only
+  // for a daemon whose Hello says data_port_lookup.
+  Outcome Lookup(std::string* wire, v1::LookupResponse* response);
+
   // Sends the chain `blocks` (block i's parent is block i-1, the first's is
   // `parent`) as pipelined puts, payloads straight from the caller's memory,
   // and reads the daemon's results in order into `outcomes` (one per block

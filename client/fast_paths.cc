@@ -31,7 +31,7 @@ FastPaths::Set FastPaths::Get() {
     if (data_port_ == nullptr) data_port_retry_after_ = now + kSetAside;
   }
   return Set{options_.use_local_path ? local_ : nullptr,
-             options_.use_data_port ? data_port_ : nullptr};
+             options_.use_data_port ? data_port_ : nullptr, hello_.data_port_lookup()};
 }
 
 absl::Status FastPaths::KnowHello() {

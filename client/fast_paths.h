@@ -34,6 +34,7 @@ class FastPaths {
   struct Set {
     std::shared_ptr<LocalPathClient> local;
     std::shared_ptr<DataPortClient> data_port;
+    bool data_port_lookup = false;  // the data port answers Lookup too
   };
 
   // `stub` is not owned and must outlive this.

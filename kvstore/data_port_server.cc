@@ -14,9 +14,11 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "common/socket_io.h"
 #include "common/tcp_listen.h"
 #include "kvstore/fetch_plan.h"
+#include "kvstore/lookup_handler.h"
 #include "kvstore/put_admission.h"
 #include "proto/data_port_wire.h"
 
@@ -103,6 +105,11 @@ bool DataPortServer::ServeOne(int fd, const std::shared_ptr<ConnectionShare>& sh
     keep = ServePut(fd, head[1], share);
     service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kPut, absl::Now() - start);
   }
+  if (head[0] == kDataPortLookupMagic) {
+    keep = ServeLookup(fd, head[1]);
+    service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kLookup,
+                                    absl::Now() - start);
+  }
   SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
   return keep;  // false too for anything not our protocol
 }
@@ -169,6 +176,41 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length,
     return reply(outcome.status(), v1::PUT_OUTCOME_UNSPECIFIED);
   }
   return reply(absl::OkStatus(), *outcome);
+}
+
+bool DataPortServer::ServeLookup(int fd, uint32_t body_length) {
+  auto reply = [fd](const absl::Status& status, const std::string& body) {
+    const std::string message(status.message().substr(0, kMaxEndMessageBytes));
+    const std::string& payload = status.ok() ? body : message;
+    uint32_t head[3] = {kLookupResultFrame, static_cast<uint32_t>(status.code()),
+                        static_cast<uint32_t>(payload.size())};
+    iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(payload.data()), payload.size()}};
+    return WriteFullV(fd, iov, payload.empty() ? 1 : 2);
+  };
+  if (body_length > kMaxDataPortRequestBytes) {
+    reply(absl::InvalidArgumentError(absl::StrCat("data port request of ", body_length,
+                                                  " bytes; at most ", kMaxDataPortRequestBytes)),
+          {});
+    return false;  // cannot find the next request after it
+  }
+  // The messages live on an arena that starts on this stack, as over gRPC.
+  alignas(8) char first_block[8 << 10];
+  google::protobuf::ArenaOptions options;
+  options.initial_block = first_block;
+  options.initial_block_size = sizeof(first_block);
+  google::protobuf::Arena arena(options);
+  auto& request = *google::protobuf::Arena::CreateMessage<v1::LookupRequest>(&arena);
+  auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(&arena);
+  std::string bytes(body_length, '\0');
+  if (!ReadFull(fd, bytes.data(), bytes.size())) return false;
+  if (!request.ParseFromString(bytes)) {
+    reply(absl::InvalidArgumentError("malformed LookupRequest"), {});
+    return false;
+  }
+  const absl::Status status = AnswerLookup(service_, kDefaultTenant, request, response);
+  bytes.clear();
+  if (status.ok()) response.AppendToString(&bytes);
+  return reply(status, bytes);
 }
 
 bool DataPortServer::ServeFetch(int fd, uint32_t body_length,

@@ -57,6 +57,7 @@ class DataPortServer {
   bool ServeOne(int fd, const std::shared_ptr<ConnectionShare>& share);
   bool ServeFetch(int fd, uint32_t body_length, const std::shared_ptr<ConnectionShare>& share);
   bool ServePut(int fd, uint32_t header_length, const std::shared_ptr<ConnectionShare>& share);
+  bool ServeLookup(int fd, uint32_t body_length);
 
   ServiceContext& service_;
   const Options options_;

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "kvstore/fetch_reactor.h"
+#include "kvstore/lookup_handler.h"
 #include "kvstore/put_reactor.h"
 #include "kvstore/raw_message.h"
 #include "kvstore/service_stats.h"
@@ -59,37 +60,6 @@ std::optional<std::pair<std::string, std::string>> ParsePageToken(const std::str
   return std::make_pair(bytes.substr(colon + 1, ns_size), bytes.substr(colon + 1 + ns_size));
 }
 
-// A Lookup's chain, from `keys` or `packed_keys`: INVALID_ARGUMENT for both,
-// a bad key, a packed run that is not whole keys, or too many keys.
-absl::StatusOr<std::vector<BlockKey>> LookupKeys(const v1::LookupRequest& request,
-                                                 const ServiceLimits& limits) {
-  const std::string& packed = request.packed_keys();
-  const size_t key_size = request.packed_key_size();
-  if (!packed.empty() && request.keys_size() > 0) {
-    return absl::InvalidArgumentError("lookup: give keys or packed_keys, not both");
-  }
-  if (!packed.empty() && (key_size < 1 || key_size > BlockKey::kMaxBytes ||
-                          packed.size() % key_size != 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("lookup: packed_keys of ", packed.size(),
-                                                   " bytes is not whole keys of ", key_size));
-  }
-  const size_t count = packed.empty() ? request.keys_size() : packed.size() / key_size;
-  if (count > limits.max_keys_per_request) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("lookup of ", count, " keys; at most ", limits.max_keys_per_request));
-  }
-  std::vector<BlockKey> keys;
-  keys.reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    absl::StatusOr<BlockKey> key =
-        packed.empty() ? BlockKey::FromBytes(request.keys(i))
-                       : BlockKey::FromBytes(absl::string_view(packed).substr(i * key_size, key_size));
-    if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat("key ", i, ": ", key.status().message()));
-    keys.push_back(*key);
-  }
-  return keys;
-}
-
 // Adds the tiers holding `b` that `tiers` lacks, keeping them fastest first.
 void AddTiers(const BlockView& b, google::protobuf::RepeatedField<int>* tiers) {
   std::set<int> all(tiers->begin(), tiers->end());
@@ -138,6 +108,7 @@ absl::Status KvCacheService::DoHello(v1::HelloResponse& response) {
   response.set_local_socket(context_.local_socket);
   response.set_instance_id(context_.instance_id);
   response.set_packed_lookup(true);
+  response.set_data_port_lookup(true);
   return absl::OkStatus();
 }
 
@@ -147,41 +118,10 @@ grpc::ServerUnaryReactor* KvCacheService::Lookup(grpc::CallbackServerContext* ct
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = Unary<v1::LookupRequest, v1::LookupResponse>(
       ctx, request, response, [&](const v1::LookupRequest& q, v1::LookupResponse& r) {
-        return DoLookup(tenant, q, r);
+        return AnswerLookup(context_, tenant, q, r);
       });
   context_.counters.RecordLatency(RequestPath::kGrpc, RequestOp::kLookup, absl::Now() - start);
   return reactor;
-}
-
-absl::Status KvCacheService::DoLookup(const std::string& tenant, const v1::LookupRequest& request,
-                                      v1::LookupResponse& response) {
-  if (absl::Status s = ValidateNamespace(request.namespace_(), context_.limits); !s.ok()) return s;
-  absl::StatusOr<std::vector<BlockKey>> parsed = LookupKeys(request, context_.limits);
-  if (!parsed.ok()) return parsed.status();
-  const std::vector<BlockKey>& keys = *parsed;
-  size_t hits = 0;
-  std::vector<ChainBlock> blocks;
-  const std::optional<NamespaceId> ns =
-      context_.store.namespaces().Find(tenant, request.namespace_());
-  if (ns.has_value()) {
-    blocks.reserve(keys.size());
-    hits = context_.store.index().LookupChain(*ns, keys, &blocks);
-  }
-  response.set_hit_count(static_cast<uint32_t>(hits));
-  for (const ChainBlock& block : blocks) {
-    v1::BlockLocation* b = response.add_blocks();
-    b->set_tier(block.on_host ? v1::TIER_HOST : block.on_gpu ? v1::TIER_GPU : v1::TIER_NVME);
-    b->set_size(block.size);
-  }
-  ServiceCounters& c = context_.counters;
-  if (hits < keys.size() && c.request_metrics) {
-    c.CountMiss(RequestOp::kLookup, ns.has_value() ? context_.store.WhyMissing(*ns, keys[hits])
-                                                   : MissReason::kNeverStored);
-  }
-  c.lookups.fetch_add(1, std::memory_order_relaxed);
-  c.lookup_keys.fetch_add(keys.size(), std::memory_order_relaxed);
-  c.lookup_hit_keys.fetch_add(hits, std::memory_order_relaxed);
-  return absl::OkStatus();
 }
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* KvCacheService::Put(grpc::CallbackServerContext* ctx,

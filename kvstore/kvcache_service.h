@@ -59,8 +59,6 @@ class KvCacheService final : public RawKvCacheService {
                                   Raw* raw_response, DoCall do_call);
 
   absl::Status DoHello(v1::HelloResponse& response);
-  absl::Status DoLookup(const std::string& tenant, const v1::LookupRequest& request,
-                        v1::LookupResponse& response);
   absl::Status DoEvict(const std::string& tenant, const v1::EvictRequest& request,
                        v1::EvictResponse& response);
   absl::Status DoList(const std::string& tenant, const v1::ListRequest& request,

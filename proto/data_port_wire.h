@@ -18,6 +18,13 @@
 //             | header (a v1.PutBlockHeader) | header.size payload bytes
 //   reply:    u32 kPutResultFrame | u32 status code | u32 outcome
 //             (a v1.PutOutcome) | u32 message length | message
+//
+//   lookup:   u32 kDataPortLookupMagic | u32 body length
+//             | body (a v1.LookupRequest)
+//   reply:    u32 kLookupResultFrame | u32 status code | u32 length
+//             | a v1.LookupResponse if the status is OK, else the message
+//   Daemons that serve it say so in HelloResponse.data_port_lookup; an
+//   older one closes the connection at the unknown magic.
 #ifndef KVCACHE_PROTO_DATA_PORT_WIRE_H_
 #define KVCACHE_PROTO_DATA_PORT_WIRE_H_
 
@@ -33,6 +40,12 @@ inline constexpr uint32_t kDataPortPutMagic = 0x3150564b;  // "KVP1"
 inline constexpr uint32_t kChunkFrame = 1;
 inline constexpr uint32_t kEndFrame = 2;
 inline constexpr uint32_t kPutResultFrame = 3;
+inline constexpr uint32_t kDataPortLookupMagic = 0x314c564b;  // "KVL1"
+inline constexpr uint32_t kLookupResultFrame = 4;
+inline constexpr size_t kLookupResultFrameHeaderBytes = 3 * 4;
+// A LookupResponse of the most keys a request may name (packed: ~10 bytes
+// each) fits many times over.
+inline constexpr uint32_t kMaxLookupResponseBytes = 16u << 20;
 inline constexpr uint32_t kMaxPutHeaderBytes = 4096;
 inline constexpr size_t kPutResultFrameHeaderBytes = 4 * 4;
 inline constexpr uint32_t kMaxDataPortRequestBytes = 4u << 20;

@@ -115,6 +115,50 @@ TEST_F(E2eBadInputTest, BadPackedKeysInLookup) {
   EXPECT_EQ(resp.hit_count(), 0u);  // nothing stored: an answer, not an error
 }
 
+// A lookup answers in the form it was asked: per-key BlockLocations for
+// `keys`, the packed sizes and tiers for `packed_keys`, with the same hits.
+TEST_F(E2eBadInputTest, PackedAndPlainLookupsGiveTheSameAnswer) {
+  std::string parent;
+  std::vector<std::string> chain;
+  for (int i = 0; i < 3; ++i) {
+    const std::string key(32, static_cast<char>('a' + i));
+    const std::string data(1000 + i, static_cast<char>('0' + i));
+    v1::PutRequest header = Header(key, data.size(), data,
+        BlockChecksum({reinterpret_cast<const uint8_t*>(data.data()), data.size()}));
+    header.mutable_header()->set_parent_key(parent);
+    ASSERT_TRUE(PutStream({header}).ok());
+    chain.push_back(key);
+    parent = key;
+  }
+  chain.push_back(std::string(32, 'z'));  // not cached: the answer stops before it
+  grpc::ClientContext plain_ctx;
+  v1::LookupRequest plain;
+  plain.set_namespace_(ns_);
+  for (const std::string& k : chain) plain.add_keys(k);
+  v1::LookupResponse plain_resp;
+  ASSERT_TRUE(stub_->Lookup(&plain_ctx, plain, &plain_resp).ok());
+  grpc::ClientContext packed_ctx;
+  v1::LookupRequest packed;
+  packed.set_namespace_(ns_);
+  for (const std::string& k : chain) packed.mutable_packed_keys()->append(k);
+  packed.set_packed_key_size(32);
+  v1::LookupResponse packed_resp;
+  ASSERT_TRUE(stub_->Lookup(&packed_ctx, packed, &packed_resp).ok());
+  EXPECT_EQ(plain_resp.hit_count(), 3u);
+  EXPECT_EQ(packed_resp.hit_count(), 3u);
+  ASSERT_EQ(plain_resp.blocks_size(), 3);
+  EXPECT_EQ(plain_resp.packed_sizes_size(), 0);
+  EXPECT_EQ(packed_resp.blocks_size(), 0);
+  ASSERT_EQ(packed_resp.packed_sizes_size(), 3);
+  ASSERT_EQ(packed_resp.packed_tiers().size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(plain_resp.blocks(i).size(), 1000u + i);
+    EXPECT_EQ(packed_resp.packed_sizes(i), 1000u + i);
+    EXPECT_EQ(plain_resp.blocks(i).tier(), v1::TIER_HOST);
+    EXPECT_EQ(packed_resp.packed_tiers()[i], static_cast<char>(v1::TIER_HOST));
+  }
+}
+
 TEST_F(E2eBadInputTest, BadPutHeaders) {
   EXPECT_EQ(PutStream({Header("", 1, "x", 0)}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(PutStream({Header(std::string(33, 'k'), 1, "x", 0)}).error_code(),

@@ -262,6 +262,85 @@ TEST_F(E2eDataPortTest, ClientUsesDataPortAndBothPathsAgree) {
   EXPECT_EQ(stats.tiers(1).bytes_out(), 2u * 6 * 300000);
 }
 
+// A lookup goes over the data port when the daemon serves it there, and
+// says the same as one over gRPC.
+TEST_F(E2eDataPortTest, LookupsGoOverTheDataPortAndAgreeWithGrpc) {
+  Start({});
+  std::vector<BlockKey> chain = TestChain(6, 5);
+  auto fast = Client::Create(DataPortOptions());
+  ClientOptions grpc_options = DataPortOptions();
+  grpc_options.use_data_port = false;
+  auto grpc_only = Client::Create(grpc_options);
+  ASSERT_TRUE((*fast)->Put(ns_, BlockKey(), TestPayloads(chain, 3000)).ok());
+  std::vector<BlockKey> asked = chain;
+  asked.push_back(*BlockKey::FromBytes(std::string(32, 'u')));  // never stored
+  for (Client* c : {fast->get(), grpc_only->get()}) {
+    LookupResult r = c->Lookup(ns_, asked);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(r.hits, 5u);
+    EXPECT_EQ(r.sizes, std::vector<uint64_t>(5, 3000));
+    EXPECT_EQ(r.tiers, std::vector<v1::Tier>(5, v1::TIER_HOST));
+    EXPECT_EQ(c->counters().data_port_fallbacks, 0u);
+  }
+  const ClientFigures fast_figures = (*fast)->counters().figures;
+  EXPECT_EQ(fast_figures.at(ClientPath::kDataPort, ClientOp::kLookup).requests, 1u);
+  EXPECT_EQ(fast_figures.at(ClientPath::kDataPort, ClientOp::kLookup).blocks, 5u);
+  EXPECT_EQ(fast_figures.at(ClientPath::kGrpc, ClientOp::kLookup).requests, 0u);
+  const ClientFigures grpc_figures = (*grpc_only)->counters().figures;
+  EXPECT_EQ(grpc_figures.at(ClientPath::kGrpc, ClientOp::kLookup).requests, 1u);
+  grpc::ClientContext ctx;
+  v1::StatsResponse stats;
+  ASSERT_TRUE(stub_->Stats(&ctx, {}, &stats).ok());
+  EXPECT_EQ(stats.lookups(), 2u);
+  EXPECT_EQ(stats.lookup_hit_keys(), 10u);
+}
+
+// Bad lookups on the data port get clear answers; one that parses keeps
+// the connection for the next request.
+TEST_F(E2eDataPortTest, BadLookupsGetClearAnswers) {
+  Start({});
+  auto read_result = [](int fd, std::string* body) {
+    uint32_t head[3];
+    if (recv(fd, head, sizeof(head), MSG_WAITALL) != sizeof(head)) return absl::StatusCode::kAborted;
+    EXPECT_EQ(head[0], kLookupResultFrame);
+    body->assign(head[2], '\0');
+    if (head[2] > 0) recv(fd, body->data(), head[2], MSG_WAITALL);
+    return static_cast<absl::StatusCode>(head[1]);
+  };
+  std::string body;
+  int fd = Connect();  // too large: refused before reading it
+  Send(fd, kDataPortLookupMagic, "", kMaxDataPortRequestBytes + 1);
+  EXPECT_EQ(read_result(fd, &body), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(read_result(fd, &body), absl::StatusCode::kAborted);  // and closed
+  close(fd);
+
+  fd = Connect();  // not a LookupRequest
+  Send(fd, kDataPortLookupMagic, "\xff\xff\xff", 3);
+  EXPECT_EQ(read_result(fd, &body), absl::StatusCode::kInvalidArgument);
+  close(fd);
+
+  fd = Connect();  // a packed run that is not whole keys, then a good lookup
+  v1::LookupRequest bad;
+  bad.set_namespace_(ns_);
+  bad.set_packed_keys(std::string(33, 'k'));
+  bad.set_packed_key_size(32);
+  std::string wire = bad.SerializeAsString();
+  Send(fd, kDataPortLookupMagic, wire, wire.size());
+  EXPECT_EQ(read_result(fd, &body), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(body.find("not whole keys"), std::string::npos) << body;
+  v1::LookupRequest good;
+  good.set_namespace_(ns_);
+  good.set_packed_keys(std::string(64, 'k'));
+  good.set_packed_key_size(32);
+  wire = good.SerializeAsString();
+  Send(fd, kDataPortLookupMagic, wire, wire.size());
+  ASSERT_EQ(read_result(fd, &body), absl::StatusCode::kOk);
+  v1::LookupResponse response;
+  ASSERT_TRUE(response.ParseFromString(body));
+  EXPECT_EQ(response.hit_count(), 0u);
+  close(fd);
+}
+
 TEST_F(E2eDataPortTest, DataPortOffMeansGrpc) {
   Start({"--data_port=-1"});
   EXPECT_EQ(DataPort(), 0u);
@@ -294,6 +373,15 @@ TEST_F(E2eDataPortTest, RefusedDataPortFallsBackToGrpc) {
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 70000));
   // The data port is set aside for a while after a failure: gRPC directly.
   EXPECT_EQ((*client)->counters().data_port_fallbacks, 1u);
+  // A new client's lookup meets the cut too, and asks over gRPC instead.
+  auto fresh = Client::Create(DataPortOptions());
+  LookupResult lookup = (*fresh)->Lookup(ns_, chain);
+  ASSERT_TRUE(lookup.status.ok()) << lookup.status;
+  EXPECT_EQ(lookup.hits, 3u);
+  EXPECT_EQ((*fresh)->counters().data_port_fallbacks, 1u);
+  const ClientFigures figures = (*fresh)->counters().figures;
+  EXPECT_EQ(figures.at(ClientPath::kDataPort, ClientOp::kLookup).requests, 1u);
+  EXPECT_EQ(figures.at(ClientPath::kGrpc, ClientOp::kLookup).requests, 1u);
 }
 
 }  // namespace

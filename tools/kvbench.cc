@@ -277,10 +277,11 @@ class Bench {
     return fetched == 0 ? 0 : static_cast<double>(direct) / fetched;
   }
 
-  // Median latency of a same-host Lookup of a 64-key cached chain: from
-  // the block directory (no round trip) or asked of the daemon (gRPC).
-  double LookupChainP50Micros(bool direct, absl::Duration d) {
-    Client& client = *clients_[direct ? Path::kSameHost : Path::kDataPort][0];
+  // Median latency of a Lookup of a 64-key cached chain by the clients of
+  // `path`: kSameHost (the block directory, no round trip), kDataPort (a
+  // remote worker: the data port) or kGrpc (a remote worker without it).
+  double LookupChainP50Micros(Path path, absl::Duration d) {
+    Client& client = *clients_[path][0];
     const absl::Span<const BlockKey> chain(lookup_keys_.data(), kChainKeys);
     std::vector<double> micros;
     const absl::Time end = absl::Now() + d;
@@ -294,12 +295,10 @@ class Bench {
     return micros[micros.size() / 2];
   }
 
-  // `direct`: same-host clients (the block directory); otherwise remote
-  // ones, whose lookups are gRPC calls.
-  double LookupKeysPerSecond(int threads, absl::Duration d, bool direct = true) {
+  // Key checks per second of 1,024-key lookups by the clients of `path`.
+  double LookupKeysPerSecond(int threads, absl::Duration d, Path path) {
     return Rate(threads, d, [&](int t) -> uint64_t {
-      LookupResult r =
-          clients_[direct ? Path::kSameHost : Path::kDataPort][t]->Lookup(ns_, lookup_keys_);
+      LookupResult r = clients_[path][t]->Lookup(ns_, lookup_keys_);
       return r.hits == lookup_keys_.size() ? lookup_keys_.size() : 0;
     });
   }
@@ -417,17 +416,24 @@ int Run() {
     }
     for (int n : {1, 2}) {
       if (!wanted("lookup")) break;
-      samples[absl::StrCat("lookup_keys_per_s_", n)].push_back(bench.LookupKeysPerSecond(n, d));
-      samples[absl::StrCat("lookup_rpc_keys_per_s_", n)].push_back(
-          bench.LookupKeysPerSecond(n, d, /*direct=*/false));
+      samples[absl::StrCat("lookup_keys_per_s_", n)].push_back(
+          bench.LookupKeysPerSecond(n, d, Path::kSameHost));
+      for (Path p : {Path::kDataPort, Path::kGrpc}) {
+        samples[absl::StrCat("lookup_", PathKey(p), "_keys_per_s_", n)].push_back(
+            bench.LookupKeysPerSecond(n, d, p));
+      }
       if (redis) {
         samples[absl::StrCat("redis_exists_keys_per_s_", n)].push_back(
             RedisExistsKeysPerSecond(redis->port(), bench.RedisKeys(SIZE_MAX), n, d).value_or(0));
       }
     }
     if (wanted("lookup")) {
-      samples["lookup_chain64_p50_us_direct"].push_back(bench.LookupChainP50Micros(true, d / 2));
-      samples["lookup_chain64_p50_us_rpc"].push_back(bench.LookupChainP50Micros(false, d / 2));
+      samples["lookup_chain64_p50_us_direct"].push_back(
+          bench.LookupChainP50Micros(Path::kSameHost, d / 2));
+      for (Path p : {Path::kDataPort, Path::kGrpc}) {
+        samples[absl::StrCat("lookup_chain64_p50_us_", PathKey(p))].push_back(
+            bench.LookupChainP50Micros(p, d / 2));
+      }
       if (redis) {
         samples["redis_exists64_p50_us"].push_back(
             RedisExistsP50Micros(redis->port(), bench.RedisKeys(64), d / 2).value_or(0));
@@ -444,8 +450,10 @@ int Run() {
       const std::string k = n;
       med["lookup_vs_redis_exists" + k] =
           med["lookup_keys_per_s" + k] / med["redis_exists_keys_per_s" + k];
-      med["lookup_rpc_vs_redis_exists" + k] =
-          med["lookup_rpc_keys_per_s" + k] / med["redis_exists_keys_per_s" + k];
+      for (const char* p : {"dataport", "grpc"}) {
+        med[absl::StrCat("lookup_", p, "_vs_redis_exists", k)] =
+            med[absl::StrCat("lookup_", p, "_keys_per_s", k)] / med["redis_exists_keys_per_s" + k];
+      }
     }
   }
   for (const char* n : {"_1", "_4"}) {

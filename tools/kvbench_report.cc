@@ -79,21 +79,24 @@ void PrintBenchTable(const std::map<std::string, double>& med, const BenchGroups
   if (groups.lookup) {
     std::cout << absl::StrFormat(
         "\nLookup, 1,024-key batches, M key checks/s (1 thread / 2 threads): same host %.2f / "
-        "%.2f, over gRPC %.2f / %.2f\n",
+        "%.2f; remote, data port %.2f / %.2f; remote, gRPC only %.2f / %.2f\n",
         At(med, "lookup_keys_per_s_1") / 1e6, At(med, "lookup_keys_per_s_2") / 1e6,
-        At(med, "lookup_rpc_keys_per_s_1") / 1e6, At(med, "lookup_rpc_keys_per_s_2") / 1e6);
+        At(med, "lookup_dataport_keys_per_s_1") / 1e6, At(med, "lookup_dataport_keys_per_s_2") / 1e6,
+        At(med, "lookup_grpc_keys_per_s_1") / 1e6, At(med, "lookup_grpc_keys_per_s_2") / 1e6);
     if (groups.redis) {
       std::cout << absl::StrFormat(
-          "  Redis EXISTS of as many 33-byte keys: %.2f / %.2f; same host %.2fx / %.2fx, "
-          "gRPC %.2fx / %.2fx of it\n",
+          "  Redis EXISTS of as many 33-byte keys: %.2f / %.2f; of it: same host %.2fx / %.2fx, "
+          "data port %.2fx / %.2fx, gRPC %.2fx / %.2fx\n",
           At(med, "redis_exists_keys_per_s_1") / 1e6, At(med, "redis_exists_keys_per_s_2") / 1e6,
           At(med, "lookup_vs_redis_exists_1"), At(med, "lookup_vs_redis_exists_2"),
-          At(med, "lookup_rpc_vs_redis_exists_1"), At(med, "lookup_rpc_vs_redis_exists_2"));
+          At(med, "lookup_dataport_vs_redis_exists_1"), At(med, "lookup_dataport_vs_redis_exists_2"),
+          At(med, "lookup_grpc_vs_redis_exists_1"), At(med, "lookup_grpc_vs_redis_exists_2"));
     }
     std::cout << absl::StrFormat(
-        "Lookup of a cached 64-key chain, p50: %.1f us same host (block directory), "
-        "%.1f us over gRPC%s\n",
-        At(med, "lookup_chain64_p50_us_direct"), At(med, "lookup_chain64_p50_us_rpc"),
+        "Lookup of a cached 64-key chain, p50: %.1f us same host (block directory), %.1f us "
+        "data port, %.1f us gRPC%s\n",
+        At(med, "lookup_chain64_p50_us_direct"), At(med, "lookup_chain64_p50_us_dataport"),
+        At(med, "lookup_chain64_p50_us_grpc"),
         groups.redis ? absl::StrFormat("; Redis EXISTS of 64 keys %.1f us",
                                        At(med, "redis_exists64_p50_us"))
                      : "");

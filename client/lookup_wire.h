@@ -1,0 +1,29 @@
+// A LookupRequest written straight into a byte buffer, without building the
+// message: the request a client sends most (a chain of up to thousands of
+// keys) costs one copy of its keys into a buffer the caller reuses.
+//
+// Thread safety: a free function; no shared state.
+#ifndef KVCACHE_CLIENT_LOOKUP_WIRE_H_
+#define KVCACHE_CLIENT_LOOKUP_WIRE_H_
+
+#include <string>
+
+#include "absl/types/span.h"
+#include "key/block_key.h"
+
+namespace kvcache {
+
+// Whether every key of `keys` (not empty) has the same size, so that they
+// can go as LookupRequest.packed_keys.
+bool PackableKeys(absl::Span<const BlockKey> keys);
+
+// Appends to `out` the wire bytes of a v1.LookupRequest for namespace `ns`
+// and `keys`: as packed_keys when `packed` (REQUIRES: PackableKeys), else
+// as one `keys` field per key. Parsing them gives exactly the message
+// that sets those fields.
+void AppendLookupRequest(const std::string& ns, absl::Span<const BlockKey> keys, bool packed,
+                         std::string* out);
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_CLIENT_LOOKUP_WIRE_H_
