@@ -22,6 +22,22 @@ namespace {
 // Payload is read (and hashed) in pieces of this size.
 constexpr size_t kRecvPiece = 256 << 10;
 
+// After a failed read or write on `fd`, which it closes: if the socket's
+// timeout (the call's deadline) passed, the daemon is there but did not
+// answer in time, and would not answer over gRPC either, so that is the
+// call's answer (a hung daemon costs one deadline, not two). Anything else
+// is a broken transport, which the caller may retry over gRPC.
+DataPortClient::Outcome Failed(int fd, const std::string& what) {
+  const bool timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
+  close(fd);
+  if (timed_out) {
+    return {absl::DeadlineExceededError(
+                absl::StrCat("data port: no answer within the deadline (", what, ")")),
+            false};
+  }
+  return {absl::UnavailableError(absl::StrCat("data port: ", what)), true};
+}
+
 }  // namespace
 
 DataPortClient::DataPortClient(const sockaddr_storage& address, socklen_t address_len,
@@ -79,19 +95,13 @@ DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
   const uint32_t head[2] = {kDataPortMagic, static_cast<uint32_t>(wire.size() - 8)};
   std::memcpy(wire.data(), head, sizeof(head));
   iovec request_iov = {wire.data(), wire.size()};
-  if (!WriteFullV(fd, &request_iov, 1)) {
-    close(fd);
-    return broken("request not sent");
-  }
+  if (!WriteFullV(fd, &request_iov, 1)) return Failed(fd, "request not sent");
   uint64_t received = 0;  // bytes of targets[*completed] so far
   while (true) {
     // Both frames start with at least 12 bytes: read those in one go.
     static_assert(kEndFrameHeaderBytes <= kChunkFrameHeaderBytes);
     uint8_t frame[kChunkFrameHeaderBytes];
-    if (!ReadFull(fd, frame, kEndFrameHeaderBytes)) {
-      close(fd);
-      return broken("connection closed mid-reply");
-    }
+    if (!ReadFull(fd, frame, kEndFrameHeaderBytes)) return Failed(fd, "no reply");
     uint32_t kind;
     std::memcpy(&kind, frame, 4);
     if (kind == kEndFrame) {
@@ -131,10 +141,7 @@ DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
     for (uint64_t done = 0; done < h.data_length;) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(kRecvPiece, h.data_length - done));
       uint8_t* piece = t.dest.data() + received + done;
-      if (!ReadFull(fd, piece, n)) {
-        close(fd);
-        return broken("connection closed mid-block");
-      }
+      if (!ReadFull(fd, piece, n)) return Failed(fd, "reply cut mid-block");
       if (checksum.has_value()) checksum->Update({piece, n});
       done += n;
     }
@@ -161,23 +168,9 @@ DataPortClient::Outcome DataPortClient::Lookup(std::string* wire, v1::LookupResp
   const uint32_t head[2] = {kDataPortLookupMagic, static_cast<uint32_t>(wire->size() - 8)};
   std::memcpy(wire->data(), head, sizeof(head));
   iovec request_iov = {wire->data(), wire->size()};
-  if (!WriteFullV(fd, &request_iov, 1)) {
-    close(fd);
-    return broken("request not sent");
-  }
+  if (!WriteFullV(fd, &request_iov, 1)) return Failed(fd, "request not sent");
   uint32_t frame[3];
-  if (!ReadFull(fd, frame, kLookupResultFrameHeaderBytes)) {
-    const bool timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
-    close(fd);
-    // A daemon that does not answer within the deadline would not answer
-    // over gRPC either: that is the answer, not a reason to ask again
-    // (a hung node costs one deadline, not two).
-    if (timed_out) {
-      return Outcome{absl::DeadlineExceededError("data port: no answer within the deadline"),
-                     false};
-    }
-    return broken("connection closed before the reply");
-  }
+  if (!ReadFull(fd, frame, kLookupResultFrameHeaderBytes)) return Failed(fd, "no reply");
   const auto code = static_cast<absl::StatusCode>(frame[1]);
   const uint32_t length = frame[2];
   const uint32_t most = code == absl::StatusCode::kOk ? kMaxLookupResponseBytes : kMaxEndMessageBytes;
@@ -186,10 +179,7 @@ DataPortClient::Outcome DataPortClient::Lookup(std::string* wire, v1::LookupResp
     return broken("bad lookup reply");
   }
   wire->resize(length);  // the request is sent: its buffer holds the reply
-  if (!ReadFull(fd, wire->data(), wire->size())) {
-    close(fd);
-    return broken("connection closed mid-reply");
-  }
+  if (!ReadFull(fd, wire->data(), wire->size())) return Failed(fd, "reply cut short");
   Release(fd);
   if (code != absl::StatusCode::kOk) return Outcome{absl::Status(code, *wire), false};
   if (!response->ParseFromString(*wire)) {
@@ -216,24 +206,18 @@ DataPortClient::Outcome DataPortClient::Put(const std::string& ns, const std::st
     iovec iov[3] = {{head, sizeof(head)},
                     {const_cast<char*>(encoded.data()), encoded.size()},
                     {const_cast<char*>(block.bytes().data()), block.bytes().size()}};
-    if (!WriteFullV(fd, iov, 3)) {
-      close(fd);
-      return broken("put not sent");
-    }
+    if (!WriteFullV(fd, iov, 3)) return Failed(fd, "put not sent");
     previous = block.key.ToBytes();
   }
   for (size_t i = 0; i < blocks.size(); ++i) {
     uint32_t result[4];
-    if (!ReadFull(fd, result, sizeof(result)) || result[0] != kPutResultFrame ||
-        result[3] > kMaxEndMessageBytes) {
+    if (!ReadFull(fd, result, sizeof(result))) return Failed(fd, "no put reply");
+    if (result[0] != kPutResultFrame || result[3] > kMaxEndMessageBytes) {
       close(fd);
       return broken("bad put reply");
     }
     std::string message(result[3], '\0');
-    if (!ReadFull(fd, message.data(), message.size())) {
-      close(fd);
-      return broken("bad put reply");
-    }
+    if (!ReadFull(fd, message.data(), message.size())) return Failed(fd, "put reply cut short");
     if (result[1] != 0) {
       close(fd);  // later replies are unread: the connection is spent
       return Outcome{absl::Status(static_cast<absl::StatusCode>(result[1]), message), false};

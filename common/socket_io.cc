@@ -14,6 +14,7 @@ bool ReadFull(int fd, void* buf, size_t n) {
   while (n > 0) {
     const ssize_t r = recv(fd, p, n, MSG_WAITALL);
     if (r < 0 && errno == EINTR) continue;
+    if (r == 0) errno = 0;  // the peer closed: not a stale errno's reason
     if (r <= 0) return false;
     p += r;
     n -= static_cast<size_t>(r);

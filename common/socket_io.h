@@ -11,7 +11,8 @@
 
 namespace kvcache {
 
-// Reads exactly n bytes; false on EOF, error or timeout.
+// Reads exactly n bytes; false on EOF (errno 0), error or timeout (errno
+// EAGAIN / EWOULDBLOCK when SO_RCVTIMEO passed).
 bool ReadFull(int fd, void* buf, size_t n);
 
 // Writes every byte of iov[0, count); false on error or timeout. Advances

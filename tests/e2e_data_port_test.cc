@@ -3,6 +3,7 @@
 // away, and a client that falls back to gRPC whenever the data port is off or
 // refuses it.
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -339,6 +340,43 @@ TEST_F(E2eDataPortTest, BadLookupsGetClearAnswers) {
   ASSERT_TRUE(response.ParseFromString(body));
   EXPECT_EQ(response.hit_count(), 0u);
   close(fd);
+}
+
+// A daemon that stops answering (here SIGSTOP: its sockets stay open)
+// costs a data-port call one deadline: the call does not ask again over
+// gRPC, which would wait as long a second time.
+TEST_F(E2eDataPortTest, AHungDaemonCostsOneDeadlineNotTwo) {
+  Start({});
+  ClientOptions options = DataPortOptions();
+  options.deadline = absl::Seconds(1);
+  auto client = Client::Create(options);
+  const std::vector<BlockKey> chain = TestChain(7, 3);
+  const std::vector<BlockKey> first_two(chain.begin(), chain.begin() + 2);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(first_two, 4000)).ok());
+  ASSERT_EQ(kill(daemon_->pid(), SIGSTOP), 0);
+  absl::SleepFor(absl::Milliseconds(100));  // until every thread has stopped
+  std::string out(4000, '\0');
+  FetchTarget target{chain[0], absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), out.size())};
+  absl::Time start = absl::Now();
+  FetchResult fetched = (*client)->Fetch(ns_, {&target, 1});
+  EXPECT_EQ(fetched.status.code(), absl::StatusCode::kDeadlineExceeded) << fetched.status;
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1900));
+  start = absl::Now();
+  LookupResult looked = (*client)->Lookup(ns_, chain);
+  EXPECT_EQ(looked.status.code(), absl::StatusCode::kDeadlineExceeded) << looked.status;
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1900));
+  start = absl::Now();
+  auto put = (*client)->Put(ns_, chain[1], TestPayloads({chain[2]}, 4000));
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kDeadlineExceeded) << put.status();
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1900));
+  EXPECT_EQ((*client)->counters().data_port_fallbacks, 0u);
+  ASSERT_EQ(kill(daemon_->pid(), SIGCONT), 0);
+  // Awake again, it answers on the same paths.
+  fetched = (*client)->Fetch(ns_, {&target, 1});
+  ASSERT_TRUE(fetched.status.ok()) << fetched.status;
+  EXPECT_EQ(out, PayloadFor(chain[0], 4000));
+  // (The timed-out put may or may not land: its bytes reached the daemon.)
+  EXPECT_GE((*client)->Lookup(ns_, chain).hits, 2u);
 }
 
 TEST_F(E2eDataPortTest, DataPortOffMeansGrpc) {
