@@ -66,7 +66,7 @@ bool Scrape(const std::string& address) {
 // One daemon and the clients the figures use.
 struct Side {
   std::unique_ptr<DaemonProcess> daemon;
-  std::unique_ptr<Client> remote;     // gRPC lookups, data port fetches
+  std::unique_ptr<Client> remote;     // lookups and fetches on the data port
   std::unique_ptr<Client> same_host;  // leases (no block directory)
   std::string metrics_address;        // "" when off
 };

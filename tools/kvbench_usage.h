@@ -29,7 +29,7 @@ inline constexpr char kKvbenchUsage[] =
     "    lookup, put and fetch latency; aggregate fetch GB/s (--cluster_placement,\n"
     "    --cluster_failure, --cluster_latency, --cluster_throughput turn each off)\n"
     "  bazel-bin/tools/kvbench metrics [--runs=5] [--seconds=1] [--json]\n"
-    "    what request metrics cost: gRPC lookups (1,024 keys; 64 with a miss) and fetches\n"
+    "    what request metrics cost: remote lookups (1,024 keys; 64 with a miss) and fetches\n"
     "    (data port, same-host lease) against a daemon with metrics on and /metrics scraped\n"
     "    every second, and one with them off, side by side; medians and on/off ratios\n"
   "  bazel-bin/tools/kvbench engine [--tokens=512,1024,2048,4096,8192] [--runs=3] "
