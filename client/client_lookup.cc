@@ -8,7 +8,7 @@
 #include "client/client.h"
 #include "client/grpc_status.h"
 #include "client/lookup_wire.h"
-#include "google/protobuf/arena.h"
+#include "common/stack_arena.h"
 
 namespace kvcache {
 namespace {
@@ -59,19 +59,6 @@ absl::Status ReadLookupResponse(const v1::LookupResponse& response, size_t asked
   }
   return absl::OkStatus();
 }
-
-// An arena whose first block is on the caller's stack: a lookup's two
-// messages cost no heap allocation until they outgrow it.
-struct StackArena {
-  alignas(8) char first_block[8 << 10];
-  google::protobuf::Arena arena{Options(first_block)};
-  static google::protobuf::ArenaOptions Options(char* block) {
-    google::protobuf::ArenaOptions options;
-    options.initial_block = block;
-    options.initial_block_size = sizeof(StackArena::first_block);
-    return options;
-  }
-};
 
 }  // namespace
 
@@ -133,7 +120,7 @@ absl::Status Client::LookupOverDataPort(DataPortClient& data_port, const std::st
                                         absl::Span<const BlockKey> keys, LookupResult* result,
                                         bool* transport_failed) {
   StackArena stack;
-  auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(&stack.arena);
+  auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(stack.arena());
   // One buffer per thread carries the request and then the answer: a
   // chain's keys and sizes are tens of KiB, allocated once, not per call.
   thread_local std::string wire;
@@ -151,8 +138,8 @@ absl::Status Client::LookupOverDataPort(DataPortClient& data_port, const std::st
 absl::Status Client::LookupOverGrpc(const std::string& ns, absl::Span<const BlockKey> keys,
                                     LookupResult* result) {
   StackArena stack;
-  auto& request = *google::protobuf::Arena::CreateMessage<v1::LookupRequest>(&stack.arena);
-  auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(&stack.arena);
+  auto& request = *google::protobuf::Arena::CreateMessage<v1::LookupRequest>(stack.arena());
+  auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(stack.arena());
   // The daemon's Hello says whether it reads packed keys; a daemon that
   // does not answer it would not answer the lookup either.
   const absl::StatusOr<bool> packed_lookup = fast_paths_->PackedLookup();

@@ -14,8 +14,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/arena.h"
 #include "common/socket_io.h"
+#include "common/stack_arena.h"
 #include "common/tcp_listen.h"
 #include "kvstore/fetch_plan.h"
 #include "kvstore/lookup_handler.h"
@@ -193,14 +193,9 @@ bool DataPortServer::ServeLookup(int fd, uint32_t body_length) {
           {});
     return false;  // cannot find the next request after it
   }
-  // The messages live on an arena that starts on this stack, as over gRPC.
-  alignas(8) char first_block[8 << 10];
-  google::protobuf::ArenaOptions options;
-  options.initial_block = first_block;
-  options.initial_block_size = sizeof(first_block);
-  google::protobuf::Arena arena(options);
-  auto& request = *google::protobuf::Arena::CreateMessage<v1::LookupRequest>(&arena);
-  auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(&arena);
+  StackArena stack;  // as over gRPC
+  auto& request = *google::protobuf::Arena::CreateMessage<v1::LookupRequest>(stack.arena());
+  auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(stack.arena());
   std::string bytes(body_length, '\0');
   if (!ReadFull(fd, bytes.data(), bytes.size())) return false;
   if (!request.ParseFromString(bytes)) {

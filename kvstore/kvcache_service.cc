@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/stack_arena.h"
 #include "kvstore/fetch_reactor.h"
 #include "kvstore/lookup_handler.h"
 #include "kvstore/put_reactor.h"
@@ -76,16 +77,11 @@ template <typename Request, typename Response, typename DoCall>
 grpc::ServerUnaryReactor* KvCacheService::Unary(grpc::CallbackServerContext* ctx,
                                                 const Raw* raw_request, Raw* raw_response,
                                                 DoCall do_call) {
-  // Both messages live on an arena whose first block is on this stack, so a
-  // call's messages (a Lookup's per-key BlockLocations) cost no heap
-  // allocation until they outgrow it.
-  alignas(8) char first_block[8 << 10];
-  google::protobuf::ArenaOptions options;
-  options.initial_block = first_block;
-  options.initial_block_size = sizeof(first_block);
-  google::protobuf::Arena arena(options);
-  Request& request = *google::protobuf::Arena::CreateMessage<Request>(&arena);
-  Response& response = *google::protobuf::Arena::CreateMessage<Response>(&arena);
+  // Both messages on an arena that starts on this stack: a call's messages
+  // cost no heap allocation until they outgrow it.
+  StackArena stack;
+  Request& request = *google::protobuf::Arena::CreateMessage<Request>(stack.arena());
+  Response& response = *google::protobuf::Arena::CreateMessage<Response>(stack.arena());
   absl::Status status = ParseRaw(*raw_request, &request);
   if (status.ok()) status = do_call(request, response);
   if (status.ok()) status = SerializeRaw(response, raw_response);
