@@ -32,6 +32,8 @@
 #include "client/client.h"
 #include "common/byte_size.h"
 #include "common/huge_pages.h"
+#include "tools/bench_buffers.h"
+#include "tools/bench_median.h"
 #include "tools/bench_keys.h"
 #include "tools/bench_rate.h"
 #include "tools/bench_references.h"
@@ -100,27 +102,6 @@ constexpr uint64_t kArenaPageBytes = 256 << 10;
 // Arena bytes the puts of one measurement may take (a block takes whole
 // pages: a 4 KiB block takes a 256 KiB page).
 constexpr uint64_t kPutBudgetBytes = kArenaBytes / 2;
-
-using AlignedBytes = std::unique_ptr<uint8_t[], decltype(&std::free)>;
-
-// A worker's buffer: 4 KiB pages, as malloc gives here.
-AlignedBytes PageAligned(size_t bytes) {
-  const size_t rounded = (bytes + 4095) / 4096 * 4096;
-  AlignedBytes b(static_cast<uint8_t*>(std::aligned_alloc(4096, rounded)), &std::free);
-  std::memset(b.get(), 0, rounded);  // faulted in before anything is timed
-  return b;
-}
-
-// The memcpy reference's sources: 2 MiB pages, as the daemon's arena has, so
-// the reference is the best a plain memcpy does here. (From 4 KiB-page
-// sources it ran 1.6-1.9x slower: TLB misses.)
-AlignedBytes HugePageAligned(size_t bytes) {
-  const size_t rounded = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-  AlignedBytes b(static_cast<uint8_t*>(std::aligned_alloc(kHugePageBytes, rounded)), &std::free);
-  madvise(b.get(), rounded, MADV_HUGEPAGE);
-  std::memset(b.get(), 0, rounded);
-  return b;
-}
 
 class Bench {
  public:
@@ -327,12 +308,6 @@ class Bench {
   std::vector<BlockKey> fetch_keys_, lookup_keys_;
   uint32_t next_[4] = {0, 0, 0, 0};
 };
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 int Run() {
   absl::StatusOr<uint64_t> block = ParseByteSize(absl::GetFlag(FLAGS_block_size));

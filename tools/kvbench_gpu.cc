@@ -1,3 +1,4 @@
+#include "tools/bench_median.h"
 #include "tools/kvbench_gpu.h"
 
 #include <algorithm>
@@ -35,11 +36,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Direction = CopyEngine::Direction;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 // Copies of `piece` bytes between host and device buffers of `bytes`, the
 // device slots in a shuffled order so that no two copies can be merged.

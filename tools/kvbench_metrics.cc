@@ -1,3 +1,4 @@
+#include "tools/bench_median.h"
 #include "tools/kvbench_metrics.h"
 
 #include <arpa/inet.h>
@@ -157,11 +158,6 @@ class MetricsCost {
   std::vector<BlockKey> chain_, fetch_keys_, half_missing_;
   std::vector<uint8_t> buffer_;
 };
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 }  // namespace
 

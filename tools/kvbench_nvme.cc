@@ -1,3 +1,4 @@
+#include "tools/bench_median.h"
 #include "tools/kvbench_nvme.h"
 
 #include <sys/stat.h>
@@ -46,11 +47,6 @@ uint64_t SizeFlagOrDie(const absl::Flag<std::string>& flag, const char* name) {
     std::exit(2);
   }
   return *v;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 double Seconds(std::chrono::steady_clock::time_point since) {
