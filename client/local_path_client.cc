@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <optional>
 
@@ -225,9 +226,18 @@ LocalPathClient::Outcome LocalPathClient::Call(LocalMessage type,
   MutexLock lock(&mu_);
   uint32_t got = 0;
   std::string bytes;
-  if (!WriteMessage(fd_, type, body) || !ReadMessage(fd_, &got, &bytes, nullptr) ||
-      static_cast<LocalMessage>(got) != expect || !reply->ParseFromString(bytes)) {
+  errno = 0;  // so that EAGAIN below can only be this exchange's timeout
+  const bool answered = WriteMessage(fd_, type, body) && ReadMessage(fd_, &got, &bytes, nullptr);
+  if (!answered || static_cast<LocalMessage>(got) != expect || !reply->ParseFromString(bytes)) {
+    const bool timed_out = !answered && (errno == EAGAIN || errno == EWOULDBLOCK);
     shutdown(fd_, SHUT_RDWR);  // out of step now: no later call may use it
+    // A daemon that did not answer within the deadline (the socket's
+    // timeout) would not answer on another path either: one deadline, not
+    // one per path.
+    if (timed_out) {
+      return Outcome{absl::DeadlineExceededError("local socket: no answer within the deadline"),
+                     false};
+    }
     return Outcome{absl::UnavailableError("local socket: broken exchange"), true};
   }
   return Outcome{absl::OkStatus(), false};

@@ -92,6 +92,40 @@ TEST_F(E2eLocalPathTest, PutsAndFetchesAreByteExactAndMoveNoBytesThroughASocket)
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(out[i], PayloadFor(chain[i], 200000));
 }
 
+// A daemon that stops answering (SIGSTOP: its sockets stay open) costs a
+// same-host lease fetch one deadline, not one on the same-host socket and
+// then more on the data port and gRPC.
+TEST_F(E2eLocalPathTest, AHungDaemonCostsALeaseFetchOneDeadline) {
+  Start({});
+  ClientOptions options = TestClientOptions(daemon_->address());
+  options.use_direct_reads = false;  // every fetch asks the daemon for a lease
+  options.deadline = absl::Seconds(1);
+  auto client = Client::Create(options);
+  const std::vector<BlockKey> chain = TestChain(12, 1);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 5000)).ok());
+  ASSERT_EQ(kill(daemon_->pid(), SIGSTOP), 0);
+  absl::SleepFor(absl::Milliseconds(100));  // until every thread has stopped
+  std::string out(5000, '\0');
+  FetchTarget target{chain[0], absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), out.size())};
+  const absl::Time start = absl::Now();
+  FetchResult fetched = (*client)->Fetch(ns_, {&target, 1});
+  EXPECT_EQ(fetched.status.code(), absl::StatusCode::kDeadlineExceeded) << fetched.status;
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1900));
+  EXPECT_EQ((*client)->counters().local_path_fallbacks, 0u);
+  EXPECT_EQ((*client)->counters().data_port_fallbacks, 0u);
+  ASSERT_EQ(kill(daemon_->pid(), SIGCONT), 0);
+  // Awake again: the set-aside socket is replaced and the bytes come back.
+  absl::Status last;
+  for (int i = 0; i < 100; ++i) {
+    fetched = (*client)->Fetch(ns_, {&target, 1});
+    last = fetched.status;
+    if (fetched.status.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(last.ok()) << last;
+  EXPECT_EQ(out, PayloadFor(chain[0], 5000));
+}
+
 TEST_F(E2eLocalPathTest, RehashedLocalFetchesAreByteExactToo) {
   Start({});
   ClientOptions options = TestClientOptions(daemon_->address());
