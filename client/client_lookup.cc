@@ -3,7 +3,6 @@
 // the one before stopped, since the cache is prefix-closed and the daemon
 // scans to the first miss.
 #include <algorithm>
-#include <cstring>
 
 #include "client/client.h"
 #include "client/grpc_status.h"
@@ -21,15 +20,8 @@ bool FillLookupRequest(const std::string& ns, absl::Span<const BlockKey> keys, b
   request.set_namespace_(ns);
   const bool packed = packed_lookup && PackableKeys(keys);
   if (packed) {
-    const size_t key_size = keys.front().size();
-    std::string* out = request.mutable_packed_keys();
-    out->resize(keys.size() * key_size);
-    char* next = out->data();
-    for (const BlockKey& k : keys) {
-      std::memcpy(next, k.data(), key_size);
-      next += key_size;
-    }
-    request.set_packed_key_size(static_cast<uint32_t>(key_size));
+    AppendPackedKeys(keys, request.mutable_packed_keys());
+    request.set_packed_key_size(static_cast<uint32_t>(keys.front().size()));
   } else {
     for (const BlockKey& k : keys) request.add_keys(k.data(), k.size());
   }

@@ -34,17 +34,8 @@ bool PackableKeys(absl::Span<const BlockKey> keys) {
   });
 }
 
-void AppendLookupRequest(const std::string& ns, absl::Span<const BlockKey> keys, bool packed,
-                         std::string* out) {
-  // proto3 leaves empty and zero fields out.
-  if (!ns.empty()) AppendBytesField(kNamespaceTag, ns.data(), ns.size(), out);
-  if (!packed) {
-    for (const BlockKey& k : keys) AppendBytesField(kKeysTag, k.data(), k.size(), out);
-    return;
-  }
+void AppendPackedKeys(absl::Span<const BlockKey> keys, std::string* out) {
   const size_t key_size = keys.front().size();
-  out->push_back(kPackedKeysTag);
-  AppendVarint(keys.size() * key_size, out);
   const size_t start = out->size();
   out->resize(start + keys.size() * key_size);
   char* next = out->data() + start;
@@ -61,6 +52,20 @@ void AppendLookupRequest(const std::string& ns, absl::Span<const BlockKey> keys,
       next += key_size;
     }
   }
+}
+
+void AppendLookupRequest(const std::string& ns, absl::Span<const BlockKey> keys, bool packed,
+                         std::string* out) {
+  // proto3 leaves empty and zero fields out.
+  if (!ns.empty()) AppendBytesField(kNamespaceTag, ns.data(), ns.size(), out);
+  if (!packed) {
+    for (const BlockKey& k : keys) AppendBytesField(kKeysTag, k.data(), k.size(), out);
+    return;
+  }
+  const size_t key_size = keys.front().size();
+  out->push_back(kPackedKeysTag);
+  AppendVarint(keys.size() * key_size, out);
+  AppendPackedKeys(keys, out);
   out->push_back(kPackedKeySizeTag);
   AppendVarint(key_size, out);
 }

@@ -17,6 +17,10 @@ namespace kvcache {
 // can go as LookupRequest.packed_keys.
 bool PackableKeys(absl::Span<const BlockKey> keys);
 
+// Appends `keys` back to back to `out`: LookupRequest.packed_keys.
+// REQUIRES: PackableKeys(keys).
+void AppendPackedKeys(absl::Span<const BlockKey> keys, std::string* out);
+
 // Appends to `out` the wire bytes of a v1.LookupRequest for namespace `ns`
 // and `keys`: as packed_keys when `packed` (REQUIRES: PackableKeys), else
 // as one `keys` field per key. Parsing them gives exactly the message
