@@ -347,7 +347,7 @@ class BlockIndex {
   std::optional<BlockPin> PinEntry(NamespaceId ns, const BlockKey& key, bool count_hit,
                                    uint64_t* hits, bool* on_gpu);
   std::vector<EntryKey> CollectSubtree(NamespaceId ns, const BlockKey& root_key);
-  // The globally least recently used unpinned entry of one tick order that
+  // The globally least recently used unpinned entry of one recency list that
   // passes `want`, and its tick; nullopt if none.
   template <typename Want>
   std::optional<std::pair<Shard*, EntryKey>> FindColdest(TickOrder Shard::*order, Want want,
