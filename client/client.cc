@@ -3,11 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
-#include "key/checksum.h"
-#include "client/grpc_status.h"
-#include "common/transport_args.h"
-#include "proto/fetch_chunk_codec.h"
+#include "client/grpc_transport.h"
 
 namespace kvcache {
 namespace {
@@ -47,31 +43,23 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
 }
 
 Client::Client(const ClientOptions& options) : options_(options) {
-  for (int i = 0; i < options.fetch_streams; ++i) {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(static_cast<int>(options.chunk_bytes) + (1 << 20));
-    args.SetMaxSendMessageSize(static_cast<int>(options.chunk_bytes) + (1 << 20));
-    for (const auto& [name, value] : BulkTransferChannelArgs()) args.SetInt(name, value);
-    // A connection of its own per channel, so streams do not share one socket.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetInt("kvcache.channel_index", i);
-    // A cache should find a restarted daemon in a second or two, not after
-    // gRPC's default backoff (which grows to two minutes); calls in between
-    // fail fast and are misses anyway.
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-    channels_.push_back(
-        grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args));
-  }
-  stub_ = v1::KvCache::NewStub(channels_[0]);
+  GrpcTransport::Options grpc;
+  grpc.address = options.address;
+  grpc.deadline = options.deadline;
+  grpc.streams = options.fetch_streams;
+  grpc.chunk_bytes = options.chunk_bytes;
+  grpc.verify_checksums = options.verify_checksums;
   FastPaths::Options paths;
   paths.address = options.address;
   paths.timeout = options.deadline;
   paths.use_local_path = options.use_local_path;
-  paths.use_direct_reads = options.use_direct_reads;
+  paths.local.direct_reads = options.use_direct_reads;
+  paths.local.direct_lookups = options.use_direct_lookups;
+  paths.local.verify = options.verify_local_fetches;
   paths.use_data_port = options.use_data_port;
+  paths.verify_checksums = options.verify_checksums;
   paths.max_idle_connections = static_cast<size_t>(options.fetch_streams) * 2;
-  fast_paths_ = std::make_unique<FastPaths>(paths, stub_.get());
+  fast_paths_ = std::make_unique<FastPaths>(paths, std::make_shared<GrpcTransport>(grpc));
   put_thread_ = std::thread([this] { PutLoop(); });
 }
 
@@ -128,122 +116,26 @@ FetchResult Client::Fetch(const std::string& ns, absl::Span<const FetchTarget> t
   return result;
 }
 
-v1::FetchRequest Client::MakeFetchRequest(const std::string& ns,
-                                          absl::Span<const FetchTarget> targets) const {
-  v1::FetchRequest request;
-  request.set_namespace_(ns);
-  request.set_max_chunk_bytes(options_.chunk_bytes);
-  for (const FetchTarget& t : targets) {
-    v1::FetchItem* item = request.add_items();
-    item->set_key(t.key.data(), t.key.size());
-    item->set_offset(t.offset);
-    item->set_length(t.dest.size());
-  }
-  return request;
-}
-
-absl::Status Client::FetchOneStream(int channel, const std::string& ns,
+absl::Status Client::FetchOneStream(int stream, const std::string& ns,
                                     absl::Span<const FetchTarget> targets, size_t* completed,
                                     std::vector<v1::Tier>* tiers) {
-  // Each path continues from where the one before it stopped.
-  auto rest = [&] { return targets.subspan(*completed); };
-  // Records an attempt on `path` that started at `start` and completed n.
-  auto record = [&](ClientPath path, absl::Time start, size_t n) {
+  const Transport::FetchCall call{ns, options_.chunk_bytes, stream};
+  return OverPaths([&](Transport& path) {
+    const absl::Span<const FetchTarget> rest = targets.subspan(*completed);
+    Transport::FetchProgress progress;
+    progress.tiers = tiers;
+    const absl::Time start = absl::Now();
+    Transport::Outcome outcome = path.Fetch(call, rest, &progress);
     uint64_t bytes = 0;
-    for (size_t i = *completed; i < *completed + n && i < targets.size(); ++i) {
-      bytes += targets[i].dest.size();
+    for (size_t i = 0; i < progress.completed; ++i) bytes += rest[i].dest.size();
+    metrics_.Record(path.path(), ClientOp::kFetch, absl::Now() - start, progress.completed, bytes);
+    if (path.path() == ClientPath::kSameHost) {
+      local_path_blocks_.fetch_add(progress.completed, std::memory_order_relaxed);
+      local_direct_reads_.fetch_add(progress.direct, std::memory_order_relaxed);
     }
-    metrics_.Record(path, ClientOp::kFetch, absl::Now() - start, n, bytes);
-    *completed += n;
-  };
-  FastPaths::Set paths = fast_paths_->Get();
-  if (paths.local != nullptr) {
-    size_t n = 0, direct = 0;
-    const absl::Time start = absl::Now();
-    DataPortClient::Outcome outcome = paths.local->Fetch(
-        MakeFetchRequest(ns, rest()), rest(), options_.verify_local_fetches, &n, tiers, &direct);
-    record(ClientPath::kSameHost, start, n);
-    local_path_blocks_.fetch_add(n, std::memory_order_relaxed);
-    local_direct_reads_.fetch_add(direct, std::memory_order_relaxed);
-    if (!outcome.transport_failed) return outcome.status;
-    local_path_fallbacks_.fetch_add(1, std::memory_order_relaxed);
-    fast_paths_->LocalFailed();
-  }
-  if (paths.data_port != nullptr) {
-    size_t n = 0;
-    const absl::Time start = absl::Now();
-    DataPortClient::Outcome outcome = paths.data_port->Fetch(MakeFetchRequest(ns, rest()), rest(),
-                                                             options_.verify_checksums, &n, tiers);
-    record(ClientPath::kDataPort, start, n);
-    if (!outcome.transport_failed) return outcome.status;
-    data_port_fallbacks_.fetch_add(1, std::memory_order_relaxed);
-    fast_paths_->DataPortFailed();
-  }
-  size_t n = 0;
-  const absl::Time start = absl::Now();
-  absl::Status status = FetchOverGrpc(channel, MakeFetchRequest(ns, rest()), rest(), &n, tiers);
-  record(ClientPath::kGrpc, start, n);
-  return status;
-}
-
-absl::Status Client::FetchOverGrpc(int channel, const v1::FetchRequest& request,
-                                   absl::Span<const FetchTarget> targets, size_t* completed,
-                                   std::vector<v1::Tier>* tiers) {
-  grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.deadline);
-  // Fetch replies are read raw, so payload bytes go from gRPC's receive
-  // buffers straight into the caller's memory (fetch_chunk_codec.h).
-  const grpc::internal::RpcMethod method("/kvcache.v1.KvCache/Fetch",
-                                         grpc::internal::RpcMethod::SERVER_STREAMING,
-                                         channels_[channel]);
-  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
-      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channels_[channel].get(),
-                                                                    method, &ctx, request));
-  absl::Status error;
-  uint64_t received = 0;  // bytes of targets[*completed] so far
-  grpc::ByteBuffer buffer;
-  std::vector<grpc::Slice> slices;
-  std::vector<absl::Span<const uint8_t>> pieces;
-  while (reader->Read(&buffer)) {
-    slices.clear();
-    pieces.clear();
-    if (!buffer.Dump(&slices).ok()) {
-      error = absl::InternalError("unreadable fetch reply");
-      break;
-    }
-    for (const grpc::Slice& s : slices) pieces.emplace_back(s.begin(), s.size());
-    absl::StatusOr<DecodedFetchChunk> chunk = DecodeFetchChunk(pieces);
-    if (!chunk.ok()) {
-      error = chunk.status();
-      break;
-    }
-    const FetchChunkHeader& h = chunk->header;
-    if (*completed >= targets.size() || h.item_index != *completed) {
-      error = absl::InternalError(absl::StrCat("fetch reply for item ", h.item_index, " out of order"));
-      break;
-    }
-    const FetchTarget& t = targets[*completed];
-    if (h.offset != t.offset + received || h.data_length > t.dest.size() - received) {
-      error = absl::InternalError("fetch reply with a range that was not asked for");
-      break;
-    }
-    for (absl::Span<const uint8_t> piece : chunk->data) {
-      std::memcpy(t.dest.data() + received, piece.data(), piece.size());
-      received += piece.size();
-    }
-    if (received < t.dest.size()) continue;
-    const bool whole_block = t.offset == 0 && t.dest.size() == h.block_size;
-    if (options_.verify_checksums && whole_block && BlockChecksum(t.dest) != h.block_checksum) {
-      error = absl::DataLossError(absl::StrCat("block ", t.key.ToHex(), " failed its checksum"));
-      break;
-    }
-    tiers->push_back(static_cast<v1::Tier>(h.tier));
-    ++*completed;
-    received = 0;
-  }
-  if (!error.ok()) ctx.TryCancel();
-  absl::Status finish = FromGrpc(reader->Finish());
-  return error.ok() ? finish : error;
+    *completed += progress.completed;
+    return outcome;
+  }).status;
 }
 
 ClientCounters Client::counters() const {

@@ -30,12 +30,12 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/client_metrics.h"
-#include "client/data_port_client.h"
 #include "client/fast_paths.h"
+#include "client/requests.h"
+#include "client/transport.h"
 #include "key/block_key.h"
 #include "key/key_schema.h"
-#include "grpcpp/grpcpp.h"
-#include "kvcache/v1/kvcache.grpc.pb.h"
+#include "kvcache/v1/kvcache.pb.h"
 
 namespace kvcache {
 
@@ -78,54 +78,6 @@ struct ClientOptions {
   // block it caches (no NVMe or GPU tier). A namespace's first lookups ask
   // the daemon until a fetch has told the client the namespace's id.
   bool use_direct_lookups = true;
-};
-
-struct LookupResult {
-  // Leading keys cached. When status is not OK this still counts those the
-  // same-host block directory listed (known cached; zero otherwise).
-  size_t hits = 0;
-  std::vector<uint64_t> sizes;  // size of each hit block
-  std::vector<v1::Tier> tiers;  // the fastest tier holding each hit block
-  absl::Status status;          // why this is a miss, if the call failed
-};
-
-// Where one fetched block (or a byte range of it) goes. The range read is
-// [offset, offset + dest.size()); dest is not owned.
-struct FetchTarget {
-  BlockKey key;
-  absl::Span<uint8_t> dest;
-  uint64_t offset = 0;
-};
-
-struct FetchResult {
-  size_t blocks = 0;     // leading targets completely written (and verified)
-  absl::Status status;   // the first error, if any
-  // For each of those blocks, the daemon tier it came from: TIER_NVME when
-  // this fetch read it back from NVMe, TIER_HOST otherwise.
-  std::vector<v1::Tier> tiers;
-};
-
-struct PutBlock {
-  BlockKey key;
-  std::string payload;
-  // Instead of `payload`: bytes the caller owns and leaves unchanged until
-  // Put returns (an engine's KV pages, put with no copy). Used when not
-  // empty. PutAsync copies them into `payload` before it returns.
-  absl::Span<const uint8_t> borrowed;
-  // Set for a block later prompts are unlikely to repeat, such as a prompt's
-  // last, partial block: the daemon evicts it before others until it is read.
-  // On the conversation trace this lifts the hit ratio 0.02-0.72 points
-  // (docs/BENCHMARKS.md).
-  bool evict_first = false;
-  // Store it as a root, whatever comes before it in the call: a cluster
-  // places each block on its own node, so its parent may live elsewhere.
-  bool root = false;
-
-  // The block's bytes: `borrowed` if set, else `payload`.
-  absl::string_view bytes() const {
-    if (!borrowed.empty()) return {reinterpret_cast<const char*>(borrowed.data()), borrowed.size()};
-    return payload;
-  }
 };
 
 struct ClientCounters {
@@ -179,9 +131,9 @@ class Client {
 
   // The same-host path to the daemon, if it is usable now (null otherwise):
   // for client/gpu_transfer.h, which takes GPU leases on it.
-  std::shared_ptr<LocalPathClient> LocalPath() { return fast_paths_->Get().local; }
+  std::shared_ptr<LocalPathClient> LocalPath() { return fast_paths_->Local(); }
   // A transport error on it: set it aside for a while, as Fetch does.
-  void LocalPathFailed() { fast_paths_->LocalFailed(); }
+  void LocalPathFailed() { fast_paths_->Failed(ClientPath::kSameHost); }
 
  private:
   struct PutJob {
@@ -192,36 +144,21 @@ class Client {
   };
 
   explicit Client(const ClientOptions& options);
-  // The leading keys the same-host block directory lists (host-resident),
-  // with their sizes and tiers in *result; 0 when it cannot say. Sets
-  // *final when the directory's answer is the whole answer.
-  size_t LookupListed(const std::string& ns, absl::Span<const BlockKey> keys,
-                      LookupResult* result, bool* final);
-  // Asks the daemon over gRPC / its data port, appending to *result. On
-  // the data port, *transport_failed says the answer may be asked again
-  // over gRPC.
-  absl::Status LookupOverGrpc(const std::string& ns, absl::Span<const BlockKey> keys,
-                              LookupResult* result);
-  absl::Status LookupOverDataPort(DataPortClient& data_port, const std::string& ns,
-                                  absl::Span<const BlockKey> keys, LookupResult* result,
-                                  bool* transport_failed);
-  // Each appends to `tiers` the tier of every target it completes.
-  absl::Status FetchOneStream(int channel, const std::string& ns,
+  // The fallback ladder, the one copy of it: runs `attempt(Transport&)` on
+  // each path, fastest first, until one gives the answer. A path whose
+  // transport broke is set aside (and counted), and a partial answer goes
+  // on to the next path; each attempt continues where the last stopped.
+  // Returns the last attempt's outcome.
+  template <typename Attempt>
+  Transport::Outcome OverPaths(Attempt&& attempt);
+  // Fetches `targets` on stream `stream`, counting in *completed the leading
+  // targets written and appending their tiers.
+  absl::Status FetchOneStream(int stream, const std::string& ns,
                               absl::Span<const FetchTarget> targets, size_t* completed,
                               std::vector<v1::Tier>* tiers);
-  absl::Status FetchOverGrpc(int channel, const v1::FetchRequest& request,
-                             absl::Span<const FetchTarget> targets, size_t* completed,
-                             std::vector<v1::Tier>* tiers);
-  absl::StatusOr<std::vector<v1::PutOutcome>> PutOverGrpc(const std::string& ns,
-                                                          const BlockKey& parent,
-                                                          absl::Span<const PutBlock> blocks);
-  v1::FetchRequest MakeFetchRequest(const std::string& ns,
-                                    absl::Span<const FetchTarget> targets) const;
   void PutLoop();
 
   const ClientOptions options_;
-  std::vector<std::shared_ptr<grpc::Channel>> channels_;  // [0] also serves unary calls
-  std::unique_ptr<v1::KvCache::Stub> stub_;
 
   mutable Mutex mu_;
   CondVar put_cv_;  // put_queue_ or put_busy_ changed, or stopping
@@ -240,6 +177,22 @@ class Client {
       local_direct_reads_{0};
   ClientMetrics metrics_;
 };
+
+template <typename Attempt>
+Transport::Outcome Client::OverPaths(Attempt&& attempt) {
+  Transport::Outcome outcome;
+  for (const std::shared_ptr<Transport>& path : fast_paths_->Get()) {
+    outcome = attempt(*path);
+    if (outcome.transport_failed) {
+      (path->path() == ClientPath::kSameHost ? local_path_fallbacks_ : data_port_fallbacks_)
+          .fetch_add(1, std::memory_order_relaxed);
+      fast_paths_->Failed(path->path());
+      continue;
+    }
+    if (!outcome.partial) break;
+  }
+  return outcome;
+}
 
 }  // namespace kvcache
 

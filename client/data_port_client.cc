@@ -7,10 +7,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "client/client.h"
+#include "client/fetch_receiver.h"
+#include "client/lookup_wire.h"
+#include "common/stack_arena.h"
 #include "key/checksum.h"
 #include "client/put_header.h"
 #include "common/socket_io.h"
@@ -27,7 +28,7 @@ constexpr size_t kRecvPiece = 256 << 10;
 // answer in time, and would not answer over gRPC either, so that is the
 // call's answer (a hung daemon costs one deadline, not two). Anything else
 // is a broken transport, which the caller may retry over gRPC.
-DataPortClient::Outcome Failed(int fd, const std::string& what) {
+Transport::Outcome Failed(int fd, const std::string& what) {
   const bool timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
   close(fd);
   if (timed_out) {
@@ -41,8 +42,8 @@ DataPortClient::Outcome Failed(int fd, const std::string& what) {
 }  // namespace
 
 DataPortClient::DataPortClient(const sockaddr_storage& address, socklen_t address_len,
-                               absl::Duration timeout, size_t max_idle)
-    : address_(address), address_len_(address_len), timeout_(timeout), max_idle_(max_idle) {}
+                               const Options& options)
+    : address_(address), address_len_(address_len), options_(options) {}
 
 DataPortClient::~DataPortClient() {
   MutexLock lock(&mu_);
@@ -60,7 +61,7 @@ int DataPortClient::Acquire() {
   }
   const int fd = socket(address_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  timeval tv = absl::ToTimeval(timeout_);
+  timeval tv = absl::ToTimeval(options_.timeout);
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   int one = 1;
@@ -74,16 +75,16 @@ int DataPortClient::Acquire() {
 
 void DataPortClient::Release(int fd) {
   MutexLock lock(&mu_);
-  if (idle_.size() < max_idle_) {
+  if (idle_.size() < options_.max_idle) {
     idle_.push_back(fd);
   } else {
     close(fd);
   }
 }
 
-DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
-                                              absl::Span<const FetchTarget> targets, bool verify,
-                                              size_t* completed, std::vector<v1::Tier>* tiers) {
+Transport::Outcome DataPortClient::Fetch(const FetchCall& call,
+                                         absl::Span<const FetchTarget> targets,
+                                         FetchProgress* progress) {
   auto broken = [](const std::string& why) {
     return Outcome{absl::UnavailableError(absl::StrCat("data port: ", why)), true};
   };
@@ -91,12 +92,12 @@ DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
   if (fd < 0) return broken("cannot connect");
   // Header and body in one send.
   std::string wire(8, '\0');
-  request.AppendToString(&wire);
+  MakeFetchRequest(call, targets).AppendToString(&wire);
   const uint32_t head[2] = {kDataPortMagic, static_cast<uint32_t>(wire.size() - 8)};
   std::memcpy(wire.data(), head, sizeof(head));
   iovec request_iov = {wire.data(), wire.size()};
   if (!WriteFullV(fd, &request_iov, 1)) return Failed(fd, "request not sent");
-  uint64_t received = 0;  // bytes of targets[*completed] so far
+  FetchReceiver receiver(targets, options_.verify_checksums, progress);
   while (true) {
     // Both frames start with at least 12 bytes: read those in one go.
     static_assert(kEndFrameHeaderBytes <= kChunkFrameHeaderBytes);
@@ -123,43 +124,47 @@ DataPortClient::Outcome DataPortClient::Fetch(const v1::FetchRequest& request,
       return broken("bad frame");
     }
     const FetchChunkHeader h = DecodeChunkFrameHeader(frame);
-    if (*completed >= targets.size() || h.item_index != *completed) {
+    absl::StatusOr<uint8_t*> to = receiver.Begin(h);
+    if (!to.ok()) {
       close(fd);
-      return broken("reply out of order");
+      return broken(std::string(to.status().message()));
     }
-    const FetchTarget& t = targets[*completed];
-    if (h.offset != t.offset + received || h.data_length > t.dest.size() - received) {
-      close(fd);
-      return broken("reply with a range that was not asked for");
-    }
-    // Hash a whole block while it arrives: each piece is hashed while it is
-    // still in cache and while the daemon sends the next one.
-    const bool whole_block = h.offset == 0 && h.data_length == h.block_size &&
-                             t.dest.size() == h.block_size;
-    std::optional<ChecksumStream> checksum;
-    if (verify && whole_block) checksum.emplace();
+    // Each piece is hashed while it is still in cache and while the daemon
+    // sends the next one.
     for (uint64_t done = 0; done < h.data_length;) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(kRecvPiece, h.data_length - done));
-      uint8_t* piece = t.dest.data() + received + done;
+      uint8_t* piece = *to + done;
       if (!ReadFull(fd, piece, n)) return Failed(fd, "reply cut mid-block");
-      if (checksum.has_value()) checksum->Update({piece, n});
+      if (ChecksumStream* hash = receiver.checksum()) hash->Update({piece, n});
       done += n;
     }
-    received += h.data_length;
-    if (received < t.dest.size()) continue;
-    if (checksum.has_value() && checksum->Digest() != h.block_checksum) {
+    if (absl::Status s = receiver.End(); !s.ok()) {
       close(fd);  // the rest of the reply is unread: the connection is spent
-      return Outcome{absl::DataLossError(absl::StrCat("block ", t.key.ToHex(),
-                                                      " failed its checksum")),
-                     false};
+      return Outcome{s, false};
     }
-    tiers->push_back(static_cast<v1::Tier>(h.tier));
-    ++*completed;
-    received = 0;
   }
 }
 
-DataPortClient::Outcome DataPortClient::Lookup(std::string* wire, v1::LookupResponse* response) {
+Transport::Outcome DataPortClient::Lookup(const std::string& ns, absl::Span<const BlockKey> keys,
+                                          LookupResult* result) {
+  if (!options_.serves_lookup) return Outcome{absl::OkStatus(), false, /*partial=*/true};
+  StackArena stack;
+  auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(stack.arena());
+  // One buffer per thread carries the request and then the answer: a
+  // chain's keys and sizes are tens of KiB, allocated once, not per call.
+  thread_local std::string wire;
+  wire.assign(8, '\0');  // room for the frame's head
+  // A daemon that serves lookups on its data port reads packed keys too.
+  const bool packed = PackableKeys(keys);
+  AppendLookupRequest(ns, keys, packed, &wire);
+  const Outcome outcome = ExchangeLookup(&wire, &response);
+  if (wire.capacity() > (1 << 20)) std::string().swap(wire);  // a huge one is not kept
+  if (!outcome.status.ok()) return outcome;
+  return Outcome{ReadLookupResponse(response, keys.size(), packed, result), false};
+}
+
+Transport::Outcome DataPortClient::ExchangeLookup(std::string* wire,
+                                                  v1::LookupResponse* response) {
   auto broken = [](const std::string& why) {
     return Outcome{absl::UnavailableError(absl::StrCat("data port: ", why)), true};
   };
@@ -188,9 +193,9 @@ DataPortClient::Outcome DataPortClient::Lookup(std::string* wire, v1::LookupResp
   return Outcome{absl::OkStatus(), false};
 }
 
-DataPortClient::Outcome DataPortClient::Put(const std::string& ns, const std::string& parent,
-                                            absl::Span<const PutBlock> blocks,
-                                            std::vector<v1::PutOutcome>* outcomes) {
+Transport::Outcome DataPortClient::Put(const std::string& ns, const BlockKey& parent,
+                                       absl::Span<const PutBlock> blocks,
+                                       std::vector<v1::PutOutcome>* outcomes) {
   auto broken = [](const std::string& why) {
     return Outcome{absl::UnavailableError(absl::StrCat("data port: ", why)), true};
   };
@@ -198,7 +203,7 @@ DataPortClient::Outcome DataPortClient::Put(const std::string& ns, const std::st
   if (fd < 0) return broken("cannot connect");
   // Send every block first: the daemon answers in order, and its small
   // replies wait in our socket buffer meanwhile.
-  std::string previous = parent;
+  std::string previous = parent.ToBytes();
   for (const PutBlock& block : blocks) {
     const v1::PutBlockHeader header = MakePutHeader(ns, previous, block);
     const std::string encoded = header.SerializeAsString();

@@ -1,8 +1,8 @@
 // Client side of the bulk data port (proto/data_port_wire.h): a small pool of
-// TCP connections to one daemon, and a fetch that reads payload bytes with
-// recv straight into the caller's buffers. Errors of the transport (cannot
-// connect, connection cut, garbage) are reported as such, so the caller can
-// fall back to gRPC; a status sent by the daemon is its answer.
+// TCP connections to one daemon, each call on one of its own. Errors of the
+// transport (cannot connect, connection cut, garbage) are reported as such,
+// so the caller can fall back to gRPC; a status sent by the daemon, or a
+// deadline it let pass, is its answer.
 //
 // Thread safety: all methods may be called from any thread; each fetch uses
 // a connection of its own.
@@ -18,54 +18,46 @@
 #include "common/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/transport.h"
 #include "kvcache/v1/kvcache.pb.h"
 
 namespace kvcache {
 
-struct FetchTarget;
-struct PutBlock;
-
-class DataPortClient {
+class DataPortClient : public Transport {
  public:
-  // `address` is the daemon's socket address for the data port.
-  DataPortClient(const sockaddr_storage& address, socklen_t address_len, absl::Duration timeout,
-                 size_t max_idle);
-  ~DataPortClient();
-
-  struct Outcome {
-    absl::Status status;
-    // True if the transport failed (the request may be retried over gRPC).
-    bool transport_failed = false;
+  struct Options {
+    absl::Duration timeout = absl::Seconds(5);  // every read and write: the deadline
+    size_t max_idle = 8;           // idle connections kept for later calls
+    bool verify_checksums = true;  // of whole fetched blocks
+    bool serves_lookup = false;    // the daemon's Hello says data_port_lookup
   };
+  // `address` is the daemon's socket address for the data port.
+  DataPortClient(const sockaddr_storage& address, socklen_t address_len, const Options& options);
+  ~DataPortClient() override;
 
-  // Sends `request` (whose items match `targets`) and reads the reply into
-  // the targets in order; `completed` counts the leading targets fully
-  // written (and, with `verify`, checksum-verified); the tier each came
-  // from is appended to `tiers`.
-  Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets, bool verify,
-                size_t* completed, std::vector<v1::Tier>* tiers);
-
-  // Sends the LookupRequest whose wire bytes follow 8 bytes of room at the
-  // start of `*wire` and parses the daemon's answer into `response`; the
-  // buffer is reused for the answer (a caller keeps one per thread). Only
-  // for a daemon whose Hello says data_port_lookup.
-  Outcome Lookup(std::string* wire, v1::LookupResponse* response);
-
-  // Sends the chain `blocks` (block i's parent is block i-1, the first's is
-  // `parent`) as pipelined puts, payloads straight from the caller's memory,
-  // and reads the daemon's results in order into `outcomes` (one per block
-  // acknowledged). A daemon error (e.g. DATA_LOSS) ends the call with it.
-  Outcome Put(const std::string& ns, const std::string& parent,
-              absl::Span<const PutBlock> blocks, std::vector<v1::PutOutcome>* outcomes);
+  ClientPath path() const override { return ClientPath::kDataPort; }
+  // Reads payload bytes with recv straight into the targets, hashing each
+  // piece while it is in cache.
+  Outcome Fetch(const FetchCall& call, absl::Span<const FetchTarget> targets,
+                FetchProgress* progress) override;
+  // Pipelined puts, payloads straight from the caller's memory.
+  Outcome Put(const std::string& ns, const BlockKey& parent, absl::Span<const PutBlock> blocks,
+              std::vector<v1::PutOutcome>* outcomes) override;
+  // Partial (nothing answered) where the daemon does not serve lookups here.
+  Outcome Lookup(const std::string& ns, absl::Span<const BlockKey> keys,
+                 LookupResult* result) override;
 
  private:
   int Acquire();
   void Release(int fd);
+  // Sends the LookupRequest whose wire bytes follow 8 bytes of room at the
+  // start of `*wire` and parses the answer into `response`; the buffer is
+  // reused for the answer.
+  Outcome ExchangeLookup(std::string* wire, v1::LookupResponse* response);
 
   const sockaddr_storage address_;
   const socklen_t address_len_;
-  const absl::Duration timeout_;
-  const size_t max_idle_;
+  const Options options_;
   Mutex mu_;
   std::vector<int> idle_ ABSL_GUARDED_BY(mu_);
 };

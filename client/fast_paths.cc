@@ -8,49 +8,57 @@ namespace kvcache {
 
 constexpr absl::Duration kSetAside = absl::Seconds(5);
 
-FastPaths::Set FastPaths::Get() {
-  if (!options_.use_local_path && !options_.use_data_port) return {};
+FastPaths::Ladder FastPaths::Get() {
+  Ladder ladder;
+  if (options_.use_local_path || options_.use_data_port) {
+    MutexLock lock(&mu_);
+    if (Refresh()) {
+      if (local_ != nullptr) ladder.push_back(local_);
+      if (data_port_ != nullptr) ladder.push_back(data_port_);
+    }
+  }
+  ladder.push_back(grpc_);
+  return ladder;
+}
+
+std::shared_ptr<LocalPathClient> FastPaths::Local() {
+  if (!options_.use_local_path) return nullptr;
   MutexLock lock(&mu_);
+  return Refresh() ? local_ : nullptr;
+}
+
+bool FastPaths::Refresh() {
+  if (!KnowHello().ok()) return false;  // ask again later
   const absl::Time now = absl::Now();
-  if (!KnowHello().ok()) return {};  // ask again later
   if (options_.use_local_path && local_ == nullptr && now >= local_retry_after_ &&
       !hello_.local_socket().empty()) {
     // Connecting proves the daemon is on this host; the welcome's instance id
     // proves it is the same daemon; a refusal (uid not allowed) sets it aside.
-    auto local = LocalPathClient::Connect(hello_.local_socket(), hello_.instance_id(),
-                                          options_.timeout, options_.use_direct_reads);
-    if (local.ok()) {
-      local_ = std::move(*local);
+    LocalPathClient::Options local = options_.local;
+    local.timeout = options_.timeout;
+    auto connected = LocalPathClient::Connect(hello_.local_socket(), hello_.instance_id(), local);
+    if (connected.ok()) {
+      local_ = std::move(*connected);
     } else {
       local_retry_after_ = now + kSetAside;
     }
   }
   if (options_.use_data_port && data_port_ == nullptr && now >= data_port_retry_after_ &&
       hello_.data_port() != 0) {
-    data_port_ = MakeDataPort(hello_.data_port());
+    data_port_ = MakeDataPort(hello_.data_port(), hello_.data_port_lookup());
     if (data_port_ == nullptr) data_port_retry_after_ = now + kSetAside;
   }
-  return Set{options_.use_local_path ? local_ : nullptr,
-             options_.use_data_port ? data_port_ : nullptr, hello_.data_port_lookup()};
+  return true;
 }
 
 absl::Status FastPaths::KnowHello() {
   if (hello_known_) return absl::OkStatus();
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
-  const grpc::Status s = stub_->Hello(&ctx, v1::HelloRequest(), &hello_);
-  if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  if (absl::Status s = grpc_->Hello(&hello_); !s.ok()) return s;
   hello_known_ = true;
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> FastPaths::PackedLookup() {
-  MutexLock lock(&mu_);
-  if (absl::Status s = KnowHello(); !s.ok()) return s;
-  return hello_.packed_lookup();
-}
-
-std::shared_ptr<DataPortClient> FastPaths::MakeDataPort(uint32_t port) const {
+std::shared_ptr<DataPortClient> FastPaths::MakeDataPort(uint32_t port, bool serves_lookup) const {
   // The data port listens on the daemon's gRPC host.
   const std::string& address = options_.address;
   std::string host = address.substr(0, address.rfind(':'));
@@ -67,22 +75,26 @@ std::shared_ptr<DataPortClient> FastPaths::MakeDataPort(uint32_t port) const {
   std::memcpy(&addr, found->ai_addr, found->ai_addrlen);
   const socklen_t len = found->ai_addrlen;
   freeaddrinfo(found);
-  return std::make_shared<DataPortClient>(addr, len, options_.timeout,
-                                          options_.max_idle_connections);
+  DataPortClient::Options data_port;
+  data_port.timeout = options_.timeout;
+  data_port.max_idle = options_.max_idle_connections;
+  data_port.verify_checksums = options_.verify_checksums;
+  data_port.serves_lookup = serves_lookup;
+  return std::make_shared<DataPortClient>(addr, len, data_port);
 }
 
-void FastPaths::LocalFailed() {
+void FastPaths::Failed(ClientPath path) {
   MutexLock lock(&mu_);
-  local_.reset();
+  if (path == ClientPath::kSameHost) {
+    local_.reset();
+    local_retry_after_ = absl::Now() + kSetAside;
+  } else if (path == ClientPath::kDataPort) {
+    data_port_.reset();
+    data_port_retry_after_ = absl::Now() + kSetAside;
+  } else {
+    return;
+  }
   hello_known_ = false;
-  local_retry_after_ = absl::Now() + kSetAside;
-}
-
-void FastPaths::DataPortFailed() {
-  MutexLock lock(&mu_);
-  data_port_.reset();
-  hello_known_ = false;
-  data_port_retry_after_ = absl::Now() + kSetAside;
 }
 
 }  // namespace kvcache

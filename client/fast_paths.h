@@ -1,8 +1,9 @@
-// The daemon's ways around gRPC for bulk bytes: the same-host path (a Unix
-// socket and the shared arena) and the data port (plain TCP). They are
-// learned from Hello once; a path that fails is set aside for a few seconds
-// (Hello is asked again afterwards, in case the daemon restarted), and the
-// caller falls back to the next path: local, then data port, then gRPC.
+// The paths from a client to one daemon, fastest first: the same-host path
+// (a Unix socket and the shared arena), the data port (plain TCP), and
+// gRPC, which is always last. The first two are learned from Hello once; a
+// path whose transport fails is set aside for a few seconds (Hello is asked
+// again afterwards, in case the daemon restarted), and the caller goes on
+// to the next path.
 //
 // Thread safety: all methods may be called from any thread.
 #ifndef KVCACHE_CLIENT_FAST_PATHS_H_
@@ -12,12 +13,14 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/status/statusor.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "client/data_port_client.h"
+#include "client/grpc_transport.h"
 #include "client/local_path_client.h"
 #include "common/mutex.h"
-#include "kvcache/v1/kvcache.grpc.pb.h"
+#include "kvcache/v1/kvcache.pb.h"
 
 namespace kvcache {
 
@@ -27,35 +30,34 @@ class FastPaths {
     std::string address;  // the daemon's gRPC host:port
     absl::Duration timeout;
     bool use_local_path = true;
-    bool use_direct_reads = true;  // with the local path (Client::Options)
+    LocalPathClient::Options local;  // with the local path (ClientOptions)
     bool use_data_port = true;
+    bool verify_checksums = true;  // of blocks fetched over the data port
     size_t max_idle_connections = 8;
   };
-  struct Set {
-    std::shared_ptr<LocalPathClient> local;
-    std::shared_ptr<DataPortClient> data_port;
-    bool data_port_lookup = false;  // the data port answers Lookup too
-  };
+  // The paths usable now, fastest first; the last is always gRPC.
+  using Ladder = absl::InlinedVector<std::shared_ptr<Transport>, 3>;
 
-  // `stub` is not owned and must outlive this.
-  FastPaths(const Options& options, v1::KvCache::Stub* stub) : options_(options), stub_(stub) {}
+  FastPaths(const Options& options, std::shared_ptr<GrpcTransport> grpc)
+      : options_(options), grpc_(std::move(grpc)) {}
 
-  // The paths usable now (either may be null).
-  Set Get() ABSL_LOCKS_EXCLUDED(mu_);
-  // Whether the daemon reads LookupRequest.packed_keys. Asks Hello first if
-  // it is not known yet; Hello's error if the daemon does not answer.
-  absl::StatusOr<bool> PackedLookup() ABSL_LOCKS_EXCLUDED(mu_);
-  // A transport error on that path: leave it alone for a while.
-  void LocalFailed() ABSL_LOCKS_EXCLUDED(mu_);
-  void DataPortFailed() ABSL_LOCKS_EXCLUDED(mu_);
+  Ladder Get() ABSL_LOCKS_EXCLUDED(mu_);
+  // The same-host path, if it is usable now (null otherwise).
+  std::shared_ptr<LocalPathClient> Local() ABSL_LOCKS_EXCLUDED(mu_);
+  // A transport error on that path: leave it alone for a while (gRPC is
+  // never set aside).
+  void Failed(ClientPath path) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  std::shared_ptr<DataPortClient> MakeDataPort(uint32_t port) const;
+  // Connects what Hello offers and is not set aside; false if the daemon
+  // does not answer Hello (then only gRPC is tried).
+  bool Refresh() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<DataPortClient> MakeDataPort(uint32_t port, bool serves_lookup) const;
   // Asks Hello unless it is known; its error if the daemon did not answer.
   absl::Status KnowHello() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
-  v1::KvCache::Stub* const stub_;  // not owned
+  const std::shared_ptr<GrpcTransport> grpc_;
   Mutex mu_;
   bool hello_known_ ABSL_GUARDED_BY(mu_) = false;
   v1::HelloResponse hello_ ABSL_GUARDED_BY(mu_);

@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "client/client.h"
+#include "client/fetch_receiver.h"
 #include "key/checksum.h"
 #include "client/put_header.h"
 #include "common/bulk_copy.h"
@@ -99,8 +99,7 @@ absl::Status LocalPathClient::StatusOf(int32_t code, const std::string& message)
 }
 
 absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
-    const std::string& path, const std::string& instance_id, absl::Duration timeout,
-    bool direct_reads) {
+    const std::string& path, const std::string& instance_id, const Options& options) {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
     return absl::UnavailableError("no usable local socket path");
@@ -108,7 +107,7 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size());
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv = absl::ToTimeval(timeout);
+  timeval tv = absl::ToTimeval(options.timeout);
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
@@ -156,7 +155,7 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   // asks for them where the kernel's settings decide. Best effort.
   madvise(arena, welcome.arena_bytes(), MADV_HUGEPAGE);
   std::unique_ptr<LocalPathClient> client(
-      new LocalPathClient(fd, static_cast<const uint8_t*>(arena), welcome.arena_bytes(),
+      new LocalPathClient(options, fd, static_cast<const uint8_t*>(arena), welcome.arena_bytes(),
                           static_cast<uint8_t*>(staging), welcome.staging_bytes()));
   if (welcome.put_staged()) {
     client->put_staged_ = true;
@@ -168,7 +167,7 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   const int gpu_pool_fd = welcome.gpu_pool_fd() ? fds[welcome.directory_bytes() > 0 ? 3 : 2] : -1;
   // The block directory is an optimization: if it cannot be used, fetches
   // take leases as before.
-  if (direct_reads && directory_fd >= 0) {
+  if (options.direct_reads && directory_fd >= 0) {
     void* directory =
         mmap(nullptr, welcome.directory_bytes(), PROT_READ, MAP_SHARED, directory_fd, 0);
     if (directory != MAP_FAILED) {
@@ -297,29 +296,30 @@ std::optional<uint32_t> LocalPathClient::NamespaceId(const std::string& ns) {
   return it->second;
 }
 
-std::optional<LocalPathClient::Listed> LocalPathClient::LookupListed(
-    const std::string& ns, absl::Span<const BlockKey> keys, std::vector<uint64_t>* sizes) {
-  if (!DirectoryAnswers()) return std::nullopt;
+Transport::Outcome LocalPathClient::Lookup(const std::string& ns,
+                                           absl::Span<const BlockKey> keys,
+                                           LookupResult* result) {
+  const Outcome ask_the_daemon{absl::OkStatus(), false, /*partial=*/true};
+  if (!options_.direct_lookups || keys.empty() || !DirectoryAnswers()) return ask_the_daemon;
   const std::optional<uint32_t> ns_id = NamespaceId(ns);
-  if (!ns_id.has_value()) return std::nullopt;
+  if (!ns_id.has_value()) return ask_the_daemon;
   // Read before the slots: a directory that stops being complete meanwhile
   // only makes this answer as old as a lookup racing a put already is.
   const bool complete = directory_->complete();
-  Listed listed;
   for (const BlockKey& key : keys) {
     bool changed = false;
     const std::optional<uint64_t> size = directory_->ListedSize(*ns_id, key, &changed);
     if (!size.has_value()) {
       // A miss needs no request when every cached block is listed, or when
       // the presence table says nothing of this key is cached in any tier.
-      listed.final = (complete || directory_->Absent(*ns_id, key)) && !changed;
-      return listed;
+      const bool final = (complete || directory_->Absent(*ns_id, key)) && !changed;
+      return Outcome{absl::OkStatus(), false, /*partial=*/!final};
     }
-    sizes->push_back(*size);
-    ++listed.blocks;
+    result->sizes.push_back(*size);
+    result->tiers.push_back(v1::TIER_HOST);
+    ++result->hits;
   }
-  listed.final = true;
-  return listed;
+  return Outcome{absl::OkStatus(), false};
 }
 
 size_t LocalPathClient::CopyListed(const std::string& ns, absl::Span<const FetchTarget> targets,
@@ -351,37 +351,28 @@ bool LocalPathClient::ExtentsFit(const google::protobuf::RepeatedPtrField<v1::Ar
   return total == length;
 }
 
-LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
-                                                absl::Span<const FetchTarget> targets, bool verify,
-                                                size_t* completed, std::vector<v1::Tier>* tiers,
-                                                size_t* direct) {
+Transport::Outcome LocalPathClient::Fetch(const FetchCall& call,
+                                          absl::Span<const FetchTarget> targets,
+                                          FetchProgress* progress) {
   size_t fetch_bytes = 0;
   for (const FetchTarget& t : targets) fetch_bytes += t.dest.size();
   size_t listed = 0;  // leading targets copied through the directory
-  if (directory_ != nullptr && !verify) {
-    listed = CopyListed(request.namespace_(), targets, fetch_bytes >= kStreamingFetchBytes, tiers);
-    *completed += listed;
-    if (direct != nullptr) *direct = listed;
+  if (directory_ != nullptr && !options_.verify) {
+    listed = CopyListed(call.ns, targets, fetch_bytes >= kStreamingFetchBytes, progress->tiers);
+    progress->completed += listed;
+    progress->direct += listed;
     if (listed == targets.size()) {
       reporter_->RecordFetch();
       return Outcome{absl::OkStatus(), false};
     }
   }
-  v1::FetchRequest rest;
-  if (listed > 0) {
-    rest.set_namespace_(request.namespace_());
-    rest.set_max_chunk_bytes(request.max_chunk_bytes());
-    for (int i = static_cast<int>(listed); i < request.items_size(); ++i) {
-      *rest.add_items() = request.items(i);
-    }
-  }
   v1::LocalLease lease;
-  Outcome call =
-      Call(LocalMessage::kFetchLease, listed > 0 ? rest : request, LocalMessage::kLease, &lease);
-  if (!call.status.ok()) return call;
+  Outcome call_outcome = Call(LocalMessage::kFetchLease, MakeFetchRequest(call, targets.subspan(listed)),
+                              LocalMessage::kLease, &lease);
+  if (!call_outcome.status.ok()) return call_outcome;
   if (directory_ != nullptr && lease.has_namespace_id()) {
     MutexLock lock(&ns_mu_);
-    namespace_ids_.try_emplace(request.namespace_(), lease.namespace_id());
+    namespace_ids_.try_emplace(call.ns, lease.namespace_id());
   }
   if (lease.status_code() != 0) {
     // A miss after directory hits is the end of the cached run, not an error.
@@ -390,36 +381,40 @@ LocalPathClient::Outcome LocalPathClient::Fetch(const v1::FetchRequest& request,
     }
     return Outcome{StatusOf(lease.status_code(), lease.status_message()), false};
   }
+  FetchReceiver receiver(targets, options_.verify, progress);
+  const bool streaming = fetch_bytes >= kStreamingFetchBytes;
   Outcome outcome{absl::OkStatus(), false};
   for (const v1::LeasedItem& item : lease.items()) {
-    if (*completed >= targets.size() || item.item_index() + listed != *completed) break;
-    const FetchTarget& t = targets[*completed];
-    if (item.offset() != t.offset || !ExtentsFit(item.extents(), arena_size_, t.dest.size())) {
+    uint64_t length = 0;
+    for (const v1::ArenaExtent& e : item.extents()) length += e.length();
+    FetchChunkHeader piece;
+    piece.item_index = item.item_index() + static_cast<uint32_t>(listed);
+    piece.block_size = item.block_size();
+    piece.block_checksum = item.block_checksum();
+    piece.offset = item.offset();
+    piece.data_length = length;
+    piece.tier = item.tier();
+    absl::StatusOr<uint8_t*> to = receiver.Begin(piece);
+    // A lease gives each block whole, inside the mapping.
+    if (!to.ok() ||
+        !ExtentsFit(item.extents(), arena_size_, targets[piece.item_index].dest.size())) {
       outcome = Outcome{absl::InternalError("local lease does not match the request"), true};
       break;
     }
-    const bool whole_block = t.offset == 0 && t.dest.size() == item.block_size();
-    std::optional<ChecksumStream> checksum;
-    if (verify && whole_block) checksum.emplace();
-    uint8_t* to = t.dest.data();
-    const bool streaming = !checksum.has_value() && fetch_bytes >= kStreamingFetchBytes;
+    ChecksumStream* checksum = receiver.checksum();
     for (const v1::ArenaExtent& e : item.extents()) {
       const uint8_t* from = arena_ + e.offset();
-      if (!checksum.has_value()) {
-        (streaming ? BulkCopyStreaming : BulkCopy)(to, from, e.length());
-        to += e.length();
-        continue;
+      if (checksum != nullptr) {
+        checksum->CopyAndUpdate(*to, {from, static_cast<size_t>(e.length())});
+      } else {
+        (streaming ? BulkCopyStreaming : BulkCopy)(*to, from, e.length());
       }
-      checksum->CopyAndUpdate(to, {from, static_cast<size_t>(e.length())});
-      to += e.length();
+      *to += e.length();
     }
-    if (checksum.has_value() && checksum->Digest() != item.block_checksum()) {
-      outcome = Outcome{absl::DataLossError(absl::StrCat("block ", t.key.ToHex(),
-                                                         " failed its checksum")), false};
+    if (absl::Status s = receiver.End(); !s.ok()) {
+      outcome = Outcome{s, false};
       break;
     }
-    tiers->push_back(item.tier());
-    ++*completed;
   }
   Release(lease.lease_id());
   return outcome;

@@ -27,9 +27,9 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/block_directory_reader.h"
-#include "client/data_port_client.h"
 #include "client/direct_read_reporter.h"
 #include "client/fan_out.h"
+#include "client/transport.h"
 #include "common/mutex.h"
 #include "common/range_allocator.h"
 #include "kvcache/v1/local.pb.h"
@@ -37,47 +37,48 @@
 
 namespace kvcache {
 
-class LocalPathClient {
+class LocalPathClient : public Transport {
  public:
+  struct Options {
+    absl::Duration timeout = absl::Seconds(5);  // of every exchange: the deadline
+    // Map the daemon's block directory, if it has one, and copy the blocks
+    // it lists with no request.
+    bool direct_reads = true;
+    // Answer lookups from the directory too (Lookup).
+    bool direct_lookups = true;
+    // Re-hash whole fetched blocks here (only the lease path is used then).
+    // The arena is read-only to every client and the daemon hashed each
+    // block as it stored it, so this guards only against a daemon bug, at
+    // about a fifth of a one-block fetch's speed (docs/BENCHMARKS.md).
+    bool verify = false;
+  };
+
   // Connects to `path`, checks that the daemon there is `instance_id` (as
   // Hello said), and maps its arena. PERMISSION_DENIED if the daemon refuses
-  // our uid; UNAVAILABLE for anything else that goes wrong. With
-  // `direct_reads`, also maps the daemon's block directory if it has one.
+  // our uid; UNAVAILABLE for anything else that goes wrong.
   static absl::StatusOr<std::unique_ptr<LocalPathClient>> Connect(const std::string& path,
                                                                   const std::string& instance_id,
-                                                                  absl::Duration timeout,
-                                                                  bool direct_reads = true);
-  ~LocalPathClient();
+                                                                  const Options& options);
+  ~LocalPathClient() override;
 
-  using Outcome = DataPortClient::Outcome;
-
-  // As DataPortClient::Fetch (*completed starts at 0): copies the leading
-  // blocks the directory lists, then the rest from the mapping under a
-  // lease. With `verify`, only the lease path is used and whole blocks are
-  // re-hashed here; the arena is read-only to every client and the daemon
-  // hashed each block as it stored it, so that guards only against a daemon
-  // bug, at about a third of the fetch speed. `*direct` (if given) is set
-  // to how many of the completed blocks came through the directory.
-  Outcome Fetch(const v1::FetchRequest& request, absl::Span<const FetchTarget> targets, bool verify,
-                size_t* completed, std::vector<v1::Tier>* tiers, size_t* direct = nullptr);
-  // How many leading keys of the chain the daemon's block directory lists
-  // now (host-resident blocks), with each one's size appended to *sizes: no
-  // request, no arena page touched. nullopt without a directory, or before
-  // a fetch lease told us the namespace's id; then ask the daemon. Blocks
-  // found this way are not touched in the daemon's LRU (a fetch is).
-  // `final` is set when the rest of the chain is known not to be cached
-  // either (the directory lists every cached block, and the first key after
-  // the listed run was read as absent), so no request is needed at all.
-  struct Listed {
-    size_t blocks = 0;
-    bool final = false;
-  };
-  std::optional<Listed> LookupListed(const std::string& ns, absl::Span<const BlockKey> keys,
-                                     std::vector<uint64_t>* sizes) ABSL_LOCKS_EXCLUDED(ns_mu_);
-
-  // As DataPortClient::Put, writing each block into a leased staging range.
-  Outcome Put(const std::string& ns, const std::string& parent, absl::Span<const PutBlock> blocks,
-              std::vector<v1::PutOutcome>* outcomes);
+  ClientPath path() const override { return ClientPath::kSameHost; }
+  // Copies the leading blocks the directory lists, then the rest from the
+  // mapping under a lease (one round trip).
+  Outcome Fetch(const FetchCall& call, absl::Span<const FetchTarget> targets,
+                FetchProgress* progress) override;
+  // Each block written into a staging range, which the daemon copies into
+  // the arena (and verifies) at commit.
+  Outcome Put(const std::string& ns, const BlockKey& parent, absl::Span<const PutBlock> blocks,
+              std::vector<v1::PutOutcome>* outcomes) override;
+  // The leading keys the daemon's block directory lists now (host-resident
+  // blocks): no request, no arena page touched, and no LRU touch in the
+  // daemon (a fetch is one). Complete (not partial) when the rest of the
+  // chain is known not to be cached either: the directory lists every
+  // cached block, or its presence table says the first unlisted key is in
+  // no tier. Partial with no hits without a directory, or before a fetch
+  // lease told us the namespace's id.
+  Outcome Lookup(const std::string& ns, absl::Span<const BlockKey> keys,
+                 LookupResult* result) override ABSL_LOCKS_EXCLUDED(ns_mu_);
 
   // The daemon's GPU page pool, as its welcome shared it.
   struct GpuPool {
@@ -114,9 +115,10 @@ class LocalPathClient {
   uint64_t direct_reads() const { return direct_reads_.load(std::memory_order_relaxed); }
 
  private:
-  LocalPathClient(int fd, const uint8_t* arena, size_t arena_size, uint8_t* staging,
-                  size_t staging_size)
-      : fd_(fd),
+  LocalPathClient(const Options& options, int fd, const uint8_t* arena, size_t arena_size,
+                  uint8_t* staging, size_t staging_size)
+      : options_(options),
+        fd_(fd),
         arena_(arena),
         arena_size_(arena_size),
         staging_(staging),
@@ -163,9 +165,12 @@ class LocalPathClient {
   Outcome PutAllStaged(const std::string& ns, const std::string& parent,
                        absl::Span<const PutBlock> blocks, std::vector<v1::PutOutcome>* outcomes);
   // Put by put lease (kPutBegin, kPutCommit): two round trips a block.
+  // `parent` in PutAllStaged and PutByLease is the first block's parent's
+  // bytes.
   Outcome PutByLease(const std::string& ns, const std::string& parent,
                      absl::Span<const PutBlock> blocks, std::vector<v1::PutOutcome>* outcomes);
 
+  const Options options_;
   Mutex mu_;  // one request at a time on fd_
   const int fd_;
   const uint8_t* const arena_;  // mapped read-only, MAP_SHARED

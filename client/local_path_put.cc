@@ -135,11 +135,11 @@ LocalPathClient::Outcome LocalPathClient::PutAllStaged(const std::string& ns,
   return Outcome{absl::OkStatus(), false};
 }
 
-LocalPathClient::Outcome LocalPathClient::Put(const std::string& ns, const std::string& parent,
-                                              absl::Span<const PutBlock> blocks,
-                                              std::vector<v1::PutOutcome>* outcomes) {
-  if (put_staged_) return PutAllStaged(ns, parent, blocks, outcomes);
-  return PutByLease(ns, parent, blocks, outcomes);
+Transport::Outcome LocalPathClient::Put(const std::string& ns, const BlockKey& parent,
+                                        absl::Span<const PutBlock> blocks,
+                                        std::vector<v1::PutOutcome>* outcomes) {
+  if (put_staged_) return PutAllStaged(ns, parent.ToBytes(), blocks, outcomes);
+  return PutByLease(ns, parent.ToBytes(), blocks, outcomes);
 }
 
 LocalPathClient::Outcome LocalPathClient::PutByLease(const std::string& ns,

@@ -70,4 +70,26 @@ void AppendLookupRequest(const std::string& ns, absl::Span<const BlockKey> keys,
   AppendVarint(key_size, out);
 }
 
+absl::Status ReadLookupResponse(const v1::LookupResponse& response, size_t asked, bool packed,
+                                LookupResult* result) {
+  const int hits = static_cast<int>(response.hit_count());
+  const bool well_formed =
+      response.hit_count() <= asked &&
+      (packed ? response.packed_sizes_size() == hits &&
+                    response.packed_tiers().size() == response.hit_count() &&
+                    std::all_of(response.packed_tiers().begin(), response.packed_tiers().end(),
+                                [](char t) { return v1::Tier_IsValid(t); })
+              : response.blocks_size() == hits);
+  if (!well_formed) return absl::InternalError("daemon sent a malformed LookupResponse");
+  result->hits += response.hit_count();
+  result->sizes.reserve(result->sizes.size() + hits);
+  result->tiers.reserve(result->tiers.size() + hits);
+  for (int i = 0; i < hits; ++i) {
+    result->sizes.push_back(packed ? response.packed_sizes(i) : response.blocks(i).size());
+    result->tiers.push_back(packed ? static_cast<v1::Tier>(response.packed_tiers()[i])
+                                   : response.blocks(i).tier());
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace kvcache

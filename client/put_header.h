@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "client/client.h"
+#include "client/requests.h"
 #include "kvcache/v1/kvcache.pb.h"
 
 namespace kvcache {

@@ -57,7 +57,7 @@ class E2eGpuLeaseTest : public DaemonTest {
     StartDaemon(flags);
     ASSERT_FALSE(hello_.local_socket().empty());
     auto local =
-        LocalPathClient::Connect(hello_.local_socket(), hello_.instance_id(), absl::Seconds(5));
+        LocalPathClient::Connect(hello_.local_socket(), hello_.instance_id(), {});
     ASSERT_TRUE(local.ok()) << local.status();
     local_ = std::move(*local);
     auto client = Client::Create(TestClientOptions(daemon_->address()));
@@ -197,7 +197,7 @@ TEST_F(E2eGpuLeaseTest, AnExpiredLeaseGivesItsPagesBack) {
 TEST_F(E2eGpuLeaseTest, WithoutAGpuTierThereIsNoPoolToLease) {
   StartDaemon({"--host_capacity=16MiB", "--page_size=64KiB", "--gpu_capacity=0"});
   auto local =
-      LocalPathClient::Connect(hello_.local_socket(), hello_.instance_id(), absl::Seconds(5));
+      LocalPathClient::Connect(hello_.local_socket(), hello_.instance_id(), {});
   ASSERT_TRUE(local.ok()) << local.status();
   EXPECT_EQ((*local)->gpu_pool(), nullptr);
   EXPECT_EQ((*local)->LeaseGpuBlocks(LeaseRequest(TestChain(4500, 1))).status().code(),
