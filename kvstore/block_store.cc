@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <iostream>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 
 namespace kvcache {
 namespace {
@@ -157,10 +157,9 @@ void BlockStore::RestoreFromNvme() {
     ++orphans;
   }
   restore_seconds_ = absl::ToDoubleSeconds(absl::Now() - start);
-  std::cerr << "kvstored: NVMe tier: indexed " << restored_blocks_ << " blocks in "
-            << restore_seconds_ << " s"
-            << (orphans ? absl::StrCat(", dropped ", orphans, " whose parent is gone") : "")
-            << "\n";
+  Log(LogLevel::kInfo,
+      absl::StrCat("NVMe tier: indexed ", restored_blocks_, " blocks in ", restore_seconds_, " s",
+                   orphans ? absl::StrCat(", dropped ", orphans, " whose parent is gone") : ""));
 }
 
 absl::StatusOr<PageRun> BlockStore::AllocateEvicting(uint64_t bytes) {

@@ -1,12 +1,12 @@
 #include "kvstore/gpu_tier.h"
 
 #include <chrono>
-#include <iostream>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "key/checksum.h"
+#include "common/log.h"
 
 namespace kvcache {
 namespace {
@@ -84,7 +84,7 @@ void GpuTier::Fail(const absl::Status& status) {
     offers_.clear();
   }
   failed_.store(true, std::memory_order_release);
-  std::cerr << "kvstored: GPU tier disabled: " << status.message() << "\n";
+  Log(LogLevel::kError, absl::StrCat("GPU tier disabled: ", status.message()));
 }
 
 absl::Status GpuTier::CopyDown(const DeviceBlock& device, PageRun& pages) {
@@ -97,7 +97,7 @@ absl::Status GpuTier::CopyDown(const DeviceBlock& device, PageRun& pages) {
     hash.Update({data, len});
   });
   if (hash.Digest() != device.checksum()) {
-    std::cerr << "kvstored: GPU tier: a block's GPU copy does not match its checksum; dropped\n";
+    Log(LogLevel::kError, "GPU tier: a block's GPU copy does not match its checksum; dropped");
     return absl::DataLossError("GPU copy does not match the block's checksum");
   }
   return absl::OkStatus();

@@ -1,10 +1,10 @@
 #include "kvstore/nvme_tier.h"
 
-#include <iostream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/byte_size.h"
+#include "common/log.h"
 
 namespace kvcache {
 
@@ -13,7 +13,7 @@ absl::StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Open(const Options& options,
   absl::StatusOr<std::unique_ptr<NvmeStore>> store = NvmeStore::Open(options.store);
   if (!store.ok()) return store.status();
   if (!(*store)->open_note().empty()) {
-    std::cerr << "kvstored: NVMe tier: " << (*store)->open_note() << "\n";
+    Log(LogLevel::kWarning, absl::StrCat("NVMe tier: ", (*store)->open_note()));
   }
   return std::unique_ptr<NvmeTier>(new NvmeTier(options, std::move(*store), names));
 }
@@ -47,15 +47,15 @@ void NvmeTier::Settle(Gate NvmeTier::*which, const absl::Status& status, const c
   Gate& gate = this->*which;
   if (io_error) {
     if (gate.open) {
-      std::cerr << "kvstored: NVMe tier: " << what << " disabled: " << status.message()
-                << "; DRAM keeps serving, retrying every "
-                << absl::FormatDuration(options_.retry_interval) << "\n";
+      Log(LogLevel::kError, absl::StrCat("NVMe tier: ", what, " disabled: ", status.message(),
+                                         "; DRAM keeps serving, retrying every ",
+                                         absl::FormatDuration(options_.retry_interval)));
     }
     gate.open = false;
     gate.why = std::string(status.message());
     gate.retry_at = absl::Now() + options_.retry_interval;
   } else if (!gate.open) {
-    std::cerr << "kvstored: NVMe tier: " << what << " work again; enabled\n";
+    Log(LogLevel::kInfo, absl::StrCat("NVMe tier: ", what, " work again; enabled"));
     gate.open = true;
     gate.why.clear();
   }

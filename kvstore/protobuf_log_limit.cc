@@ -5,7 +5,9 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/mutex.h"
 #include "google/protobuf/stubs/logging.h"
 
@@ -52,12 +54,12 @@ void Handler(google::protobuf::LogLevel level, const char* filename, int line,
     left_out = 0;
   }
   if (skipped > 0) {
-    std::fprintf(stderr, "[libprotobuf] %llu similar lines left out in the last %s\n",
-                 static_cast<unsigned long long>(skipped),
-                 absl::FormatDuration(limit_interval).c_str());
+    Log(LogLevel::kWarning,
+        absl::StrFormat("[libprotobuf] %d similar lines left out in the last %s", skipped,
+                        absl::FormatDuration(limit_interval)));
   }
-  std::fprintf(stderr, "[libprotobuf %s %s:%d] %s\n", LevelName(level), filename, line,
-               message.c_str());
+  Log(level == google::protobuf::LOGLEVEL_INFO ? LogLevel::kInfo : LogLevel::kWarning,
+      absl::StrFormat("[libprotobuf %s %s:%d] %s", LevelName(level), filename, line, message));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "membership/etcd_registration.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
 
-#include <iostream>
 
 namespace kvcache {
 
@@ -17,8 +18,9 @@ absl::StatusOr<std::unique_ptr<EtcdRegistration>> EtcdRegistration::Create(
   std::unique_ptr<EtcdRegistration> r(new EtcdRegistration(options, std::move(*etcd)));
   absl::Status first = r->Register();
   if (!first.ok()) {
-    std::cerr << "kvstored: cannot register in etcd yet (" << first.message()
-              << "); retrying every " << absl::FormatDuration(options.retry_interval) << "\n";
+    Log(LogLevel::kWarning, absl::StrCat("cannot register in etcd yet (", first.message(),
+                                         "); retrying every ",
+                                         absl::FormatDuration(options.retry_interval)));
   }
   r->thread_ = std::thread([p = r.get()] { p->Run(); });
   return r;
@@ -104,7 +106,7 @@ void EtcdRegistration::Run() {
       lease = lease_;
     }
     if (lease == 0) {
-      if (Register().ok()) std::cerr << "kvstored: registered in etcd as " << key_ << "\n";
+      if (Register().ok()) Log(LogLevel::kInfo, absl::StrCat("registered in etcd as ", key_));
       continue;
     }
     absl::StatusOr<absl::Duration> renewed = etcd_->KeepAliveOnce(lease);
@@ -115,7 +117,8 @@ void EtcdRegistration::Run() {
     if (absl::IsNotFound(renewed.status())) {
       // The lease is gone (we were paused past the TTL, or etcd lost it), and
       // with it our key: register again now.
-      std::cerr << "kvstored: etcd " << renewed.status().message() << "; registering again\n";
+      Log(LogLevel::kWarning,
+          absl::StrCat("etcd ", renewed.status().message(), "; registering again"));
       (void)Register();  // records the new lease, or the error and lease 0
       continue;
     }

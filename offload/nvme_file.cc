@@ -14,12 +14,12 @@
 #include <climits>
 #include <cstring>
 #include <deque>
-#include <iostream>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "common/mutex.h"
+#include "common/log.h"
 
 namespace kvcache {
 namespace {
@@ -391,8 +391,8 @@ absl::StatusOr<std::unique_ptr<NvmeFile>> NvmeFile::Open(const Options& options)
     } else {
       static std::atomic<bool> logged{false};
       if (!logged.exchange(true)) {
-        std::cerr << "kvstored: io_uring unavailable (" << uring.status().message()
-                  << "); NVMe I/O uses a pread/pwrite thread pool\n";
+        Log(LogLevel::kWarning, absl::StrCat("io_uring unavailable (", uring.status().message(),
+                                             "); NVMe I/O uses a pread/pwrite thread pool"));
       }
     }
   }
