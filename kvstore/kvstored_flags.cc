@@ -202,4 +202,47 @@ absl::StatusOr<BlockStore::Options> StoreOptionsFromFlags() {
   return store_options;
 }
 
+absl::StatusOr<DaemonOptions> DaemonOptionsFromFlags() {
+  DaemonOptions d;
+  absl::StatusOr<BlockStore::Options> store = StoreOptionsFromFlags();
+  if (!store.ok()) return store.status();
+  d.store = *std::move(store);
+  d.listen = absl::GetFlag(FLAGS_listen);
+  d.allow_remote = absl::GetFlag(FLAGS_allow_remote);
+  d.limits.max_block_bytes = SizeFlag(FLAGS_max_block_size, "max_block_size");
+  d.limits.max_chunk_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_max_chunk_size, "max_chunk_size"));
+  d.limits.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
+  d.max_message_bytes = SizeFlag(FLAGS_max_message_size, "max_message_size");
+  d.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  d.connection_share = absl::GetFlag(FLAGS_connection_share);
+  const double stall_s = absl::GetFlag(FLAGS_client_stall_timeout_s);
+  if (!(stall_s > 0)) {
+    return absl::InvalidArgumentError(
+        "--connection_share must be in (0, 1] and --client_stall_timeout_s above 0");
+  }
+  d.stall_timeout = absl::Seconds(stall_s);
+  d.request_metrics = absl::GetFlag(FLAGS_request_metrics);
+  d.nvme_queue_depth = absl::GetFlag(FLAGS_nvme_queue_depth);
+  d.local_socket = absl::GetFlag(FLAGS_local_socket);
+  d.lease_ttl = absl::Seconds(absl::GetFlag(FLAGS_lease_ttl_s));
+  if (d.local_socket != "off") d.local_staging_bytes = SizeFlag(FLAGS_local_staging, "local_staging");
+  d.local_allowed_uids = absl::GetFlag(FLAGS_local_allowed_uids);
+  d.local_allowed_gids = absl::GetFlag(FLAGS_local_allowed_gids);
+  d.local_direct_reads = absl::GetFlag(FLAGS_local_direct_reads);
+  d.data_port = absl::GetFlag(FLAGS_data_port);
+  d.data_port_max_connections = absl::GetFlag(FLAGS_data_port_max_connections);
+  d.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  d.metrics_listen_is_default = d.metrics_listen == kDefaultMetricsListen;
+  d.join.etcd = absl::GetFlag(FLAGS_etcd);
+  d.join.prefix = absl::GetFlag(FLAGS_etcd_prefix);
+  d.join.advertise = absl::GetFlag(FLAGS_advertise);
+  d.join.ttl = absl::Seconds(absl::GetFlag(FLAGS_etcd_ttl_s));
+  d.join.replicas = absl::GetFlag(FLAGS_cluster_replicas);
+  if (!d.join.etcd.empty()) {
+    d.join.repair_bytes_per_second = SizeFlag(FLAGS_repair_rate, "repair_rate");
+  }
+  d.repair_rate_text = absl::GetFlag(FLAGS_repair_rate);
+  return d;
+}
+
 }  // namespace kvcache

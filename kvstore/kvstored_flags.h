@@ -10,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
 #include "kvstore/block_store.h"
+#include "kvstore/daemon.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(std::string, metrics_listen);
@@ -73,6 +74,10 @@ uint64_t SizeFlag(const absl::Flag<std::string>& flag, const char* name);
 // The cache's tiers as the flags describe them. INVALID_ARGUMENT naming
 // the flag for a value out of its range.
 absl::StatusOr<BlockStore::Options> StoreOptionsFromFlags();
+
+// Everything the flags say the daemon is (the tiers too). INVALID_ARGUMENT
+// naming the flag for a value out of its range.
+absl::StatusOr<DaemonOptions> DaemonOptionsFromFlags();
 
 }  // namespace kvcache
 
