@@ -44,8 +44,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gpu/device_page_pool.h"
+#include "kvcache/v1/local.pb.h"
 #include "kvstore/connection_threads.h"
 #include "kvstore/service_context.h"
+#include "kvstore/staging_space.h"
 
 namespace kvcache {
 
@@ -84,8 +86,13 @@ class LocalPathServer {
  private:
   LocalPathServer(ServiceContext& service, const Options& options)
       : service_(service), options_(options) {}
+  // Checks the peer, welcomes it, then runs its LocalSession.
   void Serve(int fd);
   bool Allowed(int fd, std::string* who) const;
+  // What a welcome says, and the fds it carries (in the order the client
+  // reads them: arena, staging, directory, GPU pool in host memory).
+  v1::LocalWelcome Welcome(const StagingSpace& staging) const;
+  std::vector<int> Fds(const StagingSpace& staging) const;
 
   ServiceContext& service_;
   const Options options_;
