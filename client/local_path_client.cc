@@ -37,15 +37,14 @@ constexpr size_t kStreamingFetchBytes = 8 << 20;
 constexpr absl::Duration kReportDelay = absl::Milliseconds(20);
 constexpr size_t kReportMaxBlocks = 256;
 
-// Most fds a welcome carries: arena, staging, directory, GPU pool.
-constexpr size_t kWelcomeFds = 4;
-
 // Staging ranges a kPutStaged client picks start on page boundaries, as the
 // daemon's own reservations do.
 constexpr uint64_t kStagingAlign = 4096;
 
 // Reads one framed message; with `fds_out`, also takes up to kWelcomeFds
 // SCM_RIGHTS fds (any others are closed), leaving -1 where none came.
+constexpr size_t kWelcomeFds = LocalPathClient::kWelcomeFds;
+
 bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[kWelcomeFds]) {
   uint32_t head[2];
   if (fds_out == nullptr) {
@@ -100,6 +99,62 @@ absl::Status LocalPathClient::StatusOf(int32_t code, const std::string& message)
 
 absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
     const std::string& path, const std::string& instance_id, const Options& options) {
+  absl::StatusOr<int> connected = ConnectSocket(path, options.timeout);
+  if (!connected.ok()) return connected.status();
+  const int fd = *connected;
+  // The arena, the staging space, then the directory and a GPU pool in host
+  // memory, each if the welcome says it came.
+  int fds[kWelcomeFds] = {-1, -1, -1, -1};
+  auto close_fds = [&] {
+    for (int f : fds) {
+      if (f >= 0) close(f);  // a mapping keeps its memory
+    }
+  };
+  absl::StatusOr<v1::LocalWelcome> welcome = ReadWelcome(fd, instance_id, &fds);
+  if (!welcome.ok()) {
+    close(fd);
+    close_fds();
+    return welcome.status();
+  }
+  // Read-only: the daemon sealed the arena, so a writable mapping would fail.
+  // 2 MiB-aligned, so the arena's huge pages map whole.
+  void* arena = MapSharedAligned(fds[0], welcome->arena_bytes(), PROT_READ);
+  void* staging = mmap(nullptr, welcome->staging_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED,
+                       fds[1], 0);
+  if (arena == MAP_FAILED || staging == MAP_FAILED) {
+    if (arena != MAP_FAILED) munmap(arena, welcome->arena_bytes());
+    if (staging != MAP_FAILED) munmap(staging, welcome->staging_bytes());
+    close(fd);
+    close_fds();
+    return absl::UnavailableError("cannot map the daemon's arena and staging space");
+  }
+  // Huge pages: copies out of the arena ran 1.6-1.9x faster here with 2 MiB
+  // pages than with 4 KiB ones (TLB misses are dear under virtualization).
+  // Where the daemon collapsed the arena they are already in the file; this
+  // asks for them where the kernel's settings decide. Best effort.
+  madvise(arena, welcome->arena_bytes(), MADV_HUGEPAGE);
+  std::unique_ptr<LocalPathClient> client(
+      new LocalPathClient(options, fd, static_cast<const uint8_t*>(arena), welcome->arena_bytes(),
+                          static_cast<uint8_t*>(staging), welcome->staging_bytes()));
+  if (welcome->put_staged()) {
+    client->put_staged_ = true;
+    MutexLock lock(&client->staging_mu_);
+    client->staging_ranges_ = std::make_unique<RangeAllocator>(
+        welcome->staging_bytes() / kStagingAlign * kStagingAlign, kStagingAlign);
+  }
+  const int directory_fd = welcome->directory_bytes() > 0 ? fds[2] : -1;
+  const int gpu_pool_fd =
+      welcome->gpu_pool_fd() ? fds[welcome->directory_bytes() > 0 ? 3 : 2] : -1;
+  if (options.direct_reads && directory_fd >= 0) {
+    client->MapDirectory(directory_fd, welcome->directory_bytes());
+  }
+  if (welcome->gpu_pool_bytes() > 0) client->MapGpuPool(*welcome, gpu_pool_fd);
+  close_fds();
+  return client;
+}
+
+absl::StatusOr<int> LocalPathClient::ConnectSocket(const std::string& path,
+                                                    absl::Duration timeout) {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
     return absl::UnavailableError("no usable local socket path");
@@ -107,104 +162,67 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size());
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv = absl::ToTimeval(options.timeout);
+  timeval tv = absl::ToTimeval(timeout);
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     close(fd);
     return absl::UnavailableError(absl::StrCat("cannot connect to ", path));
   }
+  return fd;
+}
+
+absl::StatusOr<v1::LocalWelcome> LocalPathClient::ReadWelcome(int fd,
+                                                              const std::string& instance_id,
+                                                              int (*fds)[kWelcomeFds]) {
   uint32_t type = 0;
   std::string body;
-  // The arena, the staging space, then the directory and a GPU pool in host
-  // memory, each if the welcome says it came.
-  int fds[kWelcomeFds] = {-1, -1, -1, -1};
-  auto fail = [&](absl::Status status) {
-    close(fd);
-    for (int f : fds) {
-      if (f >= 0) close(f);
-    }
-    return status;
-  };
-  if (!ReadMessage(fd, &type, &body, &fds)) {
-    return fail(absl::UnavailableError("no welcome on the local socket"));
+  if (!ReadMessage(fd, &type, &body, fds)) {
+    return absl::UnavailableError("no welcome on the local socket");
   }
   if (static_cast<LocalMessage>(type) == LocalMessage::kRefused) {
     v1::LocalResult refused;
     refused.ParseFromString(body);
-    return fail(StatusOf(refused.status_code(), refused.status_message()));
+    return StatusOf(refused.status_code(), refused.status_message());
   }
   v1::LocalWelcome welcome;
   if (static_cast<LocalMessage>(type) != LocalMessage::kWelcome || !welcome.ParseFromString(body) ||
-      fds[0] < 0 || fds[1] < 0 || welcome.instance_id() != instance_id) {
-    return fail(absl::UnavailableError("the local socket belongs to another daemon"));
+      (*fds)[0] < 0 || (*fds)[1] < 0 || welcome.instance_id() != instance_id) {
+    return absl::UnavailableError("the local socket belongs to another daemon");
   }
-  // Read-only: the daemon sealed the arena, so a writable mapping would fail.
-  // 2 MiB-aligned, so the arena's huge pages map whole.
-  void* arena = MapSharedAligned(fds[0], welcome.arena_bytes(), PROT_READ);
-  void* staging = mmap(nullptr, welcome.staging_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED,
-                       fds[1], 0);
-  if (arena == MAP_FAILED || staging == MAP_FAILED) {
-    if (arena != MAP_FAILED) munmap(arena, welcome.arena_bytes());
-    if (staging != MAP_FAILED) munmap(staging, welcome.staging_bytes());
-    return fail(absl::UnavailableError("cannot map the daemon's arena and staging space"));
-  }
-  // Huge pages: copies out of the arena ran 1.6-1.9x faster here with 2 MiB
-  // pages than with 4 KiB ones (TLB misses are dear under virtualization).
-  // Where the daemon collapsed the arena they are already in the file; this
-  // asks for them where the kernel's settings decide. Best effort.
-  madvise(arena, welcome.arena_bytes(), MADV_HUGEPAGE);
-  std::unique_ptr<LocalPathClient> client(
-      new LocalPathClient(options, fd, static_cast<const uint8_t*>(arena), welcome.arena_bytes(),
-                          static_cast<uint8_t*>(staging), welcome.staging_bytes()));
-  if (welcome.put_staged()) {
-    client->put_staged_ = true;
-    MutexLock lock(&client->staging_mu_);
-    client->staging_ranges_ = std::make_unique<RangeAllocator>(
-        welcome.staging_bytes() / kStagingAlign * kStagingAlign, kStagingAlign);
-  }
-  const int directory_fd = welcome.directory_bytes() > 0 ? fds[2] : -1;
-  const int gpu_pool_fd = welcome.gpu_pool_fd() ? fds[welcome.directory_bytes() > 0 ? 3 : 2] : -1;
+  return welcome;
+}
+
+void LocalPathClient::MapDirectory(int fd, uint64_t bytes) {
   // The block directory is an optimization: if it cannot be used, fetches
   // take leases as before.
-  if (options.direct_reads && directory_fd >= 0) {
-    void* directory =
-        mmap(nullptr, welcome.directory_bytes(), PROT_READ, MAP_SHARED, directory_fd, 0);
-    if (directory != MAP_FAILED) {
-      auto reader = BlockDirectoryReader::Create(static_cast<const uint8_t*>(directory),
-                                                 welcome.directory_bytes(), client->arena_,
-                                                 client->arena_size_);
-      if (reader.ok()) {
-        client->directory_map_ = static_cast<const uint8_t*>(directory);
-        client->directory_size_ = welcome.directory_bytes();
-        client->directory_ = *std::move(reader);
-        LocalPathClient* c = client.get();
-        client->reporter_ = std::make_unique<DirectReadReporter>(
-            [c](const v1::DirectReadReport& report) { c->SendReport(report); }, kReportDelay,
-            kReportMaxBlocks);
-      } else {
-        munmap(directory, welcome.directory_bytes());
-      }
-    }
+  void* directory = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+  if (directory == MAP_FAILED) return;
+  auto reader = BlockDirectoryReader::Create(static_cast<const uint8_t*>(directory), bytes,
+                                             arena_, arena_size_);
+  if (!reader.ok()) {
+    munmap(directory, bytes);
+    return;
   }
-  if (welcome.gpu_pool_bytes() > 0) {
-    auto pool = std::make_unique<GpuPool>();
-    pool->bytes = welcome.gpu_pool_bytes();
-    pool->page_bytes = welcome.gpu_page_bytes();
-    pool->ipc_handle = welcome.gpu_ipc_handle();
-    pool->pci_bus_id = welcome.gpu_pci_bus_id();
-    void* mapped = gpu_pool_fd >= 0
-                       ? mmap(nullptr, pool->bytes, PROT_READ, MAP_SHARED, gpu_pool_fd, 0)
-                       : MAP_FAILED;
-    if (mapped != MAP_FAILED) pool->host_mapping = static_cast<const uint8_t*>(mapped);
-    // A pool in host memory that cannot be mapped is of no use.
-    if (!pool->ipc_handle.empty() || pool->host_mapping != nullptr)
-      client->gpu_pool_ = std::move(pool);
-  }
-  for (int f : fds) {
-    if (f >= 0) close(f);  // the mappings keep the memory
-  }
-  return client;
+  directory_map_ = static_cast<const uint8_t*>(directory);
+  directory_size_ = bytes;
+  directory_ = *std::move(reader);
+  reporter_ = std::make_unique<DirectReadReporter>(
+      [this](const v1::DirectReadReport& report) { SendReport(report); }, kReportDelay,
+      kReportMaxBlocks);
+}
+
+void LocalPathClient::MapGpuPool(const v1::LocalWelcome& welcome, int fd) {
+  auto pool = std::make_unique<GpuPool>();
+  pool->bytes = welcome.gpu_pool_bytes();
+  pool->page_bytes = welcome.gpu_page_bytes();
+  pool->ipc_handle = welcome.gpu_ipc_handle();
+  pool->pci_bus_id = welcome.gpu_pci_bus_id();
+  void* mapped =
+      fd >= 0 ? mmap(nullptr, pool->bytes, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+  if (mapped != MAP_FAILED) pool->host_mapping = static_cast<const uint8_t*>(mapped);
+  // A pool in host memory that cannot be mapped is of no use.
+  if (!pool->ipc_handle.empty() || pool->host_mapping != nullptr) gpu_pool_ = std::move(pool);
 }
 
 LocalPathClient::~LocalPathClient() {

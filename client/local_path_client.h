@@ -61,6 +61,9 @@ class LocalPathClient : public Transport {
                                                                   const Options& options);
   ~LocalPathClient() override;
 
+  // Most fds a daemon's welcome carries: arena, staging, directory, GPU pool.
+  static constexpr size_t kWelcomeFds = 4;
+
   ClientPath path() const override { return ClientPath::kSameHost; }
   // Copies the leading blocks the directory lists, then the rest from the
   // mapping under a lease (one round trip).
@@ -142,6 +145,16 @@ class LocalPathClient : public Transport {
   // they add up to `length`.
   static bool ExtentsFit(const google::protobuf::RepeatedPtrField<v1::ArenaExtent>& extents,
                          uint64_t mapping_size, uint64_t length);
+
+  // Connect's steps: the socket, with `timeout` on every read and write;
+  // the daemon's welcome and its fds (refusals and another daemon's
+  // welcome are errors); then, on the new client, the block directory's
+  // and a GPU pool's mappings, each best effort.
+  static absl::StatusOr<int> ConnectSocket(const std::string& path, absl::Duration timeout);
+  static absl::StatusOr<v1::LocalWelcome> ReadWelcome(int fd, const std::string& instance_id,
+                                                      int (*fds)[kWelcomeFds]);
+  void MapDirectory(int fd, uint64_t bytes);
+  void MapGpuPool(const v1::LocalWelcome& welcome, int fd);
 
   // A daemon's status code and message as a Status.
   static absl::Status StatusOf(int32_t code, const std::string& message);
