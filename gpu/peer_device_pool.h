@@ -4,7 +4,7 @@
 // memory, device to device, with no host copy on the way.
 //
 // Whoever copies out of it must keep the pages from being reused until the
-// copies are done: the same-host path leases them (kvstore/local_path_server.h).
+// copies are done: the same-host path leases them (kvstore/server/local_path_server.h).
 //
 // Built without CUDA, Open returns Unavailable.
 //

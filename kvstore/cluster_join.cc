@@ -1,7 +1,7 @@
 #include "kvstore/cluster_join.h"
 
 #include "absl/strings/match.h"
-#include "kvstore/service_context.h"
+#include "kvstore/server/service_context.h"
 
 namespace kvcache {
 namespace {

@@ -16,7 +16,7 @@
 #include "common/transport_args.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "kvstore/metrics_text.h"
+#include "kvstore/server/metrics_text.h"
 
 namespace kvcache {
 namespace {

@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "kvstore/daemon.h"
 #include "kvstore/kvstored_flags.h"
-#include "kvstore/protobuf_log_limit.h"
+#include "kvstore/server/protobuf_log_limit.h"
 
 namespace kvcache {
 namespace {

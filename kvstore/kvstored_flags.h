@@ -9,7 +9,7 @@
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
-#include "kvstore/block_store.h"
+#include "kvstore/store/block_store.h"
 #include "kvstore/daemon.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);

@@ -35,8 +35,8 @@ summary="$work/summary.txt"
 } >"$summary"
 
 passed=0 failed=0 skipped=0
-for test in */*_test; do
-  [[ -x $test && $test != libexec/* ]] || continue  # the wrappers, not the ELF files
+for test in */*_test */*/*_test; do  # kvstore/tiers/gpu_tier_test is two deep
+  [[ -x $test && $test != libexec/* ]] || continue  # the wrappers, not the ELF files (nor an unmatched glob)
   name=$(basename "$test")
   log="$work/logs/$name.log"
   timeout 300 "./$test" --gtest_output="xml:$work/junit/$name.xml" >"$log" 2>&1

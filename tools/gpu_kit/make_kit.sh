@@ -74,11 +74,13 @@ for spec in "$@"; do
   strip --strip-unneeded "$kit/libexec/$base" 2>/dev/null || true
   copy_libraries "$path"
   [[ -n $loader ]] || loader=$(ldd "$path" | awk '/ld-linux/ {print ($3 ~ /^\//) ? $3 : $1; exit}')
-  # The wrapper: depth 1 under the kit, as the runfiles layout has it.
+  # The wrapper, at its package's path under the kit, as the runfiles
+  # layout has it; `up` climbs from there back to the kit.
   mkdir -p "$kit/$(dirname "$name")"
+  up=$(dirname "$name" | sed 's|[^/][^/]*|..|g')
   cat >"$kit/$name" <<WRAP
 #!/bin/sh
-kit=\$(cd "\$(dirname "\$0")/.." && pwd)
+kit=\$(cd "\$(dirname "\$0")/$up" && pwd)
 exec "\$kit/lib/sys/$(basename "$loader")" --library-path "\$kit/lib:\$kit/lib/cxx:\$kit/lib/sys\${KVCACHE_KIT_DRIVER_DIR:+:\$KVCACHE_KIT_DRIVER_DIR}" "\$kit/libexec/$base" "\$@"
 WRAP
   chmod +x "$kit/$name"

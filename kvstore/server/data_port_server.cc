@@ -1,0 +1,247 @@
+#include "kvstore/server/data_port_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <array>
+#include <climits>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/socket_io.h"
+#include "common/stack_arena.h"
+#include "common/tcp_listen.h"
+#include "kvstore/server/fetch_plan.h"
+#include "kvstore/server/lookup_handler.h"
+#include "kvstore/server/put_admission.h"
+#include "proto/data_port_wire.h"
+
+namespace kvcache {
+namespace {
+
+void SetTimeout(int fd, int option, absl::Duration d) {
+  timeval tv = absl::ToTimeval(d);
+  setsockopt(fd, SOL_SOCKET, option, &tv, sizeof(tv));
+}
+
+// An END frame: its fixed part and (not owned) its message.
+struct EndFrame {
+  explicit EndFrame(const absl::Status& status)
+      : message(status.message().substr(0, kMaxEndMessageBytes)),
+        head{kEndFrame, static_cast<uint32_t>(status.code()),
+             static_cast<uint32_t>(message.size())} {}
+  void AppendTo(std::vector<iovec>& iov) {
+    iov.push_back({head, sizeof(head)});
+    if (!message.empty()) iov.push_back({const_cast<char*>(message.data()), message.size()});
+  }
+  std::string message;
+  uint32_t head[3];
+};
+
+bool SendEnd(int fd, const absl::Status& status) {
+  EndFrame end(status);
+  std::vector<iovec> iov;
+  end.AppendTo(iov);
+  return WriteFullV(fd, iov.data(), iov.size());
+}
+
+// Reads and drops `n` bytes. False if the connection ends first.
+bool Drain(int fd, uint64_t n) {
+  std::vector<uint8_t> scratch(std::min<uint64_t>(n, 256 << 10));
+  for (uint64_t left = n; left > 0;) {
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(left, scratch.size()));
+    if (!ReadFull(fd, scratch.data(), len)) return false;
+    left -= len;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DataPortServer>> DataPortServer::Start(ServiceContext& service,
+                                                                       const Options& options) {
+  auto listening = ListenTcp(options.host, options.port);
+  if (!listening.ok()) {
+    return absl::Status(listening.status().code(),
+                        absl::StrCat("data port: ", listening.status().message()));
+  }
+  std::unique_ptr<DataPortServer> server(new DataPortServer(service, options, listening->second));
+  server->connections_ = std::make_unique<ConnectionThreads>(
+      listening->first, options.max_connections, [s = server.get()](int fd) { s->Serve(fd); });
+  return server;
+}
+
+void DataPortServer::Serve(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  SetTimeout(fd, SO_SNDTIMEO, options_.send_timeout);
+  SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
+  // What this connection stages and pins is bounded on its own.
+  std::shared_ptr<ConnectionShare> share =
+      service_.shares != nullptr ? service_.shares->ForOne() : nullptr;
+  while (ServeOne(fd, share)) {
+  }
+}
+
+bool DataPortServer::ServeOne(int fd, const std::shared_ptr<ConnectionShare>& share) {
+  uint32_t head[2];
+  if (!ReadFull(fd, head, sizeof(head))) return false;  // closed, idle or cut off
+  // Inside a request the client may pause only briefly: a put staged
+  // halfway holds pages. Between requests the idle timeout applies.
+  SetTimeout(fd, SO_RCVTIMEO, options_.stall_timeout);
+  bool keep = false;
+  const absl::Time start = absl::Now();
+  if (head[0] == kDataPortMagic) {
+    keep = ServeFetch(fd, head[1], share);
+    service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kFetch, absl::Now() - start);
+  }
+  if (head[0] == kDataPortPutMagic) {
+    keep = ServePut(fd, head[1], share);
+    service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kPut, absl::Now() - start);
+  }
+  if (head[0] == kDataPortLookupMagic) {
+    keep = ServeLookup(fd, head[1]);
+    service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kLookup,
+                                    absl::Now() - start);
+  }
+  SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
+  return keep;  // false too for anything not our protocol
+}
+
+bool DataPortServer::ServePut(int fd, uint32_t header_length,
+                              const std::shared_ptr<ConnectionShare>& share) {
+  auto reply = [fd](const absl::Status& status, v1::PutOutcome outcome) {
+    const std::string message(status.message().substr(0, kMaxEndMessageBytes));
+    uint32_t head[4] = {kPutResultFrame, static_cast<uint32_t>(status.code()),
+                        static_cast<uint32_t>(outcome), static_cast<uint32_t>(message.size())};
+    iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(message.data()), message.size()}};
+    return WriteFullV(fd, iov, message.empty() ? 1 : 2);
+  };
+  if (header_length > kMaxPutHeaderBytes) {
+    reply(absl::InvalidArgumentError(absl::StrCat("put header of ", header_length,
+                                                  " bytes; at most ", kMaxPutHeaderBytes)),
+          v1::PUT_OUTCOME_UNSPECIFIED);
+    return false;  // cannot find the next request after it
+  }
+  std::string bytes(header_length, '\0');
+  v1::PutBlockHeader header;
+  if (!ReadFull(fd, bytes.data(), bytes.size())) return false;
+  if (!header.ParseFromString(bytes)) {
+    reply(absl::InvalidArgumentError("malformed PutBlockHeader"), v1::PUT_OUTCOME_UNSPECIFIED);
+    return false;
+  }
+  service_.counters.AddBytes(RequestPath::kDataPort, RequestOp::kPut, header.size());
+  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, kDefaultTenant, share.get(), header);
+  if (!admission.ok() || admission->staged == nullptr) {
+    // Not stored: read and drop the payload (if its size is sane) so the
+    // connection stays in step, then say why.
+    if (header.size() > service_.limits.max_block_bytes) {
+      reply(admission.status(), v1::PUT_OUTCOME_UNSPECIFIED);
+      return false;
+    }
+    if (!Drain(fd, header.size())) return false;
+    if (!admission.ok()) {
+      service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+      return reply(admission.status(), v1::PUT_OUTCOME_UNSPECIFIED);
+    }
+    return reply(absl::OkStatus(), admission->outcome);
+  }
+  StagedBlock& staged = *admission->staged;
+  // Pages are taken just before their bytes are read: wait for the first
+  // byte first, so a client that sent a header alone holds nothing.
+  pollfd readable{fd, POLLIN, 0};
+  if (poll(&readable, 1, static_cast<int>(absl::ToInt64Milliseconds(options_.stall_timeout))) !=
+      1) {
+    return false;  // stalled after the header (or gone); nothing was staged
+  }
+  absl::Status received = staged.ReceiveInto(
+      header.size(), [fd](uint8_t* dst, size_t len) { return ReadFull(fd, dst, len); });
+  if (IsNoRoom(received)) {
+    // No room for bytes that arrived: not stored; drop the rest, stay in step.
+    const uint64_t rest = header.size() - staged.received();
+    admission->staged.reset();
+    return Drain(fd, rest) && reply(absl::OkStatus(), v1::PUT_NO_SPACE);
+  }
+  // Otherwise the client went away or stalled mid-block; staging is freed.
+  if (!received.ok()) return false;
+  absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, kDefaultTenant, header.namespace_(), staged);
+  if (!outcome.ok()) {
+    service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+    return reply(outcome.status(), v1::PUT_OUTCOME_UNSPECIFIED);
+  }
+  return reply(absl::OkStatus(), *outcome);
+}
+
+bool DataPortServer::ServeLookup(int fd, uint32_t body_length) {
+  auto reply = [fd](const absl::Status& status, const std::string& body) {
+    const std::string message(status.message().substr(0, kMaxEndMessageBytes));
+    const std::string& payload = status.ok() ? body : message;
+    uint32_t head[3] = {kLookupResultFrame, static_cast<uint32_t>(status.code()),
+                        static_cast<uint32_t>(payload.size())};
+    iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(payload.data()), payload.size()}};
+    return WriteFullV(fd, iov, payload.empty() ? 1 : 2);
+  };
+  if (body_length > kMaxDataPortRequestBytes) {
+    reply(absl::InvalidArgumentError(absl::StrCat("data port request of ", body_length,
+                                                  " bytes; at most ", kMaxDataPortRequestBytes)),
+          {});
+    return false;  // cannot find the next request after it
+  }
+  StackArena stack;  // as over gRPC
+  auto& request = *google::protobuf::Arena::CreateMessage<v1::LookupRequest>(stack.arena());
+  auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(stack.arena());
+  std::string bytes(body_length, '\0');
+  if (!ReadFull(fd, bytes.data(), bytes.size())) return false;
+  if (!request.ParseFromString(bytes)) {
+    reply(absl::InvalidArgumentError("malformed LookupRequest"), {});
+    return false;
+  }
+  const absl::Status status = AnswerLookup(service_, kDefaultTenant, request, response);
+  bytes.clear();
+  if (status.ok()) response.AppendToString(&bytes);
+  return reply(status, bytes);
+}
+
+bool DataPortServer::ServeFetch(int fd, uint32_t body_length,
+                                const std::shared_ptr<ConnectionShare>& share) {
+  if (body_length > kMaxDataPortRequestBytes) {
+    SendEnd(fd, absl::InvalidArgumentError(absl::StrCat(
+                    "data port request of ", body_length, " bytes; at most ", kMaxDataPortRequestBytes)));
+    return false;
+  }
+  std::string body(body_length, '\0');
+  if (!ReadFull(fd, body.data(), body.size())) return false;
+  v1::FetchRequest request;
+  if (!request.ParseFromString(body)) {
+    SendEnd(fd, absl::InvalidArgumentError("malformed FetchRequest"));
+    return false;
+  }
+  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, kDefaultTenant, share, request);
+  if (!plan.ok()) return SendEnd(fd, plan.status());
+  std::vector<iovec> iov;
+  std::vector<std::array<uint8_t, kChunkFrameHeaderBytes>> headers(plan->items.size());
+  for (size_t i = 0; i < plan->items.size(); ++i) {
+    FetchPlanItem& item = plan->items[i];
+    const BlockMeta& meta = item.pin.meta();
+    const uint64_t n = item.end - item.offset;
+    EncodeChunkFrameHeader({item.index, meta.size, meta.checksum, item.offset, n, item.tier},
+                           headers[i].data());
+    iov.push_back({headers[i].data(), kChunkFrameHeaderBytes});
+    item.pin.block().pages().ForEachPiece(item.offset, n, [&](const uint8_t* p, size_t len) {
+      iov.push_back({const_cast<uint8_t*>(p), len});
+    });
+    service_.counters.AddBytes(RequestPath::kDataPort, RequestOp::kFetch, n);
+  }
+  // The END frame rides in the same writev: one wake-up for the client.
+  EndFrame end(absl::OkStatus());
+  end.AppendTo(iov);
+  return WriteFullV(fd, iov.data(), iov.size());
+}
+
+}  // namespace kvcache
