@@ -84,7 +84,7 @@ bool ReplicaRepairer::Pass(const std::vector<std::string>& members) {
   const std::vector<NamespaceId> ids = store_.namespaces().IdsOfTenant(options_.tenant);
   budget_at_ = absl::Now();
   std::vector<bool> unreachable(members.size(), false);  // in this pass
-  for (const BlockView& view : store_.index().Snapshot(ids)) {
+  for (const BlockView& view : store_.Snapshot(ids)) {
     if (Stopping()) return false;
     const std::string ns_name = store_.namespaces().Name(view.ns).name;
     for (size_t n : placement.Ranked(view.meta.key, copies)) {

@@ -123,7 +123,7 @@ absl::StatusOr<std::vector<GpuLeaseItem>> PlanGpuLease(ServiceContext& service,
   std::optional<NamespaceId> ns = service.store.namespaces().Find(tenant, request.namespace_());
   for (int i = 0; ns.has_value() && i < request.items_size(); ++i) {
     std::shared_ptr<const DeviceBlock> device =
-        service.store.index().ReadDeviceCopy(*ns, (*keys)[i]);
+        service.store.ReadDeviceCopy(*ns, (*keys)[i]);
     if (device == nullptr) break;  // the run on the GPU ends here
     absl::StatusOr<uint64_t> end = RangeEnd(request.items(i), i, device->size());
     if (!end.ok()) return end.status();

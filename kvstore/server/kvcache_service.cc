@@ -140,7 +140,7 @@ grpc::ServerUnaryReactor* KvCacheService::Evict(grpc::CallbackServerContext* ctx
 
 absl::Status KvCacheService::DoEvict(const std::string& tenant, const v1::EvictRequest& request,
                                      v1::EvictResponse& response) {
-  BlockIndex& index = context_.store.index();
+  BlockStore& store = context_.store;
   const bool dry = request.dry_run();
   absl::StatusOr<EvictCount> count;
   switch (request.target_case()) {
@@ -154,18 +154,18 @@ absl::Status KvCacheService::DoEvict(const std::string& tenant, const v1::EvictR
         return absl::NotFoundError(absl::StrCat("namespace '", ref.namespace_(), "' has no blocks"));
       }
       const KeyInNamespace& k = **resolved;
-      count = subtree ? index.EvictSubtree(k.ns, k.key, dry) : index.EvictKey(k.ns, k.key, dry);
+      count = subtree ? store.EvictSubtree(k.ns, k.key, dry) : store.EvictKey(k.ns, k.key, dry);
       break;
     }
     case v1::EvictRequest::kNamespace: {
       if (absl::Status s = ValidateNamespace(request.namespace_(), context_.limits); !s.ok()) return s;
       std::optional<NamespaceId> ns = context_.store.namespaces().Find(tenant, request.namespace_());
-      count = ns.has_value() ? index.EvictNamespaces({*ns}, dry) : EvictCount{};
+      count = ns.has_value() ? store.EvictNamespaces({*ns}, dry) : EvictCount{};
       break;
     }
     case v1::EvictRequest::kAll:
       if (!request.all()) return absl::InvalidArgumentError("evict all=false selects nothing");
-      count = index.EvictNamespaces(context_.store.namespaces().IdsOfTenant(tenant), dry);
+      count = store.EvictNamespaces(context_.store.namespaces().IdsOfTenant(tenant), dry);
       break;
     case v1::EvictRequest::TARGET_NOT_SET:
       return absl::InvalidArgumentError("evict needs a key, subtree, namespace or all");
@@ -196,7 +196,7 @@ absl::Status KvCacheService::DoList(const std::string& tenant, const v1::ListReq
   // One row per (namespace, root), ordered by that pair; the page token is the
   // last row's pair, so pages stay consistent while blocks come and go.
   std::map<std::pair<std::string, std::string>, v1::PrefixInfo> rows;
-  for (const BlockView& b : context_.store.index().Snapshot(ids)) {
+  for (const BlockView& b : context_.store.Snapshot(ids)) {
     std::string ns = names.Name(b.ns).name;
     v1::PrefixInfo& row = rows[{ns, b.meta.root.ToBytes()}];
     if (row.blocks() == 0) {
@@ -243,7 +243,7 @@ absl::Status KvCacheService::DoInspect(const std::string& tenant,
   auto resolved = ResolveKey(context_, tenant, request.namespace_(), request.key());
   if (!resolved.ok()) return resolved.status();
   std::optional<BlockView> view;
-  if (resolved->has_value()) view = context_.store.index().Inspect((*resolved)->ns, (*resolved)->key);
+  if (resolved->has_value()) view = context_.store.Inspect((*resolved)->ns, (*resolved)->key);
   if (!view.has_value()) {
     return absl::NotFoundError(
         absl::StrCat("block ", absl::BytesToHexString(request.key()), " is not cached"));

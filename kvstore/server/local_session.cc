@@ -254,7 +254,7 @@ bool LocalSession::OnDirectReads(const std::string& body) {  // one-way
   for (const v1::DirectRead& read : report.reads()) {
     absl::StatusOr<BlockKey> key = BlockKey::FromBytes(read.key());
     if (!key.ok()) continue;
-    service_.store.index().RecordDirectReads(read.namespace_id(), *key, read.count());
+    service_.store.RecordDirectReads(read.namespace_id(), *key, read.count());
     blocks += read.count();
   }
   service_.counters.direct_reads.fetch_add(blocks, std::memory_order_relaxed);

@@ -57,7 +57,7 @@ absl::Status AnswerLookup(ServiceContext& context, const std::string& tenant,
   const std::optional<NamespaceId> ns = context.store.namespaces().Find(tenant, request.namespace_());
   if (ns.has_value()) {
     blocks.reserve(keys.size());
-    hits = context.store.index().LookupChain(*ns, keys, &blocks);
+    hits = context.store.LookupChain(*ns, keys, &blocks);
   }
   response.set_hit_count(static_cast<uint32_t>(hits));
   if (!request.packed_keys().empty()) {  // the client reads the packed answer

@@ -34,8 +34,8 @@ absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string
       service.store.namespaces().Find(tenant, header.namespace_());
 
   PutAdmission admission;
-  BlockIndex& index = service.store.index();
-  if (ns.has_value() && index.Inspect(*ns, meta.key).has_value()) {
+  BlockStore& store = service.store;
+  if (ns.has_value() && store.Inspect(*ns, meta.key).has_value()) {
     admission.outcome = v1::PUT_ALREADY_CACHED;
     return admission;
   }
@@ -44,7 +44,7 @@ absl::StatusOr<PutAdmission> AdmitPut(ServiceContext& service, const std::string
     // Pinned while the child is staged, so making room for the child can
     // never evict the block it hangs from. An unknown namespace holds no
     // parent.
-    if (ns.has_value()) parent_pin = index.PinAsParent(*ns, meta.parent);
+    if (ns.has_value()) parent_pin = store.PinAsParent(*ns, meta.parent);
     if (!parent_pin.has_value()) {
       admission.outcome = v1::PUT_PARENT_MISSING;
       return admission;
@@ -69,7 +69,7 @@ absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, const std::str
     if (!id.ok()) return id.status();
     staged.set_ns(*id);
   }
-  absl::StatusOr<InsertOutcome> inserted = staged.Commit(service.store.index());
+  absl::StatusOr<InsertOutcome> inserted = service.store.Commit(staged);
   if (!inserted.ok()) return inserted.status();
   switch (*inserted) {
     case InsertOutcome::kStored:

@@ -30,7 +30,7 @@ void AddGpuTier(ServiceContext& context, v1::StatsResponse& response) {
                                  : tier->memory().detail());
   gpu->set_capacity_bytes(tier->capacity_bytes());
   gpu->set_used_bytes(tier->used_bytes());
-  gpu->set_blocks(store.index().device_blocks());
+  gpu->set_blocks(store.device_blocks());
   gpu->set_hits(tier->copied_to_host() + Load(c.gpu_leased_blocks));
   response.set_gpu_landed_blocks(tier->landed_blocks());
   response.set_gpu_promoted_blocks(tier->promoted_blocks());
@@ -51,7 +51,7 @@ void AddHostTier(ServiceContext& context, v1::StatsResponse& response) {
                                 store.arena().page_backing(), ", ", store.arena().gpu_pinning()));
   host->set_capacity_bytes(store.arena().capacity_bytes());
   host->set_used_bytes(store.arena().used_bytes());
-  host->set_blocks(store.index().host_blocks());
+  host->set_blocks(store.host_blocks());
   host->set_hits(Load(c.lookup_hit_keys));
   host->set_misses(Load(c.lookup_keys) - Load(c.lookup_hit_keys));
   host->set_bytes_in(Load(c.bytes_in));
@@ -120,7 +120,7 @@ void AddMisses(const ServiceCounters& c, v1::StatsResponse& response) {
 
 void AddTenants(BlockStore& store, v1::StatsResponse& response) {
   std::map<std::string, v1::TenantUsage> tenants;  // sorted: a stable order
-  for (const auto& [ns, usage] : store.index().UsageByNamespace()) {
+  for (const auto& [ns, usage] : store.UsageByNamespace()) {
     const std::string tenant = store.namespaces().Name(ns).tenant;
     v1::TenantUsage& t = tenants[tenant];
     t.set_tenant(tenant);

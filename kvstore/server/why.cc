@@ -14,24 +14,24 @@ constexpr size_t kMaxOtherNamespaces = 4096;
 
 void Explain(ServiceContext& context, std::optional<NamespaceId> ns,
              const std::vector<NamespaceId>& others, const BlockKey& key, v1::BlockWhy& out) {
-  BlockIndex& index = context.store.index();
+  BlockStore& store = context.store;
   out.set_key(key.ToBytes());
   if (ns.has_value()) {
-    if (std::optional<BlockView> view = index.Inspect(*ns, key)) {
+    if (std::optional<BlockView> view = store.Inspect(*ns, key)) {
       out.set_cached(true);
       if (view->on_gpu) out.add_tiers(v1::TIER_GPU);
       if (view->on_host) out.add_tiers(v1::TIER_HOST);
       if (view->on_nvme) out.add_tiers(v1::TIER_NVME);
       return;
     }
-    if (std::optional<Drop> drop = index.FindDrop(*ns, key)) {
+    if (std::optional<Drop> drop = store.FindDrop(*ns, key)) {
       out.set_reason(MissReasonName(drop->reason));
       out.set_unix_micros(drop->unix_micros);
       return;
     }
   }
   for (NamespaceId other : others) {
-    if (index.Inspect(other, key).has_value()) {
+    if (store.Inspect(other, key).has_value()) {
       out.set_reason("wrong_namespace");
       out.set_other_namespace(context.store.namespaces().Name(other).name);
       return;
@@ -65,7 +65,7 @@ absl::Status ExplainBlocks(ServiceContext& context, const std::string& tenant,
     if (id != ns && others.size() < kMaxOtherNamespaces) others.push_back(id);
   }
   for (const BlockKey& key : keys) Explain(context, ns, others, key, *response.add_blocks());
-  const DropRecord& drops = context.store.index().drops();
+  const DropRecord& drops = context.store.drops();
   response.set_drops_recorded(drops.size());
   response.set_drop_record_capacity(drops.capacity());
   return absl::OkStatus();

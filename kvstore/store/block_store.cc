@@ -1,5 +1,7 @@
 #include "kvstore/store/block_store.h"
 
+#include "kvstore/store/staged_block.h"
+
 #include <algorithm>
 #include <chrono>
 #include <utility>
@@ -444,6 +446,10 @@ void BlockStore::SpillLoop() {
     }
     spill_done_.SignalAll();
   }
+}
+
+absl::StatusOr<InsertOutcome> BlockStore::Commit(StagedBlock& staged) {
+  return staged.Commit(*index_);
 }
 
 }  // namespace kvcache

@@ -47,6 +47,8 @@ namespace kvcache {
 // Where the bytes of a read came from.
 enum class ReadSource { kHost, kNvme, kGpu };
 
+class StagedBlock;
+
 class BlockStore {
  public:
   struct Options {
@@ -109,7 +111,53 @@ class BlockStore {
   // these; tests call it to be deterministic). Returns host bytes freed.
   uint64_t SpillToLowWatermark();
 
-  HostArena& arena() { return *arena_; }
+  // The cache as the front ends (kvstore/server/, kvstore/cluster/) ask it:
+  // each forwards to the index (block_index.h says what it does), so no
+  // handler reaches past the store into its parts.
+  size_t LookupChain(NamespaceId ns, absl::Span<const BlockKey> chain,
+                     std::vector<ChainBlock>* blocks) {
+    return index_->LookupChain(ns, chain, blocks);
+  }
+  std::optional<BlockView> Inspect(NamespaceId ns, const BlockKey& key) {
+    return index_->Inspect(ns, key);
+  }
+  std::optional<BlockPin> PinAsParent(NamespaceId ns, const BlockKey& key) {
+    return index_->PinAsParent(ns, key);
+  }
+  std::shared_ptr<const DeviceBlock> ReadDeviceCopy(NamespaceId ns, const BlockKey& key) {
+    return index_->ReadDeviceCopy(ns, key);
+  }
+  void RecordDirectReads(NamespaceId ns, const BlockKey& key, uint64_t reads) {
+    index_->RecordDirectReads(ns, key, reads);
+  }
+  std::optional<Drop> FindDrop(NamespaceId ns, const BlockKey& key) const {
+    return index_->FindDrop(ns, key);
+  }
+  const DropRecord& drops() const { return index_->drops(); }
+  absl::flat_hash_map<NamespaceId, EvictCount> UsageByNamespace() {
+    return index_->UsageByNamespace();
+  }
+  std::vector<BlockView> Snapshot(absl::Span<const NamespaceId> namespaces) {
+    return index_->Snapshot(namespaces);
+  }
+  absl::StatusOr<EvictCount> EvictKey(NamespaceId ns, const BlockKey& key, bool dry_run) {
+    return index_->EvictKey(ns, key, dry_run);
+  }
+  absl::StatusOr<EvictCount> EvictSubtree(NamespaceId ns, const BlockKey& key, bool dry_run) {
+    return index_->EvictSubtree(ns, key, dry_run);
+  }
+  EvictCount EvictNamespaces(absl::Span<const NamespaceId> namespaces, bool dry_run) {
+    return index_->EvictNamespaces(namespaces, dry_run);
+  }
+  // Makes a staged block visible (StagedBlock::Commit).
+  absl::StatusOr<InsertOutcome> Commit(StagedBlock& staged);
+  uint64_t host_blocks() const { return index_->host_blocks(); }
+  uint64_t device_blocks() const { return index_->device_blocks(); }
+
+  // The host arena, read-only: its sizes, backing and fd (shared with
+  // same-host clients).
+  const HostArena& arena() const { return *arena_; }
+  // The index itself: for the store's own package, its tiers and tests.
   BlockIndex& index() { return *index_; }
   NamespaceTable& namespaces() { return namespaces_; }
   // The NVMe tier, or null.
