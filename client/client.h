@@ -31,6 +31,7 @@
 #include "absl/types/span.h"
 #include "client/client_metrics.h"
 #include "client/fast_paths.h"
+#include "client/path_ladder.h"
 #include "client/requests.h"
 #include "client/transport.h"
 #include "key/block_key.h"
@@ -144,11 +145,8 @@ class Client {
   };
 
   explicit Client(const ClientOptions& options);
-  // The fallback ladder, the one copy of it: runs `attempt(Transport&)` on
-  // each path, fastest first, until one gives the answer. A path whose
-  // transport broke is set aside (and counted), and a partial answer goes
-  // on to the next path; each attempt continues where the last stopped.
-  // Returns the last attempt's outcome.
+  // Runs `attempt(Transport&)` over the paths usable now (path_ladder.h);
+  // a broken path is counted and set aside.
   template <typename Attempt>
   Transport::Outcome OverPaths(Attempt&& attempt);
   // Fetches `targets` on stream `stream`, counting in *completed the leading
@@ -180,18 +178,14 @@ class Client {
 
 template <typename Attempt>
 Transport::Outcome Client::OverPaths(Attempt&& attempt) {
-  Transport::Outcome outcome;
-  for (const std::shared_ptr<Transport>& path : fast_paths_->Get()) {
-    outcome = attempt(*path);
-    if (outcome.transport_failed) {
-      (path->path() == ClientPath::kSameHost ? local_path_fallbacks_ : data_port_fallbacks_)
-          .fetch_add(1, std::memory_order_relaxed);
-      fast_paths_->Failed(path->path());
-      continue;
-    }
-    if (!outcome.partial) break;
-  }
-  return outcome;
+  return kvcache::OverPaths(
+      fast_paths_->Get(),
+      [this](const Transport& broken) {
+        (broken.path() == ClientPath::kSameHost ? local_path_fallbacks_ : data_port_fallbacks_)
+            .fetch_add(1, std::memory_order_relaxed);
+        fast_paths_->Failed(broken.path());
+      },
+      attempt);
 }
 
 }  // namespace kvcache

@@ -385,8 +385,9 @@ Transport::Outcome LocalPathClient::Fetch(const FetchCall& call,
     }
   }
   v1::LocalLease lease;
-  Outcome call_outcome = Call(LocalMessage::kFetchLease, MakeFetchRequest(call, targets.subspan(listed)),
-                              LocalMessage::kLease, &lease);
+  Outcome call_outcome =
+      Call(LocalMessage::kFetchLease, MakeFetchRequest(call, targets.subspan(listed)),
+           LocalMessage::kLease, &lease);
   if (!call_outcome.status.ok()) return call_outcome;
   if (directory_ != nullptr && lease.has_namespace_id()) {
     MutexLock lock(&ns_mu_);

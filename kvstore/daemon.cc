@@ -184,7 +184,9 @@ absl::Status Daemon::StartMetrics(const DaemonOptions& options) {
       });
   if (!server.ok()) {
     // Only an address the operator gave fails the daemon.
-    if (!options.metrics_listen_is_default) return absl::UnavailableError(server.status().message());
+    if (!options.metrics_listen_is_default) {
+      return absl::UnavailableError(server.status().message());
+    }
     metrics_line_ = absl::StrCat("off (", server.status().message(), ")");
     Log(LogLevel::kWarning, absl::StrCat("no /metrics: ", server.status().message(),
                                          " (--metrics_listen picks another address)"));

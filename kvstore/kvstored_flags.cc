@@ -210,7 +210,8 @@ absl::StatusOr<DaemonOptions> DaemonOptionsFromFlags() {
   d.listen = absl::GetFlag(FLAGS_listen);
   d.allow_remote = absl::GetFlag(FLAGS_allow_remote);
   d.limits.max_block_bytes = SizeFlag(FLAGS_max_block_size, "max_block_size");
-  d.limits.max_chunk_bytes = static_cast<uint32_t>(SizeFlag(FLAGS_max_chunk_size, "max_chunk_size"));
+  d.limits.max_chunk_bytes =
+      static_cast<uint32_t>(SizeFlag(FLAGS_max_chunk_size, "max_chunk_size"));
   d.limits.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
   d.max_message_bytes = SizeFlag(FLAGS_max_message_size, "max_message_size");
   d.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
@@ -225,7 +226,9 @@ absl::StatusOr<DaemonOptions> DaemonOptionsFromFlags() {
   d.nvme_queue_depth = absl::GetFlag(FLAGS_nvme_queue_depth);
   d.local_socket = absl::GetFlag(FLAGS_local_socket);
   d.lease_ttl = absl::Seconds(absl::GetFlag(FLAGS_lease_ttl_s));
-  if (d.local_socket != "off") d.local_staging_bytes = SizeFlag(FLAGS_local_staging, "local_staging");
+  if (d.local_socket != "off") {
+    d.local_staging_bytes = SizeFlag(FLAGS_local_staging, "local_staging");
+  }
   d.local_allowed_uids = absl::GetFlag(FLAGS_local_allowed_uids);
   d.local_allowed_gids = absl::GetFlag(FLAGS_local_allowed_gids);
   d.local_direct_reads = absl::GetFlag(FLAGS_local_direct_reads);
