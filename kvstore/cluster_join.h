@@ -1,7 +1,7 @@
 // How kvstored takes part in a cluster (kvstored --etcd): it registers its
 // address in etcd under a lease that it renews (so clients find it, and drop
 // it when it dies), and, keeping more than one copy of each block, it watches
-// the member list to repair those copies (kvstore/cluster/replica_repairer.h).
+// the member list to repair those copies (repair/replica_repairer.h).
 #ifndef KVCACHE_KVSTORE_CLUSTER_JOIN_H_
 #define KVCACHE_KVSTORE_CLUSTER_JOIN_H_
 
@@ -14,7 +14,7 @@
 #include "membership/etcd_members.h"
 #include "membership/etcd_registration.h"
 #include "kvstore/store/block_store.h"
-#include "kvstore/cluster/replica_repairer.h"
+#include "repair/replica_repairer.h"
 
 namespace kvcache {
 

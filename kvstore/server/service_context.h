@@ -23,7 +23,14 @@
 namespace kvcache {
 
 class EtcdRegistration;
-class ReplicaRepairer;
+
+// A part of the daemon above the server that Stats reports in one line
+// (replica repair, //repair): the server knows it only by this.
+class StatsLine {
+ public:
+  virtual ~StatsLine() = default;
+  virtual std::string Describe() const = 0;
+};
 
 inline constexpr char kVersion[] = "0.1.0";
 
@@ -106,7 +113,7 @@ struct ServiceContext {
   // the server starts), never freed before the server stops. Not owned.
   std::atomic<const EtcdRegistration*> cluster{nullptr};
   // The replica repair Stats shows, set like `cluster`. Not owned.
-  std::atomic<const ReplicaRepairer*> repairer{nullptr};
+  std::atomic<const StatsLine*> repairer{nullptr};
   // Where gRPC Fetches run when a read may wait on NVMe or on a copy down
   // from the GPU; null without either tier (they then run on gRPC's thread,
   // memory work only). Not owned.

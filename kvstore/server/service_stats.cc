@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/byte_size.h"
-#include "kvstore/cluster/replica_repairer.h"
 #include "membership/etcd_registration.h"
 
 namespace kvcache {
@@ -134,7 +133,7 @@ void AddTenants(BlockStore& store, v1::StatsResponse& response) {
 void AddDaemon(ServiceContext& context, v1::StatsResponse& response) {
   BlockStore& store = context.store;
   const ServiceCounters& c = context.counters;
-  if (const ReplicaRepairer* r = context.repairer.load(std::memory_order_acquire)) {
+  if (const StatsLine* r = context.repairer.load(std::memory_order_acquire)) {
     response.set_repair(r->Describe());
   }
   if (const EtcdRegistration* r = context.cluster.load(std::memory_order_acquire)) {

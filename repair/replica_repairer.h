@@ -18,8 +18,8 @@
 // (checked with a one-key Lookup first) or is answered ALREADY_CACHED.
 //
 // Thread safety: all methods may be called from any thread.
-#ifndef KVCACHE_KVSTORE_CLUSTER_REPLICA_REPAIRER_H_
-#define KVCACHE_KVSTORE_CLUSTER_REPLICA_REPAIRER_H_
+#ifndef KVCACHE_REPAIR_REPLICA_REPAIRER_H_
+#define KVCACHE_REPAIR_REPLICA_REPAIRER_H_
 
 #include <atomic>
 #include <cstdint>
@@ -33,11 +33,12 @@
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "common/mutex.h"
+#include "kvstore/server/service_context.h"
 #include "kvstore/store/block_store.h"
 
 namespace kvcache {
 
-class ReplicaRepairer {
+class ReplicaRepairer : public StatsLine {
  public:
   struct Options {
     std::string self;  // this daemon's address as the members list it
@@ -61,7 +62,7 @@ class ReplicaRepairer {
 
   // `store` is not owned and outlives this.
   ReplicaRepairer(BlockStore& store, const Options& options);
-  ~ReplicaRepairer();  // stops a pass in progress
+  ~ReplicaRepairer() override;  // stops a pass in progress
   ReplicaRepairer(const ReplicaRepairer&) = delete;
   ReplicaRepairer& operator=(const ReplicaRepairer&) = delete;
 
@@ -71,7 +72,7 @@ class ReplicaRepairer {
 
   Progress progress() const;
   // One line for Stats and kvctl: passes, copies, bytes, whether running.
-  std::string Describe() const;
+  std::string Describe() const override;
 
  private:
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -103,4 +104,4 @@ class ReplicaRepairer {
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_KVSTORE_CLUSTER_REPLICA_REPAIRER_H_
+#endif  // KVCACHE_REPAIR_REPLICA_REPAIRER_H_

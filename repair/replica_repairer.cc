@@ -1,4 +1,4 @@
-#include "kvstore/cluster/replica_repairer.h"
+#include "repair/replica_repairer.h"
 
 #include <algorithm>
 
