@@ -105,18 +105,7 @@ Transport::Outcome DataPortClient::Fetch(const FetchCall& call,
     if (!ReadFull(fd, frame, kEndFrameHeaderBytes)) return Failed(fd, "no reply");
     uint32_t kind;
     std::memcpy(&kind, frame, 4);
-    if (kind == kEndFrame) {
-      uint32_t code, length;
-      std::memcpy(&code, frame + 4, 4);
-      std::memcpy(&length, frame + 8, 4);
-      std::string message(std::min(length, kMaxEndMessageBytes), '\0');
-      if (length > kMaxEndMessageBytes || !ReadFull(fd, message.data(), message.size())) {
-        close(fd);
-        return broken("bad END frame");
-      }
-      Release(fd);
-      return Outcome{absl::Status(static_cast<absl::StatusCode>(code), message), false};
-    }
+    if (kind == kEndFrame) return ReadEnd(fd, frame);
     if (kind != kChunkFrame ||
         !ReadFull(fd, frame + kEndFrameHeaderBytes,
                   kChunkFrameHeaderBytes - kEndFrameHeaderBytes)) {
@@ -143,6 +132,19 @@ Transport::Outcome DataPortClient::Fetch(const FetchCall& call,
       return Outcome{s, false};
     }
   }
+}
+
+Transport::Outcome DataPortClient::ReadEnd(int fd, const uint8_t* frame) {
+  uint32_t code, length;
+  std::memcpy(&code, frame + 4, 4);
+  std::memcpy(&length, frame + 8, 4);
+  std::string message(std::min(length, kMaxEndMessageBytes), '\0');
+  if (length > kMaxEndMessageBytes || !ReadFull(fd, message.data(), message.size())) {
+    close(fd);
+    return Outcome{absl::UnavailableError("data port: bad END frame"), true};
+  }
+  Release(fd);
+  return Outcome{absl::Status(static_cast<absl::StatusCode>(code), message), false};
 }
 
 Transport::Outcome DataPortClient::Lookup(const std::string& ns, absl::Span<const BlockKey> keys,

@@ -50,6 +50,10 @@ class DataPortClient : public Transport {
  private:
   int Acquire();
   void Release(int fd);
+  // The rest of a fetch's END frame, whose first 12 bytes are `frame`: the
+  // daemon's status, and `fd` back to the pool (or closed, if the frame is
+  // bad).
+  Outcome ReadEnd(int fd, const uint8_t* frame);
   // Sends the LookupRequest whose wire bytes follow 8 bytes of room at the
   // start of `*wire` and parses the answer into `response`; the buffer is
   // reused for the answer.
