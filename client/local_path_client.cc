@@ -18,6 +18,7 @@
 #include "common/bulk_copy.h"
 #include "common/huge_pages.h"
 #include "common/socket_io.h"
+#include "proto/local_message_io.h"
 
 namespace kvcache {
 namespace {
@@ -82,13 +83,6 @@ bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[kWelc
   *type = head[0];
   body->resize(head[1]);
   return ReadFull(fd, body->data(), body->size());
-}
-
-bool WriteMessage(int fd, LocalMessage type, const google::protobuf::Message& body) {
-  const std::string bytes = body.SerializeAsString();
-  uint32_t head[2] = {static_cast<uint32_t>(type), static_cast<uint32_t>(bytes.size())};
-  iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
-  return WriteFullV(fd, iov, bytes.empty() ? 1 : 2);
 }
 
 }  // namespace
@@ -244,7 +238,8 @@ LocalPathClient::Outcome LocalPathClient::Call(LocalMessage type,
   uint32_t got = 0;
   std::string bytes;
   errno = 0;  // so that EAGAIN below can only be this exchange's timeout
-  const bool answered = WriteMessage(fd_, type, body) && ReadMessage(fd_, &got, &bytes, nullptr);
+  const bool answered =
+      WriteLocalMessage(fd_, type, body) && ReadMessage(fd_, &got, &bytes, nullptr);
   if (!answered || static_cast<LocalMessage>(got) != expect || !reply->ParseFromString(bytes)) {
     const bool timed_out = !answered && (errno == EAGAIN || errno == EWOULDBLOCK);
     shutdown(fd_, SHUT_RDWR);  // out of step now: no later call may use it
@@ -290,12 +285,12 @@ void LocalPathClient::Release(uint64_t lease_id) {
   v1::LocalRelease release;
   release.set_lease_id(lease_id);
   MutexLock lock(&mu_);
-  WriteMessage(fd_, LocalMessage::kRelease, release);  // one-way
+  WriteLocalMessage(fd_, LocalMessage::kRelease, release);  // one-way
 }
 
 void LocalPathClient::SendReport(const v1::DirectReadReport& report) {
   MutexLock lock(&mu_);
-  if (!WriteMessage(fd_, LocalMessage::kDirectReads, report)) {
+  if (!WriteLocalMessage(fd_, LocalMessage::kDirectReads, report)) {
     shutdown(fd_, SHUT_RDWR);  // a partial message: the stream is out of step
   }
 }

@@ -17,17 +17,11 @@
 #include "kvcache/v1/local.pb.h"
 #include "kvstore/server/local_session.h"
 #include "kvstore/store/staging_space.h"
+#include "proto/local_message_io.h"
 #include "proto/local_wire.h"
 
 namespace kvcache {
 namespace {
-
-bool Send(int fd, LocalMessage type, const google::protobuf::Message& body) {
-  const std::string bytes = body.SerializeAsString();
-  uint32_t head[2] = {static_cast<uint32_t>(type), static_cast<uint32_t>(bytes.size())};
-  iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
-  return WriteFullV(fd, iov, bytes.empty() ? 1 : 2);
-}
 
 // The welcome travels with its fds attached (SCM_RIGHTS): the arena's
 // (sealed: the client can only map it read-only), the connection's staging
@@ -70,7 +64,7 @@ void Refuse(int fd, const absl::Status& why) {
   v1::LocalResult refused;
   refused.set_status_code(static_cast<int32_t>(why.code()));
   refused.set_status_message(std::string(why.message()));
-  Send(fd, LocalMessage::kRefused, refused);
+  WriteLocalMessage(fd, LocalMessage::kRefused, refused);
 }
 
 }  // namespace

@@ -13,16 +13,10 @@
 #include "kvcache/v1/local.pb.h"
 #include "kvstore/server/fetch_plan.h"
 #include "kvstore/server/put_admission.h"
+#include "proto/local_message_io.h"
 
 namespace kvcache {
 namespace {
-
-bool Send(int fd, LocalMessage type, const google::protobuf::Message& body) {
-  const std::string bytes = body.SerializeAsString();
-  uint32_t head[2] = {static_cast<uint32_t>(type), static_cast<uint32_t>(bytes.size())};
-  iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
-  return WriteFullV(fd, iov, bytes.empty() ? 1 : 2);
-}
 
 // LocalLease and LocalResult both carry a status.
 template <typename Message>
@@ -154,7 +148,7 @@ bool LocalSession::OnFetchLease(const std::string& body, absl::Time now) {
       lease.pins.push_back(std::move(item.pin));
     }
   }
-  return Send(fd_, LocalMessage::kLease, reply);
+  return WriteLocalMessage(fd_, LocalMessage::kLease, reply);
 }
 
 bool LocalSession::OnGpuLease(const std::string& body, absl::Time now) {
@@ -187,7 +181,7 @@ bool LocalSession::OnGpuLease(const std::string& body, absl::Time now) {
       lease.device.push_back(std::move(item.device));
     }
   }
-  return Send(fd_, LocalMessage::kLease, reply);
+  return WriteLocalMessage(fd_, LocalMessage::kLease, reply);
 }
 
 bool LocalSession::OnPutBegin(const std::string& body, absl::Time now) {
@@ -225,7 +219,7 @@ bool LocalSession::OnPutBegin(const std::string& body, absl::Time now) {
     reply.set_lease_id(id);
   }
   if (!admission.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
-  return Send(fd_, LocalMessage::kLease, reply);
+  return WriteLocalMessage(fd_, LocalMessage::kLease, reply);
 }
 
 bool LocalSession::OnPutStaged(const std::string& body) {
@@ -244,7 +238,7 @@ bool LocalSession::OnPutStaged(const std::string& body) {
     if (!bytes.ok()) service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
   }
   SetStatus(status, reply);
-  return Send(fd_, LocalMessage::kResult, reply);
+  return WriteLocalMessage(fd_, LocalMessage::kResult, reply);
 }
 
 bool LocalSession::OnDirectReads(const std::string& body) {  // one-way
@@ -289,7 +283,7 @@ bool LocalSession::OnReleaseOrCommit(const std::string& body, bool commit) {
   if (it != leases_.end()) leases_.erase(it);
   if (!commit) return true;  // releases are one-way: a fetch costs one round trip
   SetStatus(status, reply);
-  return Send(fd_, LocalMessage::kResult, reply);
+  return WriteLocalMessage(fd_, LocalMessage::kResult, reply);
 }
 
 }  // namespace kvcache

@@ -1,0 +1,19 @@
+// Writes one framed same-host message (proto/local_wire.h): the head and the
+// serialized body in one writev. Client and daemon both send with it.
+//
+// Thread safety: a free function; the caller serializes writes to one fd.
+#ifndef KVCACHE_PROTO_LOCAL_MESSAGE_IO_H_
+#define KVCACHE_PROTO_LOCAL_MESSAGE_IO_H_
+
+#include "google/protobuf/message.h"
+#include "proto/local_wire.h"
+
+namespace kvcache {
+
+// False if the socket took less than the whole message (an error or its
+// timeout): the stream is then out of step.
+bool WriteLocalMessage(int fd, LocalMessage type, const google::protobuf::Message& body);
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_PROTO_LOCAL_MESSAGE_IO_H_
