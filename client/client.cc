@@ -39,16 +39,20 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
   if (options.deadline <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("client: deadline must be positive");
   }
-  return std::unique_ptr<Client>(new Client(options));
-}
-
-Client::Client(const ClientOptions& options) : options_(options) {
   GrpcTransport::Options grpc;
   grpc.address = options.address;
   grpc.deadline = options.deadline;
   grpc.streams = options.fetch_streams;
   grpc.chunk_bytes = options.chunk_bytes;
   grpc.verify_checksums = options.verify_checksums;
+  grpc.security = options.security;
+  absl::StatusOr<std::shared_ptr<GrpcTransport>> transport = GrpcTransport::Create(grpc);
+  if (!transport.ok()) return transport.status();
+  return std::unique_ptr<Client>(new Client(options, *std::move(transport)));
+}
+
+Client::Client(const ClientOptions& options, std::shared_ptr<GrpcTransport> grpc)
+    : options_(options) {
   FastPaths::Options paths;
   paths.address = options.address;
   paths.timeout = options.deadline;
@@ -59,7 +63,7 @@ Client::Client(const ClientOptions& options) : options_(options) {
   paths.use_data_port = options.use_data_port;
   paths.verify_checksums = options.verify_checksums;
   paths.max_idle_connections = static_cast<size_t>(options.fetch_streams) * 2;
-  fast_paths_ = std::make_unique<FastPaths>(paths, std::make_shared<GrpcTransport>(grpc));
+  fast_paths_ = std::make_unique<FastPaths>(paths, std::move(grpc));
   put_thread_ = std::thread([this] { PutLoop(); });
 }
 

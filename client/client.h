@@ -29,6 +29,7 @@
 #include "common/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/channel_security.h"
 #include "client/client_metrics.h"
 #include "client/fast_paths.h"
 #include "client/path_ladder.h"
@@ -79,6 +80,10 @@ struct ClientOptions {
   // block it caches (no NVMe or GPU tier). A namespace's first lookups ask
   // the daemon until a fetch has told the client the namespace's id.
   bool use_direct_lookups = true;
+  // TLS and a bearer token for a daemon that wants them (channel_security.h).
+  // With TLS the daemon serves no plaintext data port; the same-host path
+  // is a Unix socket whose peer the daemon knows by uid.
+  ChannelSecurity security;
 };
 
 struct ClientCounters {
@@ -144,7 +149,7 @@ class Client {
     uint64_t bytes;
   };
 
-  explicit Client(const ClientOptions& options);
+  Client(const ClientOptions& options, std::shared_ptr<GrpcTransport> grpc);
   // Runs `attempt(Transport&)` over the paths usable now (path_ladder.h);
   // a broken path is counted and set aside.
   template <typename Attempt>

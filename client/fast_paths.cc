@@ -36,6 +36,7 @@ bool FastPaths::Refresh() {
     // proves it is the same daemon; a refusal (uid not allowed) sets it aside.
     LocalPathClient::Options local = options_.local;
     local.timeout = options_.timeout;
+    local.tenant = hello_.tenant();
     auto connected = LocalPathClient::Connect(hello_.local_socket(), hello_.instance_id(), local);
     if (connected.ok()) {
       local_ = std::move(*connected);

@@ -13,7 +13,8 @@
 
 namespace kvcache {
 
-GrpcTransport::GrpcTransport(const Options& options) : options_(options) {
+absl::StatusOr<std::shared_ptr<GrpcTransport>> GrpcTransport::Create(const Options& options) {
+  std::shared_ptr<GrpcTransport> transport(new GrpcTransport(options));
   for (int i = 0; i < std::max(1, options.streams); ++i) {
     grpc::ChannelArguments args;
     // A chunk and its header, with room to spare.
@@ -28,10 +29,13 @@ GrpcTransport::GrpcTransport(const Options& options) : options_(options) {
     // fail fast and are misses anyway.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-    channels_.push_back(
-        grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args));
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        MakeChannel(options.address, options.security, args);
+    if (!channel.ok()) return channel.status();
+    transport->channels_.push_back(*std::move(channel));
   }
-  stub_ = v1::KvCache::NewStub(channels_[0]);
+  transport->stub_ = v1::KvCache::NewStub(transport->channels_[0]);
+  return transport;
 }
 
 absl::Status GrpcTransport::Hello(v1::HelloResponse* hello) {

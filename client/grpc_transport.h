@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "absl/status/statusor.h"
+#include "client/channel_security.h"
 #include "client/transport.h"
 #include "grpcpp/grpcpp.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
@@ -28,10 +30,12 @@ class GrpcTransport : public Transport {
     int streams = 1;                      // channels, each its own connection
     uint32_t chunk_bytes = 4u << 20;      // payload bytes per Put message
     bool verify_checksums = true;         // of whole fetched blocks
+    ChannelSecurity security;             // TLS and token (channel_security.h)
   };
 
-  // Makes the channels; connects on the first call.
-  explicit GrpcTransport(const Options& options);
+  // Makes the channels (connecting on the first call); INVALID_ARGUMENT as
+  // MakeChannel says (an unreadable PEM file, a token in the clear).
+  static absl::StatusOr<std::shared_ptr<GrpcTransport>> Create(const Options& options);
 
   ClientPath path() const override { return ClientPath::kGrpc; }
   // call.stream picks the channel (modulo the number of streams).
@@ -49,6 +53,8 @@ class GrpcTransport : public Transport {
   absl::Status Hello(v1::HelloResponse* hello);
 
  private:
+  explicit GrpcTransport(const Options& options) : options_(options) {}
+
   const Options options_;
   std::vector<std::shared_ptr<grpc::Channel>> channels_;  // [0] also serves unary calls
   std::unique_ptr<v1::KvCache::Stub> stub_;

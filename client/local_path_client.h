@@ -51,6 +51,10 @@ class LocalPathClient : public Transport {
     // block as it stored it, so this guards only against a daemon bug, at
     // about a fifth of a one-block fetch's speed (docs/BENCHMARKS.md).
     bool verify = false;
+    // The tenant Hello said this client is: a daemon whose welcome scopes
+    // the connection to another tenant (the uid's, not the token's) is not
+    // used (FAILED_PRECONDITION), so one client never sees two tenants.
+    std::string tenant;
   };
 
   // Connects to `path`, checks that the daemon there is `instance_id` (as

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "kvstore/server/authenticator.h"
 #include "kvstore/store/block_store.h"
 #include "kvstore/cluster_join.h"
 #include "kvstore/store/connection_share.h"
@@ -36,7 +37,16 @@ namespace kvcache {
 // each); the defaults here are for tests: port 0, everything on loopback.
 struct DaemonOptions {
   std::string listen = "127.0.0.1:0";
-  bool allow_remote = false;
+  // Serve a non-loopback --listen without TLS and authentication.
+  bool insecure = false;
+  // TLS on gRPC: both PEM files, or neither (plaintext). With client_ca,
+  // every client must present a certificate it signed (mutual TLS). gRPC
+  // re-reads the three files within a second of a change.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // Who callers are (tokens, certificate names, same-host uids).
+  Authenticator::Options auth;
   BlockStore::Options store;
   ServiceLimits limits;
   uint64_t max_message_bytes = 64ull << 20;
@@ -82,9 +92,14 @@ class Daemon {
   // do nothing.
   void Stop(absl::Duration drain);
 
+  // What SIGHUP does: reads the token file again (the certificates reload
+  // by themselves). On error the identities in force stay, and it says why.
+  absl::Status Reload();
+
  private:
   Daemon() = default;
   // Each part, in the order they start; each sets its banner line.
+  absl::Status StartSecurity(const DaemonOptions& options);
   absl::Status StartStore(const DaemonOptions& options);
   absl::Status StartLocalPath(const DaemonOptions& options);
   absl::Status StartMetrics(const DaemonOptions& options);
@@ -95,6 +110,7 @@ class Daemon {
   // Declared in the order they start: destroyed in reverse, so nothing
   // outlives what it uses (the service and servers use the context and the
   // store; the watch feeds the repairer).
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<BlockStore> store_;
   std::unique_ptr<IoWorkers> io_workers_;
   std::unique_ptr<ConnectionShares> shares_;
@@ -113,7 +129,7 @@ class Daemon {
   int port_ = 0;
   bool stopped_ = false;
   // The banner's lines.
-  std::string host_line_, data_port_line_, local_line_, gpu_line_, nvme_line_, cluster_line_,
+  std::string security_line_, host_line_, data_port_line_, local_line_, gpu_line_, nvme_line_, cluster_line_,
       metrics_line_;
 };
 

@@ -11,6 +11,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "kvstore/daemon.h"
 #include "kvstore/kvstored_flags.h"
@@ -39,8 +40,15 @@ int Run() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    const absl::Status reloaded = (*daemon)->Reload();
+    Log(reloaded.ok() ? LogLevel::kInfo : LogLevel::kError,
+        reloaded.ok() ? std::string("SIGHUP: token file re-read")
+                      : absl::StrCat("SIGHUP: keeping the identities in force: ",
+                                     reloaded.message()));
+  }
   std::cout << "kvstored: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", draining for up to "
             << absl::GetFlag(FLAGS_drain_timeout_s) << "s" << std::endl;
   (*daemon)->Stop(absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
@@ -57,6 +65,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   // A file size limit (RLIMIT_FSIZE) on the NVMe file is an I/O error that

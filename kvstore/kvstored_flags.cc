@@ -12,9 +12,25 @@ ABSL_FLAG(std::string, metrics_listen, kvcache::kDefaultMetricsListen,
           "Where to serve Prometheus metrics (GET /metrics), host:port with an IP literal; port 0 "
           "picks a free one (Stats and `kvctl stats` say which); \"off\" serves none. If the "
           "default port is taken the daemon says so and runs without metrics.");
-ABSL_FLAG(bool, allow_remote, false,
-          "Allow a non-loopback --listen address. There is no TLS or authentication yet, so "
-          "anyone who can reach the port can read and evict every block.");
+ABSL_FLAG(bool, insecure, false,
+          "Serve a non-loopback --listen without TLS and authentication. Anyone who can reach "
+          "the port can then read (and without --token_file evict) every block.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain for gRPC over TLS (with --tls_key). Re-read within a second "
+          "when the file changes.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: every client must present a certificate one of them signed "
+          "(mutual TLS). Its common name maps to a tenant with a cn: line in --token_file.");
+ABSL_FLAG(std::string, token_file, "",
+          "Turns authentication on. One identity per line: '<sha256 hex of a token> <tenant> "
+          "<role>' or 'cn:<client certificate CN> <tenant> <role>'; roles read, write, admin; "
+          "`printf %s TOKEN | sha256sum` hashes a token. Clients send 'authorization: Bearer "
+          "TOKEN'. SIGHUP re-reads it (revoked tokens stop at once).");
+ABSL_FLAG(std::string, local_tenants, "",
+          "With --token_file: same-host peers' identities, 'uid:tenant:role,...' (\"self\": "
+          "the daemon's uid). Unlisted peers are refused. A listed worker's requests are scoped "
+          "to its tenant, but it maps the whole arena and can read any tenant's bytes there.");
 ABSL_FLAG(int, data_port, 0,
           "TCP port of the bulk data port beside gRPC (raw Fetch and Put bytes; clients find "
           "it via Hello and fall back to gRPC without it). 0 picks a free port, -1 turns it off. It "
@@ -208,7 +224,12 @@ absl::StatusOr<DaemonOptions> DaemonOptionsFromFlags() {
   if (!store.ok()) return store.status();
   d.store = *std::move(store);
   d.listen = absl::GetFlag(FLAGS_listen);
-  d.allow_remote = absl::GetFlag(FLAGS_allow_remote);
+  d.insecure = absl::GetFlag(FLAGS_insecure);
+  d.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  d.tls_key = absl::GetFlag(FLAGS_tls_key);
+  d.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  d.auth.token_file = absl::GetFlag(FLAGS_token_file);
+  d.auth.local_tenants = absl::GetFlag(FLAGS_local_tenants);
   d.limits.max_block_bytes = SizeFlag(FLAGS_max_block_size, "max_block_size");
   d.limits.max_chunk_bytes =
       static_cast<uint32_t>(SizeFlag(FLAGS_max_chunk_size, "max_chunk_size"));

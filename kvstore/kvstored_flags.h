@@ -14,7 +14,12 @@
 
 ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(std::string, metrics_listen);
-ABSL_DECLARE_FLAG(bool, allow_remote);
+ABSL_DECLARE_FLAG(bool, insecure);
+ABSL_DECLARE_FLAG(std::string, tls_cert);
+ABSL_DECLARE_FLAG(std::string, tls_key);
+ABSL_DECLARE_FLAG(std::string, tls_client_ca);
+ABSL_DECLARE_FLAG(std::string, token_file);
+ABSL_DECLARE_FLAG(std::string, local_tenants);
 ABSL_DECLARE_FLAG(int, data_port);
 ABSL_DECLARE_FLAG(int, data_port_max_connections);
 ABSL_DECLARE_FLAG(std::string, local_socket);

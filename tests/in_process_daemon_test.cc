@@ -130,8 +130,8 @@ TEST(InProcessDaemonTest, OptionsThatDoNotFitAreRefusedBeforeAnythingStarts) {
     const char* says;
   };
   const Case cases[] = {
-      {"a remote address without --allow_remote",
-       [](DaemonOptions& o) { o.listen = "0.0.0.0:0"; }, "--allow_remote"},
+      {"a remote address without TLS and tokens",
+       [](DaemonOptions& o) { o.listen = "0.0.0.0:0"; }, "--insecure"},
       {"a connection share of 0", [](DaemonOptions& o) { o.connection_share = 0; },
        "--connection_share"},
       {"staging smaller than the largest block",

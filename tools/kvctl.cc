@@ -20,6 +20,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "tools/kvctl_cluster.h"
 #include "tools/kvctl_format.h"
+#include "tools/kvctl_security.h"
 #include "tools/kvctl_top.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "kvstored address, host:port.");
@@ -40,6 +41,8 @@ ABSL_FLAG(bool, subtree, false, "evict: the key and all of its descendants.");
 ABSL_FLAG(bool, all, false, "evict: everything.");
 ABSL_FLAG(bool, dry_run, false, "evict: only count what would be dropped.");
 ABSL_FLAG(int, limit, 100, "ls: rows per page.");
+ABSL_FLAG(std::string, tenant, "",
+          "ls/evict: act in this tenant instead of the token's own (an admin token only).");
 ABSL_FLAG(std::string, tokens, "", "put/get/why: file of whitespace-separated token ids.");
 ABSL_FLAG(std::string, payload, "", "put: file whose bytes are split evenly over the blocks.");
 ABSL_FLAG(std::string, out, "", "get: file to write the fetched blocks to, in order.");
@@ -118,9 +121,10 @@ std::string Quoted(const std::string& s) { return "\"" + absl::CHexEscape(s) + "
 // One daemon's admin calls, each with --timeout_s.
 class Node {
  public:
-  explicit Node(std::string address)
+  // REQUIRES: MakeChannel(address, security) succeeds (main checked it).
+  Node(std::string address, const ChannelSecurity& security)
       : address_(std::move(address)),
-        channel_(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials())),
+        channel_(*MakeChannel(address_, security)),
         stub_(v1::KvCache::NewStub(channel_)) {}
 
   const std::string& address() const { return address_; }
@@ -137,6 +141,7 @@ class Node {
     v1::ListRequest req;
     req.set_namespace_(ns);
     req.set_page_size(absl::GetFlag(FLAGS_limit));
+    req.set_tenant(absl::GetFlag(FLAGS_tenant));
     v1::ListResponse all;
     do {
       v1::ListResponse page;
@@ -211,8 +216,9 @@ std::vector<NodeAnswer<Response>> OnEveryNode(std::vector<Node>& nodes, Call cal
 class Ctl {
  public:
   // One node (cluster false) or the cluster's members.
-  Ctl(const std::vector<std::string>& addresses, bool cluster) : cluster_(cluster) {
-    for (const std::string& a : addresses) nodes_.emplace_back(a);
+  Ctl(const std::vector<std::string>& addresses, bool cluster, const ChannelSecurity& security)
+      : cluster_(cluster) {
+    for (const std::string& a : addresses) nodes_.emplace_back(a, security);
   }
 
   // A row per interval of what one node did since the last (kvctl_top.h).
@@ -341,6 +347,7 @@ class Ctl {
       return Fail("usage: kvctl evict (--ns=NS [KEY_HEX [--subtree]] | --all) [--dry-run]");
     }
     req.set_dry_run(absl::GetFlag(FLAGS_dry_run));
+    req.set_tenant(absl::GetFlag(FLAGS_tenant));
     // In a cluster any node may hold a copy (a chain's first block is on
     // every node, and a key's owner changes with the member list): ask all.
     auto answers = OnEveryNode<v1::EvictResponse>(nodes_, [&req](Node& n) { return n.Evict(req); });
@@ -423,11 +430,13 @@ class Ctl {
 }  // namespace kvcache
 
 // Defined in kvctl_io.cc: put and get of a token file.
-int KvctlPut(const std::vector<std::string>& addresses, bool cluster);
-int KvctlGet(const std::vector<std::string>& addresses, bool cluster);
+int KvctlPut(const std::vector<std::string>& addresses, bool cluster,
+             const kvcache::ChannelSecurity& security);
+int KvctlGet(const std::vector<std::string>& addresses, bool cluster,
+             const kvcache::ChannelSecurity& security);
 // Defined in kvctl_why.cc.
 int KvctlWhy(const std::vector<std::string>& addresses, bool cluster,
-             const std::vector<char*>& args);
+             const kvcache::ChannelSecurity& security, const std::vector<char*>& args);
 
 int main(int argc, char** argv) {
   // Accept --dry-run as well as --dry_run: absl flags only know underscores.
@@ -457,16 +466,23 @@ int main(int argc, char** argv) {
     if (!members.ok()) return kvcache::Fail(std::string(members.status().message()));
     addresses = std::move(*members);
   }
-  kvcache::Ctl ctl(addresses, cluster);
+  absl::StatusOr<kvcache::ChannelSecurity> security = kvcache::SecurityFromFlags();
+  if (!security.ok()) return kvcache::Fail(std::string(security.status().message()));
+  for (const std::string& address : addresses) {
+    if (auto channel = kvcache::MakeChannel(address, *security); !channel.ok()) {
+      return kvcache::Fail(std::string(channel.status().message()));
+    }
+  }
+  kvcache::Ctl ctl(addresses, cluster, *security);
   if (command == "stats") return ctl.Stats();
   if (command == "top") return ctl.Top();
   if (command == "ls") return ctl.Ls();
   if (command == "inspect") return ctl.Inspect(args);
   if (command == "evict") return ctl.Evict(args);
   if (command == "health") return ctl.Health();
-  if (command == "put") return KvctlPut(addresses, cluster);
-  if (command == "get") return KvctlGet(addresses, cluster);
-  if (command == "why") return KvctlWhy(addresses, cluster, args);
+  if (command == "put") return KvctlPut(addresses, cluster, *security);
+  if (command == "get") return KvctlGet(addresses, cluster, *security);
+  if (command == "why") return KvctlWhy(addresses, cluster, *security, args);
   std::cerr << "kvctl: unknown command '" << command << "'\n\n" << kvcache::kUsage;
   return 2;
 }

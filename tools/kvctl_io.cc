@@ -38,8 +38,10 @@ int Fail(const std::string& message) {
 // blocks as workers do), behind the three calls put and get make.
 class Store {
  public:
-  static absl::StatusOr<Store> Create(const std::vector<std::string>& addresses, bool cluster) {
+  static absl::StatusOr<Store> Create(const std::vector<std::string>& addresses, bool cluster,
+                                      const kvcache::ChannelSecurity& security) {
     ClientOptions options;
+    options.security = security;
     options.address = addresses[0];
     options.deadline = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
     Store store;
@@ -85,7 +87,8 @@ class Store {
 }  // namespace
 }  // namespace kvcache
 
-int KvctlPut(const std::vector<std::string>& addresses, bool cluster) {
+int KvctlPut(const std::vector<std::string>& addresses, bool cluster,
+             const kvcache::ChannelSecurity& security) {
   using namespace kvcache;
   absl::StatusOr<Prompt> prompt = LoadPrompt();
   if (!prompt.ok()) return Fail(std::string(prompt.status().message()));
@@ -105,7 +108,7 @@ int KvctlPut(const std::vector<std::string>& addresses, bool cluster) {
   for (size_t i = 0; i < n; ++i) {
     blocks.push_back({prompt->keys[i], payload.substr(i * per_block, per_block)});
   }
-  absl::StatusOr<Store> store = Store::Create(addresses, cluster);
+  absl::StatusOr<Store> store = Store::Create(addresses, cluster, security);
   if (!store.ok()) return Fail(std::string(store.status().message()));
   auto outcomes = store->Put(prompt->schema.NamespaceName(), blocks);
   if (!outcomes.ok()) {
@@ -123,11 +126,12 @@ int KvctlPut(const std::vector<std::string>& addresses, bool cluster) {
   return stored + present == n ? 0 : 1;
 }
 
-int KvctlGet(const std::vector<std::string>& addresses, bool cluster) {
+int KvctlGet(const std::vector<std::string>& addresses, bool cluster,
+             const kvcache::ChannelSecurity& security) {
   using namespace kvcache;
   absl::StatusOr<Prompt> prompt = LoadPrompt();
   if (!prompt.ok()) return Fail(std::string(prompt.status().message()));
-  absl::StatusOr<Store> store = Store::Create(addresses, cluster);
+  absl::StatusOr<Store> store = Store::Create(addresses, cluster, security);
   if (!store.ok()) return Fail(std::string(store.status().message()));
   const std::string ns = prompt->schema.NamespaceName();
   LookupResult hit = store->Lookup(ns, prompt->keys);

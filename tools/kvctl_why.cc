@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "client/channel_security.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
 #include "tools/kvctl_format.h"
 #include "tools/kvctl_prompt.h"
@@ -56,13 +57,13 @@ absl::StatusOr<v1::WhyRequest> MakeRequest(const std::vector<char*>& args) {
 }  // namespace kvcache
 
 int KvctlWhy(const std::vector<std::string>& addresses, bool cluster,
-             const std::vector<char*>& args) {
+             const kvcache::ChannelSecurity& security, const std::vector<char*>& args) {
   using namespace kvcache;
   absl::StatusOr<v1::WhyRequest> request = MakeRequest(args);
   if (!request.ok()) return Fail(std::string(request.status().message()));
   int rc = 0;
   for (const std::string& address : addresses) {
-    auto stub = v1::KvCache::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub = v1::KvCache::NewStub(*MakeChannel(address, security));  // main checked it
     grpc::ClientContext context;
     context.set_deadline(
         absl::ToChronoTime(absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_timeout_s))));

@@ -12,6 +12,7 @@
 #include "kvstore/server/lookup_handler.h"
 #include "kvstore/server/put_reactor.h"
 #include "kvstore/server/raw_message.h"
+#include "kvstore/server/refused_stream.h"
 #include "kvstore/server/service_stats.h"
 #include "kvstore/server/why.h"
 
@@ -71,6 +72,16 @@ void AddTiers(const BlockView& b, google::protobuf::RepeatedField<int>* tiers) {
   for (int t : all) tiers->Add(t);
 }
 
+// What a non-admin's Stats shows of the tenants: its own line only.
+void OnlyTenant(const std::string& tenant, v1::StatsResponse& response) {
+  v1::TenantUsage own;
+  for (const v1::TenantUsage& t : response.tenants()) {
+    if (t.tenant() == tenant) own = t;
+  }
+  response.clear_tenants();
+  if (!own.tenant().empty()) *response.add_tenants() = own;
+}
+
 }  // namespace
 
 template <typename Request, typename Response, typename DoCall>
@@ -88,11 +99,33 @@ grpc::ServerUnaryReactor* KvCacheService::Unary(grpc::CallbackServerContext* ctx
   return Done(ctx, status);
 }
 
+absl::StatusOr<Identity> KvCacheService::Authorize(const grpc::CallbackServerContext& ctx,
+                                                   Role needed) {
+  absl::StatusOr<Identity> who = IdentityOf(context_, ctx);
+  if (!who.ok()) return who.status();
+  if (absl::Status s = Permit(*who, needed); !s.ok()) return s;
+  return who;
+}
+
+absl::StatusOr<std::string> KvCacheService::ActingTenant(const Identity& who,
+                                                        const std::string& asked) {
+  if (asked.empty() || asked == who.tenant) return who.tenant;
+  if (absl::Status s = Permit(who, Role::kAdmin); !s.ok()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("only an admin acts in another tenant (", s.message(), ")"));
+  }
+  return asked;
+}
+
 grpc::ServerUnaryReactor* KvCacheService::Hello(grpc::CallbackServerContext* ctx,
                                                 const Raw* request, Raw* response) {
+  absl::StatusOr<Identity> who = Authorize(*ctx, Role::kRead);
+  if (!who.ok()) return Done(ctx, who.status());
   return Unary<v1::HelloRequest, v1::HelloResponse>(
-      ctx, request, response,
-      [&](const v1::HelloRequest&, v1::HelloResponse& r) { return DoHello(r); });
+      ctx, request, response, [&](const v1::HelloRequest&, v1::HelloResponse& r) {
+        r.set_tenant(who->tenant);
+        return DoHello(r);
+      });
 }
 
 absl::Status KvCacheService::DoHello(v1::HelloResponse& response) {
@@ -110,11 +143,12 @@ absl::Status KvCacheService::DoHello(v1::HelloResponse& response) {
 
 grpc::ServerUnaryReactor* KvCacheService::Lookup(grpc::CallbackServerContext* ctx,
                                                  const Raw* request, Raw* response) {
-  const std::string tenant = TenantOf(*ctx);
+  absl::StatusOr<Identity> who = Authorize(*ctx, Role::kRead);
+  if (!who.ok()) return Done(ctx, who.status());
   const absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = Unary<v1::LookupRequest, v1::LookupResponse>(
       ctx, request, response, [&](const v1::LookupRequest& q, v1::LookupResponse& r) {
-        return AnswerLookup(context_, tenant, q, r);
+        return AnswerLookup(context_, who->tenant, q, r);
       });
   context_.counters.RecordLatency(RequestPath::kGrpc, RequestOp::kLookup, absl::Now() - start);
   return reactor;
@@ -122,20 +156,27 @@ grpc::ServerUnaryReactor* KvCacheService::Lookup(grpc::CallbackServerContext* ct
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* KvCacheService::Put(grpc::CallbackServerContext* ctx,
                                                                Raw* response) {
-  return new PutReactor(context_, TenantOf(*ctx), ShareOf(context_, *ctx), response);
+  absl::StatusOr<Identity> who = Authorize(*ctx, Role::kWrite);
+  if (!who.ok()) return new RefusedReadStream(ToGrpcStatus(who.status()));
+  return new PutReactor(context_, who->tenant, ShareOf(context_, *ctx), response);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* KvCacheService::Fetch(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) {
-  return new FetchReactor(context_, TenantOf(*ctx), ShareOf(context_, *ctx), ctx, *request);
+  absl::StatusOr<Identity> who = Authorize(*ctx, Role::kRead);
+  if (!who.ok()) return new RefusedWriteStream(ToGrpcStatus(who.status()));
+  return new FetchReactor(context_, who->tenant, ShareOf(context_, *ctx), ctx, *request);
 }
 
 grpc::ServerUnaryReactor* KvCacheService::Evict(grpc::CallbackServerContext* ctx,
                                                 const Raw* request, Raw* response) {
-  const std::string tenant = TenantOf(*ctx);
+  absl::StatusOr<Identity> who = Authorize(*ctx, Role::kWrite);
+  if (!who.ok()) return Done(ctx, who.status());
   return Unary<v1::EvictRequest, v1::EvictResponse>(
-      ctx, request, response,
-      [&](const v1::EvictRequest& q, v1::EvictResponse& r) { return DoEvict(tenant, q, r); });
+      ctx, request, response, [&](const v1::EvictRequest& q, v1::EvictResponse& r) {
+        absl::StatusOr<std::string> tenant = ActingTenant(*who, q.tenant());
+        return tenant.ok() ? DoEvict(*tenant, q, r) : tenant.status();
+      });
 }
 
 absl::Status KvCacheService::DoEvict(const std::string& tenant, const v1::EvictRequest& request,
@@ -178,10 +219,13 @@ absl::Status KvCacheService::DoEvict(const std::string& tenant, const v1::EvictR
 
 grpc::ServerUnaryReactor* KvCacheService::List(grpc::CallbackServerContext* ctx,
                                                const Raw* request, Raw* response) {
-  const std::string tenant = TenantOf(*ctx);
+  absl::StatusOr<Identity> who = Authorize(*ctx, Role::kRead);
+  if (!who.ok()) return Done(ctx, who.status());
   return Unary<v1::ListRequest, v1::ListResponse>(
-      ctx, request, response,
-      [&](const v1::ListRequest& q, v1::ListResponse& r) { return DoList(tenant, q, r); });
+      ctx, request, response, [&](const v1::ListRequest& q, v1::ListResponse& r) {
+        absl::StatusOr<std::string> tenant = ActingTenant(*who, q.tenant());
+        return tenant.ok() ? DoList(*tenant, q, r) : tenant.status();
+      });
 }
 
 absl::Status KvCacheService::DoList(const std::string& tenant, const v1::ListRequest& request,
@@ -231,10 +275,12 @@ absl::Status KvCacheService::DoList(const std::string& tenant, const v1::ListReq
 
 grpc::ServerUnaryReactor* KvCacheService::Inspect(grpc::CallbackServerContext* ctx,
                                                   const Raw* request, Raw* response) {
-  const std::string tenant = TenantOf(*ctx);
+  absl::StatusOr<Identity> who = Authorize(*ctx, Role::kRead);
+  if (!who.ok()) return Done(ctx, who.status());
   return Unary<v1::InspectRequest, v1::InspectResponse>(
-      ctx, request, response,
-      [&](const v1::InspectRequest& q, v1::InspectResponse& r) { return DoInspect(tenant, q, r); });
+      ctx, request, response, [&](const v1::InspectRequest& q, v1::InspectResponse& r) {
+        return DoInspect(who->tenant, q, r);
+      });
 }
 
 absl::Status KvCacheService::DoInspect(const std::string& tenant,
@@ -268,9 +314,12 @@ absl::Status KvCacheService::DoInspect(const std::string& tenant,
 
 grpc::ServerUnaryReactor* KvCacheService::Stats(grpc::CallbackServerContext* ctx,
                                                 const Raw* request, Raw* response) {
+  absl::StatusOr<Identity> who = Authorize(*ctx, Role::kRead);
+  if (!who.ok()) return Done(ctx, who.status());
   return Unary<v1::StatsRequest, v1::StatsResponse>(
       ctx, request, response, [&](const v1::StatsRequest&, v1::StatsResponse& r) {
         DoStats(r);
+        if (who->role != Role::kAdmin) OnlyTenant(who->tenant, r);
         // Not in DoStats: /metrics renders it from its own thread, which may
         // start before kvstored sets this.
         r.set_metrics_address(context_.metrics_address);
@@ -280,10 +329,11 @@ grpc::ServerUnaryReactor* KvCacheService::Stats(grpc::CallbackServerContext* ctx
 
 grpc::ServerUnaryReactor* KvCacheService::Why(grpc::CallbackServerContext* ctx,
                                               const Raw* request, Raw* response) {
-  const std::string tenant = TenantOf(*ctx);
+  absl::StatusOr<Identity> who = Authorize(*ctx, Role::kRead);
+  if (!who.ok()) return Done(ctx, who.status());
   return Unary<v1::WhyRequest, v1::WhyResponse>(
       ctx, request, response, [&](const v1::WhyRequest& q, v1::WhyResponse& r) {
-        return ExplainBlocks(context_, tenant, q, r);
+        return ExplainBlocks(context_, who->tenant, q, r);
       });
 }
 

@@ -58,6 +58,12 @@ class KvCacheService final : public RawKvCacheService {
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const Raw* raw_request,
                                   Raw* raw_response, DoCall do_call);
 
+  // The caller's identity if its role allows `needed`: UNAUTHENTICATED or
+  // PERMISSION_DENIED otherwise.
+  absl::StatusOr<Identity> Authorize(const grpc::CallbackServerContext& ctx, Role needed);
+  // The tenant a request acts in: the caller's, or `asked` for an admin.
+  static absl::StatusOr<std::string> ActingTenant(const Identity& who, const std::string& asked);
+
   absl::Status DoHello(v1::HelloResponse& response);
   absl::Status DoEvict(const std::string& tenant, const v1::EvictRequest& request,
                        v1::EvictResponse& response);

@@ -125,11 +125,12 @@ void LocalPathServer::Shutdown() {
   unlink(options_.path.c_str());
 }
 
-bool LocalPathServer::Allowed(int fd, std::string* who) const {
+bool LocalPathServer::Allowed(int fd, std::string* who, uid_t* uid) const {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
   *who = absl::StrCat("uid ", cred.uid, " gid ", cred.gid, " pid ", cred.pid);
+  *uid = cred.uid;
   const auto& uids = options_.allowed_uids;
   const auto& gids = options_.allowed_gids;
   return std::find(uids.begin(), uids.end(), cred.uid) != uids.end() ||
@@ -138,10 +139,20 @@ bool LocalPathServer::Allowed(int fd, std::string* who) const {
 
 void LocalPathServer::Serve(int fd) {
   std::string who;
-  if (!Allowed(fd, &who)) {
+  uid_t uid = 0;
+  if (!Allowed(fd, &who, &uid)) {
     Refuse(fd, absl::PermissionDeniedError(absl::StrCat(
                    who, " may not use the same-host path (see --local_allowed_uids)")));
     return;
+  }
+  LocalSession::Options session;
+  if (service_.auth != nullptr) {
+    absl::StatusOr<Identity> identity = service_.auth->OfLocalPeer(uid);
+    if (!identity.ok()) {
+      Refuse(fd, identity.status());
+      return;
+    }
+    session.identity = *std::move(identity);
   }
   absl::StatusOr<std::unique_ptr<StagingSpace>> staging =
       StagingSpace::Create(options_.staging_bytes);
@@ -149,8 +160,9 @@ void LocalPathServer::Serve(int fd) {
     Refuse(fd, staging.status());
     return;
   }
-  if (!SendWelcome(fd, Welcome(**staging), Fds(**staging))) return;
-  LocalSession::Options session;
+  v1::LocalWelcome welcome = Welcome(**staging);
+  welcome.set_tenant(session.identity.tenant);
+  if (!SendWelcome(fd, welcome, Fds(**staging))) return;
   session.lease_ttl = options_.lease_ttl;
   session.stall_timeout = options_.stall_timeout;
   session.gpu_shared = gpu_share_.has_value();

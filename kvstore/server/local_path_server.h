@@ -88,7 +88,7 @@ class LocalPathServer {
       : service_(service), options_(options) {}
   // Checks the peer, welcomes it, then runs its LocalSession.
   void Serve(int fd);
-  bool Allowed(int fd, std::string* who) const;
+  bool Allowed(int fd, std::string* who, uid_t* uid) const;
   // What a welcome says, and the fds it carries (in the order the client
   // reads them: arena, staging, directory, GPU pool in host memory).
   v1::LocalWelcome Welcome(const StagingSpace& staging) const;

@@ -120,12 +120,12 @@ bool LocalSession::OnFetchLease(const std::string& body, absl::Time now) {
   v1::FetchRequest request;
   v1::LocalLease reply;
   absl::StatusOr<FetchPlan> plan = request.ParseFromString(body)
-                                       ? PlanFetch(service_, kDefaultTenant, share_, request)
+                                       ? PlanFetch(service_, options_.identity.tenant, share_, request)
                                        : absl::InvalidArgumentError("malformed FetchRequest");
   SetStatus(plan.status(), reply);
   // So the client can find this namespace's blocks in the directory.
   if (std::optional<NamespaceId> ns =
-          service_.store.namespaces().Find(kDefaultTenant, request.namespace_())) {
+          service_.store.namespaces().Find(options_.identity.tenant, request.namespace_())) {
     reply.set_namespace_id(*ns);
   }
   if (plan.ok()) {
@@ -156,7 +156,7 @@ bool LocalSession::OnGpuLease(const std::string& body, absl::Time now) {
   v1::LocalLease reply;
   absl::StatusOr<std::vector<GpuLeaseItem>> items =
       !options_.gpu_shared ? absl::FailedPreconditionError("this daemon shares no GPU pool")
-      : request.ParseFromString(body) ? PlanGpuLease(service_, kDefaultTenant, request)
+      : request.ParseFromString(body) ? PlanGpuLease(service_, options_.identity.tenant, request)
                                       : absl::InvalidArgumentError("malformed FetchRequest");
   SetStatus(items.status(), reply);
   if (items.ok()) {
@@ -189,7 +189,10 @@ bool LocalSession::OnPutBegin(const std::string& body, absl::Time now) {
   v1::LocalLease reply;
   absl::StatusOr<PutAdmission> admission = absl::InvalidArgumentError("malformed PutBlockHeader");
   StagingSpace::Range range;
-  if (header.ParseFromString(body)) {
+  const absl::Status permitted = Permit(options_.identity, Role::kWrite);
+  if (!permitted.ok()) {
+    admission = permitted;
+  } else if (header.ParseFromString(body)) {
     // The client writes into this connection's staging space; arena pages
     // are taken (and room made) only at commit, for a block whose bytes are
     // all there. A size that can never be staged is left to AdmitPut, which
@@ -197,12 +200,12 @@ bool LocalSession::OnPutBegin(const std::string& body, absl::Time now) {
     absl::StatusOr<StagingSpace::Range> reserved = staging_->Reserve(header.size());
     if (reserved.ok()) {
       range = std::move(*reserved);
-      admission = AdmitPut(service_, kDefaultTenant, share_.get(), header);
+      admission = AdmitPut(service_, options_.identity.tenant, share_.get(), header);
     } else if (reserved.status().code() == absl::StatusCode::kResourceExhausted) {
       admission = absl::ResourceExhaustedError(
           absl::StrCat(reserved.status().message(), " (--local_staging)"));
     } else {
-      admission = AdmitPut(service_, kDefaultTenant, share_.get(), header);
+      admission = AdmitPut(service_, options_.identity.tenant, share_.get(), header);
     }
   }
   SetStatus(admission.status(), reply);
@@ -225,13 +228,17 @@ bool LocalSession::OnPutBegin(const std::string& body, absl::Time now) {
 bool LocalSession::OnPutStaged(const std::string& body) {
   v1::LocalPutStaged request;
   v1::LocalResult reply;
-  absl::Status status = absl::InvalidArgumentError("malformed LocalPutStaged");
-  if (request.ParseFromString(body)) {
+  absl::Status status = Permit(options_.identity, Role::kWrite);
+  if (!status.ok()) {
+    service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
+  } else if (!request.ParseFromString(body)) {
+    status = absl::InvalidArgumentError("malformed LocalPutStaged");
+  } else {
     absl::StatusOr<absl::Span<const uint8_t>> bytes =
         staging_->Bytes(request.staging_offset(), request.header().size());
     absl::StatusOr<v1::PutOutcome> outcome =
         bytes.ok()
-            ? PutStagedBytes(service_, kDefaultTenant, share_.get(), request.header(), *bytes)
+            ? PutStagedBytes(service_, options_.identity.tenant, share_.get(), request.header(), *bytes)
             : bytes.status();
     status = outcome.status();
     if (outcome.ok()) reply.set_outcome(*outcome);
@@ -274,7 +281,7 @@ bool LocalSession::OnReleaseOrCommit(const std::string& body, bool commit) {
     service_.counters.AddBytes(RequestPath::kSameHost, RequestOp::kPut, staged.meta().size);
     absl::StatusOr<v1::PutOutcome> outcome =
         IsNoRoom(status) ? v1::PUT_NO_SPACE
-        : status.ok()    ? CommitPut(service_, kDefaultTenant, lease.ns, staged)
+        : status.ok()    ? CommitPut(service_, options_.identity.tenant, lease.ns, staged)
                          : status;
     status = outcome.status();
     if (outcome.ok()) reply.set_outcome(*outcome);

@@ -4,7 +4,25 @@
 
 namespace kvcache {
 
-std::string TenantOf(const grpc::CallbackServerContext& /*context*/) { return kDefaultTenant; }
+absl::StatusOr<Identity> IdentityOf(const ServiceContext& service,
+                                    const grpc::CallbackServerContext& context) {
+  if (service.auth == nullptr || !service.auth->enabled()) {
+    return Identity{kDefaultTenant, Role::kAdmin};
+  }
+  absl::string_view authorization;
+  const auto& metadata = context.client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization = absl::string_view(it->second.data(), it->second.size());
+  }
+  std::string cn;
+  if (std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+      auth != nullptr && auth->IsPeerAuthenticated()) {
+    for (const grpc::string_ref& value : auth->FindPropertyValues("x509_common_name")) {
+      cn.assign(value.data(), value.size());
+    }
+  }
+  return service.auth->OfCaller(authorization, cn);
+}
 
 std::shared_ptr<ConnectionShare> ShareOf(ServiceContext& service,
                                          const grpc::CallbackServerContext& context) {

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "common/latency_histogram.h"
 #include "grpcpp/grpcpp.h"
+#include "kvstore/server/authenticator.h"
 #include "kvstore/store/block_store.h"
 #include "kvstore/store/connection_share.h"
 #include "kvstore/store/io_workers.h"
@@ -124,15 +125,16 @@ struct ServiceContext {
   // Cuts off put and fetch streams that wait on their client too long
   // (stall_watchdog.h); null: never. Not owned.
   StallWatchdog* stall_watchdog = nullptr;
+  // Who callers are; null: authentication off (every caller is
+  // kDefaultTenant, admin). Not owned.
+  const Authenticator* auth = nullptr;
 };
 
-// The daemon has no authentication yet and serves only loopback (or an
-// operator's explicit --allow_remote), so every caller, on gRPC or on the data
-// port, is this one tenant; the index already scopes every entry by tenant.
-inline constexpr char kDefaultTenant[] = "default";
-
-// The caller's tenant (kDefaultTenant until authentication exists).
-std::string TenantOf(const grpc::CallbackServerContext& context);
+// Who the caller of a gRPC call is (authenticator.h): the tenant and role
+// its token or client certificate maps to, or kDefaultTenant and admin while
+// authentication is off. UNAUTHENTICATED when it proves no one.
+absl::StatusOr<Identity> IdentityOf(const ServiceContext& service,
+                                    const grpc::CallbackServerContext& context);
 
 // The share of the caller's connection (by peer address), or null when
 // shares are off.

@@ -16,6 +16,7 @@ packages=(
   python3-pytest           # the Python tests
   python3-grpcio           # the hostile-client tests speak raw gRPC from Python
   python3-xxhash           # ... and checksum the blocks they put by hand
+  openssl                  # the security tests make their certificates with it
   libopenblas0-pthread     # torch's BLAS: without it prefill is ~40x slower
   redis-server             # the reference kvbench measures against
   gnuplot-nox              # kvbench trace --out draws its plots

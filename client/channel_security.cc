@@ -1,0 +1,102 @@
+#include "client/channel_security.h"
+
+#include <fstream>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/tls_files.h"
+#include "grpcpp/support/client_interceptor.h"
+
+namespace kvcache {
+namespace {
+
+bool IsLoopback(const std::string& address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:") ||
+         absl::StartsWith(address, "ipv4:127.");
+}
+
+// Adds the bearer token to every call's initial metadata.
+class TokenInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit TokenInterceptor(const std::string* header) : header_(header) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", *header_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* header_;  // owned by the factory, which the channel keeps
+};
+
+class TokenInterceptorFactory final
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit TokenInterceptorFactory(const std::string& token)
+      : header_(absl::StrCat("Bearer ", token)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new TokenInterceptor(&header_);
+  }
+
+ private:
+  const std::string header_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> TokenFromFlags(const std::string& token,
+                                           const std::string& token_file) {
+  if (!token.empty() || token_file.empty()) return token;
+  std::ifstream in(token_file);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    return absl::InvalidArgumentError(absl::StrCat("--token_file: cannot read ", token_file));
+  }
+  std::string trimmed(absl::StripAsciiWhitespace(line));
+  if (trimmed.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--token_file: ", token_file, " is empty"));
+  }
+  return trimmed;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
+                                                           const ChannelSecurity& security,
+                                                           grpc::ChannelArguments args) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (security.tls()) {
+    grpc::SslCredentialsOptions ssl;
+    absl::StatusOr<std::string> ca = ReadPemFile(security.tls_ca, "--tls_ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *std::move(ca);
+    if (!security.tls_cert.empty() || !security.tls_key.empty()) {
+      if (absl::Status s = CheckTlsFiles(security.tls_cert, security.tls_key, "--tls_"); !s.ok()) {
+        return s;
+      }
+      ssl.pem_cert_chain = *ReadPemFile(security.tls_cert, "--tls_cert");
+      ssl.pem_private_key = *ReadPemFile(security.tls_key, "--tls_key");
+    }
+    if (!security.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(security.tls_server_name);
+    }
+    credentials = grpc::SslCredentials(ssl);
+  } else if (!security.tls_cert.empty() || !security.tls_key.empty()) {
+    return absl::InvalidArgumentError("a client certificate needs TLS (--tls_ca)");
+  } else if (!security.token.empty() && !IsLoopback(address)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refusing to send a token to ", address, " in the clear: add --tls_ca for TLS"));
+  }
+  if (security.token.empty()) return grpc::CreateCustomChannel(address, credentials, args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<TokenInterceptorFactory>(security.token));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(address, credentials, args,
+                                                                 std::move(interceptors));
+}
+
+}  // namespace kvcache

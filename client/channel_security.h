@@ -1,0 +1,49 @@
+// How a client proves itself to a daemon and checks it is talking to the
+// right one: TLS (with a client certificate for mutual TLS) and a bearer
+// token. Every gRPC channel the client library, kvctl and kvbench open is
+// made here, so each speaks to a secured daemon the same way.
+//
+// Thread safety: free functions; a channel made here is thread-safe.
+#ifndef KVCACHE_CLIENT_CHANNEL_SECURITY_H_
+#define KVCACHE_CLIENT_CHANNEL_SECURITY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/grpcpp.h"
+
+namespace kvcache {
+
+struct ChannelSecurity {
+  // PEM CA certificates the daemon's certificate must chain to; set: TLS.
+  std::string tls_ca;
+  // PEM client certificate and key, for a daemon that asks for one.
+  std::string tls_cert;
+  std::string tls_key;
+  // The name the daemon's certificate must carry, when it is not the host
+  // of the address (an IP address dialled, a test's certificate).
+  std::string tls_server_name;
+  // Sent as "authorization: Bearer <token>" on every call.
+  std::string token;
+
+  bool tls() const { return !tls_ca.empty(); }
+};
+
+// A token as kvctl and tools take it: `token` itself, else the first line of
+// `token_file` (whitespace trimmed), else "". INVALID_ARGUMENT if the file
+// cannot be read or holds no token.
+absl::StatusOr<std::string> TokenFromFlags(const std::string& token,
+                                           const std::string& token_file);
+
+// A channel to `address` secured as `security` says, with `args`. Reads the
+// PEM files now. INVALID_ARGUMENT for a file that cannot be read, a client
+// certificate without TLS, or a token that would cross the network in the
+// clear (a non-loopback address without TLS).
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
+                                                           const ChannelSecurity& security,
+                                                           grpc::ChannelArguments args = {});
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_CLIENT_CHANNEL_SECURITY_H_

@@ -1,0 +1,381 @@
+// A daemon with TLS, mutual TLS, tokens and same-host tenants, against real
+// certificates made with openssl: each tenant sees only its own blocks on
+// every RPC and path, and every caller that proves no one, or proves someone
+// without the role, is refused with the right code and served nothing.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <tuple>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/channel_security.h"
+#include "client/client.h"
+#include "gtest/gtest.h"
+#include "kvcache/v1/kvcache.grpc.pb.h"
+#include "kvstore/daemon.h"
+#include "tests/test_blocks.h"
+#include "tests/test_pki.h"
+
+namespace kvcache {
+namespace {
+
+constexpr size_t kBlock = 64 << 10;
+
+std::string Sha256Hex(const std::string& text) {
+  FILE* pipe = popen(absl::StrCat("printf %s '", text, "' | sha256sum").c_str(), "r");
+  char out[65] = {};
+  EXPECT_EQ(fread(out, 1, 64, pipe), 64u);
+  pclose(pipe);
+  return std::string(out, 64);
+}
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    absl::StatusOr<TestPki> made = MakeTestPki(::testing::TempDir());
+    ASSERT_TRUE(made.ok()) << made.status();
+    pki_ = new TestPki(*std::move(made));
+  }
+
+  void SetUp() override {
+    WriteTokens({{"alpha-token", "alpha write"},
+                 {"beta-token", "beta write"},
+                 {"reader-token", "alpha read"},
+                 {"admin-token", "ops admin"}},
+                "cn:worker-a gamma write\n");
+  }
+
+  void WriteTokens(const std::vector<std::pair<std::string, std::string>>& tokens,
+                   const std::string& extra = "") {
+    std::ofstream out(token_file_);
+    for (const auto& [token, who] : tokens) out << Sha256Hex(token) << " " << who << "\n";
+    out << extra;
+  }
+
+  DaemonOptions Options(bool tls, bool mutual) {
+    DaemonOptions options;
+    options.store.arena.capacity_bytes = 32ull << 20;
+    options.store.arena.page_bytes = 64 << 10;
+    options.store.arena.prefault = false;
+    options.limits.max_block_bytes = 1ull << 20;
+    options.local_staging_bytes = 4ull << 20;
+    static int daemons = 0;
+    options.local_socket = absl::StrCat("/tmp/kvcache_security_", getpid(), "_", daemons++, ".sock");
+    if (tls) {
+      options.tls_cert = pki_->server_cert;
+      options.tls_key = pki_->server_key;
+    }
+    if (mutual) options.tls_client_ca = pki_->ca;
+    options.auth.token_file = token_file_;
+    return options;
+  }
+
+  ChannelSecurity Security(const std::string& token, bool tls = true) {
+    ChannelSecurity s;
+    if (tls) s.tls_ca = pki_->ca;
+    s.token = token;
+    return s;
+  }
+
+  std::unique_ptr<Client> ClientOf(const Daemon& daemon, const ChannelSecurity& security,
+                                   bool local = false) {
+    ClientOptions options = TestClientOptions(daemon.bound());
+    options.security = security;
+    options.use_local_path = local;
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+
+  std::unique_ptr<v1::KvCache::Stub> StubOf(const Daemon& daemon, const ChannelSecurity& security) {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(daemon.bound(), security);
+    EXPECT_TRUE(channel.ok()) << channel.status();
+    return v1::KvCache::NewStub(*channel);
+  }
+
+  static grpc::StatusCode LookupCode(v1::KvCache::Stub& stub, const std::vector<BlockKey>& chain) {
+    v1::LookupRequest request;
+    request.set_namespace_("ns");
+    for (const BlockKey& k : chain) request.add_keys(k.ToBytes());
+    v1::LookupResponse response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return stub.Lookup(&ctx, request, &response).error_code();
+  }
+
+  static TestPki* pki_;
+  const std::string token_file_ = ::testing::TempDir() + "/tokens";
+};
+
+TestPki* SecurityTest::pki_ = nullptr;
+
+// Payloads of tenant beta: the same keys as alpha's, other bytes.
+std::vector<PutBlock> BetaPayloads(const std::vector<BlockKey>& chain) {
+  std::vector<PutBlock> out = TestPayloads(chain, kBlock);
+  for (PutBlock& b : out) b.payload.assign(kBlock, 'B');
+  return out;
+}
+
+TEST_F(SecurityTest, TenantsNeverSeeEachOthersBlocks) {
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(Options(true, false));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::string banner = (*daemon)->Banner();
+  EXPECT_NE(banner.find("security:  TLS; tokens (5 identities"), std::string::npos) << banner;
+  EXPECT_NE(banner.find("data port: off (not served with TLS"), std::string::npos) << banner;
+
+  auto alpha = ClientOf(**daemon, Security("alpha-token"));
+  auto beta = ClientOf(**daemon, Security("beta-token"));
+  const std::vector<BlockKey> chain = TestChain(1, 4);
+  auto put = alpha->Put("ns", BlockKey(), TestPayloads(chain, kBlock));
+  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_EQ(*put, std::vector<v1::PutOutcome>(4, v1::PUT_STORED));
+
+  // Beta: nothing on any RPC.
+  EXPECT_EQ(beta->Lookup("ns", chain).hits, 0u);
+  uint64_t wrong = 0;
+  EXPECT_EQ(FetchChecked(*beta, "ns", chain, kBlock, &wrong).blocks, 0u);
+  auto beta_stub = StubOf(**daemon, Security("beta-token"));
+  {
+    grpc::ClientContext ctx;
+    v1::ListResponse list;
+    ASSERT_TRUE(beta_stub->List(&ctx, v1::ListRequest(), &list).ok());
+    EXPECT_EQ(list.prefixes_size(), 0);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::InspectRequest inspect;
+    inspect.set_namespace_("ns");
+    inspect.set_key(chain[0].ToBytes());
+    v1::InspectResponse r;
+    EXPECT_EQ(beta_stub->Inspect(&ctx, inspect, &r).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::EvictRequest evict;
+    evict.set_all(true);
+    v1::EvictResponse r;
+    ASSERT_TRUE(beta_stub->Evict(&ctx, evict, &r).ok());
+    EXPECT_EQ(r.blocks(), 0u);
+  }
+  // Beta stores the same keys with its own bytes; each reads its own.
+  auto beta_put = beta->Put("ns", BlockKey(), BetaPayloads(chain));
+  ASSERT_TRUE(beta_put.ok()) << beta_put.status();
+  EXPECT_EQ(FetchChecked(*alpha, "ns", chain, kBlock, &wrong).blocks, 4u);
+  EXPECT_EQ(wrong, 0u);
+  std::vector<std::string> bufs(4, std::string(kBlock, '\0'));
+  std::vector<FetchTarget> targets;
+  for (size_t i = 0; i < 4; ++i) {
+    targets.push_back({chain[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(bufs[i].data()), kBlock)});
+  }
+  ASSERT_EQ(beta->Fetch("ns", targets).blocks, 4u);
+  for (const std::string& b : bufs) EXPECT_EQ(b, std::string(kBlock, 'B'));
+
+  // Stats: a tenant sees its own usage line, an admin every tenant's.
+  {
+    grpc::ClientContext ctx;
+    v1::StatsResponse stats;
+    ASSERT_TRUE(beta_stub->Stats(&ctx, {}, &stats).ok());
+    ASSERT_EQ(stats.tenants_size(), 1);
+    EXPECT_EQ(stats.tenants(0).tenant(), "beta");
+  }
+  auto admin = StubOf(**daemon, Security("admin-token"));
+  {
+    grpc::ClientContext ctx;
+    v1::StatsResponse stats;
+    ASSERT_TRUE(admin->Stats(&ctx, {}, &stats).ok());
+    EXPECT_EQ(stats.tenants_size(), 2);
+  }
+  // An admin lists and evicts in another tenant; a writer may not.
+  {
+    grpc::ClientContext ctx;
+    v1::ListRequest list;
+    list.set_tenant("alpha");
+    v1::ListResponse r;
+    ASSERT_TRUE(admin->List(&ctx, list, &r).ok());
+    ASSERT_EQ(r.prefixes_size(), 1);
+    EXPECT_EQ(r.prefixes(0).blocks(), 4u);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::EvictRequest evict;
+    evict.set_all(true);
+    evict.set_tenant("alpha");
+    v1::EvictResponse r;
+    EXPECT_EQ(beta_stub->Evict(&ctx, evict, &r).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::EvictRequest evict;
+    evict.set_all(true);
+    evict.set_tenant("alpha");
+    v1::EvictResponse r;
+    ASSERT_TRUE(admin->Evict(&ctx, evict, &r).ok());
+    EXPECT_EQ(r.blocks(), 4u);
+  }
+  EXPECT_EQ(alpha->Lookup("ns", chain).hits, 0u);
+  EXPECT_EQ(beta->Lookup("ns", chain).hits, 4u);  // untouched
+}
+
+TEST_F(SecurityTest, CallersThatProveNoOneOrLackTheRoleAreRefused) {
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(Options(true, false));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::vector<BlockKey> chain = TestChain(2, 2);
+  auto alpha = ClientOf(**daemon, Security("alpha-token"));
+  ASSERT_TRUE(alpha->Put("ns", BlockKey(), TestPayloads(chain, kBlock)).ok());
+
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, Security("")), chain),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, Security("forged-token")), chain),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, Security("alpha-token")), chain), grpc::StatusCode::OK);
+
+  // A reader of alpha reads, but may not put or evict.
+  auto reader = ClientOf(**daemon, Security("reader-token"));
+  EXPECT_EQ(reader->Lookup("ns", chain).hits, 2u);
+  absl::StatusOr<std::vector<v1::PutOutcome>> put =
+      reader->Put("ns", BlockKey(), TestPayloads(TestChain(3, 1), kBlock));
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kPermissionDenied) << put.status();
+  {
+    grpc::ClientContext ctx;
+    v1::EvictRequest evict;
+    evict.set_all(true);
+    v1::EvictResponse r;
+    EXPECT_EQ(StubOf(**daemon, Security("reader-token"))->Evict(&ctx, evict, &r).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  // Plaintext to the TLS port: no handshake, no answer.
+  {
+    auto plain = v1::KvCache::NewStub(
+        grpc::CreateChannel((*daemon)->bound(), grpc::InsecureChannelCredentials()));
+    EXPECT_EQ(LookupCode(*plain, chain), grpc::StatusCode::UNAVAILABLE);
+  }
+  // Revoked: the token file without alpha, re-read.
+  WriteTokens({{"beta-token", "beta write"}});
+  ASSERT_TRUE((*daemon)->Reload().ok());
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, Security("alpha-token")), chain),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // A bad file keeps what is in force.
+  std::ofstream(token_file_) << "garbage\n";
+  EXPECT_FALSE((*daemon)->Reload().ok());
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, Security("beta-token")), chain), grpc::StatusCode::OK);
+  // Nothing was lost or served to the refused: alpha's blocks are still
+  // there for an admin... of the old file, so look as beta sees them: none.
+  EXPECT_EQ(ClientOf(**daemon, Security("beta-token"))->Lookup("ns", chain).hits, 0u);
+}
+
+TEST_F(SecurityTest, MutualTlsNamesTheTenantAndRefusesOtherCertificates) {
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(Options(true, true));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  EXPECT_NE((*daemon)->Banner().find("mutual TLS"), std::string::npos);
+  const std::vector<BlockKey> chain = TestChain(4, 2);
+
+  ChannelSecurity good = Security("");
+  good.tls_cert = pki_->client_cert;
+  good.tls_key = pki_->client_key;
+  auto gamma = ClientOf(**daemon, good);
+  auto put = gamma->Put("ns", BlockKey(), TestPayloads(chain, kBlock));
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(gamma->Lookup("ns", chain).hits, 2u);
+  {
+    grpc::ClientContext ctx;
+    v1::HelloResponse hello;
+    ASSERT_TRUE(StubOf(**daemon, good)->Hello(&ctx, {}, &hello).ok());
+    EXPECT_EQ(hello.tenant(), "gamma");
+  }
+  // A token wins over the certificate: alpha sees none of gamma's blocks.
+  ChannelSecurity alpha = good;
+  alpha.token = "alpha-token";
+  EXPECT_EQ(ClientOf(**daemon, alpha)->Lookup("ns", chain).hits, 0u);
+
+  ChannelSecurity foreign = Security("alpha-token");
+  foreign.tls_cert = pki_->foreign_cert;
+  foreign.tls_key = pki_->foreign_key;
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, foreign), chain), grpc::StatusCode::UNAVAILABLE);
+  ChannelSecurity expired = Security("alpha-token");
+  expired.tls_cert = pki_->expired_cert;
+  expired.tls_key = pki_->expired_key;
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, expired), chain), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, Security("alpha-token")), chain),
+            grpc::StatusCode::UNAVAILABLE);  // no certificate at all
+}
+
+TEST_F(SecurityTest, SameHostPeersAreTheirUidsTenant) {
+  DaemonOptions options = Options(false, false);
+  options.auth.local_tenants = "self:alpha:read";
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::vector<BlockKey> chain = TestChain(5, 3);
+  // Put by alpha's token over gRPC (loopback: a token may go in the clear).
+  auto writer = ClientOf(**daemon, Security("alpha-token", false), /*local=*/false);
+  ASSERT_TRUE(writer->Put("ns", BlockKey(), TestPayloads(chain, kBlock)).ok());
+
+  // The reader token is tenant alpha, as this uid is: the same-host path serves it.
+  auto local = ClientOf(**daemon, Security("reader-token", false), /*local=*/true);
+  uint64_t wrong = 0;
+  EXPECT_EQ(FetchChecked(*local, "ns", chain, kBlock, &wrong).blocks, 3u);
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(local->counters().local_path_blocks, 3u);
+  // Its uid has only the read role there: a put by lease is refused.
+  auto refused = local->Put("ns", BlockKey(), TestPayloads(TestChain(6, 1), kBlock));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied) << refused.status();
+
+  // Beta's token is another tenant than this uid's: the client keeps off
+  // the same-host path, and sees no alpha block on any path.
+  auto beta = ClientOf(**daemon, Security("beta-token", false), /*local=*/true);
+  EXPECT_EQ(beta->Lookup("ns", chain).hits, 0u);
+  EXPECT_EQ(FetchChecked(*beta, "ns", chain, kBlock, &wrong).blocks, 0u);
+  EXPECT_EQ(beta->counters().local_path_blocks, 0u);
+  EXPECT_EQ(beta->LocalPath(), nullptr);
+
+  // A uid without a tenant is refused at the door (the same check as above,
+  // from a daemon that maps no uid).
+  DaemonOptions unmapped = Options(false, false);
+  absl::StatusOr<std::unique_ptr<Daemon>> other = Daemon::Start(unmapped);
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto stranger = ClientOf(**other, Security("alpha-token", false), /*local=*/true);
+  EXPECT_EQ(stranger->LocalPath(), nullptr);
+}
+
+TEST_F(SecurityTest, RemoteListenNeedsTlsAndTokensOrInsecure) {
+  DaemonOptions both = Options(true, false);
+  both.listen = "0.0.0.0:0";
+  absl::StatusOr<std::unique_ptr<Daemon>> ok = Daemon::Start(both);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ((*ok)->Banner().find("INSECURE"), std::string::npos);
+
+  DaemonOptions tls_only = both;
+  tls_only.auth.token_file.clear();
+  EXPECT_EQ(Daemon::Start(tls_only).status().code(), absl::StatusCode::kInvalidArgument);
+  tls_only.insecure = true;
+  absl::StatusOr<std::unique_ptr<Daemon>> insecure = Daemon::Start(tls_only);
+  ASSERT_TRUE(insecure.ok()) << insecure.status();
+  EXPECT_NE((*insecure)->Banner().find("INSECURE (--insecure)"), std::string::npos);
+
+  for (auto [name, change, names] :
+       std::vector<std::tuple<const char*, std::function<void(DaemonOptions&)>, const char*>>{
+           {"cert without key", [](DaemonOptions& o) { o.tls_key.clear(); }, "--tls_key"},
+           {"key of another cert",
+            [](DaemonOptions& o) { o.tls_key = pki_->client_key; }, "is not the key"},
+           {"unreadable CA", [](DaemonOptions& o) { o.tls_client_ca = "/no/such.pem"; },
+            "--tls_client_ca"},
+           {"bad token file", [](DaemonOptions& o) { o.auth.token_file = "/no/such"; },
+            "token file"},
+       }) {
+    SCOPED_TRACE(name);
+    DaemonOptions options = Options(true, false);
+    change(options);
+    absl::Status status = Daemon::Start(options).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_NE(status.message().find(names), std::string::npos) << status;
+  }
+  // A token never crosses the network in the clear.
+  EXPECT_EQ(MakeChannel("10.1.2.3:50051", Security("alpha-token", false)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kvcache

@@ -1,0 +1,17 @@
+// kvctl's TLS and token flags (--tls_ca, --tls_cert, --tls_key,
+// --tls_server_name, --token, --token_file), read once into the
+// ChannelSecurity every one of its channels and clients uses.
+#ifndef KVCACHE_TOOLS_KVCTL_SECURITY_H_
+#define KVCACHE_TOOLS_KVCTL_SECURITY_H_
+
+#include "absl/status/statusor.h"
+#include "client/channel_security.h"
+
+namespace kvcache {
+
+// INVALID_ARGUMENT for a token file that cannot be read.
+absl::StatusOr<ChannelSecurity> SecurityFromFlags();
+
+}  // namespace kvcache
+
+#endif  // KVCACHE_TOOLS_KVCTL_SECURITY_H_
