@@ -48,12 +48,24 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
   grpc.security = options.security;
   absl::StatusOr<std::shared_ptr<GrpcTransport>> transport = GrpcTransport::Create(grpc);
   if (!transport.ok()) return transport.status();
-  return std::unique_ptr<Client>(new Client(options, *std::move(transport)));
+  std::shared_ptr<const TlsContext> tls;
+  if (options.security.tls()) {
+    const ChannelSecurity& s = options.security;
+    absl::StatusOr<std::shared_ptr<TlsContext>> made =
+        TlsContext::ForClient(s.tls_ca, s.tls_cert, s.tls_key);
+    if (!made.ok()) return made.status();
+    tls = *std::move(made);
+  }
+  return std::unique_ptr<Client>(new Client(options, *std::move(transport), std::move(tls)));
 }
 
-Client::Client(const ClientOptions& options, std::shared_ptr<GrpcTransport> grpc)
+Client::Client(const ClientOptions& options, std::shared_ptr<GrpcTransport> grpc,
+               std::shared_ptr<const TlsContext> tls)
     : options_(options) {
   FastPaths::Options paths;
+  paths.tls = std::move(tls);
+  paths.tls_server_name = options.security.tls_server_name;
+  paths.token = options.security.token;
   paths.address = options.address;
   paths.timeout = options.deadline;
   paths.use_local_path = options.use_local_path;

@@ -149,7 +149,8 @@ class Client {
     uint64_t bytes;
   };
 
-  Client(const ClientOptions& options, std::shared_ptr<GrpcTransport> grpc);
+  Client(const ClientOptions& options, std::shared_ptr<GrpcTransport> grpc,
+         std::shared_ptr<const TlsContext> tls);
   // Runs `attempt(Transport&)` over the paths usable now (path_ladder.h);
   // a broken path is counted and set aside.
   template <typename Attempt>

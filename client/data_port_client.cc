@@ -14,7 +14,6 @@
 #include "common/stack_arena.h"
 #include "key/checksum.h"
 #include "client/put_header.h"
-#include "common/socket_io.h"
 #include "proto/data_port_wire.h"
 
 namespace kvcache {
@@ -28,9 +27,9 @@ constexpr size_t kRecvPiece = 256 << 10;
 // answer in time, and would not answer over gRPC either, so that is the
 // call's answer (a hung daemon costs one deadline, not two). Anything else
 // is a broken transport, which the caller may retry over gRPC.
-Transport::Outcome Failed(int fd, const std::string& what) {
+Transport::Outcome Failed(std::unique_ptr<ByteStream> stream, const std::string& what) {
   const bool timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
-  close(fd);
+  stream.reset();
   if (timed_out) {
     return {absl::DeadlineExceededError(
                 absl::StrCat("data port: no answer within the deadline (", what, ")")),
@@ -45,22 +44,19 @@ DataPortClient::DataPortClient(const sockaddr_storage& address, socklen_t addres
                                const Options& options)
     : address_(address), address_len_(address_len), options_(options) {}
 
-DataPortClient::~DataPortClient() {
-  MutexLock lock(&mu_);
-  for (int fd : idle_) close(fd);
-}
+DataPortClient::~DataPortClient() = default;
 
-int DataPortClient::Acquire() {
+std::unique_ptr<ByteStream> DataPortClient::Acquire() {
   {
     MutexLock lock(&mu_);
     if (!idle_.empty()) {
-      const int fd = idle_.back();
+      std::unique_ptr<ByteStream> stream = std::move(idle_.back());
       idle_.pop_back();
-      return fd;
+      return stream;
     }
   }
   const int fd = socket(address_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+  if (fd < 0) return nullptr;
   timeval tv = absl::ToTimeval(options_.timeout);
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -68,18 +64,37 @@ int DataPortClient::Acquire() {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (connect(fd, reinterpret_cast<const sockaddr*>(&address_), address_len_) != 0) {
     close(fd);
-    return -1;
+    return nullptr;
   }
-  return fd;
+  std::unique_ptr<ByteStream> stream;
+  if (options_.tls != nullptr) {
+    absl::StatusOr<std::unique_ptr<ByteStream>> secured =
+        options_.tls->Connect(fd, options_.server_name);
+    if (!secured.ok()) return nullptr;  // the call goes over gRPC, which says why
+    stream = *std::move(secured);
+  } else {
+    stream = std::make_unique<ByteStream>(fd);
+  }
+  if (!options_.token.empty() && !Authenticate(*stream)) return nullptr;
+  return stream;
 }
 
-void DataPortClient::Release(int fd) {
-  MutexLock lock(&mu_);
-  if (idle_.size() < options_.max_idle) {
-    idle_.push_back(fd);
-  } else {
-    close(fd);
+bool DataPortClient::Authenticate(ByteStream& stream) const {
+  uint32_t head[2] = {kDataPortAuthMagic, static_cast<uint32_t>(options_.token.size())};
+  iovec iov[2] = {{head, sizeof(head)},
+                  {const_cast<char*>(options_.token.data()), options_.token.size()}};
+  uint32_t result[3];
+  if (!stream.WriteFullV(iov, 2) || !stream.ReadFull(result, sizeof(result)) ||
+      result[0] != kAuthResultFrame || result[2] > kMaxEndMessageBytes) {
+    return false;
   }
+  std::string message(result[2], '\0');
+  return stream.ReadFull(message.data(), message.size()) && result[1] == 0;
+}
+
+void DataPortClient::Release(std::unique_ptr<ByteStream> stream) {
+  MutexLock lock(&mu_);
+  if (idle_.size() < options_.max_idle) idle_.push_back(std::move(stream));
 }
 
 Transport::Outcome DataPortClient::Fetch(const FetchCall& call,
@@ -88,34 +103,34 @@ Transport::Outcome DataPortClient::Fetch(const FetchCall& call,
   auto broken = [](const std::string& why) {
     return Outcome{absl::UnavailableError(absl::StrCat("data port: ", why)), true};
   };
-  const int fd = Acquire();
-  if (fd < 0) return broken("cannot connect");
+  std::unique_ptr<ByteStream> stream = Acquire();
+  if (stream == nullptr) return broken("cannot connect");
   // Header and body in one send.
   std::string wire(8, '\0');
   MakeFetchRequest(call, targets).AppendToString(&wire);
   const uint32_t head[2] = {kDataPortMagic, static_cast<uint32_t>(wire.size() - 8)};
   std::memcpy(wire.data(), head, sizeof(head));
   iovec request_iov = {wire.data(), wire.size()};
-  if (!WriteFullV(fd, &request_iov, 1)) return Failed(fd, "request not sent");
+  if (!stream->WriteFullV(&request_iov, 1)) return Failed(std::move(stream), "request not sent");
   FetchReceiver receiver(targets, options_.verify_checksums, progress);
   while (true) {
     // Both frames start with at least 12 bytes: read those in one go.
     static_assert(kEndFrameHeaderBytes <= kChunkFrameHeaderBytes);
     uint8_t frame[kChunkFrameHeaderBytes];
-    if (!ReadFull(fd, frame, kEndFrameHeaderBytes)) return Failed(fd, "no reply");
+    if (!stream->ReadFull(frame, kEndFrameHeaderBytes)) return Failed(std::move(stream), "no reply");
     uint32_t kind;
     std::memcpy(&kind, frame, 4);
-    if (kind == kEndFrame) return ReadEnd(fd, frame);
+    if (kind == kEndFrame) return ReadEnd(std::move(stream), frame);
     if (kind != kChunkFrame ||
-        !ReadFull(fd, frame + kEndFrameHeaderBytes,
+        !stream->ReadFull(frame + kEndFrameHeaderBytes,
                   kChunkFrameHeaderBytes - kEndFrameHeaderBytes)) {
-      close(fd);
+      stream.reset();
       return broken("bad frame");
     }
     const FetchChunkHeader h = DecodeChunkFrameHeader(frame);
     absl::StatusOr<uint8_t*> to = receiver.Begin(h);
     if (!to.ok()) {
-      close(fd);
+      stream.reset();
       return broken(std::string(to.status().message()));
     }
     // Each piece is hashed while it is still in cache and while the daemon
@@ -123,27 +138,28 @@ Transport::Outcome DataPortClient::Fetch(const FetchCall& call,
     for (uint64_t done = 0; done < h.data_length;) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(kRecvPiece, h.data_length - done));
       uint8_t* piece = *to + done;
-      if (!ReadFull(fd, piece, n)) return Failed(fd, "reply cut mid-block");
+      if (!stream->ReadFull(piece, n)) return Failed(std::move(stream), "reply cut mid-block");
       if (ChecksumStream* hash = receiver.checksum()) hash->Update({piece, n});
       done += n;
     }
     if (absl::Status s = receiver.End(); !s.ok()) {
-      close(fd);  // the rest of the reply is unread: the connection is spent
+      stream.reset();  // the rest of the reply is unread: the connection is spent
       return Outcome{s, false};
     }
   }
 }
 
-Transport::Outcome DataPortClient::ReadEnd(int fd, const uint8_t* frame) {
+Transport::Outcome DataPortClient::ReadEnd(std::unique_ptr<ByteStream> stream,
+                                           const uint8_t* frame) {
   uint32_t code, length;
   std::memcpy(&code, frame + 4, 4);
   std::memcpy(&length, frame + 8, 4);
   std::string message(std::min(length, kMaxEndMessageBytes), '\0');
-  if (length > kMaxEndMessageBytes || !ReadFull(fd, message.data(), message.size())) {
-    close(fd);
+  if (length > kMaxEndMessageBytes || !stream->ReadFull(message.data(), message.size())) {
+    stream.reset();
     return Outcome{absl::UnavailableError("data port: bad END frame"), true};
   }
-  Release(fd);
+  Release(std::move(stream));
   return Outcome{absl::Status(static_cast<absl::StatusCode>(code), message), false};
 }
 
@@ -170,24 +186,24 @@ Transport::Outcome DataPortClient::ExchangeLookup(std::string* wire,
   auto broken = [](const std::string& why) {
     return Outcome{absl::UnavailableError(absl::StrCat("data port: ", why)), true};
   };
-  const int fd = Acquire();
-  if (fd < 0) return broken("cannot connect");
+  std::unique_ptr<ByteStream> stream = Acquire();
+  if (stream == nullptr) return broken("cannot connect");
   const uint32_t head[2] = {kDataPortLookupMagic, static_cast<uint32_t>(wire->size() - 8)};
   std::memcpy(wire->data(), head, sizeof(head));
   iovec request_iov = {wire->data(), wire->size()};
-  if (!WriteFullV(fd, &request_iov, 1)) return Failed(fd, "request not sent");
+  if (!stream->WriteFullV(&request_iov, 1)) return Failed(std::move(stream), "request not sent");
   uint32_t frame[3];
-  if (!ReadFull(fd, frame, kLookupResultFrameHeaderBytes)) return Failed(fd, "no reply");
+  if (!stream->ReadFull(frame, kLookupResultFrameHeaderBytes)) return Failed(std::move(stream), "no reply");
   const auto code = static_cast<absl::StatusCode>(frame[1]);
   const uint32_t length = frame[2];
   const uint32_t most = code == absl::StatusCode::kOk ? kMaxLookupResponseBytes : kMaxEndMessageBytes;
   if (frame[0] != kLookupResultFrame || length > most) {
-    close(fd);
+    stream.reset();
     return broken("bad lookup reply");
   }
   wire->resize(length);  // the request is sent: its buffer holds the reply
-  if (!ReadFull(fd, wire->data(), wire->size())) return Failed(fd, "reply cut short");
-  Release(fd);
+  if (!stream->ReadFull(wire->data(), wire->size())) return Failed(std::move(stream), "reply cut short");
+  Release(std::move(stream));
   if (code != absl::StatusCode::kOk) return Outcome{absl::Status(code, *wire), false};
   if (!response->ParseFromString(*wire)) {
     return Outcome{absl::InternalError("daemon sent a malformed LookupResponse"), false};
@@ -201,8 +217,8 @@ Transport::Outcome DataPortClient::Put(const std::string& ns, const BlockKey& pa
   auto broken = [](const std::string& why) {
     return Outcome{absl::UnavailableError(absl::StrCat("data port: ", why)), true};
   };
-  const int fd = Acquire();
-  if (fd < 0) return broken("cannot connect");
+  std::unique_ptr<ByteStream> stream = Acquire();
+  if (stream == nullptr) return broken("cannot connect");
   // Send every block first: the daemon answers in order, and its small
   // replies wait in our socket buffer meanwhile.
   std::string previous = parent.ToBytes();
@@ -213,25 +229,25 @@ Transport::Outcome DataPortClient::Put(const std::string& ns, const BlockKey& pa
     iovec iov[3] = {{head, sizeof(head)},
                     {const_cast<char*>(encoded.data()), encoded.size()},
                     {const_cast<char*>(block.bytes().data()), block.bytes().size()}};
-    if (!WriteFullV(fd, iov, 3)) return Failed(fd, "put not sent");
+    if (!stream->WriteFullV(iov, 3)) return Failed(std::move(stream), "put not sent");
     previous = block.key.ToBytes();
   }
   for (size_t i = 0; i < blocks.size(); ++i) {
     uint32_t result[4];
-    if (!ReadFull(fd, result, sizeof(result))) return Failed(fd, "no put reply");
+    if (!stream->ReadFull(result, sizeof(result))) return Failed(std::move(stream), "no put reply");
     if (result[0] != kPutResultFrame || result[3] > kMaxEndMessageBytes) {
-      close(fd);
+      stream.reset();
       return broken("bad put reply");
     }
     std::string message(result[3], '\0');
-    if (!ReadFull(fd, message.data(), message.size())) return Failed(fd, "put reply cut short");
+    if (!stream->ReadFull(message.data(), message.size())) return Failed(std::move(stream), "put reply cut short");
     if (result[1] != 0) {
-      close(fd);  // later replies are unread: the connection is spent
+      stream.reset();  // later replies are unread: the connection is spent
       return Outcome{absl::Status(static_cast<absl::StatusCode>(result[1]), message), false};
     }
     outcomes->push_back(static_cast<v1::PutOutcome>(result[2]));
   }
-  Release(fd);
+  Release(std::move(stream));
   return Outcome{absl::OkStatus(), false};
 }
 

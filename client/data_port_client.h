@@ -19,6 +19,8 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/transport.h"
+#include "common/byte_stream.h"
+#include "common/tls_stream.h"
 #include "kvcache/v1/kvcache.pb.h"
 
 namespace kvcache {
@@ -30,6 +32,12 @@ class DataPortClient : public Transport {
     size_t max_idle = 8;           // idle connections kept for later calls
     bool verify_checksums = true;  // of whole fetched blocks
     bool serves_lookup = false;    // the daemon's Hello says data_port_lookup
+    // TLS on every connection (null: plaintext), checking the daemon's
+    // certificate names `server_name`.
+    std::shared_ptr<const TlsContext> tls;
+    std::string server_name;
+    // Sent first on every connection (proto/data_port_wire.h) when not empty.
+    std::string token;
   };
   // `address` is the daemon's socket address for the data port.
   DataPortClient(const sockaddr_storage& address, socklen_t address_len, const Options& options);
@@ -48,12 +56,16 @@ class DataPortClient : public Transport {
                  LookupResult* result) override;
 
  private:
-  int Acquire();
-  void Release(int fd);
+  // A connection, secured and authenticated as the options say; null if
+  // that fails (the call then goes over gRPC, which says why).
+  std::unique_ptr<ByteStream> Acquire();
+  void Release(std::unique_ptr<ByteStream> stream);
+  // Sends the token and reads the daemon's verdict; true when accepted.
+  bool Authenticate(ByteStream& stream) const;
   // The rest of a fetch's END frame, whose first 12 bytes are `frame`: the
   // daemon's status, and `fd` back to the pool (or closed, if the frame is
   // bad).
-  Outcome ReadEnd(int fd, const uint8_t* frame);
+  Outcome ReadEnd(std::unique_ptr<ByteStream> stream, const uint8_t* frame);
   // Sends the LookupRequest whose wire bytes follow 8 bytes of room at the
   // start of `*wire` and parses the answer into `response`; the buffer is
   // reused for the answer.
@@ -63,7 +75,7 @@ class DataPortClient : public Transport {
   const socklen_t address_len_;
   const Options options_;
   Mutex mu_;
-  std::vector<int> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<ByteStream>> idle_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kvcache

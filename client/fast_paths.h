@@ -34,6 +34,10 @@ class FastPaths {
     bool use_data_port = true;
     bool verify_checksums = true;  // of blocks fetched over the data port
     size_t max_idle_connections = 8;
+    // The data port's TLS (null: plaintext) and token, as gRPC's.
+    std::shared_ptr<const TlsContext> tls;
+    std::string tls_server_name;  // "": the address's host
+    std::string token;
   };
   // The paths usable now, fastest first; the last is always gRPC.
   using Ladder = absl::InlinedVector<std::shared_ptr<Transport>, 3>;

@@ -107,6 +107,9 @@ absl::Status Daemon::StartSecurity(const DaemonOptions& options) {
   absl::StatusOr<std::unique_ptr<Authenticator>> auth = Authenticator::Create(options.auth);
   if (!auth.ok()) return absl::InvalidArgumentError(auth.status().message());
   auth_ = std::move(*auth);
+  tls_cert_ = options.tls_cert;
+  tls_key_ = options.tls_key;
+  tls_client_ca_ = options.tls_client_ca;
   const bool remote = !IsLoopback(options.listen);
   if (remote && !(tls && auth_->enabled()) && !options.insecure) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -295,25 +298,26 @@ absl::Status Daemon::StartGrpc(const DaemonOptions& options) {
 absl::Status Daemon::StartDataPort(const DaemonOptions& options) {
   data_port_line_ = "off (--data_port=-1)";
   if (options.data_port < 0 || absl::StartsWith(options.listen, "unix:")) return absl::OkStatus();
-  if (!options.tls_cert.empty() || auth_->enabled()) {
-    // It speaks neither TLS nor tokens yet: serving it would open a path
-    // around both. Clients find no port in Hello and use gRPC.
-    data_port_line_ = "off (not served with TLS or authentication on; clients use gRPC)";
-    return absl::OkStatus();
-  }
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   DataPortServer::Options data_port;
   data_port.host = std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]"));
   data_port.port = options.data_port;
   data_port.max_connections = options.data_port_max_connections;
   data_port.stall_timeout = options.stall_timeout;
+  if (!options.tls_cert.empty()) {
+    absl::StatusOr<std::shared_ptr<TlsContext>> tls =
+        TlsContext::ForServer(options.tls_cert, options.tls_key, options.tls_client_ca);
+    if (!tls.ok()) return absl::InvalidArgumentError(tls.status().message());
+    data_port.tls = *std::move(tls);
+  }
   absl::StatusOr<std::unique_ptr<DataPortServer>> started =
       DataPortServer::Start(*context_, data_port);
   if (!started.ok()) return absl::UnavailableError(started.status().message());
   data_port_ = std::move(*started);
   context_->data_port = data_port_->port();
-  data_port_line_ =
-      absl::StrCat(host, ":", data_port_->port(), " (bulk Fetch/Put beside gRPC)");
+  data_port_line_ = absl::StrCat(host, ":", data_port_->port(), " (bulk Fetch/Put beside gRPC",
+                                 data_port.tls != nullptr ? "; TLS 1.3" : "",
+                                 auth_->enabled() ? "; tokens" : "", ")");
   return absl::OkStatus();
 }
 
@@ -367,6 +371,12 @@ void Daemon::Stop(absl::Duration drain) {
 }
 
 absl::Status Daemon::Reload() {
+  if (data_port_ != nullptr && !tls_cert_.empty()) {
+    absl::StatusOr<std::shared_ptr<TlsContext>> tls =
+        TlsContext::ForServer(tls_cert_, tls_key_, tls_client_ca_);
+    if (!tls.ok()) return tls.status();
+    data_port_->SetTls(*std::move(tls));
+  }
   if (auth_ == nullptr || !auth_->enabled()) return absl::OkStatus();
   return auth_->Reload();
 }

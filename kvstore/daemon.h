@@ -92,8 +92,9 @@ class Daemon {
   // do nothing.
   void Stop(absl::Duration drain);
 
-  // What SIGHUP does: reads the token file again (the certificates reload
-  // by themselves). On error the identities in force stay, and it says why.
+  // What SIGHUP does: reads the token file and the data port's certificates
+  // again (gRPC re-reads its own as they change). On error what is in force
+  // stays, and it says why.
   absl::Status Reload();
 
  private:
@@ -127,6 +128,7 @@ class Daemon {
 
   std::string bound_;
   int port_ = 0;
+  std::string tls_cert_, tls_key_, tls_client_ca_;  // for Reload
   bool stopped_ = false;
   // The banner's lines.
   std::string security_line_, host_line_, data_port_line_, local_line_, gpu_line_, nvme_line_, cluster_line_,

@@ -25,6 +25,16 @@
 //             | a v1.LookupResponse if the status is OK, else the message
 //   Daemons that serve it say so in HelloResponse.data_port_lookup; an
 //   older one closes the connection at the unknown magic.
+//
+//   auth:     u32 kDataPortAuthMagic | u32 token length | token
+//   reply:    u32 kAuthResultFrame | u32 status code | u32 message length
+//             | message
+//   The first request of a connection to a daemon with authentication on
+//   (kvstored --token_file), unless its TLS client certificate names an
+//   identity; the token is what gRPC calls carry as "Bearer <token>". Any
+//   other request before an identity is known closes the connection. A
+//   daemon with TLS on (kvstored --tls_cert) speaks all of this inside TLS
+//   1.3, after the handshake, and nothing in the clear.
 #ifndef KVCACHE_PROTO_DATA_PORT_WIRE_H_
 #define KVCACHE_PROTO_DATA_PORT_WIRE_H_
 
@@ -42,6 +52,9 @@ inline constexpr uint32_t kEndFrame = 2;
 inline constexpr uint32_t kPutResultFrame = 3;
 inline constexpr uint32_t kDataPortLookupMagic = 0x314c564b;  // "KVL1"
 inline constexpr uint32_t kLookupResultFrame = 4;
+inline constexpr uint32_t kDataPortAuthMagic = 0x3141564b;  // "KVA1"
+inline constexpr uint32_t kAuthResultFrame = 5;
+inline constexpr uint32_t kMaxAuthTokenBytes = 4096;
 inline constexpr size_t kLookupResultFrameHeaderBytes = 3 * 4;
 // A LookupResponse of the most keys a request may name (packed: ~10 bytes
 // each) fits many times over.

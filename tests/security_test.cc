@@ -2,7 +2,12 @@
 // certificates made with openssl: each tenant sees only its own blocks on
 // every RPC and path, and every caller that proves no one, or proves someone
 // without the role, is refused with the right code and served nothing.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <cstdio>
 #include <fstream>
@@ -14,9 +19,12 @@
 #include "absl/strings/str_cat.h"
 #include "client/channel_security.h"
 #include "client/client.h"
+#include "common/byte_stream.h"
+#include "common/tls_stream.h"
 #include "gtest/gtest.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
 #include "kvstore/daemon.h"
+#include "proto/data_port_wire.h"
 #include "tests/test_blocks.h"
 #include "tests/test_pki.h"
 
@@ -125,7 +133,7 @@ TEST_F(SecurityTest, TenantsNeverSeeEachOthersBlocks) {
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   const std::string banner = (*daemon)->Banner();
   EXPECT_NE(banner.find("security:  TLS; tokens (5 identities"), std::string::npos) << banner;
-  EXPECT_NE(banner.find("data port: off (not served with TLS"), std::string::npos) << banner;
+  EXPECT_NE(banner.find("beside gRPC; TLS 1.3; tokens)"), std::string::npos) << banner;
 
   auto alpha = ClientOf(**daemon, Security("alpha-token"));
   auto beta = ClientOf(**daemon, Security("beta-token"));
@@ -173,6 +181,15 @@ TEST_F(SecurityTest, TenantsNeverSeeEachOthersBlocks) {
   }
   ASSERT_EQ(beta->Fetch("ns", targets).blocks, 4u);
   for (const std::string& b : bufs) EXPECT_EQ(b, std::string(kBlock, 'B'));
+
+  // All of it went over the data port, inside TLS, with no fallback.
+  for (Client* c : {alpha.get(), beta.get()}) {
+    const ClientCounters counters = c->counters();
+    EXPECT_EQ(counters.data_port_fallbacks, 0u);
+    EXPECT_GT(counters.figures.at(ClientPath::kDataPort, ClientOp::kFetch).requests, 0u);
+    EXPECT_GT(counters.figures.at(ClientPath::kDataPort, ClientOp::kPut).requests, 0u);
+    EXPECT_EQ(counters.figures.at(ClientPath::kGrpc, ClientOp::kFetch).requests, 0u);
+  }
 
   // Stats: a tenant sees its own usage line, an admin every tenant's.
   {
@@ -338,6 +355,142 @@ TEST_F(SecurityTest, SameHostPeersAreTheirUidsTenant) {
   ASSERT_TRUE(other.ok()) << other.status();
   auto stranger = ClientOf(**other, Security("alpha-token", false), /*local=*/true);
   EXPECT_EQ(stranger->LocalPath(), nullptr);
+}
+
+// A raw connection to the daemon's data port: plaintext, or TLS checked
+// against the test CA (with a client certificate when given).
+std::unique_ptr<ByteStream> DataPortConnection(int port, const TestPki* pki, bool tls,
+                                               const std::string& cert = "",
+                                               const std::string& key = "") {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  if (!tls) return std::make_unique<ByteStream>(fd);
+  absl::StatusOr<std::shared_ptr<TlsContext>> context = TlsContext::ForClient(pki->ca, cert, key);
+  EXPECT_TRUE(context.ok()) << context.status();
+  absl::StatusOr<std::unique_ptr<ByteStream>> stream = (*context)->Connect(fd, "127.0.0.1");
+  if (!stream.ok()) return nullptr;
+  return *std::move(stream);
+}
+
+// Sends a data-port fetch of `chain` and reads the first frame's 12 bytes:
+// true if any reply came (the connection was served).
+bool FetchAnswered(ByteStream& stream, const std::vector<BlockKey>& chain) {
+  v1::FetchRequest request;
+  request.set_namespace_("ns");
+  for (const BlockKey& k : chain) {
+    v1::FetchItem* item = request.add_items();
+    item->set_key(k.ToBytes());
+    item->set_length(kBlock);
+  }
+  std::string wire(8, '\0');
+  request.AppendToString(&wire);
+  const uint32_t head[2] = {kDataPortMagic, static_cast<uint32_t>(wire.size() - 8)};
+  std::memcpy(wire.data(), head, sizeof(head));
+  iovec iov{wire.data(), wire.size()};
+  uint8_t frame[12];
+  return stream.WriteFullV(&iov, 1) && stream.ReadFull(frame, sizeof(frame));
+}
+
+// Sends a data-port auth frame; the daemon's status code (-1: no answer).
+int AuthCode(ByteStream& stream, const std::string& token) {
+  uint32_t head[2] = {kDataPortAuthMagic, static_cast<uint32_t>(token.size())};
+  iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(token.data()), token.size()}};
+  uint32_t result[3];
+  if (!stream.WriteFullV(iov, 2) || !stream.ReadFull(result, sizeof(result))) return -1;
+  std::string message(result[2], '\0');
+  stream.ReadFull(message.data(), message.size());
+  return static_cast<int>(result[1]);
+}
+
+TEST_F(SecurityTest, DataPortServesNothingWithoutTlsAndAnIdentity) {
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(Options(true, false));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::vector<BlockKey> chain = TestChain(7, 2);
+  ASSERT_TRUE(ClientOf(**daemon, Security("alpha-token"))
+                  ->Put("ns", BlockKey(), TestPayloads(chain, kBlock))
+                  .ok());
+  v1::HelloResponse hello;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(StubOf(**daemon, Security("alpha-token"))->Hello(&ctx, {}, &hello).ok());
+  }
+  const int port = static_cast<int>(hello.data_port());
+  ASSERT_NE(port, 0);
+
+  // Plaintext to the TLS data port: no handshake, nothing served.
+  auto plain = DataPortConnection(port, pki_, false);
+  EXPECT_FALSE(FetchAnswered(*plain, chain));
+  // TLS but no identity: closed at the first request.
+  auto anonymous = DataPortConnection(port, pki_, true);
+  ASSERT_NE(anonymous, nullptr);
+  EXPECT_FALSE(FetchAnswered(*anonymous, chain));
+  // A forged token: UNAUTHENTICATED, then closed.
+  auto forged = DataPortConnection(port, pki_, true);
+  ASSERT_NE(forged, nullptr);
+  EXPECT_EQ(AuthCode(*forged, "forged-token"), static_cast<int>(absl::StatusCode::kUnauthenticated));
+  EXPECT_FALSE(FetchAnswered(*forged, chain));
+  // Alpha's token: served.
+  auto alpha = DataPortConnection(port, pki_, true);
+  ASSERT_NE(alpha, nullptr);
+  EXPECT_EQ(AuthCode(*alpha, "alpha-token"), 0);
+  EXPECT_TRUE(FetchAnswered(*alpha, chain));
+  // A reader's put over the data port: PERMISSION_DENIED, nothing stored.
+  auto reader = ClientOf(**daemon, Security("reader-token"));
+  const std::vector<BlockKey> other = TestChain(8, 1);
+  auto put = reader->Put("ns", BlockKey(), TestPayloads(other, kBlock));
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kPermissionDenied) << put.status();
+  EXPECT_EQ(reader->counters().figures.at(ClientPath::kDataPort, ClientOp::kPut).requests, 1u);
+  EXPECT_EQ(reader->Lookup("ns", other).hits, 0u);
+  // Revoked: a new connection with alpha's token is refused.
+  WriteTokens({{"beta-token", "beta write"}});
+  ASSERT_TRUE((*daemon)->Reload().ok());
+  auto revoked = DataPortConnection(port, pki_, true);
+  ASSERT_NE(revoked, nullptr);
+  EXPECT_EQ(AuthCode(*revoked, "alpha-token"),
+            static_cast<int>(absl::StatusCode::kUnauthenticated));
+}
+
+TEST_F(SecurityTest, DataPortTakesTheClientCertificatesIdentity) {
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(Options(true, true));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  ChannelSecurity good = Security("");
+  good.tls_cert = pki_->client_cert;
+  good.tls_key = pki_->client_key;
+  auto gamma = ClientOf(**daemon, good);
+  const std::vector<BlockKey> chain = TestChain(9, 3);
+  ASSERT_TRUE(gamma->Put("ns", BlockKey(), TestPayloads(chain, kBlock)).ok());
+  uint64_t wrong = 0;
+  EXPECT_EQ(FetchChecked(*gamma, "ns", chain, kBlock, &wrong).blocks, 3u);
+  EXPECT_EQ(wrong, 0u);
+  const ClientCounters c = gamma->counters();
+  EXPECT_EQ(c.data_port_fallbacks, 0u);
+  EXPECT_EQ(c.figures.at(ClientPath::kDataPort, ClientOp::kFetch).requests, 1u);
+
+  v1::HelloResponse hello;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(StubOf(**daemon, good)->Hello(&ctx, {}, &hello).ok());
+  }
+  const int port = static_cast<int>(hello.data_port());
+  // Another CA's certificate, an expired one, none: the daemon ends the
+  // handshake (in TLS 1.3 the client may finish its side first, so the
+  // refusal shows at the first request) and serves nothing.
+  for (auto [cert, key] : {std::pair{pki_->foreign_cert, pki_->foreign_key},
+                           std::pair{pki_->expired_cert, pki_->expired_key},
+                           std::pair{std::string(), std::string()}}) {
+    auto refused = DataPortConnection(port, pki_, true, cert, key);
+    EXPECT_TRUE(refused == nullptr || !FetchAnswered(*refused, chain)) << cert;
+  }
+  // The right certificate: served with no token.
+  auto worker = DataPortConnection(port, pki_, true, pki_->client_cert, pki_->client_key);
+  ASSERT_NE(worker, nullptr);
+  EXPECT_TRUE(FetchAnswered(*worker, chain));
 }
 
 TEST_F(SecurityTest, RemoteListenNeedsTlsAndTokensOrInsecure) {

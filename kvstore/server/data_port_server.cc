@@ -14,7 +14,6 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/socket_io.h"
 #include "common/stack_arena.h"
 #include "common/tcp_listen.h"
 #include "kvstore/server/fetch_plan.h"
@@ -44,19 +43,26 @@ struct EndFrame {
   uint32_t head[3];
 };
 
-bool SendEnd(int fd, const absl::Status& status) {
+bool SendEnd(ByteStream& stream, const absl::Status& status) {
   EndFrame end(status);
   std::vector<iovec> iov;
   end.AppendTo(iov);
-  return WriteFullV(fd, iov.data(), iov.size());
+  return stream.WriteFullV(iov.data(), iov.size());
+}
+
+// A status and its message after a fixed head of `head_words` u32s (the
+// put, lookup and auth replies).
+bool SendResult(ByteStream& stream, uint32_t* head, size_t head_words, const std::string& tail) {
+  iovec iov[2] = {{head, head_words * 4}, {const_cast<char*>(tail.data()), tail.size()}};
+  return stream.WriteFullV(iov, tail.empty() ? 1 : 2);
 }
 
 // Reads and drops `n` bytes. False if the connection ends first.
-bool Drain(int fd, uint64_t n) {
+bool Drain(ByteStream& stream, uint64_t n) {
   std::vector<uint8_t> scratch(std::min<uint64_t>(n, 256 << 10));
   for (uint64_t left = n; left > 0;) {
     const size_t len = static_cast<size_t>(std::min<uint64_t>(left, scratch.size()));
-    if (!ReadFull(fd, scratch.data(), len)) return false;
+    if (!stream.ReadFull(scratch.data(), len)) return false;
     left -= len;
   }
   return true;
@@ -77,36 +83,62 @@ absl::StatusOr<std::unique_ptr<DataPortServer>> DataPortServer::Start(ServiceCon
   return server;
 }
 
-void DataPortServer::Serve(int fd) {
+void DataPortServer::Serve(int raw_fd) {
   int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  SetTimeout(fd, SO_SNDTIMEO, options_.send_timeout);
-  SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
+  setsockopt(raw_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  SetTimeout(raw_fd, SO_SNDTIMEO, options_.send_timeout);
+  // The handshake is inside a request: the client may not pause long.
+  SetTimeout(raw_fd, SO_RCVTIMEO, options_.stall_timeout);
+  std::unique_ptr<ByteStream> stream;
+  if (std::shared_ptr<const TlsContext> tls = Tls(); tls != nullptr) {
+    absl::StatusOr<std::unique_ptr<ByteStream>> accepted = tls->Accept(raw_fd);
+    if (!accepted.ok()) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      return;  // a plaintext client, a certificate we do not trust: nothing served
+    }
+    stream = *std::move(accepted);
+  } else {
+    stream = std::make_unique<ByteStream>(raw_fd);
+  }
+  SetTimeout(raw_fd, SO_RCVTIMEO, options_.idle_timeout);
+  Connection connection{*stream, nullptr, std::nullopt};
   // What this connection stages and pins is bounded on its own.
-  std::shared_ptr<ConnectionShare> share =
-      service_.shares != nullptr ? service_.shares->ForOne() : nullptr;
-  while (ServeOne(fd, share)) {
+  if (service_.shares != nullptr) connection.share = service_.shares->ForOne();
+  if (service_.auth == nullptr || !service_.auth->enabled()) {
+    connection.who = Identity{kDefaultTenant, Role::kAdmin};
+  } else if (const std::string cn = stream->PeerCommonName(); !cn.empty()) {
+    if (absl::StatusOr<Identity> who = service_.auth->OfCaller("", cn); who.ok()) {
+      connection.who = *std::move(who);
+    }
+  }
+  while (ServeOne(connection)) {
   }
 }
 
-bool DataPortServer::ServeOne(int fd, const std::shared_ptr<ConnectionShare>& share) {
+bool DataPortServer::ServeOne(Connection& c) {
   uint32_t head[2];
-  if (!ReadFull(fd, head, sizeof(head))) return false;  // closed, idle or cut off
+  if (!c.stream.ReadFull(head, sizeof(head))) return false;  // closed, idle or cut off
+  if (head[0] == kDataPortAuthMagic) return ServeAuth(c, head[1]);
+  if (!c.who.has_value()) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    return false;  // no identity yet: nothing is served
+  }
   // Inside a request the client may pause only briefly: a put staged
   // halfway holds pages. Between requests the idle timeout applies.
+  const int fd = c.stream.fd();
   SetTimeout(fd, SO_RCVTIMEO, options_.stall_timeout);
   bool keep = false;
   const absl::Time start = absl::Now();
   if (head[0] == kDataPortMagic) {
-    keep = ServeFetch(fd, head[1], share);
+    keep = ServeFetch(c, head[1]);
     service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kFetch, absl::Now() - start);
   }
   if (head[0] == kDataPortPutMagic) {
-    keep = ServePut(fd, head[1], share);
+    keep = ServePut(c, head[1]);
     service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kPut, absl::Now() - start);
   }
   if (head[0] == kDataPortLookupMagic) {
-    keep = ServeLookup(fd, head[1]);
+    keep = ServeLookup(c, head[1]);
     service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kLookup,
                                     absl::Now() - start);
   }
@@ -114,14 +146,43 @@ bool DataPortServer::ServeOne(int fd, const std::shared_ptr<ConnectionShare>& sh
   return keep;  // false too for anything not our protocol
 }
 
-bool DataPortServer::ServePut(int fd, uint32_t header_length,
-                              const std::shared_ptr<ConnectionShare>& share) {
-  auto reply = [fd](const absl::Status& status, v1::PutOutcome outcome) {
+bool DataPortServer::ServeAuth(Connection& c, uint32_t token_length) {
+  if (token_length > kMaxAuthTokenBytes) return false;
+  std::string token(token_length, '\0');
+  if (!c.stream.ReadFull(token.data(), token.size())) return false;
+  absl::StatusOr<Identity> who = Identity{kDefaultTenant, Role::kAdmin};
+  if (service_.auth != nullptr && service_.auth->enabled()) {
+    who = service_.auth->OfCaller(absl::StrCat("Bearer ", token), c.stream.PeerCommonName());
+  }
+  const std::string message(who.status().message().substr(0, kMaxEndMessageBytes));
+  uint32_t head[3] = {kAuthResultFrame, static_cast<uint32_t>(who.status().code()),
+                      static_cast<uint32_t>(message.size())};
+  if (!who.ok()) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    SendResult(c.stream, head, 3, message);
+    return false;
+  }
+  c.who = *std::move(who);
+  return SendResult(c.stream, head, 3, message);
+}
+
+void DataPortServer::SetTls(std::shared_ptr<const TlsContext> tls) {
+  MutexLock lock(&tls_mu_);
+  tls_ = std::move(tls);
+}
+
+std::shared_ptr<const TlsContext> DataPortServer::Tls() const {
+  MutexLock lock(&tls_mu_);
+  return tls_;
+}
+
+bool DataPortServer::ServePut(Connection& c, uint32_t header_length) {
+  ByteStream& stream = c.stream;
+  auto reply = [&stream](const absl::Status& status, v1::PutOutcome outcome) {
     const std::string message(status.message().substr(0, kMaxEndMessageBytes));
     uint32_t head[4] = {kPutResultFrame, static_cast<uint32_t>(status.code()),
                         static_cast<uint32_t>(outcome), static_cast<uint32_t>(message.size())};
-    iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(message.data()), message.size()}};
-    return WriteFullV(fd, iov, message.empty() ? 1 : 2);
+    return SendResult(stream, head, 4, message);
   };
   if (header_length > kMaxPutHeaderBytes) {
     reply(absl::InvalidArgumentError(absl::StrCat("put header of ", header_length,
@@ -131,13 +192,15 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length,
   }
   std::string bytes(header_length, '\0');
   v1::PutBlockHeader header;
-  if (!ReadFull(fd, bytes.data(), bytes.size())) return false;
+  if (!stream.ReadFull(bytes.data(), bytes.size())) return false;
   if (!header.ParseFromString(bytes)) {
     reply(absl::InvalidArgumentError("malformed PutBlockHeader"), v1::PUT_OUTCOME_UNSPECIFIED);
     return false;
   }
   service_.counters.AddBytes(RequestPath::kDataPort, RequestOp::kPut, header.size());
-  absl::StatusOr<PutAdmission> admission = AdmitPut(service_, kDefaultTenant, share.get(), header);
+  const absl::Status permitted = Permit(*c.who, Role::kWrite);
+  absl::StatusOr<PutAdmission> admission =
+      permitted.ok() ? AdmitPut(service_, c.who->tenant, c.share.get(), header) : permitted;
   if (!admission.ok() || admission->staged == nullptr) {
     // Not stored: read and drop the payload (if its size is sane) so the
     // connection stays in step, then say why.
@@ -145,7 +208,7 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length,
       reply(admission.status(), v1::PUT_OUTCOME_UNSPECIFIED);
       return false;
     }
-    if (!Drain(fd, header.size())) return false;
+    if (!Drain(stream, header.size())) return false;
     if (!admission.ok()) {
       service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
       return reply(admission.status(), v1::PUT_OUTCOME_UNSPECIFIED);
@@ -155,22 +218,23 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length,
   StagedBlock& staged = *admission->staged;
   // Pages are taken just before their bytes are read: wait for the first
   // byte first, so a client that sent a header alone holds nothing.
-  pollfd readable{fd, POLLIN, 0};
-  if (poll(&readable, 1, static_cast<int>(absl::ToInt64Milliseconds(options_.stall_timeout))) !=
-      1) {
+  pollfd readable{stream.fd(), POLLIN, 0};
+  if (!stream.Buffered() &&
+      poll(&readable, 1, static_cast<int>(absl::ToInt64Milliseconds(options_.stall_timeout))) !=
+          1) {
     return false;  // stalled after the header (or gone); nothing was staged
   }
   absl::Status received = staged.ReceiveInto(
-      header.size(), [fd](uint8_t* dst, size_t len) { return ReadFull(fd, dst, len); });
+      header.size(), [&stream](uint8_t* dst, size_t len) { return stream.ReadFull(dst, len); });
   if (IsNoRoom(received)) {
     // No room for bytes that arrived: not stored; drop the rest, stay in step.
     const uint64_t rest = header.size() - staged.received();
     admission->staged.reset();
-    return Drain(fd, rest) && reply(absl::OkStatus(), v1::PUT_NO_SPACE);
+    return Drain(stream, rest) && reply(absl::OkStatus(), v1::PUT_NO_SPACE);
   }
   // Otherwise the client went away or stalled mid-block; staging is freed.
   if (!received.ok()) return false;
-  absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, kDefaultTenant, header.namespace_(), staged);
+  absl::StatusOr<v1::PutOutcome> outcome = CommitPut(service_, c.who->tenant, header.namespace_(), staged);
   if (!outcome.ok()) {
     service_.counters.puts_rejected.fetch_add(1, std::memory_order_relaxed);
     return reply(outcome.status(), v1::PUT_OUTCOME_UNSPECIFIED);
@@ -178,14 +242,14 @@ bool DataPortServer::ServePut(int fd, uint32_t header_length,
   return reply(absl::OkStatus(), *outcome);
 }
 
-bool DataPortServer::ServeLookup(int fd, uint32_t body_length) {
-  auto reply = [fd](const absl::Status& status, const std::string& body) {
+bool DataPortServer::ServeLookup(Connection& c, uint32_t body_length) {
+  ByteStream& stream = c.stream;
+  auto reply = [&stream](const absl::Status& status, const std::string& body) {
     const std::string message(status.message().substr(0, kMaxEndMessageBytes));
     const std::string& payload = status.ok() ? body : message;
     uint32_t head[3] = {kLookupResultFrame, static_cast<uint32_t>(status.code()),
                         static_cast<uint32_t>(payload.size())};
-    iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(payload.data()), payload.size()}};
-    return WriteFullV(fd, iov, payload.empty() ? 1 : 2);
+    return SendResult(stream, head, 3, payload);
   };
   if (body_length > kMaxDataPortRequestBytes) {
     reply(absl::InvalidArgumentError(absl::StrCat("data port request of ", body_length,
@@ -197,33 +261,33 @@ bool DataPortServer::ServeLookup(int fd, uint32_t body_length) {
   auto& request = *google::protobuf::Arena::CreateMessage<v1::LookupRequest>(stack.arena());
   auto& response = *google::protobuf::Arena::CreateMessage<v1::LookupResponse>(stack.arena());
   std::string bytes(body_length, '\0');
-  if (!ReadFull(fd, bytes.data(), bytes.size())) return false;
+  if (!stream.ReadFull(bytes.data(), bytes.size())) return false;
   if (!request.ParseFromString(bytes)) {
     reply(absl::InvalidArgumentError("malformed LookupRequest"), {});
     return false;
   }
-  const absl::Status status = AnswerLookup(service_, kDefaultTenant, request, response);
+  const absl::Status status = AnswerLookup(service_, c.who->tenant, request, response);
   bytes.clear();
   if (status.ok()) response.AppendToString(&bytes);
   return reply(status, bytes);
 }
 
-bool DataPortServer::ServeFetch(int fd, uint32_t body_length,
-                                const std::shared_ptr<ConnectionShare>& share) {
+bool DataPortServer::ServeFetch(Connection& c, uint32_t body_length) {
+  ByteStream& stream = c.stream;
   if (body_length > kMaxDataPortRequestBytes) {
-    SendEnd(fd, absl::InvalidArgumentError(absl::StrCat(
+    SendEnd(stream, absl::InvalidArgumentError(absl::StrCat(
                     "data port request of ", body_length, " bytes; at most ", kMaxDataPortRequestBytes)));
     return false;
   }
   std::string body(body_length, '\0');
-  if (!ReadFull(fd, body.data(), body.size())) return false;
+  if (!stream.ReadFull(body.data(), body.size())) return false;
   v1::FetchRequest request;
   if (!request.ParseFromString(body)) {
-    SendEnd(fd, absl::InvalidArgumentError("malformed FetchRequest"));
+    SendEnd(stream, absl::InvalidArgumentError("malformed FetchRequest"));
     return false;
   }
-  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, kDefaultTenant, share, request);
-  if (!plan.ok()) return SendEnd(fd, plan.status());
+  absl::StatusOr<FetchPlan> plan = PlanFetch(service_, c.who->tenant, c.share, request);
+  if (!plan.ok()) return SendEnd(stream, plan.status());
   std::vector<iovec> iov;
   std::vector<std::array<uint8_t, kChunkFrameHeaderBytes>> headers(plan->items.size());
   for (size_t i = 0; i < plan->items.size(); ++i) {
@@ -241,7 +305,7 @@ bool DataPortServer::ServeFetch(int fd, uint32_t body_length,
   // The END frame rides in the same writev: one wake-up for the client.
   EndFrame end(absl::OkStatus());
   end.AppendTo(iov);
-  return WriteFullV(fd, iov.data(), iov.size());
+  return stream.WriteFullV(iov.data(), iov.size());
 }
 
 }  // namespace kvcache

@@ -14,11 +14,17 @@
 #ifndef KVCACHE_KVSTORE_SERVER_DATA_PORT_SERVER_H_
 #define KVCACHE_KVSTORE_SERVER_DATA_PORT_SERVER_H_
 
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "common/byte_stream.h"
+#include "common/mutex.h"
+#include "common/tls_stream.h"
 #include "kvstore/server/connection_threads.h"
 #include "kvstore/server/service_context.h"
 
@@ -37,6 +43,8 @@ class DataPortServer {
     // freed.
     absl::Duration idle_timeout = absl::Minutes(5);
     absl::Duration stall_timeout = absl::Seconds(10);
+    // TLS on every connection (null: plaintext); SetTls replaces it.
+    std::shared_ptr<const TlsContext> tls;
   };
 
   // UNAVAILABLE if the port cannot be bound. `service` is not owned and must
@@ -47,22 +55,40 @@ class DataPortServer {
   int port() const { return port_; }
   // Stops accepting, cuts every connection and joins their threads.
   void Shutdown() { connections_->Shutdown(); }
+  // New connections handshake with `tls` (renewed certificates); those
+  // open keep theirs.
+  void SetTls(std::shared_ptr<const TlsContext> tls) ABSL_LOCKS_EXCLUDED(tls_mu_);
+  // Connections closed before anything was served: a failed handshake, a
+  // refused token, a request before any identity.
+  uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
 
  private:
+  // One client connection: its stream, what it may stage and pin (null:
+  // unbounded), and who it is once known.
+  struct Connection {
+    ByteStream& stream;
+    std::shared_ptr<ConnectionShare> share;
+    std::optional<Identity> who;
+  };
+
   DataPortServer(ServiceContext& service, const Options& options, int port)
-      : service_(service), options_(options), port_(port) {}
+      : service_(service), options_(options), port_(port), tls_(options.tls) {}
   void Serve(int fd);
   // Serves one request; false when the connection must close.
-  // `share` (null: none) bounds what the connection stages and pins.
-  bool ServeOne(int fd, const std::shared_ptr<ConnectionShare>& share);
-  bool ServeFetch(int fd, uint32_t body_length, const std::shared_ptr<ConnectionShare>& share);
-  bool ServePut(int fd, uint32_t header_length, const std::shared_ptr<ConnectionShare>& share);
-  bool ServeLookup(int fd, uint32_t body_length);
+  bool ServeOne(Connection& c);
+  bool ServeAuth(Connection& c, uint32_t token_length);
+  bool ServeFetch(Connection& c, uint32_t body_length);
+  bool ServePut(Connection& c, uint32_t header_length);
+  bool ServeLookup(Connection& c, uint32_t body_length);
+  std::shared_ptr<const TlsContext> Tls() const ABSL_LOCKS_EXCLUDED(tls_mu_);
 
   ServiceContext& service_;
   const Options options_;
   const int port_;
   std::unique_ptr<ConnectionThreads> connections_;
+  mutable Mutex tls_mu_;
+  std::shared_ptr<const TlsContext> tls_ ABSL_GUARDED_BY(tls_mu_);
+  std::atomic<uint64_t> refused_{0};
 };
 
 }  // namespace kvcache
