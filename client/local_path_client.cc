@@ -105,7 +105,7 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
     }
   };
   absl::StatusOr<v1::LocalWelcome> welcome = ReadWelcome(fd, instance_id, &fds);
-  if (welcome.ok() && welcome->tenant() != options.tenant) {
+  if (welcome.ok() && !options.tenant.empty() && welcome->tenant() != options.tenant) {
     welcome = absl::FailedPreconditionError(absl::StrCat(
         "the same-host path would serve tenant '", welcome->tenant(), "' (by uid), this client is '",
         options.tenant, "' (by its token): using the network paths"));

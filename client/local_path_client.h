@@ -54,6 +54,7 @@ class LocalPathClient : public Transport {
     // The tenant Hello said this client is: a daemon whose welcome scopes
     // the connection to another tenant (the uid's, not the token's) is not
     // used (FAILED_PRECONDITION), so one client never sees two tenants.
+    // Empty: not checked.
     std::string tenant;
   };
 

@@ -6,7 +6,9 @@
 
 namespace kvcache {
 
-ByteStream::~ByteStream() { close(fd_); }
+ByteStream::~ByteStream() {
+  if (owns_fd_) close(fd_);
+}
 
 bool ByteStream::ReadFull(void* buf, size_t n) { return kvcache::ReadFull(fd_, buf, n); }
 

@@ -18,8 +18,9 @@ namespace kvcache {
 
 class ByteStream {
  public:
-  // Takes `fd`, which the destructor closes.
-  explicit ByteStream(int fd) : fd_(fd) {}
+  // The destructor closes `fd` if `owns_fd` (a server whose connection
+  // threads close their sockets themselves passes false).
+  explicit ByteStream(int fd, bool owns_fd = true) : fd_(fd), owns_fd_(owns_fd) {}
   virtual ~ByteStream();
   ByteStream(const ByteStream&) = delete;
   ByteStream& operator=(const ByteStream&) = delete;
@@ -40,6 +41,7 @@ class ByteStream {
 
  private:
   const int fd_;
+  const bool owns_fd_;
 };
 
 }  // namespace kvcache

@@ -78,7 +78,9 @@ SSL* NewSsl(SSL_CTX* ctx, int fd) {
 
 class TlsStream final : public ByteStream {
  public:
-  TlsStream(int fd, SSL* ssl) : ByteStream(fd), ssl_(ssl) { pending_.reserve(kRecord); }
+  TlsStream(int fd, bool owns_fd, SSL* ssl) : ByteStream(fd, owns_fd), ssl_(ssl) {
+    pending_.reserve(kRecord);
+  }
   ~TlsStream() override { SSL_free(ssl_); }
 
   bool ReadFull(void* buf, size_t n) override {
@@ -218,10 +220,9 @@ absl::StatusOr<std::unique_ptr<ByteStream>> TlsContext::Accept(int fd) const {
   if (ssl == nullptr || SSL_accept(ssl) != 1) {
     const std::string why = OpenSslError("TLS handshake");
     SSL_free(ssl);
-    close(fd);
     return absl::UnavailableError(why);
   }
-  return std::unique_ptr<ByteStream>(new TlsStream(fd, ssl));
+  return std::unique_ptr<ByteStream>(new TlsStream(fd, /*owns_fd=*/false, ssl));
 }
 
 absl::StatusOr<std::unique_ptr<ByteStream>> TlsContext::Connect(
@@ -242,7 +243,7 @@ absl::StatusOr<std::unique_ptr<ByteStream>> TlsContext::Connect(
     close(fd);
     return absl::UnavailableError(why);
   }
-  return std::unique_ptr<ByteStream>(new TlsStream(fd, ssl));
+  return std::unique_ptr<ByteStream>(new TlsStream(fd, /*owns_fd=*/true, ssl));
 }
 
 }  // namespace kvcache

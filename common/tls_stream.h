@@ -33,11 +33,13 @@ class TlsContext {
                                                                 const std::string& key);
   ~TlsContext();
 
-  // Handshakes as the server on `fd` (taken: closed on failure). The
-  // socket's timeouts bound the handshake. UNAVAILABLE with OpenSSL's reason
-  // (a plaintext client, an unknown CA, an expired certificate).
+  // Handshakes as the server on `fd`, which stays the caller's to close
+  // (the stream never closes it). The socket's timeouts bound the
+  // handshake. UNAVAILABLE with OpenSSL's reason (a plaintext client, an
+  // unknown CA, an expired certificate).
   absl::StatusOr<std::unique_ptr<ByteStream>> Accept(int fd) const;
-  // Handshakes as the client on `fd` (taken), checking that the server's
+  // Handshakes as the client on `fd` (taken: the stream closes it, and so
+  // does a failure), checking that the server's
   // certificate names `server_name` (a DNS name or an IP literal).
   absl::StatusOr<std::unique_ptr<ByteStream>> Connect(int fd, const std::string& server_name) const;
 

@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <functional>
 #include <tuple>
 #include <string>
@@ -374,7 +375,10 @@ std::unique_ptr<ByteStream> DataPortConnection(int port, const TestPki* pki, boo
   absl::StatusOr<std::shared_ptr<TlsContext>> context = TlsContext::ForClient(pki->ca, cert, key);
   EXPECT_TRUE(context.ok()) << context.status();
   absl::StatusOr<std::unique_ptr<ByteStream>> stream = (*context)->Connect(fd, "127.0.0.1");
-  if (!stream.ok()) return nullptr;
+  if (!stream.ok()) {
+    std::cerr << "data port handshake: " << stream.status() << "\n";
+    return nullptr;
+  }
   return *std::move(stream);
 }
 

@@ -98,7 +98,7 @@ void DataPortServer::Serve(int raw_fd) {
     }
     stream = *std::move(accepted);
   } else {
-    stream = std::make_unique<ByteStream>(raw_fd);
+    stream = std::make_unique<ByteStream>(raw_fd, /*owns_fd=*/false);  // ConnectionThreads closes it
   }
   SetTimeout(raw_fd, SO_RCVTIMEO, options_.idle_timeout);
   Connection connection{*stream, nullptr, std::nullopt};
