@@ -27,7 +27,7 @@
 #include "kvstore/daemon.h"
 #include "proto/data_port_wire.h"
 #include "tests/test_blocks.h"
-#include "tests/test_pki.h"
+#include "tools/pki_files.h"
 
 namespace kvcache {
 namespace {
@@ -45,9 +45,9 @@ std::string Sha256Hex(const std::string& text) {
 class SecurityTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    absl::StatusOr<TestPki> made = MakeTestPki(::testing::TempDir());
+    absl::StatusOr<PkiFiles> made = MakePkiFiles(::testing::TempDir());
     ASSERT_TRUE(made.ok()) << made.status();
-    pki_ = new TestPki(*std::move(made));
+    pki_ = new PkiFiles(*std::move(made));
   }
 
   void SetUp() override {
@@ -116,11 +116,11 @@ class SecurityTest : public ::testing::Test {
     return stub.Lookup(&ctx, request, &response).error_code();
   }
 
-  static TestPki* pki_;
+  static PkiFiles* pki_;
   const std::string token_file_ = ::testing::TempDir() + "/tokens";
 };
 
-TestPki* SecurityTest::pki_ = nullptr;
+PkiFiles* SecurityTest::pki_ = nullptr;
 
 // Payloads of tenant beta: the same keys as alpha's, other bytes.
 std::vector<PutBlock> BetaPayloads(const std::vector<BlockKey>& chain) {
@@ -360,7 +360,7 @@ TEST_F(SecurityTest, SameHostPeersAreTheirUidsTenant) {
 
 // A raw connection to the daemon's data port: plaintext, or TLS checked
 // against the test CA (with a client certificate when given).
-std::unique_ptr<ByteStream> DataPortConnection(int port, const TestPki* pki, bool tls,
+std::unique_ptr<ByteStream> DataPortConnection(int port, const PkiFiles* pki, bool tls,
                                                const std::string& cert = "",
                                                const std::string& key = "") {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -99,10 +99,20 @@ absl::StatusOr<double> RawTcpGBps(size_t value_bytes, int connections, absl::Dur
   return gbps;
 }
 
-absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(const std::string& binary) {
+absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(const std::string& binary,
+                                                                 const Tls* tls) {
   const int port = FreePort();
   std::vector<std::string> args = {binary, "--port", std::to_string(port), "--bind", "127.0.0.1",
                                    "--save", "", "--appendonly", "no", "--protected-mode", "no"};
+  if (tls != nullptr) {
+    for (const std::string& a : {std::string("--port"), std::string("0"), std::string("--tls-port"),
+                                 std::to_string(port), std::string("--tls-cert-file"), tls->cert,
+                                 std::string("--tls-key-file"), tls->key,
+                                 std::string("--tls-ca-cert-file"), tls->ca,
+                                 std::string("--tls-auth-clients"), std::string("no")}) {
+      args.push_back(a);
+    }
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -20,8 +20,14 @@ absl::StatusOr<double> RawTcpGBps(size_t value_bytes, int connections, absl::Dur
 // A redis-server started on a free loopback port, stopped on destruction.
 class RedisServer {
  public:
+  // With these PEM files, it serves only TLS (--tls-port), with no client
+  // certificates asked for.
+  struct Tls {
+    std::string cert, key, ca;
+  };
   // NOT_FOUND if `binary` cannot be run.
-  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(const std::string& binary);
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(const std::string& binary,
+                                                            const Tls* tls = nullptr);
   ~RedisServer();
   int port() const { return port_; }
 

@@ -44,6 +44,7 @@
 #include "tools/kvbench_gpu.h"
 #include "tools/kvbench_metrics.h"
 #include "tools/kvbench_nvme.h"
+#include "tools/kvbench_tls.h"
 #include "tools/kvbench_report.h"
 #include "tools/kvbench_trace.h"
 #include "tools/progress_bar.h"
@@ -474,6 +475,11 @@ int main(int argc, char** argv) {
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() > 1 && std::string(args[1]) == "cluster") {
     return kvcache::RunClusterBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_json));
+  }
+  if (args.size() > 1 && std::string(args[1]) == "tls") {
+    return kvcache::RunTlsBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_redis_server),
+                                absl::GetFlag(FLAGS_runs), absl::GetFlag(FLAGS_seconds),
+                                absl::GetFlag(FLAGS_json));
   }
   if (args.size() > 1 && std::string(args[1]) == "nvme") {
     return kvcache::RunNvmeBench(absl::GetFlag(FLAGS_kvstored), absl::GetFlag(FLAGS_runs),

@@ -1,13 +1,14 @@
-// Certificates for the security tests, made with the openssl command line in
-// a directory of the test's: a CA with a server certificate for localhost and
-// 127.0.0.1, client certificates (CN=worker-a) signed by it, by another CA,
-// and one that expired yesterday.
-#ifndef KVCACHE_TESTS_TEST_PKI_H_
-#define KVCACHE_TESTS_TEST_PKI_H_
+// Certificates for the security tests and `kvbench tls`, made with the
+// openssl command line in a directory of the caller's: a CA with a server
+// certificate for localhost and 127.0.0.1, client certificates
+// (CN=worker-a) signed by it, by another CA, and one that expired yesterday.
+#ifndef KVCACHE_TOOLS_PKI_FILES_H_
+#define KVCACHE_TOOLS_PKI_FILES_H_
 
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <tuple>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -15,7 +16,7 @@
 
 namespace kvcache {
 
-struct TestPki {
+struct PkiFiles {
   std::string ca;                       // the CA that signs the rest
   std::string server_cert, server_key;  // localhost, 127.0.0.1
   std::string client_cert, client_key;  // CN=worker-a
@@ -23,7 +24,7 @@ struct TestPki {
   std::string expired_cert, expired_key;  // CN=worker-a, expired yesterday
 };
 
-namespace test_pki_internal {
+namespace pki_files_internal {
 
 inline absl::Status Run(const std::string& command) {
   const std::string quiet = absl::StrCat(command, " >/dev/null 2>&1");
@@ -55,11 +56,11 @@ inline absl::Status MakeCa(const std::string& base, const std::string& cn) {
                           "-keyout ", base, ".key -out ", base, ".pem -days 30 -subj /CN=", cn));
 }
 
-}  // namespace test_pki_internal
+}  // namespace pki_files_internal
 
-inline absl::StatusOr<TestPki> MakeTestPki(const std::string& dir) {
-  using test_pki_internal::Issue;
-  using test_pki_internal::MakeCa;
+inline absl::StatusOr<PkiFiles> MakePkiFiles(const std::string& dir) {
+  using pki_files_internal::Issue;
+  using pki_files_internal::MakeCa;
   const std::string ca = dir + "/ca", other = dir + "/other-ca";
   for (absl::Status s : {
            MakeCa(ca, "kvcache-test-ca"),
@@ -72,7 +73,7 @@ inline absl::StatusOr<TestPki> MakeTestPki(const std::string& dir) {
        }) {
     if (!s.ok()) return s;
   }
-  TestPki pki;
+  PkiFiles pki;
   pki.ca = ca + ".pem";
   for (auto [cert, key, name] : {std::tuple{&pki.server_cert, &pki.server_key, "server"},
                                  std::tuple{&pki.client_cert, &pki.client_key, "client"},
@@ -86,4 +87,4 @@ inline absl::StatusOr<TestPki> MakeTestPki(const std::string& dir) {
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_TESTS_TEST_PKI_H_
+#endif  // KVCACHE_TOOLS_PKI_FILES_H_
