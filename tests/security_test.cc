@@ -12,7 +12,11 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <array>
 #include <functional>
+#include <map>
+#include <random>
+#include <set>
 #include <tuple>
 #include <string>
 #include <vector>
@@ -495,6 +499,80 @@ TEST_F(SecurityTest, DataPortTakesTheClientCertificatesIdentity) {
   auto worker = DataPortConnection(port, pki_, true, pki_->client_cert, pki_->client_key);
   ASSERT_NE(worker, nullptr);
   EXPECT_TRUE(FetchAnswered(*worker, chain));
+}
+
+// 10^5 random (tenant, namespace, key) tuples against an index that keeps
+// only 8 bits of each entry's hash, so unequal tuples collide all the time:
+// a tenant finds exactly the tuples it stored, with its own bytes, and never
+// one another tenant stored under the same namespace and key.
+TEST_F(SecurityTest, RandomTuplesNeverCrossTenantsEvenWhenTheirHashesCollide) {
+  DaemonOptions options = Options(false, false);
+  options.store.index_hash_bits = 8;
+  options.store.arena.capacity_bytes = 256ull << 20;
+  options.store.arena.page_bytes = 4096;
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::vector<std::string> tenants = {"alpha", "beta", "ops"};
+  const std::vector<std::string> tokens = {"alpha-token", "beta-token", "admin-token"};
+  const std::vector<std::string> namespaces = {"n0", "n1", "n2", "n3"};
+  std::vector<std::unique_ptr<Client>> clients;
+  for (const std::string& token : tokens) clients.push_back(ClientOf(**daemon, Security(token, false)));
+  constexpr size_t kPool = 2000, kTuples = 100000, kPayload = 64;
+  std::vector<BlockKey> pool = TestChain(11, kPool);
+  auto payload = [&](size_t t, size_t n, const BlockKey& k) {
+    std::string p = PayloadFor(k, kPayload);
+    p[0] = static_cast<char>('A' + t);
+    p[1] = static_cast<char>('0' + n);
+    return p;
+  };
+  std::mt19937_64 random(20261204);
+  auto tuple = [&] {
+    return std::array<size_t, 3>{random() % tenants.size(), random() % namespaces.size(),
+                                 random() % kPool};
+  };
+  // What each tenant stores: the distinct tuples among 10^5 random ones.
+  std::set<std::array<size_t, 3>> stored;
+  for (size_t i = 0; i < kTuples; ++i) stored.insert(tuple());
+  std::map<std::pair<size_t, size_t>, std::vector<size_t>> chains;
+  for (const auto& [t, n, k] : stored) chains[{t, n}].push_back(k);
+  for (const auto& [tn, keys] : chains) {
+    const auto [t, n] = tn;
+    BlockKey parent;
+    for (size_t from = 0; from < keys.size(); from += 500) {
+      std::vector<PutBlock> blocks;
+      for (size_t i = from; i < std::min(keys.size(), from + 500); ++i) {
+        blocks.push_back({pool[keys[i]], payload(t, n, pool[keys[i]])});
+      }
+      auto put = clients[t]->Put(namespaces[n], parent, blocks);
+      ASSERT_TRUE(put.ok()) << put.status();
+      for (v1::PutOutcome o : *put) ASSERT_EQ(o, v1::PUT_STORED);
+      parent = blocks.back().key;
+    }
+  }
+  // 10^5 random queries: a hit exactly where the asker stored the tuple,
+  // and then its own bytes.
+  uint64_t cross_hits = 0, lost = 0, wrong_bytes = 0, hits = 0;
+  std::string buffer(kPayload, '\0');
+  for (size_t i = 0; i < kTuples; ++i) {
+    const auto q = tuple();
+    const auto [t, n, k] = q;
+    const LookupResult found = clients[t]->Lookup(namespaces[n], {&pool[k], 1});
+    ASSERT_TRUE(found.status.ok()) << found.status;
+    const bool mine = stored.count(q) > 0;
+    if (found.hits == 1 && !mine) ++cross_hits;
+    if (found.hits == 0 && mine) ++lost;
+    if (found.hits == 0) continue;
+    ++hits;
+    FetchTarget target{pool[k], absl::MakeSpan(reinterpret_cast<uint8_t*>(buffer.data()), kPayload)};
+    if (clients[t]->Fetch(namespaces[n], {&target, 1}).blocks != 1 ||
+        buffer != payload(t, n, pool[k])) {
+      ++wrong_bytes;
+    }
+  }
+  EXPECT_EQ(cross_hits, 0u);
+  EXPECT_EQ(wrong_bytes, 0u);
+  EXPECT_EQ(lost, 0u);
+  EXPECT_GT(hits, kTuples / 2);  // most queries ask for a stored tuple
 }
 
 TEST_F(SecurityTest, RemoteListenNeedsTlsAndTokensOrInsecure) {

@@ -16,16 +16,16 @@ constexpr int kMaxPinnedLeavesSkipped = 64;
 }  // namespace
 
 BlockIndex::BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes,
-                       size_t drop_record_entries)
-    : pinned_bytes_(pinned_bytes), drops_(drop_record_entries) {
+                       size_t drop_record_entries, int hash_bits)
+    : hash_{hash_bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << std::max(hash_bits, 1)) - 1},
+      pinned_bytes_(pinned_bytes),
+      drops_(drop_record_entries) {
   shards = std::clamp(shards, 1, kMaxShards);
   shards_.reserve(shards);
-  for (int i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
+  for (int i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>(hash_));
 }
 
 size_t BlockIndex::ShardIndex(const EntryKey& k) const { return ShardIndexOfHash(HashOf(k)); }
-
-size_t BlockIndex::HashOf(const EntryKey& k) { return absl::Hash<EntryKey>{}(k); }
 
 size_t BlockIndex::ShardIndexOfHash(size_t hash) const {
   // The top bits: the shard's own table places and tags entries by the low

@@ -127,8 +127,12 @@ class BlockIndex {
   // count; not owned.
   // The last `drop_record_entries` blocks dropped or refused are remembered
   // with their reason (drop_record.h).
+  // `hash_bits` below 64 keeps only that many low bits of every entry's hash
+  // (and puts every entry in shard 0 below 49): for tests that make distinct
+  // (namespace, key) pairs collide on purpose, to show that only equal ones
+  // ever meet.
   BlockIndex(int shards, std::atomic<uint64_t>* pinned_bytes,
-             size_t drop_record_entries = kDefaultDropRecordEntries);
+             size_t drop_record_entries = kDefaultDropRecordEntries, int hash_bits = 64);
   static constexpr size_t kDefaultDropRecordEntries = 1 << 16;
   static constexpr int kMaxShards = 64;  // a chain's shards fit one bit mask
   BlockIndex(const BlockIndex&) = delete;
@@ -275,6 +279,12 @@ class BlockIndex {
       return H::combine(std::move(h), k.ns, k.key);
     }
   };
+  // absl::Hash of the key, with only its low `bits` kept (all 64 in
+  // production).
+  struct EntryHash {
+    uint64_t mask = ~uint64_t{0};
+    size_t operator()(const EntryKey& k) const { return absl::Hash<EntryKey>{}(k) & mask; }
+  };
   struct Entry {
     EntryKey key;
     // Never null; holds no pages while the block lives only on NVMe or GPU.
@@ -294,9 +304,10 @@ class BlockIndex {
   };
   using TickOrder = RecencyList<Entry>;
   struct Shard {
+    explicit Shard(EntryHash hash) : entries(0, hash) {}
     Mutex mu;
     // Nodes, so that an entry stays where its list links point.
-    absl::node_hash_map<EntryKey, Entry> entries ABSL_GUARDED_BY(mu);
+    absl::node_hash_map<EntryKey, Entry, EntryHash> entries ABSL_GUARDED_BY(mu);
     // Coldest first: leaves with host pages, leaves with a GPU copy but no
     // host pages, leaves only on NVMe; every entry with host pages (what the
     // spiller demotes) and every entry with a GPU copy (what the GPU tier
@@ -311,7 +322,7 @@ class BlockIndex {
   };
 
   // The hash the shards' tables use; the shard is chosen from its top bits.
-  static size_t HashOf(const EntryKey& k);
+  size_t HashOf(const EntryKey& k) const { return hash_(k); }
   size_t ShardIndexOfHash(size_t hash) const;
   size_t ShardIndex(const EntryKey& k) const;
   Shard& ShardOf(const EntryKey& k) { return *shards_[ShardIndex(k)]; }
@@ -353,6 +364,7 @@ class BlockIndex {
   std::optional<std::pair<Shard*, EntryKey>> FindColdest(TickOrder Shard::*order, Want want,
                                                          uint64_t* tick);
 
+  const EntryHash hash_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t>* const pinned_bytes_;  // not owned
   NvmeDropListener nvme_drop_listener_;

@@ -108,7 +108,8 @@ BlockStore::BlockStore(std::unique_ptr<HostArena> arena, const Options& options)
       arena_(std::move(arena)),
       namespaces_(options.max_namespaces),
       index_(std::make_unique<BlockIndex>(options.index_shards, &pinned_bytes_,
-                                            options.drop_record_entries)) {}
+                                            options.drop_record_entries,
+                                            options.index_hash_bits)) {}
 
 BlockStore::~BlockStore() {
   gpu_.reset();  // its mover takes host pages, which may wait for the spiller

@@ -74,6 +74,9 @@ class BlockStore {
     bool gpu_in_host_memory = false;
     // Drops remembered with their reason (kvstore/index/drop_record.h).
     size_t drop_record_entries = BlockIndex::kDefaultDropRecordEntries;
+    // Tests only: the index keeps this many bits of each entry's hash, so
+    // that unequal entries collide (block_index.h).
+    int index_hash_bits = 64;
   };
 
   // Errors from HostArena::Create; INVALID_ARGUMENT for bad watermarks,
