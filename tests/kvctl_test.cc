@@ -1,4 +1,5 @@
 // kvctl against a real daemon, as an operator would use it.
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/kvctl_runner.h"
 #include "tools/daemon_process.h"
+#include "tools/pki_files.h"
 
 namespace kvcache {
 namespace {
@@ -97,6 +99,68 @@ TEST_F(KvctlTest, PutGetLsInspectEvict) {
 }
 
 // A live view: a header, then one row per interval with what happened in it.
+// kvstored with TLS and tokens, as an operator starts it, and kvctl with
+// the matching flags: refused without them, served with them, and a token
+// revoked by SIGHUP refused from then on.
+TEST_F(KvctlTest, TlsAndTokens) {
+  const std::string dir = TmpPath("pki");
+  std::filesystem::create_directories(dir);
+  absl::StatusOr<PkiFiles> pki = MakePkiFiles(dir);
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  auto hash = [](const std::string& token) {
+    FILE* pipe = popen(("printf %s " + token + " | sha256sum").c_str(), "r");
+    char out[65] = {};
+    EXPECT_EQ(fread(out, 1, 64, pipe), 64u);
+    pclose(pipe);
+    return std::string(out, 64);
+  };
+  const std::string tokens = TmpPath("token-file");
+  std::ofstream(tokens) << hash("ops-secret") << " ops admin\n"
+                        << hash("team-secret") << " team write\n";
+  std::ofstream(TmpPath("ops-token")) << "ops-secret\n";
+  Start({"--host_capacity=64MiB", "--tls_cert=" + pki->server_cert,
+         "--tls_key=" + pki->server_key, "--token_file=" + tokens});
+  const std::string tls = "--tls_ca=" + pki->ca + " ";
+
+  CliResult plain = Kvctl(server_ + "stats");
+  EXPECT_NE(plain.exit_code, 0) << plain.out;
+  CliResult anonymous = Kvctl(server_ + tls + "stats");
+  EXPECT_NE(anonymous.exit_code, 0);
+  EXPECT_NE(anonymous.out.find("no credentials"), std::string::npos) << anonymous.out;
+
+  CliResult put = Kvctl(server_ + tls + "--token=team-secret put --tokens=" +
+                        TmpPath("tokens.txt") + " --payload=" + TmpPath("payload.bin"));
+  ASSERT_EQ(put.exit_code, 0) << put.out;
+  CliResult own = Kvctl(server_ + tls + "--token=team-secret ls --json");
+  ASSERT_EQ(own.exit_code, 0) << own.out;
+  EXPECT_EQ(nlohmann::json::parse(own.out)["prefixes"].size(), 1u) << own.out;
+  // The admin sees nothing of its own, then team's blocks when it asks.
+  CliResult admin_own = Kvctl(server_ + tls + "--token_file=" + TmpPath("ops-token") + " ls --json");
+  ASSERT_EQ(admin_own.exit_code, 0) << admin_own.out;
+  EXPECT_EQ(nlohmann::json::parse(admin_own.out).value("prefixes", nlohmann::json::array()).size(),
+            0u)
+      << admin_own.out;
+  CliResult admin_team = Kvctl(server_ + tls + "--token_file=" + TmpPath("ops-token") +
+                               " ls --tenant=team --json");
+  ASSERT_EQ(admin_team.exit_code, 0) << admin_team.out;
+  EXPECT_EQ(nlohmann::json::parse(admin_team.out)["prefixes"].size(), 1u);
+  CliResult team_ops = Kvctl(server_ + tls + "--token=team-secret ls --tenant=ops");
+  EXPECT_NE(team_ops.exit_code, 0);
+  EXPECT_NE(team_ops.out.find("only an admin"), std::string::npos) << team_ops.out;
+
+  // Revoke team's token and tell the daemon.
+  std::ofstream(tokens) << hash("ops-secret") << " ops admin\n";
+  ASSERT_EQ(kill(daemon_->pid(), SIGHUP), 0);
+  CliResult revoked;
+  for (int i = 0; i < 100; ++i) {
+    revoked = Kvctl(server_ + tls + "--token=team-secret stats");
+    if (revoked.exit_code != 0) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_NE(revoked.out.find("unknown or revoked token"), std::string::npos) << revoked.out;
+  EXPECT_EQ(Kvctl(server_ + tls + "--token=ops-secret stats").exit_code, 0);
+}
+
 TEST_F(KvctlTest, TopPrintsARowPerInterval) {
   CliResult top = Kvctl(server_ + "top --interval_ms=300 --count=3");
   EXPECT_EQ(top.exit_code, 0) << top.out;

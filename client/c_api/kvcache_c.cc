@@ -85,6 +85,16 @@ absl::Status ApplyOption(absl::string_view name, absl::string_view value, Client
     ok = absl::SimpleAtoi(value, &o->chunk_bytes);
   } else if (name == "max_inflight_put_bytes") {
     ok = absl::SimpleAtoi(value, &o->max_inflight_put_bytes);
+  } else if (name == "tls_ca") {
+    o->security.tls_ca = std::string(value);
+  } else if (name == "tls_cert") {
+    o->security.tls_cert = std::string(value);
+  } else if (name == "tls_key") {
+    o->security.tls_key = std::string(value);
+  } else if (name == "tls_server_name") {
+    o->security.tls_server_name = std::string(value);
+  } else if (name == "token") {
+    o->security.token = std::string(value);
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown option '", name, "'"));
   }

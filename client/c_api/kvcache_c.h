@@ -37,8 +37,11 @@ int kvc_abi_version(void);
  * "name=value" pairs separated by newlines, ClientOptions' fields:
  * deadline_s, use_local_path, use_direct_reads, use_direct_lookups,
  * use_data_port, verify_checksums, verify_local_fetches, fetch_streams,
- * split_fetch_bytes, chunk_bytes, max_inflight_put_bytes (booleans 0/1).
- * NULL on an unknown or bad option. Connects lazily. */
+ * split_fetch_bytes, chunk_bytes, max_inflight_put_bytes (booleans 0/1);
+ * for a daemon with TLS and tokens, tls_ca, tls_cert, tls_key (PEM file
+ * paths), tls_server_name and token. NULL on an unknown or bad option (or
+ * an unreadable PEM file, or a token that would go to a remote address in
+ * the clear). Connects lazily. */
 kvc_client* kvc_client_create(const char* address, const char* options, char* error,
                               size_t error_len);
 /* Waits for queued puts, then frees the client. NULL is fine. */

@@ -210,7 +210,9 @@ PYBIND11_MODULE(_kvcache, m) {
            "Client(address='127.0.0.1:50051', **options): options as ClientOptions "
            "(deadline_s, use_local_path, use_direct_reads, use_direct_lookups, use_data_port, "
            "verify_checksums, verify_local_fetches, fetch_streams, split_fetch_bytes, "
-           "chunk_bytes, max_inflight_put_bytes). Does not connect yet.")
+           "chunk_bytes, max_inflight_put_bytes), and for a daemon with TLS and tokens "
+           "tls_ca, tls_cert, tls_key, tls_server_name (PEM file paths, a name) and token. "
+           "Does not connect yet.")
       .def(
           "put_async",
           [](const ClientHandle& h, const std::string& ns, const py::object& parent,

@@ -1,9 +1,11 @@
 """The Python binding against a real kvstored: key vectors, every path
 (same-host, data port, gRPC), buffers of each kind, misses, bad arguments."""
 
+import hashlib
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -295,6 +297,47 @@ def test_closed_client_raises(daemon):
     c.close()  # idempotent
     with pytest.raises(ValueError, match="closed"):
         c.lookup("ns", [b"k"])
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_tls_and_tokens_scope_every_path_to_the_tokens_tenant(tmp_path):
+    d = str(tmp_path)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca", cwd=d)
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost", cwd=d)
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext", cwd=d)
+    digest = lambda t: hashlib.sha256(t.encode()).hexdigest()
+    (tmp_path / "tokens").write_text(f"{digest('a-secret')} team-a write\n"
+                                     f"{digest('b-secret')} team-b write\n")
+    flags = [f"--tls_cert={d}/server.pem", f"--tls_key={d}/server.key", f"--token_file={d}/tokens",
+             "--host_capacity=64MiB", "--page_size=64KiB"]
+    s = schema(weights_revision="tls")
+    keys = kvcache.chain_keys(s, list(range(16 * 2)))
+    data = payloads(2, seed=7)
+    with Daemon(flags) as daemon:
+        tls = dict(tls_ca=f"{d}/ca.pem", use_local_path=False)
+        with kvcache.Client(daemon.address, token="a-secret", **tls) as a:
+            assert a.put(s.namespace, None, keys, data).stored == 2
+            buffers = [bytearray(BLOCK), bytearray(BLOCK)]
+            got = a.fetch(s.namespace, keys, buffers)
+            assert got.blocks == 2 and [bytes(b) for b in buffers] == data
+            assert a.stats()["paths"]["data_port"]["fetch"]["requests"] == 1
+        with kvcache.Client(daemon.address, token="b-secret", **tls) as b:
+            assert b.lookup(s.namespace, keys).hits == 0
+            assert b.fetch(s.namespace, keys, [bytearray(BLOCK)] * 2).blocks == 0
+        with kvcache.Client(daemon.address, **tls) as anonymous:
+            hit = anonymous.lookup(s.namespace, keys)
+            assert hit.hits == 0 and "no credentials" in hit.error
+        with kvcache.Client(daemon.address, token="a-secret", use_local_path=False) as plain:
+            assert plain.lookup(s.namespace, keys).error is not None  # no TLS: no handshake
+    with pytest.raises(ValueError, match="in the clear"):
+        kvcache.Client("10.0.0.1:50051", token="a-secret")
 
 
 def test_daemon_down_is_a_miss_within_the_deadline():

@@ -101,6 +101,16 @@ ClientOptions OptionsFrom(const std::string& address, const py::kwargs& kw) {
       o.use_direct_reads = py::cast<bool>(value);
     } else if (name == "use_direct_lookups") {
       o.use_direct_lookups = py::cast<bool>(value);
+    } else if (name == "tls_ca") {
+      o.security.tls_ca = py::cast<std::string>(value);
+    } else if (name == "tls_cert") {
+      o.security.tls_cert = py::cast<std::string>(value);
+    } else if (name == "tls_key") {
+      o.security.tls_key = py::cast<std::string>(value);
+    } else if (name == "tls_server_name") {
+      o.security.tls_server_name = py::cast<std::string>(value);
+    } else if (name == "token") {
+      o.security.token = py::cast<std::string>(value);
     } else {
       throw py::type_error(absl::StrCat("unknown client option '", name, "'"));
     }
