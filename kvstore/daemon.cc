@@ -125,6 +125,10 @@ absl::Status Daemon::StartSecurity(const DaemonOptions& options) {
           ? absl::StrCat("tokens (", auth_->identities(), " identities in ",
                          options.auth.token_file, "; SIGHUP re-reads it)")
           : "no authentication (every caller is tenant default, admin)");
+  if (!options.store.tenant_quotas.empty()) {
+    absl::StrAppend(&security_line_, "; quotas for ", options.store.tenant_quotas.size(),
+                    " tenants");
+  }
   if (remote && !(tls && auth_->enabled())) {
     absl::StrAppend(&security_line_,
                     "\n             INSECURE (--insecure): reachable beyond this host ",

@@ -3,7 +3,9 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/byte_size.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -27,6 +29,11 @@ ABSL_FLAG(std::string, token_file, "",
           "<role>' or 'cn:<client certificate CN> <tenant> <role>'; roles read, write, admin; "
           "`printf %s TOKEN | sha256sum` hashes a token. Clients send 'authorization: Bearer "
           "TOKEN'. SIGHUP re-reads it (revoked tokens stop at once).");
+ABSL_FLAG(std::string, tenant_quotas, "",
+          "Most bytes each named tenant's blocks may hold, all tiers together: "
+          "'tenant:size,...' (team-a:8GiB,team-b:2GiB). A tenant at its quota makes room from "
+          "its own coldest leaves; nobody's pressure evicts a tenant within its quota. Tenants "
+          "not named have neither limit nor protection.");
 ABSL_FLAG(std::string, local_tenants, "",
           "With --token_file: same-host peers' identities, 'uid:tenant:role,...' (\"self\": "
           "the daemon's uid). Unlisted peers are refused. A listed worker's requests are scoped "
@@ -164,6 +171,19 @@ absl::StatusOr<BlockStore::Options> StoreOptionsFromFlags() {
   store_options.arena.prefault = absl::GetFlag(FLAGS_prefault);
   store_options.arena.pin_for_gpu = absl::GetFlag(FLAGS_pin_host_arena);
   store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
+  for (absl::string_view entry :
+       absl::StrSplit(absl::GetFlag(FLAGS_tenant_quotas), ',', absl::SkipWhitespace())) {
+    const size_t colon = entry.rfind(':');
+    absl::StatusOr<uint64_t> bytes = colon == absl::string_view::npos
+                                         ? absl::InvalidArgumentError("no size")
+                                         : ParseByteSize(entry.substr(colon + 1));
+    if (!bytes.ok() || *bytes == 0 || colon == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--tenant_quotas: '", entry, "' is not tenant:size (team-a:8GiB)"));
+    }
+    store_options.tenant_quotas[std::string(absl::StripAsciiWhitespace(entry.substr(0, colon)))] =
+        *bytes;
+  }
   if (store_options.index_shards < 1 || store_options.index_shards > BlockIndex::kMaxShards) {
     return absl::InvalidArgumentError(
         absl::StrCat("--index_shards must be 1 to ", BlockIndex::kMaxShards));

@@ -20,6 +20,7 @@ ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, tls_client_ca);
 ABSL_DECLARE_FLAG(std::string, token_file);
 ABSL_DECLARE_FLAG(std::string, local_tenants);
+ABSL_DECLARE_FLAG(std::string, tenant_quotas);
 ABSL_DECLARE_FLAG(int, data_port);
 ABSL_DECLARE_FLAG(int, data_port_max_connections);
 ABSL_DECLARE_FLAG(std::string, local_socket);

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <iostream>
 #include <array>
+#include <atomic>
+#include <thread>
 #include <functional>
 #include <map>
 #include <random>
@@ -573,6 +575,80 @@ TEST_F(SecurityTest, RandomTuplesNeverCrossTenantsEvenWhenTheirHashesCollide) {
   EXPECT_EQ(wrong_bytes, 0u);
   EXPECT_EQ(lost, 0u);
   EXPECT_GT(hits, kTuples / 2);  // most queries ask for a stored tuple
+}
+
+// Two tenants with quotas put three times their quota at once, two streams
+// each, while a third without one fills the rest: neither ever holds more
+// than its quota (each drops its own coldest blocks), and the third's
+// pressure never evicts a block of a tenant within its quota.
+TEST_F(SecurityTest, QuotasHoldUnderTwoTenantsConcurrentPuts) {
+  constexpr uint64_t kQuota = 8ull << 20;
+  DaemonOptions options = Options(false, false);
+  options.store.arena.capacity_bytes = 32ull << 20;
+  options.store.tenant_quotas = {{"alpha", kQuota}, {"beta", kQuota}};
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  EXPECT_NE((*daemon)->Banner().find("quotas for 2 tenants"), std::string::npos);
+  auto admin = StubOf(**daemon, Security("admin-token", false));
+  auto usage = [&] {
+    std::map<std::string, uint64_t> bytes;
+    grpc::ClientContext ctx;
+    v1::StatsResponse stats;
+    EXPECT_TRUE(admin->Stats(&ctx, {}, &stats).ok());
+    for (const v1::TenantUsage& t : stats.tenants()) bytes[t.tenant()] = t.bytes();
+    return bytes;
+  };
+
+  constexpr size_t kPerStream = 3 * (kQuota / kBlock) / 2;  // 1.5x the quota per stream
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> over_quota{0}, not_stored{0}, samples{0};
+  std::thread monitor([&] {
+    while (!done.load()) {
+      samples.fetch_add(1);
+      for (const auto& [tenant, bytes] : usage()) {
+        if (tenant != "ops" && bytes > kQuota) over_quota.fetch_add(1);
+      }
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+  });
+  std::vector<std::vector<BlockKey>> streams(4);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    streams[w] = TestChain(100 + w, kPerStream);
+    writers.emplace_back([&, w] {
+      auto client = ClientOf(**daemon, Security(w < 2 ? "alpha-token" : "beta-token", false));
+      for (const BlockKey& key : streams[w]) {
+        auto put = client->Put("ns", BlockKey(), TestPayloads({key}, kBlock));  // roots
+        if (!put.ok() || (*put)[0] != v1::PUT_STORED) not_stored.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  done = true;
+  monitor.join();
+  EXPECT_GT(samples.load(), 10u);
+  EXPECT_EQ(over_quota.load(), 0u);
+  EXPECT_EQ(not_stored.load(), 0u);  // each made room from its own blocks
+  std::map<std::string, uint64_t> after = usage();
+  for (const char* tenant : {"alpha", "beta"}) {
+    EXPECT_LE(after[tenant], kQuota) << tenant;
+    EXPECT_GE(after[tenant], kQuota - 2 * kBlock) << tenant;  // and used it
+  }
+  // Each stream's newest block is there; its first ones went to make room.
+  auto alpha = ClientOf(**daemon, Security("alpha-token", false));
+  EXPECT_EQ(alpha->Lookup("ns", {&streams[0].back(), 1}).hits, 1u);
+  EXPECT_EQ(alpha->Lookup("ns", {&streams[0].front(), 1}).hits, 0u);
+
+  // Ops, with no quota, puts twice the whole arena: its pressure drops its
+  // own blocks, never those of alpha and beta, who are within their quotas.
+  auto ops = ClientOf(**daemon, Security("admin-token", false));
+  const std::vector<BlockKey> flood = TestChain(200, 2 * (32ull << 20) / kBlock);
+  for (const BlockKey& key : flood) ASSERT_TRUE(ops->Put("ns", BlockKey(), TestPayloads({key}, kBlock)).ok());
+  std::map<std::string, uint64_t> flooded = usage();
+  EXPECT_EQ(flooded["alpha"], after["alpha"]);
+  EXPECT_EQ(flooded["beta"], after["beta"]);
+  EXPECT_GT(flooded["ops"], 0u);
+  EXPECT_EQ(ops->Lookup("ns", {&flood.back(), 1}).hits, 1u);
 }
 
 TEST_F(SecurityTest, RemoteListenNeedsTlsAndTokensOrInsecure) {

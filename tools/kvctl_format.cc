@@ -116,8 +116,11 @@ std::string FormatStats(const v1::StatsResponse& s) {
     absl::StrAppendFormat(&out, "%s misses by reason: %s\n", op, absl::StrJoin(parts, ", "));
   }
   for (const v1::TenantUsage& t : s.tenants()) {
-    absl::StrAppendFormat(&out, "tenant %s: %d blocks, %s in %d namespaces\n", t.tenant(),
-                          t.blocks(), FormatBytes(t.bytes()), t.namespaces());
+    absl::StrAppendFormat(&out, "tenant %s: %d blocks, %s in %d namespaces%s\n", t.tenant(),
+                          t.blocks(), FormatBytes(t.bytes()), t.namespaces(),
+                          t.quota_bytes() == 0
+                              ? std::string()
+                              : absl::StrCat(" (quota ", FormatBytes(t.quota_bytes()), ")"));
   }
   if (!s.block_directory().empty()) {
     absl::StrAppendFormat(&out, "same-host direct reads %d   block directory: %s\n",

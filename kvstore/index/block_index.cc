@@ -1,6 +1,7 @@
 #include "kvstore/index/block_index.h"
 
 #include <algorithm>
+#include <climits>
 #include <deque>
 
 #include "absl/container/flat_hash_set.h"
@@ -9,9 +10,6 @@
 
 namespace kvcache {
 namespace {
-
-// How far into a shard's leaf order pressure eviction looks past pinned leaves.
-constexpr int kMaxPinnedLeavesSkipped = 64;
 
 }  // namespace
 
@@ -255,7 +253,7 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, 
 
 template <typename Want>
 std::optional<std::pair<BlockIndex::Shard*, BlockIndex::EntryKey>> BlockIndex::FindColdest(
-    TickOrder Shard::*order, Want want, uint64_t* tick) {
+    TickOrder Shard::*order, Want want, uint64_t* tick, int max_skipped) {
   uint64_t best_tick = UINT64_MAX;
   Shard* best_shard = nullptr;
   EntryKey best_key{};
@@ -264,7 +262,7 @@ std::optional<std::pair<BlockIndex::Shard*, BlockIndex::EntryKey>> BlockIndex::F
     int skipped = 0;
     const TickOrder& list = (*shard).*order;
     for (const Entry* e = list.coldest(); e != nullptr; e = list.Newer(e)) {
-      if (e->tick >= best_tick || skipped++ > kMaxPinnedLeavesSkipped) break;
+      if (e->tick >= best_tick || skipped++ > max_skipped) break;
       if (Unheld(*e) && want(*e)) {
         best_tick = e->tick;
         best_shard = shard.get();
@@ -279,13 +277,22 @@ std::optional<std::pair<BlockIndex::Shard*, BlockIndex::EntryKey>> BlockIndex::F
 }
 
 std::optional<uint64_t> BlockIndex::EvictOneLeaf(LeafResidency residency) {
+  return EvictOneLeafOf(residency, nullptr);
+}
+
+std::optional<uint64_t> BlockIndex::EvictOneLeafOf(
+    LeafResidency residency, const std::function<bool(NamespaceId)>& evictable) {
   TickOrder Shard::*order = residency == LeafResidency::kOnHost       ? &Shard::host_leaves
                             : residency == LeafResidency::kDeviceOnly ? &Shard::device_leaves
                                                                       : &Shard::nvme_leaves;
   for (int attempt = 0; attempt < 8; ++attempt) {
     uint64_t tick = 0;
-    auto found = FindColdest(
-        order, [](const Entry&) { return true; }, &tick);
+    auto found =
+        evictable == nullptr
+            ? FindColdest(
+                  order, [](const Entry&) { return true; }, &tick)
+            : FindColdest(
+                  order, [&](const Entry& e) { return evictable(e.key.ns); }, &tick, INT_MAX);
     if (!found.has_value()) return std::nullopt;
     auto [shard, key] = *found;
     std::shared_ptr<const CachedBlock> victim;

@@ -166,6 +166,11 @@ class BlockIndex {
   // the whole cache (recorded as kEvictedPressure). Returns its size, or
   // nullopt if there is none.
   std::optional<uint64_t> EvictOneLeaf(LeafResidency residency = LeafResidency::kOnHost);
+  // The same among the leaves of the namespaces `evictable` accepts (per-
+  // tenant quotas). It may walk a shard's whole leaf list past leaves it
+  // refuses, so it costs more than the plain one.
+  std::optional<uint64_t> EvictOneLeafOf(LeafResidency residency,
+                                         const std::function<bool(NamespaceId)>& evictable);
 
   // Called with every block dropped from the index while it had an NVMe
   // copy, under the block's shard lock (so a re-put of the key cannot race
@@ -360,9 +365,12 @@ class BlockIndex {
   std::vector<EntryKey> CollectSubtree(NamespaceId ns, const BlockKey& root_key);
   // The globally least recently used unpinned entry of one recency list that
   // passes `want`, and its tick; nullopt if none.
+  // It looks at most `max_skipped` refused entries into each shard's list.
   template <typename Want>
   std::optional<std::pair<Shard*, EntryKey>> FindColdest(TickOrder Shard::*order, Want want,
-                                                         uint64_t* tick);
+                                                         uint64_t* tick,
+                                                         int max_skipped = kMaxPinnedSkipped);
+  static constexpr int kMaxPinnedSkipped = 64;
 
   const EntryHash hash_;
   std::vector<std::unique_ptr<Shard>> shards_;

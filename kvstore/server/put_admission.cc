@@ -69,7 +69,8 @@ absl::StatusOr<v1::PutOutcome> CommitPut(ServiceContext& service, const std::str
     if (!id.ok()) return id.status();
     staged.set_ns(*id);
   }
-  absl::StatusOr<InsertOutcome> inserted = service.store.Commit(staged);
+  absl::StatusOr<InsertOutcome> inserted = service.store.CommitWithinQuota(tenant, staged);
+  if (IsNoRoom(inserted.status())) return v1::PUT_NO_SPACE;
   if (!inserted.ok()) return inserted.status();
   switch (*inserted) {
     case InsertOutcome::kStored:

@@ -126,6 +126,7 @@ void AddTenants(BlockStore& store, v1::StatsResponse& response) {
     t.set_blocks(t.blocks() + usage.blocks);
     t.set_bytes(t.bytes() + usage.bytes);
     t.set_namespaces(t.namespaces() + 1);
+    t.set_quota_bytes(store.QuotaOf(tenant));
   }
   for (auto& [name, t] : tenants) *response.add_tenants() = std::move(t);
 }

@@ -33,6 +33,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "common/mutex.h"
 #include "gpu/device_memory.h"
@@ -77,6 +79,12 @@ class BlockStore {
     // Tests only: the index keeps this many bits of each entry's hash, so
     // that unequal entries collide (block_index.h).
     int index_hash_bits = 64;
+    // Most bytes each named tenant's blocks may hold, all tiers together
+    // (kvstored --tenant_quotas). A tenant at its quota makes room from its
+    // own coldest leaves; pressure from anyone never evicts the blocks of a
+    // tenant that is within its quota. Tenants not named have no quota and
+    // no such protection.
+    absl::flat_hash_map<std::string, uint64_t> tenant_quotas;
   };
 
   // Errors from HostArena::Create; INVALID_ARGUMENT for bad watermarks,
@@ -154,6 +162,14 @@ class BlockStore {
   }
   // Makes a staged block visible (StagedBlock::Commit).
   absl::StatusOr<InsertOutcome> Commit(StagedBlock& staged);
+  // The same for a block of `tenant`, within its quota: its own coldest
+  // leaves are dropped first until the block fits. RESOURCE_EXHAUSTED if
+  // they cannot make room (nothing is dropped then beyond what was tried).
+  absl::StatusOr<InsertOutcome> CommitWithinQuota(const std::string& tenant, StagedBlock& staged)
+      ABSL_LOCKS_EXCLUDED(quota_mu_);
+  // What `tenant`'s blocks hold now, all tiers; and its quota (none: 0).
+  uint64_t TenantBytes(absl::string_view tenant);
+  uint64_t QuotaOf(absl::string_view tenant) const;
   uint64_t host_blocks() const { return index_->host_blocks(); }
   uint64_t device_blocks() const { return index_->device_blocks(); }
 
@@ -204,8 +220,15 @@ class BlockStore {
   // stay on that thread). True if the round freed anything or there is room
   // now. Without the thread, spills one block here.
   bool SpillForRoom(uint64_t bytes) ABSL_LOCKS_EXCLUDED(spill_mu_);
+  // Pressure eviction of one host leaf: the coldest of all, or with quotas
+  // the coldest whose tenant is not within its quota.
+  std::optional<uint64_t> EvictForRoom();
 
   const double spill_high_, spill_low_;
+  const absl::flat_hash_map<std::string, uint64_t> tenant_quotas_;
+  // Commits of tenants with a quota, one at a time: the room made and the
+  // insert that uses it go together.
+  Mutex quota_mu_;
   std::atomic<uint64_t> pinned_bytes_{0};
   std::atomic<uint64_t> staged_bytes_{0};
   std::atomic<uint64_t> evicted_blocks_{0};
