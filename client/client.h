@@ -29,7 +29,7 @@
 #include "common/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "client/channel_security.h"
+#include "common/channel_security.h"
 #include "client/client_metrics.h"
 #include "client/fast_paths.h"
 #include "client/path_ladder.h"

@@ -50,6 +50,7 @@ absl::Status ClusterClient::Start() {
     EtcdMembersOptions watch;
     watch.etcd = options_.etcd;
     watch.prefix = options_.etcd_prefix;
+    watch.etcd_security = options_.etcd_security;
     absl::StatusOr<std::unique_ptr<EtcdMembers>> m = EtcdMembers::Create(
         watch, [this](const std::vector<std::string>& members) { SetPeers(members); });
     if (!m.ok()) return m.status();

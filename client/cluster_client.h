@@ -57,6 +57,7 @@ struct ClusterOptions {
   std::vector<std::string> peers;  // every node's gRPC address; or, instead:
   std::string etcd;                // etcd endpoints to read and watch members from
   std::string etcd_prefix = "/kvcache/nodes/";
+  ChannelSecurity etcd_security;   // TLS and a client certificate for etcd
   ClientOptions node;  // for each node's client; address is set per peer
   absl::Duration probe_interval = absl::Seconds(1);
   // Nodes holding each chain's first block; 0 means every node.

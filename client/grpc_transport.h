@@ -15,7 +15,7 @@
 
 #include "absl/time/time.h"
 #include "absl/status/statusor.h"
-#include "client/channel_security.h"
+#include "common/channel_security.h"
 #include "client/transport.h"
 #include "grpcpp/grpcpp.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"

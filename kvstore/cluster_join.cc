@@ -33,6 +33,7 @@ absl::StatusOr<std::unique_ptr<EtcdRegistration>> RegisterInEtcd(
   registration.prefix = options.prefix;
   registration.address = *address;
   registration.ttl = options.ttl;
+  registration.etcd_security = options.etcd_security;
   return EtcdRegistration::Create(registration);
 }
 
@@ -48,10 +49,12 @@ absl::Status StartRepair(BlockStore& store, const ClusterJoinOptions& options,
   repair.bytes_per_second = options.repair_bytes_per_second;
   repair.node.deadline = absl::Seconds(5);
   repair.node.use_local_path = false;  // peers are other daemons, maybe on other hosts
+  repair.node.security = options.peer_security;
   *repairer = std::make_unique<ReplicaRepairer>(store, repair);
   EtcdMembersOptions members;
   members.etcd = options.etcd;
   members.prefix = options.prefix;
+  members.etcd_security = options.etcd_security;
   ReplicaRepairer* r = repairer->get();
   absl::StatusOr<std::unique_ptr<EtcdMembers>> made = EtcdMembers::Create(
       members, [r](const std::vector<std::string>& list) { r->SetMembers(list); });

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/channel_security.h"
 #include "membership/etcd_members.h"
 #include "membership/etcd_registration.h"
 #include "kvstore/store/block_store.h"
@@ -26,6 +27,10 @@ struct ClusterJoinOptions {
   absl::Duration ttl = absl::Seconds(5);
   int replicas = 2;
   uint64_t repair_bytes_per_second = 64ull << 20;
+  // TLS and a client certificate for etcd; and how repair reaches its peers
+  // (their CA, this daemon's certificate, a token of tenant default).
+  ChannelSecurity etcd_security;
+  ChannelSecurity peer_security;
 };
 
 // Registers this daemon's address under options.prefix. INVALID_ARGUMENT

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/byte_size.h"
+#include "common/channel_security.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, host:port. Port 0 picks a free port (see --port_file).");
@@ -29,6 +30,18 @@ ABSL_FLAG(std::string, token_file, "",
           "<role>' or 'cn:<client certificate CN> <tenant> <role>'; roles read, write, admin; "
           "`printf %s TOKEN | sha256sum` hashes a token. Clients send 'authorization: Bearer "
           "TOKEN'. SIGHUP re-reads it (revoked tokens stop at once).");
+ABSL_FLAG(std::string, etcd_tls_ca, "",
+          "PEM CA of etcd's certificate: talk to etcd (--etcd) over TLS.");
+ABSL_FLAG(std::string, etcd_tls_cert, "",
+          "PEM client certificate for etcd (etcd --client-cert-auth), with --etcd_tls_key.");
+ABSL_FLAG(std::string, etcd_tls_key, "", "PEM private key of --etcd_tls_cert.");
+ABSL_FLAG(std::string, peer_tls_ca, "",
+          "PEM CA of the other daemons' certificates: replica repair reaches its peers over "
+          "TLS, presenting --tls_cert/--tls_key if they ask for one.");
+ABSL_FLAG(std::string, peer_token_file, "",
+          "File whose first line is the token replica repair sends its peers (their "
+          "--token_file must map it to tenant default with the write role: repair copies "
+          "tenant default's blocks).");
 ABSL_FLAG(std::string, tenant_quotas, "",
           "Most bytes each named tenant's blocks may hold, all tiers together: "
           "'tenant:size,...' (team-a:8GiB,team-b:2GiB). A tenant at its quota makes room from "
@@ -286,6 +299,18 @@ absl::StatusOr<DaemonOptions> DaemonOptionsFromFlags() {
     d.join.repair_bytes_per_second = SizeFlag(FLAGS_repair_rate, "repair_rate");
   }
   d.repair_rate_text = absl::GetFlag(FLAGS_repair_rate);
+  d.join.etcd_security.tls_ca = absl::GetFlag(FLAGS_etcd_tls_ca);
+  d.join.etcd_security.tls_cert = absl::GetFlag(FLAGS_etcd_tls_cert);
+  d.join.etcd_security.tls_key = absl::GetFlag(FLAGS_etcd_tls_key);
+  d.join.peer_security.tls_ca = absl::GetFlag(FLAGS_peer_tls_ca);
+  if (!d.join.peer_security.tls_ca.empty()) {
+    d.join.peer_security.tls_cert = d.tls_cert;
+    d.join.peer_security.tls_key = d.tls_key;
+  }
+  absl::StatusOr<std::string> peer_token =
+      TokenFromFlags("", absl::GetFlag(FLAGS_peer_token_file));
+  if (!peer_token.ok()) return peer_token.status();
+  d.join.peer_security.token = *std::move(peer_token);
   return d;
 }
 

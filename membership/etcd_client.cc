@@ -21,7 +21,8 @@ std::string EtcdPrefixEnd(const std::string& prefix) {
 }
 
 absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(const std::string& endpoints,
-                                                               absl::Duration timeout) {
+                                                               absl::Duration timeout,
+                                                               const ChannelSecurity& security) {
   std::vector<std::string> list = absl::StrSplit(endpoints, ',', absl::SkipWhitespace());
   if (list.empty()) return absl::InvalidArgumentError("etcd: no endpoint given");
   if (timeout <= absl::ZeroDuration()) {
@@ -29,11 +30,30 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(const std::string
   }
   // gRPC's ipv4: scheme takes a list and picks the first that connects.
   std::string target = list.size() == 1 ? list[0] : "ipv4:" + absl::StrJoin(list, ",");
-  return std::unique_ptr<EtcdClient>(new EtcdClient(endpoints, std::move(target), timeout));
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentials(list[0], security);
+  if (!credentials.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("etcd: ", credentials.status().message()));
+  }
+  // With several endpoints the target names none of them: the certificate
+  // is checked against the first endpoint's host unless told otherwise.
+  std::string server_name = security.tls_server_name;
+  if (security.tls() && server_name.empty() && list.size() > 1) {
+    server_name = list[0].substr(0, list[0].rfind(':'));
+  }
+  return std::unique_ptr<EtcdClient>(new EtcdClient(endpoints, std::move(target), timeout,
+                                                    *std::move(credentials),
+                                                    std::move(server_name)));
 }
 
-EtcdClient::EtcdClient(std::string endpoints, std::string target, absl::Duration timeout)
-    : endpoints_(std::move(endpoints)), target_(std::move(target)), timeout_(timeout) {
+EtcdClient::EtcdClient(std::string endpoints, std::string target, absl::Duration timeout,
+                       std::shared_ptr<grpc::ChannelCredentials> credentials,
+                       std::string server_name)
+    : endpoints_(std::move(endpoints)),
+      target_(std::move(target)),
+      timeout_(timeout),
+      credentials_(std::move(credentials)),
+      server_name_(std::move(server_name)) {
   MutexLock lock(&mu_);
   connection_ = Connect();
 }
@@ -50,7 +70,8 @@ std::shared_ptr<EtcdClient::Connection> EtcdClient::Connect() const {
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   auto c = std::make_shared<Connection>();
-  c->channel = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+  if (!server_name_.empty()) args.SetSslTargetNameOverride(server_name_);
+  c->channel = grpc::CreateCustomChannel(target_, credentials_, args);
   c->kv = etcdserverpb::KV::NewStub(c->channel);
   c->lease = etcdserverpb::Lease::NewStub(c->channel);
   c->watch = etcdserverpb::Watch::NewStub(c->channel);

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/channel_security.h"
 #include "common/mutex.h"
 #include "etcd/etcd_v3.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -41,8 +42,12 @@ class EtcdClient {
   // `endpoints`: "host:port", or several IPv4 "a.b.c.d:port" separated by
   // commas (calls go to the first that answers). INVALID_ARGUMENT when empty.
   // Connects lazily: an unreachable etcd shows as UNAVAILABLE on calls.
+  // `security`: TLS to etcd (its CA) and a client certificate, for an etcd
+  // started with --cert-file/--key-file (and --client-cert-auth); the
+  // default is plaintext. INVALID_ARGUMENT for PEM files that do not load.
   static absl::StatusOr<std::unique_ptr<EtcdClient>> Create(const std::string& endpoints,
-                                                            absl::Duration timeout);
+                                                            absl::Duration timeout,
+                                                            const ChannelSecurity& security = {});
 
   const std::string& endpoints() const { return endpoints_; }
   absl::Duration timeout() const { return timeout_; }
@@ -75,7 +80,8 @@ class EtcdClient {
     std::shared_ptr<etcdserverpb::Watch::Stub> watch;
   };
 
-  EtcdClient(std::string endpoints, std::string target, absl::Duration timeout);
+  EtcdClient(std::string endpoints, std::string target, absl::Duration timeout,
+             std::shared_ptr<grpc::ChannelCredentials> credentials, std::string server_name);
   std::shared_ptr<Connection> Connect() const;
   std::shared_ptr<Connection> connection() const ABSL_LOCKS_EXCLUDED(mu_);
   void SetDeadline(grpc::ClientContext* ctx) const;
@@ -87,6 +93,8 @@ class EtcdClient {
   const std::string endpoints_;
   const std::string target_;  // what gRPC dials
   const absl::Duration timeout_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  const std::string server_name_;  // the name etcd's certificate must carry ("": the target's)
   mutable Mutex mu_;
   std::shared_ptr<Connection> connection_ ABSL_GUARDED_BY(mu_);
 };

@@ -8,7 +8,7 @@ absl::StatusOr<std::unique_ptr<EtcdMembers>> EtcdMembers::Create(const EtcdMembe
                                                                  OnChange on_change) {
   if (options.prefix.empty()) return absl::InvalidArgumentError("etcd: empty member prefix");
   absl::StatusOr<std::unique_ptr<EtcdClient>> etcd =
-      EtcdClient::Create(options.etcd, options.timeout);
+      EtcdClient::Create(options.etcd, options.timeout, options.etcd_security);
   if (!etcd.ok()) return etcd.status();
   std::unique_ptr<EtcdMembers> m(new EtcdMembers(options, std::move(*etcd), std::move(on_change)));
   absl::StatusOr<int64_t> revision = m->Resync();

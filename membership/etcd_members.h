@@ -28,6 +28,7 @@ namespace kvcache {
 
 struct EtcdMembersOptions {
   std::string etcd;  // endpoints, as EtcdClient::Create takes
+  ChannelSecurity etcd_security;  // TLS and a client certificate for etcd
   std::string prefix = "/kvcache/nodes/";
   absl::Duration timeout = absl::Seconds(2);  // for the initial read
   absl::Duration retry_interval = absl::Seconds(1);

@@ -2,12 +2,15 @@
 #include "membership/etcd_members.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "absl/time/clock.h"
+#include "membership/etcd_client.h"
 #include "membership/etcd_registration.h"
 #include "common/mutex.h"
 #include "gtest/gtest.h"
 #include "tools/etcd_process.h"
+#include "tools/pki_files.h"
 
 namespace kvcache {
 namespace {
@@ -170,6 +173,64 @@ TEST_F(EtcdMembersTest, UnreachableEtcdIsAClearError) {
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), absl::StatusCode::kUnavailable) << m.status();
   EXPECT_NE(m.status().message().find("127.0.0.1:1"), std::string::npos) << m.status();
+}
+
+}  // namespace
+}  // namespace kvcache
+
+namespace kvcache {
+namespace {
+
+// etcd serving only TLS and demanding client certificates (--client-cert-auth),
+// as a cluster across hosts runs it: membership works with the CA and a
+// client certificate, and not without them.
+TEST(EtcdTlsTest, MembershipOverTlsWithClientCertificates) {
+  const std::string dir = ::testing::TempDir() + "/etcd-pki";
+  std::filesystem::create_directories(dir);
+  absl::StatusOr<PkiFiles> pki = MakePkiFiles(dir);
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  const EtcdProcess::Tls tls{pki->server_cert, pki->server_key, pki->ca};
+  absl::StatusOr<std::unique_ptr<EtcdProcess>> etcd = EtcdProcess::Start(&tls);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  ChannelSecurity security;
+  security.tls_ca = pki->ca;
+  security.tls_cert = pki->client_cert;
+  security.tls_key = pki->client_key;
+
+  EtcdRegistrationOptions registration;
+  registration.etcd = (*etcd)->endpoint();
+  registration.etcd_security = security;
+  registration.prefix = "/kvcache-tls/nodes/";
+  registration.address = "127.0.0.1:2001";
+  registration.ttl = absl::Seconds(2);
+  auto registered = EtcdRegistration::Create(registration);
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  EXPECT_TRUE((*registered)->registered()) << (*registered)->last_error();
+
+  EtcdMembersOptions members;
+  members.etcd = (*etcd)->endpoint();
+  members.etcd_security = security;
+  members.prefix = "/kvcache-tls/nodes/";
+  auto watch = EtcdMembers::Create(members, [](const std::vector<std::string>&) {});
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  EXPECT_EQ((*watch)->members(), std::vector<std::string>{"127.0.0.1:2001"});
+
+  // No client certificate, another CA's, or plaintext: nothing is read.
+  ChannelSecurity no_cert;
+  no_cert.tls_ca = pki->ca;
+  ChannelSecurity foreign = security;
+  foreign.tls_cert = pki->foreign_cert;
+  foreign.tls_key = pki->foreign_key;
+  for (const ChannelSecurity& refused : {no_cert, foreign, ChannelSecurity()}) {
+    auto client = EtcdClient::Create((*etcd)->endpoint(), absl::Seconds(2), refused);
+    ASSERT_TRUE(client.ok()) << client.status();
+    EXPECT_FALSE((*client)->RangePrefix("/kvcache-tls/").ok()) << refused.tls_cert;
+  }
+  // A CA file that does not load is the caller's error, at once.
+  ChannelSecurity missing;
+  missing.tls_ca = dir + "/no-such.pem";
+  EXPECT_EQ(EtcdClient::Create((*etcd)->endpoint(), absl::Seconds(2), missing).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -13,7 +13,8 @@ absl::StatusOr<std::unique_ptr<EtcdRegistration>> EtcdRegistration::Create(
     return absl::InvalidArgumentError("etcd: the member lease TTL must be at least 1 s");
   }
   absl::StatusOr<std::unique_ptr<EtcdClient>> etcd =
-      EtcdClient::Create(options.etcd, std::min(options.ttl / 3, absl::Seconds(2)));
+      EtcdClient::Create(options.etcd, std::min(options.ttl / 3, absl::Seconds(2)),
+                         options.etcd_security);
   if (!etcd.ok()) return etcd.status();
   std::unique_ptr<EtcdRegistration> r(new EtcdRegistration(options, std::move(*etcd)));
   absl::Status first = r->Register();

@@ -24,6 +24,7 @@ namespace kvcache {
 
 struct EtcdRegistrationOptions {
   std::string etcd;  // endpoints, as EtcdClient::Create takes
+  ChannelSecurity etcd_security;  // TLS and a client certificate for etcd
   std::string prefix = "/kvcache/nodes/";
   std::string address;                    // what clients dial: host:port
   absl::Duration ttl = absl::Seconds(5);  // etcd's minimum is about 2 s

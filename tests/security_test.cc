@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/channel_security.h"
+#include "common/channel_security.h"
 #include "client/client.h"
 #include "common/byte_stream.h"
 #include "common/tls_stream.h"

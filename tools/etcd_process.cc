@@ -77,14 +77,16 @@ std::string FindEtcd() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start() {
+absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(const Tls* tls) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   static int counter = 0;
   absl::Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {
     const std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/etcd-", getpid(), "-", counter++);
     std::filesystem::remove_all(dir);
-    std::unique_ptr<EtcdProcess> etcd(new EtcdProcess(dir, FreePort(), FreePort()));
+    std::unique_ptr<EtcdProcess> etcd(
+        new EtcdProcess(dir, FreePort(), FreePort(), FreePort(),
+                        tls == nullptr ? std::nullopt : std::optional<Tls>(*tls)));
     last = etcd->Spawn();
     if (last.ok()) return etcd;
     if (absl::IsNotFound(last)) break;
@@ -98,7 +100,8 @@ absl::Status EtcdProcess::Spawn() {
     return absl::NotFoundError(
         "etcd is not installed (Debian's etcd-server); run tools/scripts/install_deps.sh");
   }
-  const std::string client_url = absl::StrCat("http://127.0.0.1:", client_port_);
+  const std::string client_url =
+      absl::StrCat(tls_.has_value() ? "https" : "http", "://127.0.0.1:", client_port_);
   const std::string peer_url = absl::StrCat("http://127.0.0.1:", peer_port_);
   std::vector<std::string> args = {binary,
                                    "--name=kvcache-test",
@@ -109,7 +112,16 @@ absl::Status EtcdProcess::Spawn() {
                                    "--initial-advertise-peer-urls=" + peer_url,
                                    "--initial-cluster=kvcache-test=" + peer_url,
                                    "--logger=zap",
-                                   "--log-level=error"};
+                                   "--log-level=error",
+                                   absl::StrCat("--listen-metrics-urls=http://127.0.0.1:",
+                                                health_port_)};
+  if (tls_.has_value()) {
+    for (const std::string& a : {"--cert-file=" + tls_->cert, "--key-file=" + tls_->key,
+                                 "--trusted-ca-file=" + tls_->ca,
+                                 std::string("--client-cert-auth")}) {
+      args.push_back(a);
+    }
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -126,7 +138,7 @@ absl::Status EtcdProcess::Spawn() {
 
   const absl::Time give_up = absl::Now() + absl::Seconds(20);
   while (absl::Now() < give_up) {
-    if (EtcdHealthy(client_port_)) return absl::OkStatus();
+    if (EtcdHealthy(health_port_)) return absl::OkStatus();
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = 0;

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -16,7 +17,12 @@ class EtcdProcess {
  public:
   // Runs etcd (from $PATH or /usr/bin) and waits until it answers a read.
   // NOT_FOUND when etcd is not installed (tools/scripts/install_deps.sh).
-  static absl::StatusOr<std::unique_ptr<EtcdProcess>> Start();
+  // With `tls`, its client endpoint speaks only TLS with that certificate
+  // and demands client certificates `ca` signed (--client-cert-auth).
+  struct Tls {
+    std::string cert, key, ca;
+  };
+  static absl::StatusOr<std::unique_ptr<EtcdProcess>> Start(const Tls* tls = nullptr);
   // Kills etcd if still running and removes its data directory.
   ~EtcdProcess();
 
@@ -28,13 +34,20 @@ class EtcdProcess {
   absl::Status Restart();
 
  private:
-  EtcdProcess(std::string data_dir, int client_port, int peer_port)
-      : data_dir_(std::move(data_dir)), client_port_(client_port), peer_port_(peer_port) {}
+  EtcdProcess(std::string data_dir, int client_port, int peer_port, int health_port,
+              std::optional<Tls> tls)
+      : data_dir_(std::move(data_dir)),
+        client_port_(client_port),
+        peer_port_(peer_port),
+        health_port_(health_port),
+        tls_(std::move(tls)) {}
   absl::Status Spawn();
 
   const std::string data_dir_;
   const int client_port_;
   const int peer_port_;
+  const int health_port_;  // plain HTTP /health (--listen-metrics-urls)
+  const std::optional<Tls> tls_;
   pid_t pid_ = 0;
 };
 

@@ -462,7 +462,7 @@ int main(int argc, char** argv) {
   if (cluster) {
     absl::StatusOr<std::vector<std::string>> members = kvcache::ClusterMembers(
         absl::GetFlag(FLAGS_peers), absl::GetFlag(FLAGS_etcd), absl::GetFlag(FLAGS_etcd_prefix),
-        absl::Seconds(absl::GetFlag(FLAGS_timeout_s)));
+        absl::Seconds(absl::GetFlag(FLAGS_timeout_s)), kvcache::EtcdSecurityFromFlags());
     if (!members.ok()) return kvcache::Fail(std::string(members.status().message()));
     addresses = std::move(*members);
   }

@@ -16,7 +16,8 @@ namespace kvcache {
 absl::StatusOr<std::vector<std::string>> ClusterMembers(const std::string& peers,
                                                         const std::string& etcd,
                                                         const std::string& etcd_prefix,
-                                                        absl::Duration timeout) {
+                                                        absl::Duration timeout,
+                                                        const ChannelSecurity& etcd_security) {
   if (!peers.empty() && !etcd.empty()) {
     return absl::InvalidArgumentError("give --peers or --etcd, not both");
   }
@@ -31,7 +32,7 @@ absl::StatusOr<std::vector<std::string>> ClusterMembers(const std::string& peers
     }
     return members;
   }
-  absl::StatusOr<std::unique_ptr<EtcdClient>> client = EtcdClient::Create(etcd, timeout);
+  absl::StatusOr<std::unique_ptr<EtcdClient>> client = EtcdClient::Create(etcd, timeout, etcd_security);
   if (!client.ok()) return client.status();
   absl::StatusOr<EtcdRange> range = (*client)->RangePrefix(etcd_prefix);
   if (!range.ok()) return range.status();

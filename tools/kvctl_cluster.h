@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/channel_security.h"
 #include "kvcache/v1/kvcache.pb.h"
 
 namespace kvcache {
@@ -18,7 +19,8 @@ namespace kvcache {
 absl::StatusOr<std::vector<std::string>> ClusterMembers(const std::string& peers,
                                                         const std::string& etcd,
                                                         const std::string& etcd_prefix,
-                                                        absl::Duration timeout);
+                                                        absl::Duration timeout,
+                                                        const ChannelSecurity& etcd_security);
 
 // One node's answer to a call, or why there is none.
 template <typename Response>

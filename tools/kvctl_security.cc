@@ -14,6 +14,9 @@ ABSL_FLAG(std::string, token, "",
           "Bearer token (kvstored --token_file maps it to a tenant and role). Prefer "
           "--token_file: a command line is visible to other users of the host.");
 ABSL_FLAG(std::string, token_file, "", "File whose first line is the bearer token.");
+ABSL_FLAG(std::string, etcd_tls_ca, "", "With --etcd: PEM CA of etcd's certificate (TLS).");
+ABSL_FLAG(std::string, etcd_tls_cert, "", "With --etcd: PEM client certificate for etcd.");
+ABSL_FLAG(std::string, etcd_tls_key, "", "PEM private key of --etcd_tls_cert.");
 
 namespace kvcache {
 
@@ -27,6 +30,14 @@ absl::StatusOr<ChannelSecurity> SecurityFromFlags() {
       TokenFromFlags(absl::GetFlag(FLAGS_token), absl::GetFlag(FLAGS_token_file));
   if (!token.ok()) return token.status();
   security.token = *std::move(token);
+  return security;
+}
+
+ChannelSecurity EtcdSecurityFromFlags() {
+  ChannelSecurity security;
+  security.tls_ca = absl::GetFlag(FLAGS_etcd_tls_ca);
+  security.tls_cert = absl::GetFlag(FLAGS_etcd_tls_cert);
+  security.tls_key = absl::GetFlag(FLAGS_etcd_tls_key);
   return security;
 }
 

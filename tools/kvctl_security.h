@@ -5,12 +5,15 @@
 #define KVCACHE_TOOLS_KVCTL_SECURITY_H_
 
 #include "absl/status/statusor.h"
-#include "client/channel_security.h"
+#include "common/channel_security.h"
 
 namespace kvcache {
 
 // INVALID_ARGUMENT for a token file that cannot be read.
 absl::StatusOr<ChannelSecurity> SecurityFromFlags();
+
+// etcd's (--etcd_tls_ca, --etcd_tls_cert, --etcd_tls_key).
+ChannelSecurity EtcdSecurityFromFlags();
 
 }  // namespace kvcache
 

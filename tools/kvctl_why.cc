@@ -10,7 +10,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
-#include "client/channel_security.h"
+#include "common/channel_security.h"
 #include "kvcache/v1/kvcache.grpc.pb.h"
 #include "tools/kvctl_format.h"
 #include "tools/kvctl_prompt.h"

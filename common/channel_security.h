@@ -1,11 +1,11 @@
 // How a client proves itself to a daemon and checks it is talking to the
 // right one: TLS (with a client certificate for mutual TLS) and a bearer
-// token. Every gRPC channel the client library, kvctl and kvbench open is
-// made here, so each speaks to a secured daemon the same way.
+// token. Every gRPC channel the client library, kvctl, kvbench and the etcd
+// client open is made here, so each speaks to a secured server the same way.
 //
 // Thread safety: free functions; a channel made here is thread-safe.
-#ifndef KVCACHE_CLIENT_CHANNEL_SECURITY_H_
-#define KVCACHE_CLIENT_CHANNEL_SECURITY_H_
+#ifndef KVCACHE_COMMON_CHANNEL_SECURITY_H_
+#define KVCACHE_COMMON_CHANNEL_SECURITY_H_
 
 #include <memory>
 #include <string>
@@ -36,6 +36,10 @@ struct ChannelSecurity {
 absl::StatusOr<std::string> TokenFromFlags(const std::string& token,
                                            const std::string& token_file);
 
+// The credentials MakeChannel uses (no token: that rides on the channel).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
+    const std::string& address, const ChannelSecurity& security);
+
 // A channel to `address` secured as `security` says, with `args`. Reads the
 // PEM files now. INVALID_ARGUMENT for a file that cannot be read, a client
 // certificate without TLS, or a token that would cross the network in the
@@ -46,4 +50,4 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ad
 
 }  // namespace kvcache
 
-#endif  // KVCACHE_CLIENT_CHANNEL_SECURITY_H_
+#endif  // KVCACHE_COMMON_CHANNEL_SECURITY_H_

@@ -1,4 +1,4 @@
-#include "client/channel_security.h"
+#include "common/channel_security.h"
 
 #include <fstream>
 #include <utility>
@@ -66,10 +66,8 @@ absl::StatusOr<std::string> TokenFromFlags(const std::string& token,
   return trimmed;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
-                                                           const ChannelSecurity& security,
-                                                           grpc::ChannelArguments args) {
-  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
+    const std::string& address, const ChannelSecurity& security) {
   if (security.tls()) {
     grpc::SslCredentialsOptions ssl;
     absl::StatusOr<std::string> ca = ReadPemFile(security.tls_ca, "--tls_ca");
@@ -82,20 +80,31 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ad
       ssl.pem_cert_chain = *ReadPemFile(security.tls_cert, "--tls_cert");
       ssl.pem_private_key = *ReadPemFile(security.tls_key, "--tls_key");
     }
-    if (!security.tls_server_name.empty()) {
-      args.SetSslTargetNameOverride(security.tls_server_name);
-    }
-    credentials = grpc::SslCredentials(ssl);
-  } else if (!security.tls_cert.empty() || !security.tls_key.empty()) {
+    return grpc::SslCredentials(ssl);
+  }
+  if (!security.tls_cert.empty() || !security.tls_key.empty()) {
     return absl::InvalidArgumentError("a client certificate needs TLS (--tls_ca)");
-  } else if (!security.token.empty() && !IsLoopback(address)) {
+  }
+  if (!security.token.empty() && !IsLoopback(address)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refusing to send a token to ", address, " in the clear: add --tls_ca for TLS"));
   }
-  if (security.token.empty()) return grpc::CreateCustomChannel(address, credentials, args);
+  return grpc::InsecureChannelCredentials();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
+                                                           const ChannelSecurity& security,
+                                                           grpc::ChannelArguments args) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentials(address, security);
+  if (!credentials.ok()) return credentials.status();
+  if (security.tls() && !security.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(security.tls_server_name);
+  }
+  if (security.token.empty()) return grpc::CreateCustomChannel(address, *credentials, args);
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<TokenInterceptorFactory>(security.token));
-  return grpc::experimental::CreateCustomChannelWithInterceptors(address, credentials, args,
+  return grpc::experimental::CreateCustomChannelWithInterceptors(address, *credentials, args,
                                                                  std::move(interceptors));
 }
 
