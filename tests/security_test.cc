@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <array>
@@ -649,6 +650,50 @@ TEST_F(SecurityTest, QuotasHoldUnderTwoTenantsConcurrentPuts) {
   EXPECT_EQ(flooded["beta"], after["beta"]);
   EXPECT_GT(flooded["ops"], 0u);
   EXPECT_EQ(ops->Lookup("ns", {&flood.back(), 1}).hits, 1u);
+}
+
+// A renewed certificate is served without a restart: gRPC re-reads its
+// files by itself, the data port on Reload (SIGHUP).
+TEST_F(SecurityTest, RenewedCertificatesAreServedWithoutARestart) {
+  const std::string dir = ::testing::TempDir() + "/renewed";
+  std::filesystem::create_directories(dir);
+  absl::StatusOr<PkiFiles> renewed = MakePkiFiles(dir);  // another CA, another server key
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  const std::string cert = ::testing::TempDir() + "/live.pem", key = ::testing::TempDir() + "/live.key";
+  std::filesystem::copy_file(pki_->server_cert, cert, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(pki_->server_key, key, std::filesystem::copy_options::overwrite_existing);
+  DaemonOptions options = Options(true, false);
+  options.tls_cert = cert;
+  options.tls_key = key;
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::vector<BlockKey> chain = TestChain(12, 2);
+  ASSERT_TRUE(ClientOf(**daemon, Security("alpha-token"))
+                  ->Put("ns", BlockKey(), TestPayloads(chain, kBlock))
+                  .ok());
+  ChannelSecurity trusts_new = Security("alpha-token");
+  trusts_new.tls_ca = renewed->ca;
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, trusts_new), chain), grpc::StatusCode::UNAVAILABLE);
+
+  // Renew: the key first, then the certificate (as a renewal tool would).
+  std::filesystem::copy_file(renewed->server_key, key, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(renewed->server_cert, cert, std::filesystem::copy_options::overwrite_existing);
+  grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE;
+  for (int i = 0; i < 100 && code != grpc::StatusCode::OK; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    code = LookupCode(*StubOf(**daemon, trusts_new), chain);  // a new channel: a new handshake
+  }
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+
+  // The data port takes the new files on Reload; clients that trust only
+  // the new CA then fetch over it with no fallback.
+  ASSERT_TRUE((*daemon)->Reload().ok());
+  auto client = ClientOf(**daemon, trusts_new);
+  uint64_t wrong = 0;
+  EXPECT_EQ(FetchChecked(*client, "ns", chain, kBlock, &wrong).blocks, 2u);
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(client->counters().data_port_fallbacks, 0u);
+  EXPECT_EQ(client->counters().figures.at(ClientPath::kDataPort, ClientOp::kFetch).requests, 1u);
 }
 
 TEST_F(SecurityTest, RemoteListenNeedsTlsAndTokensOrInsecure) {
