@@ -76,6 +76,9 @@ std::string RandomId() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
+  if (!(options.tenant_share > 0 && options.tenant_share <= 1)) {
+    return absl::InvalidArgumentError("--tenant_share must be in (0, 1]");
+  }
   if (!(options.connection_share > 0 && options.connection_share <= 1) ||
       !(options.stall_timeout > absl::ZeroDuration())) {
     return absl::InvalidArgumentError(
@@ -168,9 +171,12 @@ absl::Status Daemon::StartStore(const DaemonOptions& options) {
   }
   // A connection may always stage one block of the largest size.
   const uint64_t arena_bytes = arena.capacity_bytes();
+  const uint64_t one_block = std::min(options.limits.max_block_bytes, arena_bytes);
   shares_ = std::make_unique<ConnectionShares>(
-      std::max(static_cast<uint64_t>(options.connection_share * arena_bytes),
-               std::min(options.limits.max_block_bytes, arena_bytes)));
+      std::max(static_cast<uint64_t>(options.connection_share * arena_bytes), one_block),
+      options.tenant_share >= 1
+          ? 0
+          : std::max(static_cast<uint64_t>(options.tenant_share * arena_bytes), one_block));
   stall_watchdog_ = std::make_unique<StallWatchdog>(options.stall_timeout);
   context_.reset(new ServiceContext{*store_, options.limits, absl::Now(), {}});
   context_->counters.request_metrics = options.request_metrics;

@@ -52,6 +52,9 @@ struct DaemonOptions {
   uint64_t max_message_bytes = 64ull << 20;
   int max_concurrent_streams = 256;
   double connection_share = 0.25;
+  // What all of one tenant's connections may stage and pin together, as a
+  // fraction of the host arena; 1: no bound beyond the arena.
+  double tenant_share = 1.0;
   absl::Duration stall_timeout = absl::Seconds(30);
   bool request_metrics = true;
   int nvme_queue_depth = 64;

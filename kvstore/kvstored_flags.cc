@@ -42,6 +42,11 @@ ABSL_FLAG(std::string, peer_token_file, "",
           "File whose first line is the token replica repair sends its peers (their "
           "--token_file must map it to tenant default with the write role: repair copies "
           "tenant default's blocks).");
+ABSL_FLAG(double, tenant_share, 1.0,
+          "Fraction of the host arena all of one tenant's connections together may hold staged "
+          "or pinned at once (each connection is bounded by --connection_share too); 1: no "
+          "bound beyond the arena. Keeps one tenant's in-flight puts and fetches from taking "
+          "the room every other tenant needs.");
 ABSL_FLAG(std::string, tenant_quotas, "",
           "Most bytes each named tenant's blocks may hold, all tiers together: "
           "'tenant:size,...' (team-a:8GiB,team-b:2GiB). A tenant at its quota makes room from "
@@ -270,6 +275,7 @@ absl::StatusOr<DaemonOptions> DaemonOptionsFromFlags() {
   d.max_message_bytes = SizeFlag(FLAGS_max_message_size, "max_message_size");
   d.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   d.connection_share = absl::GetFlag(FLAGS_connection_share);
+  d.tenant_share = absl::GetFlag(FLAGS_tenant_share);
   const double stall_s = absl::GetFlag(FLAGS_client_stall_timeout_s);
   if (!(stall_s > 0)) {
     return absl::InvalidArgumentError(

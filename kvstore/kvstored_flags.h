@@ -21,6 +21,7 @@ ABSL_DECLARE_FLAG(std::string, tls_client_ca);
 ABSL_DECLARE_FLAG(std::string, token_file);
 ABSL_DECLARE_FLAG(std::string, local_tenants);
 ABSL_DECLARE_FLAG(std::string, tenant_quotas);
+ABSL_DECLARE_FLAG(double, tenant_share);
 ABSL_DECLARE_FLAG(std::string, etcd_tls_ca);
 ABSL_DECLARE_FLAG(std::string, etcd_tls_cert);
 ABSL_DECLARE_FLAG(std::string, etcd_tls_key);

@@ -102,13 +102,11 @@ void DataPortServer::Serve(int raw_fd) {
   }
   SetTimeout(raw_fd, SO_RCVTIMEO, options_.idle_timeout);
   Connection connection{*stream, nullptr, std::nullopt};
-  // What this connection stages and pins is bounded on its own.
-  if (service_.shares != nullptr) connection.share = service_.shares->ForOne();
   if (service_.auth == nullptr || !service_.auth->enabled()) {
-    connection.who = Identity{kDefaultTenant, Role::kAdmin};
+    SetIdentity(connection, Identity{kDefaultTenant, Role::kAdmin});
   } else if (const std::string cn = stream->PeerCommonName(); !cn.empty()) {
     if (absl::StatusOr<Identity> who = service_.auth->OfCaller("", cn); who.ok()) {
-      connection.who = *std::move(who);
+      SetIdentity(connection, *std::move(who));
     }
   }
   while (ServeOne(connection)) {
@@ -162,8 +160,15 @@ bool DataPortServer::ServeAuth(Connection& c, uint32_t token_length) {
     SendResult(c.stream, head, 3, message);
     return false;
   }
-  c.who = *std::move(who);
+  SetIdentity(c, *std::move(who));
   return SendResult(c.stream, head, 3, message);
+}
+
+void DataPortServer::SetIdentity(Connection& c, Identity who) {
+  // What this connection stages and pins is bounded on its own, and with
+  // the rest of its tenant's.
+  if (service_.shares != nullptr) c.share = service_.shares->ForOne(who.tenant);
+  c.who = std::move(who);
 }
 
 void DataPortServer::SetTls(std::shared_ptr<const TlsContext> tls) {

@@ -77,6 +77,8 @@ class DataPortServer {
   // Serves one request; false when the connection must close.
   bool ServeOne(Connection& c);
   bool ServeAuth(Connection& c, uint32_t token_length);
+  // The connection is `who` from now on, with its share.
+  void SetIdentity(Connection& c, Identity who);
   bool ServeFetch(Connection& c, uint32_t body_length);
   bool ServePut(Connection& c, uint32_t header_length);
   bool ServeLookup(Connection& c, uint32_t body_length);

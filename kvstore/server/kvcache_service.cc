@@ -158,14 +158,14 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* KvCacheService::Put(grpc::CallbackSer
                                                                Raw* response) {
   absl::StatusOr<Identity> who = Authorize(*ctx, Role::kWrite);
   if (!who.ok()) return new RefusedReadStream(ToGrpcStatus(who.status()));
-  return new PutReactor(context_, who->tenant, ShareOf(context_, *ctx), response);
+  return new PutReactor(context_, who->tenant, ShareOf(context_, *ctx, who->tenant), response);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* KvCacheService::Fetch(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) {
   absl::StatusOr<Identity> who = Authorize(*ctx, Role::kRead);
   if (!who.ok()) return new RefusedWriteStream(ToGrpcStatus(who.status()));
-  return new FetchReactor(context_, who->tenant, ShareOf(context_, *ctx), ctx, *request);
+  return new FetchReactor(context_, who->tenant, ShareOf(context_, *ctx, who->tenant), ctx, *request);
 }
 
 grpc::ServerUnaryReactor* KvCacheService::Evict(grpc::CallbackServerContext* ctx,

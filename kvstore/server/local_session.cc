@@ -66,7 +66,7 @@ LocalSession::LocalSession(ServiceContext& service, const Options& options, int 
       options_(options),
       fd_(fd),
       staging_(std::move(staging)),
-      share_(service.shares != nullptr ? service.shares->ForOne() : nullptr) {}
+      share_(service.shares != nullptr ? service.shares->ForOne(options.identity.tenant) : nullptr) {}
 
 LocalSession::~LocalSession() = default;
 

@@ -25,9 +25,10 @@ absl::StatusOr<Identity> IdentityOf(const ServiceContext& service,
 }
 
 std::shared_ptr<ConnectionShare> ShareOf(ServiceContext& service,
-                                         const grpc::CallbackServerContext& context) {
+                                         const grpc::CallbackServerContext& context,
+                                         const std::string& tenant) {
   if (service.shares == nullptr) return nullptr;
-  return service.shares->For(context.peer());
+  return service.shares->For(context.peer(), tenant);
 }
 
 absl::Status ValidateNamespace(absl::string_view ns, const ServiceLimits& limits) {

@@ -136,10 +136,11 @@ struct ServiceContext {
 absl::StatusOr<Identity> IdentityOf(const ServiceContext& service,
                                     const grpc::CallbackServerContext& context);
 
-// The share of the caller's connection (by peer address), or null when
-// shares are off.
+// The share of the caller's connection (by peer address) for `tenant`'s
+// calls, or null when shares are off.
 std::shared_ptr<ConnectionShare> ShareOf(ServiceContext& service,
-                                         const grpc::CallbackServerContext& context);
+                                         const grpc::CallbackServerContext& context,
+                                         const std::string& tenant);
 
 // INVALID_ARGUMENT unless 1 <= size <= limits.max_namespace_bytes.
 absl::Status ValidateNamespace(absl::string_view ns, const ServiceLimits& limits);

@@ -23,20 +23,30 @@ namespace kvcache {
 
 class ConnectionShare {
  public:
-  explicit ConnectionShare(uint64_t limit_bytes) : limit_(limit_bytes) {}
+  // `tenant` (may be null) is the share all of one tenant's connections
+  // hold together: a charge must fit both.
+  explicit ConnectionShare(uint64_t limit_bytes, std::shared_ptr<ConnectionShare> tenant = nullptr)
+      : limit_(limit_bytes), tenant_(std::move(tenant)) {}
 
-  // Adds `bytes` to what the connection holds. RESOURCE_EXHAUSTED (nothing
-  // added) if that would pass the limit; `what` names the holding
-  // ("staged", "pinned") in the message.
+  // Adds `bytes` to what the connection (and its tenant) holds.
+  // RESOURCE_EXHAUSTED (nothing added) if that would pass either limit;
+  // `what` names the holding ("staged", "pinned") in the message.
   absl::Status Charge(uint64_t bytes, const char* what);
   // Gives back bytes charged earlier.
-  void Release(uint64_t bytes) { held_.fetch_sub(bytes, std::memory_order_relaxed); }
+  void Release(uint64_t bytes) {
+    held_.fetch_sub(bytes, std::memory_order_relaxed);
+    if (tenant_ != nullptr) tenant_->Release(bytes);
+  }
 
   uint64_t held() const { return held_.load(std::memory_order_relaxed); }
   uint64_t limit() const { return limit_; }
 
  private:
+  // Adds to held_ alone; `who` and `flag` name it in the message.
+  absl::Status ChargeOwn(uint64_t bytes, const char* what, const char* who, const char* flag);
+
   const uint64_t limit_;
+  const std::shared_ptr<ConnectionShare> tenant_;
   std::atomic<uint64_t> held_{0};
 };
 
@@ -77,20 +87,31 @@ class ShareCharge {
 // stream holds it.
 class ConnectionShares {
  public:
-  explicit ConnectionShares(uint64_t limit_bytes) : limit_(limit_bytes) {}
+  // `tenant_limit_bytes`: what all of one tenant's connections may hold
+  // together (kvstored --tenant_share); 0: no such bound.
+  explicit ConnectionShares(uint64_t limit_bytes, uint64_t tenant_limit_bytes = 0)
+      : limit_(limit_bytes), tenant_limit_(tenant_limit_bytes) {}
 
-  // The share of `peer`'s connection, made on first use.
-  std::shared_ptr<ConnectionShare> For(const std::string& peer) ABSL_LOCKS_EXCLUDED(mu_);
+  // The share of `peer`'s connection for `tenant`'s calls, made on first use.
+  std::shared_ptr<ConnectionShare> For(const std::string& peer, const std::string& tenant)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // A share for a connection that is not shared (data port, same host).
-  std::shared_ptr<ConnectionShare> ForOne() const {
-    return std::make_shared<ConnectionShare>(limit_);
-  }
+  std::shared_ptr<ConnectionShare> ForOne(const std::string& tenant) ABSL_LOCKS_EXCLUDED(mu_);
   uint64_t limit() const { return limit_; }
 
  private:
+  // The share `tenant`'s connections hold together; null without a bound.
+  std::shared_ptr<ConnectionShare> TenantShare(const std::string& tenant)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets shares no one holds any more, every 64 new ones.
+  void Prune() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const uint64_t limit_;
+  const uint64_t tenant_limit_;
   Mutex mu_;
   std::unordered_map<std::string, std::weak_ptr<ConnectionShare>> by_peer_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::weak_ptr<ConnectionShare>> by_tenant_
+      ABSL_GUARDED_BY(mu_);
   uint64_t made_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

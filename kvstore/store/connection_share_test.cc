@@ -34,17 +34,38 @@ TEST(ConnectionShareTest, ShareChargeGivesBackOnceWhenDestroyedOrMoved) {
 
 TEST(ConnectionShareTest, StreamsOfOneConnectionShareOneShare) {
   ConnectionShares shares(100);
-  auto a = shares.For("ipv4:127.0.0.1:5000");
-  auto b = shares.For("ipv4:127.0.0.1:5000");
-  auto other = shares.For("ipv4:127.0.0.1:5001");
+  auto a = shares.For("ipv4:127.0.0.1:5000", "t");
+  auto b = shares.For("ipv4:127.0.0.1:5000", "t");
+  auto other = shares.For("ipv4:127.0.0.1:5001", "t");
   EXPECT_EQ(a, b);
   EXPECT_NE(a, other);
   a.reset();
   b.reset();
   // Once no stream holds it, a connection's share is made anew (empty).
-  for (int i = 0; i < 200; ++i) shares.For("ipv4:127.0.0.1:" + std::to_string(6000 + i));
-  EXPECT_EQ(shares.For("ipv4:127.0.0.1:5000")->held(), 0u);
-  EXPECT_NE(shares.ForOne(), shares.ForOne());
+  for (int i = 0; i < 200; ++i) shares.For("ipv4:127.0.0.1:" + std::to_string(6000 + i), "t");
+  EXPECT_EQ(shares.For("ipv4:127.0.0.1:5000", "t")->held(), 0u);
+  EXPECT_NE(shares.ForOne("t"), shares.ForOne("t"));
+  // Another tenant's calls on the same connection have a share of their own.
+  EXPECT_NE(shares.For("ipv4:127.0.0.1:5000", "t"), shares.For("ipv4:127.0.0.1:5000", "u"));
+}
+
+TEST(ConnectionShareTest, ATenantsConnectionsTogetherStayWithinItsShare) {
+  ConnectionShares shares(/*limit_bytes=*/100, /*tenant_limit_bytes=*/150);
+  auto a1 = shares.ForOne("a");
+  auto a2 = shares.For("ipv4:127.0.0.1:5000", "a");
+  auto b = shares.ForOne("b");
+  ASSERT_TRUE(a1->Charge(100, "pinned").ok());
+  const absl::Status over = a2->Charge(60, "staged");  // fits a2, not tenant a
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(over.message().find("--tenant_share"), std::string::npos) << over;
+  EXPECT_EQ(a2->held(), 0u);  // nothing was kept of the refused charge
+  EXPECT_TRUE(a2->Charge(50, "staged").ok());
+  EXPECT_TRUE(b->Charge(100, "pinned").ok());  // another tenant is not held back
+  a1->Release(100);
+  EXPECT_TRUE(a2->Charge(50, "staged").ok());
+  EXPECT_EQ(a2->Charge(1, "staged").code(), absl::StatusCode::kResourceExhausted);
+  const absl::Status own = a2->Charge(1, "staged");
+  EXPECT_NE(own.message().find("--connection_share"), std::string::npos) << own;
 }
 
 TEST(ConnectionShareTest, ConcurrentChargesNeverPassTheLimit) {
