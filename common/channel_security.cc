@@ -13,12 +13,6 @@
 namespace kvcache {
 namespace {
 
-bool IsLoopback(const std::string& address) {
-  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
-         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:") ||
-         absl::StartsWith(address, "ipv4:127.");
-}
-
 // Adds the bearer token to every call's initial metadata.
 class TokenInterceptor final : public grpc::experimental::Interceptor {
  public:
@@ -50,6 +44,12 @@ class TokenInterceptorFactory final
 };
 
 }  // namespace
+
+bool IsLoopback(const std::string& address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:") ||
+         absl::StartsWith(address, "ipv4:127.");
+}
 
 absl::StatusOr<std::string> TokenFromFlags(const std::string& token,
                                            const std::string& token_file) {

@@ -30,6 +30,11 @@ struct ChannelSecurity {
   bool tls() const { return !tls_ca.empty(); }
 };
 
+// Whether `address` (host:port, unix:path, a gRPC ipv4: target) stays on
+// this host: where a daemon may listen, and a client may send a token,
+// without TLS.
+bool IsLoopback(const std::string& address);
+
 // A token as kvctl and tools take it: `token` itself, else the first line of
 // `token_file` (whitespace trimmed), else "". INVALID_ARGUMENT if the file
 // cannot be read or holds no token.

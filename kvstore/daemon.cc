@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/byte_size.h"
+#include "common/channel_security.h"
 #include "common/log.h"
 #include "common/tls_files.h"
 #include "grpcpp/security/tls_credentials_options.h"
@@ -23,11 +24,6 @@
 
 namespace kvcache {
 namespace {
-
-bool IsLoopback(const std::string& address) {
-  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
-         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:");
-}
 
 // Parses "1000,1001" (and "self" for our own uid) into ids.
 template <typename Id>
