@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "common/byte_size.h"
 #include "common/channel_security.h"
+#include "kvstore/store/tenant_quota.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, host:port. Port 0 picks a free port (see --port_file).");
@@ -48,10 +49,13 @@ ABSL_FLAG(double, tenant_share, 1.0,
           "bound beyond the arena. Keeps one tenant's in-flight puts and fetches from taking "
           "the room every other tenant needs.");
 ABSL_FLAG(std::string, tenant_quotas, "",
-          "Most bytes each named tenant's blocks may hold, all tiers together: "
-          "'tenant:size,...' (team-a:8GiB,team-b:2GiB). A tenant at its quota makes room from "
-          "its own coldest leaves; nobody's pressure evicts a tenant within its quota. Tenants "
-          "not named have neither limit nor protection.");
+          "Most bytes each named tenant's blocks may hold, all tiers together ('tenant:size') "
+          "or in one tier ('tenant:host:size', 'tenant:nvme:size', 'tenant:gpu:size'), "
+          "comma-separated: team-a:8GiB,team-a:host:2GiB,team-b:nvme:100GiB. A tenant at a "
+          "bound makes room from its own coldest blocks (at its host bound, host copies with "
+          "an NVMe copy move off the host first); nobody's pressure takes a tier's copies of "
+          "a tenant within its bound there. Tenants not named have neither limit nor "
+          "protection.");
 ABSL_FLAG(std::string, local_tenants, "",
           "With --token_file: same-host peers' identities, 'uid:tenant:role,...' (\"self\": "
           "the daemon's uid). Unlisted peers are refused. A listed worker's requests are scoped "
@@ -189,19 +193,9 @@ absl::StatusOr<BlockStore::Options> StoreOptionsFromFlags() {
   store_options.arena.prefault = absl::GetFlag(FLAGS_prefault);
   store_options.arena.pin_for_gpu = absl::GetFlag(FLAGS_pin_host_arena);
   store_options.index_shards = absl::GetFlag(FLAGS_index_shards);
-  for (absl::string_view entry :
-       absl::StrSplit(absl::GetFlag(FLAGS_tenant_quotas), ',', absl::SkipWhitespace())) {
-    const size_t colon = entry.rfind(':');
-    absl::StatusOr<uint64_t> bytes = colon == absl::string_view::npos
-                                         ? absl::InvalidArgumentError("no size")
-                                         : ParseByteSize(entry.substr(colon + 1));
-    if (!bytes.ok() || *bytes == 0 || colon == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--tenant_quotas: '", entry, "' is not tenant:size (team-a:8GiB)"));
-    }
-    store_options.tenant_quotas[std::string(absl::StripAsciiWhitespace(entry.substr(0, colon)))] =
-        *bytes;
-  }
+  absl::StatusOr<TenantQuotas> quotas = ParseTenantQuotas(absl::GetFlag(FLAGS_tenant_quotas));
+  if (!quotas.ok()) return quotas.status();
+  store_options.tenant_quotas = *std::move(quotas);
   if (store_options.index_shards < 1 || store_options.index_shards > BlockIndex::kMaxShards) {
     return absl::InvalidArgumentError(
         absl::StrCat("--index_shards must be 1 to ", BlockIndex::kMaxShards));

@@ -195,7 +195,8 @@ TEST_F(KvctlTest, ShowsTheNvmeTier) {
   ASSERT_EQ(daemon_->Stop(), 0);
   std::filesystem::remove_all(TmpPath("kvctl_nvme"));
   Start({"--host_capacity=512KiB", "--page_size=64KiB", "--nvme_dir=" + TmpPath("kvctl_nvme"),
-         "--nvme_capacity=16MiB", "--spill_high=0.4", "--spill_low=0.2"});
+         "--nvme_capacity=16MiB", "--spill_high=0.4", "--spill_low=0.2",
+         "--tenant_quotas=default:nvme:8MiB,default:host:4MiB"});
   CliResult put = Kvctl(server_ + "put --tokens=" + TmpPath("tokens.txt") +
                         " --payload=" + TmpPath("payload.bin"));
   ASSERT_EQ(put.exit_code, 0) << put.out;
@@ -214,6 +215,10 @@ TEST_F(KvctlTest, ShowsTheNvmeTier) {
   EXPECT_GE(spilled, 1);
   EXPECT_LE(spilled, 3);
   EXPECT_NE(stats.out.find("io_uring"), std::string::npos) << stats.out;  // the NVMe row's detail
+  // The tenant's bytes per tier, with the bounds --tenant_quotas set.
+  EXPECT_NE(stats.out.find("by tier: host "), std::string::npos) << stats.out;
+  EXPECT_NE(stats.out.find(" of 4.0 MiB, nvme "), std::string::npos) << stats.out;
+  EXPECT_NE(stats.out.find(" of 8.0 MiB"), std::string::npos) << stats.out;
   CliResult ls = Kvctl(server_ + "ls");
   EXPECT_NE(ls.out.find("host,nvme"), std::string::npos) << ls.out;
   CliResult get =

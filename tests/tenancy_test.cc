@@ -214,7 +214,9 @@ TEST_F(SecurityTest, QuotasHoldUnderTwoTenantsConcurrentPuts) {
   constexpr uint64_t kQuota = 8ull << 20;
   DaemonOptions options = Options(false, false);
   options.store.arena.capacity_bytes = 32ull << 20;
-  options.store.tenant_quotas = {{"alpha", kQuota}, {"beta", kQuota}};
+  // Alpha's bound is on all tiers, beta's on the host tier: with no tier
+  // below the host both bound the same bytes.
+  options.store.tenant_quotas = {{"alpha", {.total = kQuota}}, {"beta", {.host = kQuota}}};
   absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   EXPECT_NE((*daemon)->Banner().find("quotas for 2 tenants"), std::string::npos);
@@ -224,7 +226,13 @@ TEST_F(SecurityTest, QuotasHoldUnderTwoTenantsConcurrentPuts) {
     grpc::ClientContext ctx;
     v1::StatsResponse stats;
     EXPECT_TRUE(admin->Stats(&ctx, {}, &stats).ok());
-    for (const v1::TenantUsage& t : stats.tenants()) bytes[t.tenant()] = t.bytes();
+    for (const v1::TenantUsage& t : stats.tenants()) {
+      bytes[t.tenant()] = t.bytes();
+      EXPECT_EQ(t.host_bytes(), t.bytes()) << t.tenant();  // the host is the only tier
+      EXPECT_EQ(t.nvme_bytes(), 0u);
+      EXPECT_EQ(t.quota_bytes(), t.tenant() == "alpha" ? kQuota : 0) << t.tenant();
+      EXPECT_EQ(t.host_quota_bytes(), t.tenant() == "beta" ? kQuota : 0) << t.tenant();
+    }
     return bytes;
   };
 

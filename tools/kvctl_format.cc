@@ -1,6 +1,7 @@
 #include "tools/kvctl_format.h"
 
 #include <algorithm>
+#include <tuple>
 
 
 #include "absl/strings/escaping.h"
@@ -121,6 +122,17 @@ std::string FormatStats(const v1::StatsResponse& s) {
                           t.quota_bytes() == 0
                               ? std::string()
                               : absl::StrCat(" (quota ", FormatBytes(t.quota_bytes()), ")"));
+    // Per tier: what it holds there, and its bound where it has one.
+    std::vector<std::string> tiers;
+    for (const auto& [name, bytes, quota] :
+         {std::tuple{"host", t.host_bytes(), t.host_quota_bytes()},
+          {"nvme", t.nvme_bytes(), t.nvme_quota_bytes()},
+          {"gpu", t.gpu_bytes(), t.gpu_quota_bytes()}}) {
+      if (bytes == 0 && quota == 0) continue;
+      tiers.push_back(absl::StrCat(name, " ", FormatBytes(bytes),
+                                   quota == 0 ? "" : absl::StrCat(" of ", FormatBytes(quota))));
+    }
+    if (!tiers.empty()) absl::StrAppend(&out, "  by tier: ", absl::StrJoin(tiers, ", "), "\n");
   }
   if (!s.block_directory().empty()) {
     absl::StrAppendFormat(&out, "same-host direct reads %d   block directory: %s\n",

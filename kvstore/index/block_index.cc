@@ -44,16 +44,28 @@ bool BlockIndex::Unheld(const Entry& e) {
   return e.block.use_count() == 1 && (e.device == nullptr || e.device.use_count() == 1);
 }
 
+void BlockIndex::CountTiers(Shard& shard, const Entry& e, bool add) {
+  NamespaceUsage& u = shard.usage[e.key.ns];
+  const uint64_t size = e.block->meta().size;
+  // Unsigned wrap-around makes the subtraction exact.
+  const uint64_t delta = add ? size : uint64_t{0} - size;
+  if (e.block->on_host()) u.host_bytes += delta;
+  if (e.on_nvme) u.nvme_bytes += delta;
+  if (e.device != nullptr) u.device_bytes += delta;
+}
+
 void BlockIndex::Link(Shard& shard, Entry& e) {
   if (e.block->on_host()) shard.on_host.Place(&e);
   if (e.device != nullptr) shard.on_device.Place(&e);
   if (e.children == 0) (shard.*LeafOrder(e)).Place(&e);
+  CountTiers(shard, e, true);
 }
 
 void BlockIndex::Unlink(Shard& shard, Entry& e) {
   if (e.block->on_host()) shard.on_host.Remove(&e);
   if (e.device != nullptr) shard.on_device.Remove(&e);
   if (e.children == 0) (shard.*LeafOrder(e)).Remove(&e);
+  CountTiers(shard, e, false);
 }
 
 void BlockIndex::Touch(Shard& shard, Entry& e, int64_t now_micros) {
@@ -93,13 +105,13 @@ void BlockIndex::Remove(Shard& shard, const EntryKey& k, MissReason reason) {
   auto it = shard.entries.find(k);
   if (it == shard.entries.end()) return;
   drops_.Add(k.ns, k.key, reason, NowMicros());
+  WithdrawFromDirectory(it->second);
+  Unlink(shard, it->second);
   if (auto u = shard.usage.find(k.ns); u != shard.usage.end()) {
     u->second.blocks -= 1;
     u->second.bytes -= it->second.block->meta().size;
     if (u->second.blocks == 0) shard.usage.erase(u);
   }
-  WithdrawFromDirectory(it->second);
-  Unlink(shard, it->second);
   if (it->second.on_nvme && nvme_drop_listener_) {
     nvme_drop_listener_(k.ns, it->second.block->meta());
   }
@@ -240,7 +252,7 @@ InsertOutcome BlockIndex::Insert(NamespaceId ns, BlockMeta meta, PageRun pages, 
       ListInDirectory(k, it->second);
       blocks_.fetch_add(1, std::memory_order_relaxed);
       bytes_.fetch_add(size, std::memory_order_relaxed);
-      EvictCount& usage = shard.usage[k.ns];
+      NamespaceUsage& usage = shard.usage[k.ns];
       usage.blocks += 1;
       usage.bytes += size;
       if (it->second.block->on_host()) host_blocks_.fetch_add(1, std::memory_order_relaxed);
@@ -312,11 +324,17 @@ std::optional<uint64_t> BlockIndex::EvictOneLeafOf(
   return std::nullopt;
 }
 
-std::optional<uint64_t> BlockIndex::DropColdestHostCopy() {
+std::optional<uint64_t> BlockIndex::DropColdestHostCopyOf(
+    const std::function<bool(NamespaceId)>& droppable) {
   for (int attempt = 0; attempt < 8; ++attempt) {
     uint64_t tick = 0;
-    auto found = FindColdest(
-        &Shard::on_host, [](const Entry& e) { return e.on_nvme; }, &tick);
+    auto found =
+        droppable == nullptr
+            ? FindColdest(
+                  &Shard::on_host, [](const Entry& e) { return e.on_nvme; }, &tick)
+            : FindColdest(
+                  &Shard::on_host, [&](const Entry& e) { return e.on_nvme && droppable(e.key.ns); },
+                  &tick, INT_MAX);
     if (!found.has_value()) return std::nullopt;
     auto [shard, key] = *found;
     const CachedBlock* block = nullptr;
@@ -430,13 +448,17 @@ EvictCount BlockIndex::EvictNamespaces(absl::Span<const NamespaceId> namespaces,
   return count;
 }
 
-absl::flat_hash_map<NamespaceId, EvictCount> BlockIndex::UsageByNamespace() {
-  absl::flat_hash_map<NamespaceId, EvictCount> total;
+absl::flat_hash_map<NamespaceId, NamespaceUsage> BlockIndex::UsageByNamespace() {
+  absl::flat_hash_map<NamespaceId, NamespaceUsage> total;
   for (auto& shard : shards_) {
     MutexLock lock(&shard->mu);
     for (const auto& [ns, u] : shard->usage) {
-      total[ns].blocks += u.blocks;
-      total[ns].bytes += u.bytes;
+      NamespaceUsage& t = total[ns];
+      t.blocks += u.blocks;
+      t.bytes += u.bytes;
+      t.host_bytes += u.host_bytes;
+      t.nvme_bytes += u.nvme_bytes;
+      t.device_bytes += u.device_bytes;
     }
   }
   return total;

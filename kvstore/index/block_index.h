@@ -121,6 +121,16 @@ struct EvictCount {
   uint64_t bytes = 0;
 };
 
+// What one namespace's blocks hold: in all, and in each tier (a block with
+// copies in several tiers counts in each).
+struct NamespaceUsage {
+  uint64_t blocks = 0;
+  uint64_t bytes = 0;
+  uint64_t host_bytes = 0;
+  uint64_t nvme_bytes = 0;
+  uint64_t device_bytes = 0;
+};
+
 class BlockIndex {
  public:
   // `shards`: 1 to kMaxShards (clamped). `pinned_bytes` is where BlockPins
@@ -198,7 +208,11 @@ class BlockIndex {
   uint64_t DropHostCopy(NamespaceId ns, const BlockKey& key, const CachedBlock* expected);
   // Frees the host pages of the least recently used unpinned block that is
   // also on NVMe. Returns the bytes freed, or nullopt if there is none.
-  std::optional<uint64_t> DropColdestHostCopy();
+  std::optional<uint64_t> DropColdestHostCopy() { return DropColdestHostCopyOf(nullptr); }
+  // The same among the blocks of the namespaces `droppable` accepts (null:
+  // all): a tenant over its host quota demotes its own blocks to NVMe.
+  std::optional<uint64_t> DropColdestHostCopyOf(
+      const std::function<bool(NamespaceId)>& droppable);
   // Gives a block without host pages the `pages` read back for it (from
   // NVMe or its GPU copy, verified against `checksum`) and pins it. If
   // another reader installed a copy first, `pages` are freed and that copy
@@ -228,7 +242,9 @@ class BlockIndex {
   std::shared_ptr<const DeviceBlock> ReadDeviceCopy(NamespaceId ns, const BlockKey& key);
   // Up to `max` of the least recently used blocks with a GPU copy that no
   // one else holds, coldest first.
-  std::vector<DeviceCandidate> ColdestOnDevice(size_t max);
+  // With `of`, only blocks of the namespaces it accepts (a tenant's).
+  std::vector<DeviceCandidate> ColdestOnDevice(
+      size_t max, const std::function<bool(NamespaceId)>& of = nullptr);
   // Frees the GPU copy `held` (released here) if it is still the block's
   // and no one else holds it. `host_pages`, if given, hold its bytes (the
   // caller copied them down) and become its host copy when it has none.
@@ -254,9 +270,9 @@ class BlockIndex {
     return drops_.Find(ns, key);
   }
   const DropRecord& drops() const { return drops_; }
-  // Blocks and bytes cached per namespace, in every tier (namespaces that
-  // hold nothing are left out).
-  absl::flat_hash_map<NamespaceId, EvictCount> UsageByNamespace();
+  // Blocks and bytes cached per namespace, in all and per tier (namespaces
+  // that hold nothing are left out).
+  absl::flat_hash_map<NamespaceId, NamespaceUsage> UsageByNamespace();
 
   std::optional<BlockView> Inspect(NamespaceId ns, const BlockKey& key);
   // Every block of the given namespaces (a snapshot; order unspecified).
@@ -322,8 +338,9 @@ class BlockIndex {
     TickOrder nvme_leaves ABSL_GUARDED_BY(mu){&Entry::leaf_links};
     TickOrder on_host ABSL_GUARDED_BY(mu){&Entry::host_links};
     TickOrder on_device ABSL_GUARDED_BY(mu){&Entry::device_links};
-    // What this shard's entries hold, per namespace (for per-tenant usage).
-    absl::flat_hash_map<NamespaceId, EvictCount> usage ABSL_GUARDED_BY(mu);
+    // What this shard's entries hold, per namespace (for per-tenant usage
+    // and quotas). Link and Unlink keep the per-tier bytes.
+    absl::flat_hash_map<NamespaceId, NamespaceUsage> usage ABSL_GUARDED_BY(mu);
   };
 
   // The hash the shards' tables use; the shard is chosen from its top bits.
@@ -346,6 +363,10 @@ class BlockIndex {
   // REQUIRES: shard.mu held.
   static void Link(Shard& shard, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   static void Unlink(Shard& shard, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Adds an entry's bytes to / takes them from its namespace's per-tier
+  // usage, as its residency says. REQUIRES: shard.mu held.
+  static void CountTiers(Shard& shard, const Entry& e, bool add)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Marks an entry used now: moves it to the newest end of its lists under
   // a new tick, unless it moved recently (the file comment says how
   // recently). REQUIRES: shard.mu held.

@@ -39,7 +39,10 @@ bool BlockIndex::MarkOnNvme(NamespaceId ns, const CachedBlock& block) {
   MutexLock lock(&shard.mu);
   auto it = shard.entries.find(k);
   if (it == shard.entries.end() || it->second.block.get() != &block) return false;
-  it->second.on_nvme = true;
+  if (!it->second.on_nvme) {
+    it->second.on_nvme = true;
+    shard.usage[ns].nvme_bytes += block.meta().size;
+  }
   return true;
 }
 
@@ -152,7 +155,8 @@ std::shared_ptr<const DeviceBlock> BlockIndex::ReadDeviceCopy(NamespaceId ns, co
   return it->second.device;
 }
 
-std::vector<DeviceCandidate> BlockIndex::ColdestOnDevice(size_t max) {
+std::vector<DeviceCandidate> BlockIndex::ColdestOnDevice(
+    size_t max, const std::function<bool(NamespaceId)>& of) {
   std::vector<std::pair<uint64_t, DeviceCandidate>> found;
   for (auto& shard : shards_) {
     MutexLock lock(&shard->mu);
@@ -162,6 +166,7 @@ std::vector<DeviceCandidate> BlockIndex::ColdestOnDevice(size_t max) {
       if (taken == max) break;
       const Entry& e = *p;
       if (e.device.use_count() != 1) continue;  // a reader or a lease holds it
+      if (of != nullptr && !of(e.key.ns)) continue;
       found.push_back({e.tick, DeviceCandidate{e.key.ns, e.key.key, e.block->meta().size,
                                                e.device, e.block->on_host() || e.on_nvme}});
       ++taken;

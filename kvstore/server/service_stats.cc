@@ -125,8 +125,15 @@ void AddTenants(BlockStore& store, v1::StatsResponse& response) {
     t.set_tenant(tenant);
     t.set_blocks(t.blocks() + usage.blocks);
     t.set_bytes(t.bytes() + usage.bytes);
+    t.set_host_bytes(t.host_bytes() + usage.host_bytes);
+    t.set_nvme_bytes(t.nvme_bytes() + usage.nvme_bytes);
+    t.set_gpu_bytes(t.gpu_bytes() + usage.device_bytes);
     t.set_namespaces(t.namespaces() + 1);
-    t.set_quota_bytes(store.QuotaOf(tenant));
+    const TenantQuota quota = store.QuotaOf(tenant);
+    t.set_quota_bytes(quota.total);
+    t.set_host_quota_bytes(quota.host);
+    t.set_nvme_quota_bytes(quota.nvme);
+    t.set_gpu_quota_bytes(quota.device);
   }
   for (auto& [name, t] : tenants) *response.add_tenants() = std::move(t);
 }

@@ -88,7 +88,8 @@ absl::StatusOr<std::unique_ptr<BlockStore>> BlockStore::Create(const Options& op
       store->gpu_memory_ = *std::move(memory);
       absl::StatusOr<std::unique_ptr<GpuTier>> tier =
           GpuTier::Create(*options.gpu, *store->gpu_memory_, *store->index_,
-                          [s = store.get()](uint64_t bytes) { return s->AllocateEvicting(bytes); });
+                          [s = store.get()](uint64_t bytes) { return s->AllocateEvicting(bytes); },
+                          store->GpuTenantRoom());
       if (!tier.ok()) return tier.status();
       store->gpu_ = *std::move(tier);
       store->gpu_unavailable_.clear();
@@ -277,7 +278,11 @@ std::optional<BlockPin> BlockStore::Installed(NamespaceId ns, const BlockKey& ke
                                               MissReason* miss) {
   std::optional<BlockPin> pin = index_->InstallHostCopy(ns, key, checksum, std::move(pages));
   // Gone meanwhile, or re-put with other bytes (which no record explains).
-  if (!pin.has_value()) *miss = WhyMissing(ns, key);
+  if (!pin.has_value()) {
+    *miss = WhyMissing(ns, key);
+    return pin;
+  }
+  TrimHostToQuota(ns);
   return pin;
 }
 
@@ -324,7 +329,7 @@ std::vector<absl::Status> BlockStore::WriteToNvme(absl::Span<const NvmeTier::Blo
     }
     // Full: drop the coldest NVMe-only leaves until this one fits.
     while (s.code() == absl::StatusCode::kResourceExhausted &&
-           index_->EvictOneLeaf(LeafResidency::kNvmeOnly).has_value()) {
+           EvictForRoom(LeafResidency::kNvmeOnly).has_value()) {
       nvme_evicted_.fetch_add(1, std::memory_order_relaxed);
       s = nvme_->Write(b.ns, *b.block);
     }
@@ -360,6 +365,16 @@ uint64_t BlockStore::Spill(uint64_t target_used, size_t max_blocks) {
       std::vector<const SpillCandidate*> batch;
       std::vector<std::shared_ptr<const CachedBlock>> held;
       uint64_t batch_bytes = 0;
+      // What this batch writes of a namespace's tenant, for its NVMe bound.
+      const auto pending_of = [&](NamespaceId ns) {
+        uint64_t pending = 0;
+        if (tenant_quotas_.empty()) return pending;
+        const std::string tenant = namespaces_.Name(ns).tenant;
+        for (const SpillCandidate* b : batch) {
+          if (namespaces_.Name(b->ns).tenant == tenant) pending += b->size;
+        }
+        return pending;
+      };
       auto enough = [&] {
         return batch.size() == kWriteBatch || freed_blocks + batch.size() >= max_blocks ||
                arena_->used_bytes() <= target_used + batch_bytes;
@@ -371,6 +386,8 @@ uint64_t BlockStore::Spill(uint64_t target_used, size_t max_blocks) {
           continue;
         }
         if (!nvme_->Admit(c.hits, c.size)) continue;
+        // A tenant at its NVMe bound spills no more; its block stays here.
+        if (!MakeNvmeRoom(c.ns, c.size, pending_of(c.ns))) continue;
         std::shared_ptr<const CachedBlock> block = c.block.lock();
         if (block == nullptr || block.get() != c.expected) continue;  // gone meanwhile
         batch.push_back(&c);

@@ -25,6 +25,7 @@
 #define KVCACHE_KVSTORE_STORE_BLOCK_STORE_H_
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -41,6 +42,7 @@
 #include "kvstore/index/block_index.h"
 #include "kvstore/tiers/gpu_tier.h"
 #include "kvstore/index/namespace_table.h"
+#include "kvstore/store/tenant_quota.h"
 #include "kvstore/tiers/nvme_tier.h"
 #include "offload/host_arena.h"
 
@@ -80,11 +82,14 @@ class BlockStore {
     // that unequal entries collide (block_index.h).
     int index_hash_bits = 64;
     // Most bytes each named tenant's blocks may hold, all tiers together
-    // (kvstored --tenant_quotas). A tenant at its quota makes room from its
-    // own coldest leaves; pressure from anyone never evicts the blocks of a
-    // tenant that is within its quota. Tenants not named have no quota and
-    // no such protection.
-    absl::flat_hash_map<std::string, uint64_t> tenant_quotas;
+    // and per tier (kvstored --tenant_quotas). A tenant at a bound makes
+    // room from its own coldest blocks: at its total or NVMe bound it drops
+    // its coldest leaves there; at its host bound it first moves its coldest
+    // host copies that have an NVMe copy off the host; at its GPU bound the
+    // GPU tier demotes its coldest GPU copies. Pressure from anyone never
+    // evicts a tier's copies of a tenant within its bound for that tier (or
+    // its total). Tenants not named have no bounds and no such protection.
+    TenantQuotas tenant_quotas;
   };
 
   // Errors from HostArena::Create; INVALID_ARGUMENT for bad watermarks,
@@ -145,7 +150,7 @@ class BlockStore {
     return index_->FindDrop(ns, key);
   }
   const DropRecord& drops() const { return index_->drops(); }
-  absl::flat_hash_map<NamespaceId, EvictCount> UsageByNamespace() {
+  absl::flat_hash_map<NamespaceId, NamespaceUsage> UsageByNamespace() {
     return index_->UsageByNamespace();
   }
   std::vector<BlockView> Snapshot(absl::Span<const NamespaceId> namespaces) {
@@ -162,14 +167,16 @@ class BlockStore {
   }
   // Makes a staged block visible (StagedBlock::Commit).
   absl::StatusOr<InsertOutcome> Commit(StagedBlock& staged);
-  // The same for a block of `tenant`, within its quota: its own coldest
-  // leaves are dropped first until the block fits. RESOURCE_EXHAUSTED if
-  // they cannot make room (nothing is dropped then beyond what was tried).
+  // The same for a block of `tenant`, within its total and host bounds:
+  // its own coldest blocks make room first (Options::tenant_quotas).
+  // RESOURCE_EXHAUSTED if they cannot (nothing is dropped then beyond what
+  // was tried).
   absl::StatusOr<InsertOutcome> CommitWithinQuota(const std::string& tenant, StagedBlock& staged)
       ABSL_LOCKS_EXCLUDED(quota_mu_);
-  // What `tenant`'s blocks hold now, all tiers; and its quota (none: 0).
-  uint64_t TenantBytes(absl::string_view tenant);
-  uint64_t QuotaOf(absl::string_view tenant) const;
+  // What `tenant`'s blocks hold now, in all and per tier; and its quota
+  // (no bounds: all 0).
+  NamespaceUsage TenantUsage(absl::string_view tenant);
+  TenantQuota QuotaOf(absl::string_view tenant) const;
   uint64_t host_blocks() const { return index_->host_blocks(); }
   uint64_t device_blocks() const { return index_->device_blocks(); }
 
@@ -220,12 +227,32 @@ class BlockStore {
   // stay on that thread). True if the round freed anything or there is room
   // now. Without the thread, spills one block here.
   bool SpillForRoom(uint64_t bytes) ABSL_LOCKS_EXCLUDED(spill_mu_);
-  // Pressure eviction of one host leaf: the coldest of all, or with quotas
-  // the coldest whose tenant is not within its quota.
-  std::optional<uint64_t> EvictForRoom();
+  // Pressure eviction of one leaf of `residency`: the coldest of all, or
+  // with quotas the coldest whose tenant is not within its bound for that
+  // tier (block_store_quotas.cc).
+  std::optional<uint64_t> EvictForRoom(LeafResidency residency = LeafResidency::kOnHost);
+  // The namespaces of `tenant`, as an index filter.
+  std::function<bool(NamespaceId)> TenantFilter(const std::string& tenant);
+  // The namespaces pressure on `tier` may take copies from: those of tenants
+  // not within their bound for that tier (its own, else the total). Null
+  // (all) without quotas.
+  std::function<bool(NamespaceId)> Unshielded(LeafResidency tier);
+  // Before writing `bytes` of ns's block to NVMe, with `pending` more of its
+  // tenant's bytes on their way there: drops the tenant's own coldest
+  // NVMe-only leaves until they fit its NVMe bound. False if they cannot.
+  bool MakeNvmeRoom(NamespaceId ns, uint64_t bytes, uint64_t pending)
+      ABSL_LOCKS_EXCLUDED(quota_mu_);
+  // After a copy came up to the host (a promotion from NVMe or the GPU):
+  // moves the tenant's coldest host copies off the host while it is over
+  // its host bound.
+  void TrimHostToQuota(NamespaceId ns) ABSL_LOCKS_EXCLUDED(quota_mu_);
+  // The tenants' GPU bounds, for the GPU tier (its TenantRoom); empty
+  // without quotas.
+  GpuTier::TenantRoom GpuTenantRoom();
+  uint64_t DeviceExcess(NamespaceId ns, uint64_t bytes);
 
   const double spill_high_, spill_low_;
-  const absl::flat_hash_map<std::string, uint64_t> tenant_quotas_;
+  const TenantQuotas tenant_quotas_;
   // Commits of tenants with a quota, one at a time: the room made and the
   // insert that uses it go together.
   Mutex quota_mu_;

@@ -25,20 +25,26 @@ constexpr int kMaxDeferrals = 50;
 
 absl::StatusOr<std::unique_ptr<GpuTier>> GpuTier::Create(const Options& options,
                                                          DeviceMemory& memory, BlockIndex& index,
-                                                         HostAllocator allocate_host) {
+                                                         HostAllocator allocate_host,
+                                                         TenantRoom room) {
   if (!(options.low > 0 && options.low <= options.high && options.high <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat("GPU watermarks must satisfy 0 < low (",
                                                    options.low, ") <= high (", options.high,
                                                    ") <= 1"));
   }
-  std::unique_ptr<GpuTier> tier(new GpuTier(options, memory, index, std::move(allocate_host)));
+  std::unique_ptr<GpuTier> tier(
+      new GpuTier(options, memory, index, std::move(allocate_host), std::move(room)));
   if (options.move_in_background) tier->mover_ = std::thread([t = tier.get()] { t->MoveLoop(); });
   return tier;
 }
 
 GpuTier::GpuTier(const Options& options, DeviceMemory& memory, BlockIndex& index,
-                 HostAllocator allocate_host)
-    : options_(options), memory_(memory), index_(index), allocate_host_(std::move(allocate_host)) {}
+                 HostAllocator allocate_host, TenantRoom room)
+    : options_(options),
+      memory_(memory),
+      index_(index),
+      allocate_host_(std::move(allocate_host)),
+      room_(std::move(room)) {}
 
 GpuTier::~GpuTier() {
   {
@@ -126,6 +132,10 @@ bool GpuTier::Upload(const Offered& offer) {
   }
   std::shared_ptr<const CachedBlock> source = index_.HostCopyToUpload(offer.ns, offer.key);
   if (source == nullptr) return false;  // gone, or already up
+  if (!MakeTenantRoom(offer.ns, source->meta().size)) {
+    not_admitted_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   std::shared_ptr<DeviceBlock> device =
       DeviceBlock::Allocate(memory_, source->meta().size, source->meta().checksum);
   if (device == nullptr) {
@@ -153,6 +163,49 @@ bool GpuTier::Upload(const Offered& offer) {
   return true;
 }
 
+bool GpuTier::DemoteOne(DeviceCandidate& c, size_t* freed) {
+  if (c.has_copy_below) {
+    const bool dropped = index_.DropDeviceCopy(c.ns, c.key, std::move(c.device));
+    *freed += dropped;
+    return dropped;
+  }
+  absl::StatusOr<PageRun> pages = allocate_host_(c.size);
+  if (!pages.ok()) {
+    // The host is full of pinned or staged blocks: drop the coldest leaf
+    // that lives only here rather than stop admitting to the GPU.
+    c.device.reset();
+    return index_
+        .EvictOneLeafOf(LeafResidency::kDeviceOnly,
+                        room_.demotable == nullptr ? nullptr : room_.demotable())
+        .has_value();
+  }
+  if (absl::Status copied = CopyDown(*c.device, *pages); !copied.ok()) {
+    if (failed()) return false;
+    c.device.reset();  // a bad copy: the block had no other
+    return index_.EvictSubtree(c.ns, c.key, /*dry_run=*/false, MissReason::kIntegrity).ok();
+  }
+  if (!index_.DropDeviceCopy(c.ns, c.key, std::move(c.device), *std::move(pages))) return false;
+  demoted_.fetch_add(1, std::memory_order_relaxed);
+  ++*freed;
+  return true;
+}
+
+bool GpuTier::MakeTenantRoom(NamespaceId ns, uint64_t bytes) {
+  if (room_.excess == nullptr || room_.excess(ns, bytes) == 0) return true;
+  const std::function<bool(NamespaceId)> mine = room_.tenant_of(ns);
+  while (!failed()) {
+    std::vector<DeviceCandidate> candidates = index_.ColdestOnDevice(kDemoteBatch, mine);
+    bool progress = false;
+    size_t freed = 0;
+    for (DeviceCandidate& c : candidates) {
+      progress |= DemoteOne(c, &freed);
+      if (room_.excess(ns, bytes) == 0) return true;
+    }
+    if (!progress) return false;
+  }
+  return false;
+}
+
 size_t GpuTier::Demote() {
   const DevicePagePool& pool = memory_.pool();
   const auto used = [&] {
@@ -160,39 +213,16 @@ size_t GpuTier::Demote() {
   };
   if (used() <= options_.high * pool.page_count()) return 0;
   const double target = options_.low * pool.page_count();
+  // Tenants within their GPU bound keep their copies.
+  const std::function<bool(NamespaceId)> demotable =
+      room_.demotable == nullptr ? nullptr : room_.demotable();
   size_t moved = 0;
   while (used() > target && !failed()) {
-    std::vector<DeviceCandidate> candidates = index_.ColdestOnDevice(kDemoteBatch);
+    std::vector<DeviceCandidate> candidates = index_.ColdestOnDevice(kDemoteBatch, demotable);
     bool progress = false;
     for (DeviceCandidate& c : candidates) {
       if (used() <= target || failed()) break;
-      if (c.has_copy_below) {
-        if (index_.DropDeviceCopy(c.ns, c.key, std::move(c.device))) {
-          ++moved;
-          progress = true;
-        }
-        continue;
-      }
-      absl::StatusOr<PageRun> pages = allocate_host_(c.size);
-      if (!pages.ok()) {
-        // The host is full of pinned or staged blocks: drop the coldest leaf
-        // that lives only here rather than stop admitting to the GPU.
-        c.device.reset();
-        progress |= index_.EvictOneLeaf(LeafResidency::kDeviceOnly).has_value();
-        continue;
-      }
-      if (absl::Status copied = CopyDown(*c.device, *pages); !copied.ok()) {
-        if (failed()) break;
-        c.device.reset();  // a bad copy: the block had no other
-        progress |=
-            index_.EvictSubtree(c.ns, c.key, /*dry_run=*/false, MissReason::kIntegrity).ok();
-        continue;
-      }
-      if (index_.DropDeviceCopy(c.ns, c.key, std::move(c.device), *std::move(pages))) {
-        demoted_.fetch_add(1, std::memory_order_relaxed);
-        ++moved;
-        progress = true;
-      }
+      progress |= DemoteOne(c, &moved);
     }
     if (!progress) break;
   }

@@ -61,12 +61,27 @@ class GpuTier {
   // Host pages for a block: BlockStore::AllocateEvicting.
   using HostAllocator = std::function<absl::StatusOr<PageRun>(uint64_t bytes)>;
 
+  // Per-tenant GPU bounds (BlockStore's tenant quotas); all empty: none.
+  struct TenantRoom {
+    // How many bytes of ns's tenant must leave the GPU before `bytes` more
+    // of its may land (0: they fit).
+    std::function<uint64_t(NamespaceId ns, uint64_t bytes)> excess;
+    // The namespaces of ns's tenant.
+    std::function<std::function<bool(NamespaceId)>(NamespaceId ns)> tenant_of;
+    // The namespaces whose GPU copies pressure may demote (null: all).
+    std::function<std::function<bool(NamespaceId)>()> demotable;
+  };
+
   // INVALID_ARGUMENT for bad watermarks. `memory` and `index` are not
   // owned; memory outlives the index, whose GPU copies live in it, and the
-  // index outlives the tier.
+  // index outlives the tier. With `room`, a block lands or is promoted only
+  // once its tenant's own coldest GPU copies made room under its bound (else
+  // it stays below, counted in not_admitted), and pressure demotes only
+  // copies `room.demotable` accepts.
   static absl::StatusOr<std::unique_ptr<GpuTier>> Create(const Options& options,
                                                          DeviceMemory& memory, BlockIndex& index,
-                                                         HostAllocator allocate_host);
+                                                         HostAllocator allocate_host,
+                                                         TenantRoom room = {});
   // Stops the mover. REQUIRES: no CopyToHost is running.
   ~GpuTier();
 
@@ -109,7 +124,7 @@ class GpuTier {
     int deferrals = 0;
   };
   GpuTier(const Options& options, DeviceMemory& memory, BlockIndex& index,
-          HostAllocator allocate_host);
+          HostAllocator allocate_host, TenantRoom room);
   void Offer(NamespaceId ns, const BlockKey& key, bool put) ABSL_LOCKS_EXCLUDED(mu_);
   // Copies `device` into `pages` and checks them against its checksum:
   // INTERNAL (the tier is then disabled) or DATA_LOSS on failure.
@@ -118,6 +133,13 @@ class GpuTier {
   bool Upload(const Offered& offer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(move_mu_);
   // Frees GPU pages down to the low watermark; returns blocks moved.
   size_t Demote();
+  // Frees one candidate's GPU copy, copying it down first if it has no copy
+  // below. Returns whether anything changed (a copy freed, or a block that
+  // could not be kept dropped); *freed counts copies freed.
+  bool DemoteOne(DeviceCandidate& c, size_t* freed);
+  // Demotes ns's tenant's own coldest GPU copies until `bytes` more of its
+  // fit its bound. False if they cannot.
+  bool MakeTenantRoom(NamespaceId ns, uint64_t bytes);
   // After a failure: frees every GPU copy, dropping blocks that had no
   // other.
   size_t DropEverything();
@@ -128,6 +150,7 @@ class GpuTier {
   DeviceMemory& memory_;
   BlockIndex& index_;
   const HostAllocator allocate_host_;
+  const TenantRoom room_;
 
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> landed_{0};
