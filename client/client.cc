@@ -66,6 +66,7 @@ Client::Client(const ClientOptions& options, std::shared_ptr<GrpcTransport> grpc
   paths.tls = std::move(tls);
   paths.tls_server_name = options.security.tls_server_name;
   paths.token = options.security.token;
+  paths.act_for_tenant = options.security.act_for_tenant;
   paths.address = options.address;
   paths.timeout = options.deadline;
   paths.use_local_path = options.use_local_path;

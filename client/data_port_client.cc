@@ -75,16 +75,23 @@ std::unique_ptr<ByteStream> DataPortClient::Acquire() {
   } else {
     stream = std::make_unique<ByteStream>(fd);
   }
-  if (!options_.token.empty() && !Authenticate(*stream)) return nullptr;
+  if ((!options_.token.empty() || !options_.act_for_tenant.empty()) && !Authenticate(*stream)) {
+    return nullptr;
+  }
   return stream;
 }
 
 bool DataPortClient::Authenticate(ByteStream& stream) const {
-  uint32_t head[2] = {kDataPortAuthMagic, static_cast<uint32_t>(options_.token.size())};
-  iovec iov[2] = {{head, sizeof(head)},
-                  {const_cast<char*>(options_.token.data()), options_.token.size()}};
+  const std::string& tenant = options_.act_for_tenant;
+  const bool acting = !tenant.empty();
+  uint32_t head[3] = {acting ? kDataPortAuthForMagic : kDataPortAuthMagic,
+                      static_cast<uint32_t>(options_.token.size()),
+                      static_cast<uint32_t>(tenant.size())};
+  iovec iov[3] = {{head, acting ? sizeof(head) : 2 * sizeof(uint32_t)},
+                  {const_cast<char*>(options_.token.data()), options_.token.size()},
+                  {const_cast<char*>(tenant.data()), tenant.size()}};
   uint32_t result[3];
-  if (!stream.WriteFullV(iov, 2) || !stream.ReadFull(result, sizeof(result)) ||
+  if (!stream.WriteFullV(iov, 3) || !stream.ReadFull(result, sizeof(result)) ||
       result[0] != kAuthResultFrame || result[2] > kMaxEndMessageBytes) {
     return false;
   }

@@ -36,8 +36,10 @@ class DataPortClient : public Transport {
     // certificate names `server_name`.
     std::shared_ptr<const TlsContext> tls;
     std::string server_name;
-    // Sent first on every connection (proto/data_port_wire.h) when not empty.
+    // Sent first on every connection (proto/data_port_wire.h) when either
+    // is not empty: the token, and the tenant an admin acts for.
     std::string token;
+    std::string act_for_tenant;
   };
   // `address` is the daemon's socket address for the data port.
   DataPortClient(const sockaddr_storage& address, socklen_t address_len, const Options& options);
@@ -60,7 +62,8 @@ class DataPortClient : public Transport {
   // that fails (the call then goes over gRPC, which says why).
   std::unique_ptr<ByteStream> Acquire();
   void Release(std::unique_ptr<ByteStream> stream);
-  // Sends the token and reads the daemon's verdict; true when accepted.
+  // Sends the token (and tenant acted for) and reads the daemon's verdict;
+  // true when accepted.
   bool Authenticate(ByteStream& stream) const;
   // The rest of a fetch's END frame, whose first 12 bytes are `frame`: the
   // daemon's status, and `fd` back to the pool (or closed, if the frame is

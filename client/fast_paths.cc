@@ -84,6 +84,7 @@ std::shared_ptr<DataPortClient> FastPaths::MakeDataPort(uint32_t port, bool serv
   data_port.tls = options_.tls;
   data_port.server_name = options_.tls_server_name.empty() ? host : options_.tls_server_name;
   data_port.token = options_.token;
+  data_port.act_for_tenant = options_.act_for_tenant;
   return std::make_shared<DataPortClient>(addr, len, data_port);
 }
 

@@ -38,6 +38,7 @@ class FastPaths {
     std::shared_ptr<const TlsContext> tls;
     std::string tls_server_name;  // "": the address's host
     std::string token;
+    std::string act_for_tenant;
   };
   // The paths usable now, fastest first; the last is always gRPC.
   using Ladder = absl::InlinedVector<std::shared_ptr<Transport>, 3>;

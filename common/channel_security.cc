@@ -13,34 +13,38 @@
 namespace kvcache {
 namespace {
 
-// Adds the bearer token to every call's initial metadata.
-class TokenInterceptor final : public grpc::experimental::Interceptor {
+// Adds the bearer token and the tenant acted for to every call's initial
+// metadata.
+class MetadataInterceptor final : public grpc::experimental::Interceptor {
  public:
-  explicit TokenInterceptor(const std::string* header) : header_(header) {}
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  explicit MetadataInterceptor(const Headers* headers) : headers_(headers) {}
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
-      methods->GetSendInitialMetadata()->insert({"authorization", *header_});
+      for (const auto& [name, value] : *headers_) {
+        methods->GetSendInitialMetadata()->insert({name, value});
+      }
     }
     methods->Proceed();
   }
 
  private:
-  const std::string* header_;  // owned by the factory, which the channel keeps
+  const Headers* headers_;  // owned by the factory, which the channel keeps
 };
 
-class TokenInterceptorFactory final
+class MetadataInterceptorFactory final
     : public grpc::experimental::ClientInterceptorFactoryInterface {
  public:
-  explicit TokenInterceptorFactory(const std::string& token)
-      : header_(absl::StrCat("Bearer ", token)) {}
+  explicit MetadataInterceptorFactory(MetadataInterceptor::Headers headers)
+      : headers_(std::move(headers)) {}
   grpc::experimental::Interceptor* CreateClientInterceptor(
       grpc::experimental::ClientRpcInfo*) override {
-    return new TokenInterceptor(&header_);
+    return new MetadataInterceptor(&headers_);
   }
 
  private:
-  const std::string header_;
+  const MetadataInterceptor::Headers headers_;
 };
 
 }  // namespace
@@ -101,9 +105,14 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ad
   if (security.tls() && !security.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(security.tls_server_name);
   }
-  if (security.token.empty()) return grpc::CreateCustomChannel(address, *credentials, args);
+  MetadataInterceptor::Headers headers;
+  if (!security.token.empty()) headers.push_back({"authorization", "Bearer " + security.token});
+  if (!security.act_for_tenant.empty()) {
+    headers.push_back({kActForTenantHeader, security.act_for_tenant});
+  }
+  if (headers.empty()) return grpc::CreateCustomChannel(address, *credentials, args);
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<TokenInterceptorFactory>(security.token));
+  interceptors.push_back(std::make_unique<MetadataInterceptorFactory>(std::move(headers)));
   return grpc::experimental::CreateCustomChannelWithInterceptors(address, *credentials, args,
                                                                  std::move(interceptors));
 }

@@ -26,9 +26,17 @@ struct ChannelSecurity {
   std::string tls_server_name;
   // Sent as "authorization: Bearer <token>" on every call.
   std::string token;
+  // Acts in this tenant instead of the token's (kvActForTenantHeader on
+  // gRPC, the auth frame on the data port). Only an admin identity may:
+  // replica repair copies each tenant's blocks in that tenant. Empty: the
+  // token's own tenant.
+  std::string act_for_tenant;
 
   bool tls() const { return !tls_ca.empty(); }
 };
+
+// The call metadata naming the tenant an admin acts for.
+inline constexpr char kActForTenantHeader[] = "kvcache-tenant";
 
 // Whether `address` (host:port, unix:path, a gRPC ipv4: target) stays on
 // this host: where a daemon may listen, and a client may send a token,

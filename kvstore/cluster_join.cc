@@ -44,7 +44,6 @@ absl::Status StartRepair(BlockStore& store, const ClusterJoinOptions& options,
   if (!address.ok()) return address.status();
   ReplicaRepairer::Options repair;
   repair.self = *address;
-  repair.tenant = kDefaultTenant;
   repair.replicas = options.replicas;
   repair.bytes_per_second = options.repair_bytes_per_second;
   repair.node.deadline = absl::Seconds(5);

@@ -40,9 +40,9 @@ ABSL_FLAG(std::string, peer_tls_ca, "",
           "PEM CA of the other daemons' certificates: replica repair reaches its peers over "
           "TLS, presenting --tls_cert/--tls_key if they ask for one.");
 ABSL_FLAG(std::string, peer_token_file, "",
-          "File whose first line is the token replica repair sends its peers (their "
-          "--token_file must map it to tenant default with the write role: repair copies "
-          "tenant default's blocks).");
+          "File whose first line is the token replica repair sends its peers. Their "
+          "--token_file must give it the admin role: repair copies every tenant's blocks, "
+          "each acting in that block's tenant.");
 ABSL_FLAG(double, tenant_share, 1.0,
           "Fraction of the host arena all of one tenant's connections together may hold staged "
           "or pinned at once (each connection is bounded by --connection_share too); 1: no "

@@ -27,6 +27,8 @@
 //   older one closes the connection at the unknown magic.
 //
 //   auth:     u32 kDataPortAuthMagic | u32 token length | token
+//   or:       u32 kDataPortAuthForMagic | u32 token length | u32 tenant length
+//             | token | tenant   (an admin acting for that tenant)
 //   reply:    u32 kAuthResultFrame | u32 status code | u32 message length
 //             | message
 //   The first request of a connection to a daemon with authentication on
@@ -53,6 +55,8 @@ inline constexpr uint32_t kPutResultFrame = 3;
 inline constexpr uint32_t kDataPortLookupMagic = 0x314c564b;  // "KVL1"
 inline constexpr uint32_t kLookupResultFrame = 4;
 inline constexpr uint32_t kDataPortAuthMagic = 0x3141564b;  // "KVA1"
+inline constexpr uint32_t kDataPortAuthForMagic = 0x3241564b;  // "KVA2"
+inline constexpr uint32_t kMaxAuthTenantBytes = 255;
 inline constexpr uint32_t kAuthResultFrame = 5;
 inline constexpr uint32_t kMaxAuthTokenBytes = 4096;
 inline constexpr size_t kLookupResultFrameHeaderBytes = 3 * 4;

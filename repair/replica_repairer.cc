@@ -81,26 +81,31 @@ bool ReplicaRepairer::Pass(const std::vector<std::string>& members) {
   const Rendezvous placement(members);
 
   const size_t copies = std::min<size_t>(std::max(options_.replicas, 1), members.size());
-  const std::vector<NamespaceId> ids = store_.namespaces().IdsOfTenant(options_.tenant);
   budget_at_ = absl::Now();
   std::vector<bool> unreachable(members.size(), false);  // in this pass
-  for (const BlockView& view : store_.Snapshot(ids)) {
-    if (Stopping()) return false;
-    const std::string ns_name = store_.namespaces().Name(view.ns).name;
-    for (size_t n : placement.Ranked(view.meta.key, copies)) {
-      if (placement.node(n) == options_.self || unreachable[n]) continue;
-      Client* peer = ClientFor(placement.node(n));
-      if (peer == nullptr || !Repair(*peer, view.ns, ns_name, view.meta.key)) unreachable[n] = true;
+  for (const std::string& tenant : store_.namespaces().Tenants()) {
+    const std::vector<NamespaceId> ids = store_.namespaces().IdsOfTenant(tenant);
+    for (const BlockView& view : store_.Snapshot(ids)) {
+      if (Stopping()) return false;
+      const std::string ns_name = store_.namespaces().Name(view.ns).name;
+      for (size_t n : placement.Ranked(view.meta.key, copies)) {
+        if (placement.node(n) == options_.self || unreachable[n]) continue;
+        Client* peer = ClientFor(placement.node(n), tenant);
+        if (peer == nullptr || !Repair(*peer, view.ns, ns_name, view.meta.key)) {
+          unreachable[n] = true;
+        }
+      }
     }
   }
   return true;
 }
 
-Client* ReplicaRepairer::ClientFor(const std::string& address) {
-  std::unique_ptr<Client>& client = clients_[address];
+Client* ReplicaRepairer::ClientFor(const std::string& address, const std::string& tenant) {
+  std::unique_ptr<Client>& client = clients_[{address, tenant}];
   if (client == nullptr) {
     ClientOptions options = options_.node;
     options.address = address;
+    options.security.act_for_tenant = tenant;
     absl::StatusOr<std::unique_ptr<Client>> made = Client::Create(options);
     if (!made.ok()) {
       failed_.fetch_add(1, std::memory_order_relaxed);

@@ -42,10 +42,13 @@ class ReplicaRepairer : public StatsLine {
  public:
   struct Options {
     std::string self;  // this daemon's address as the members list it
-    std::string tenant;
     int replicas = 2;
     uint64_t bytes_per_second = 64ull << 20;
-    ClientOptions node;  // for the clients to the other nodes
+    // For the clients to the other nodes. Every tenant's blocks are
+    // repaired, each in its own tenant (ChannelSecurity::act_for_tenant):
+    // with authentication on, `node.security` must carry an admin token or
+    // certificate.
+    ClientOptions node;
     // A pass starts this long after the last change: a burst of changes
     // (a rolling restart) costs one pass.
     absl::Duration settle = absl::Seconds(1);
@@ -83,12 +86,14 @@ class ReplicaRepairer : public StatsLine {
   // Sends one block to `peer` unless it holds it already. False if the
   // peer did not answer (it is asked nothing more this pass).
   bool Repair(Client& peer, NamespaceId ns, const std::string& ns_name, const BlockKey& key);
-  Client* ClientFor(const std::string& address);
+  // The client to `address` acting in `tenant`; null if it cannot be made.
+  Client* ClientFor(const std::string& address, const std::string& tenant);
   bool Stopping() ABSL_LOCKS_EXCLUDED(mu_);
 
   BlockStore& store_;
   const Options options_;
-  std::map<std::string, std::unique_ptr<Client>> clients_;  // the loop's thread only
+  // By (address, tenant); the loop's thread only.
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Client>> clients_;
   double budget_bytes_ = 0;                                  // the loop's thread only
   absl::Time budget_at_;                                     // the loop's thread only
   std::atomic<uint64_t> passes_{0}, checked_{0}, copied_{0}, copied_bytes_{0}, failed_{0};

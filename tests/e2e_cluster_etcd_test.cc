@@ -374,22 +374,30 @@ class E2eClusterRepairTest : public E2eClusterEtcdTest {
     return std::move(*twice);
   }
 
-  bool HeldBy(const std::string& address, const BlockKey& key) {
-    std::unique_ptr<Client>& client = node_clients_[address];
-    if (client == nullptr) client = std::move(*Client::Create(TestClientOptions(address)));
+  // Whether the node holds the key in `tenant` ("": the default one).
+  bool HeldBy(const std::string& address, const BlockKey& key, const std::string& tenant = "") {
+    std::unique_ptr<Client>& client = node_clients_[tenant + "@" + address];
+    if (client == nullptr) {
+      ClientOptions options = TestClientOptions(address);
+      options.security.act_for_tenant = tenant;
+      client = std::move(*Client::Create(options));
+    }
     return client->Lookup(Ns(), {key}).hits == 1;
   }
 
-  // Whether every block sits on each of its `copies` highest-ranked members
-  // (as the cluster's clients find it now).
-  bool EveryBlockOnItsReplicas(size_t copies) {
+  // Whether every block of `chains` (the test's when null) sits on each of
+  // its `copies` highest-ranked members (as the cluster's clients find it
+  // now), in `tenant`.
+  bool EveryBlockOnItsReplicas(size_t copies,
+                               const std::vector<std::vector<BlockKey>>* chains = nullptr,
+                               const std::string& tenant = "") {
     const std::set<std::string> now = Members();
     const std::vector<std::string> members(now.begin(), now.end());
     const Rendezvous placement(members);
-    for (const auto& chain : chains_) {
+    for (const auto& chain : chains != nullptr ? *chains : chains_) {
       for (const BlockKey& key : chain) {
         for (size_t n : placement.Ranked(key, copies)) {
-          if (!HeldBy(placement.node(n), key)) return false;
+          if (!HeldBy(placement.node(n), key, tenant)) return false;
         }
       }
     }
@@ -435,6 +443,54 @@ TEST_F(E2eClusterRepairTest, LostCopiesAreRestoredAndANewNodeWarmsUp) {
   EXPECT_TRUE(Eventually([&] { return EveryBlockOnItsReplicas(2); }, absl::Seconds(30)))
       << "the new node was not warmed up";
   ASSERT_TRUE(AwaitAllUp());
+  EXPECT_EQ(WholeChainsFetched(twice.get()), chains_.size());
+  EXPECT_EQ(wrong_, 0u);
+}
+
+// Repair copies every tenant's blocks, each into its own tenant: an admin
+// client (every caller, with authentication off) acting for tenant alpha
+// stores chains there; after a death the survivors hold alpha's second
+// copies in alpha, byte-exact, and none of them in the default tenant.
+TEST_F(E2eClusterRepairTest, EachTenantsBlocksAreRepairedInThatTenant) {
+  std::unique_ptr<ClusterClient> twice = PutAllTwice();
+  ASSERT_NE(twice, nullptr);
+  ClusterOptions options = EtcdClusterOptions();
+  options.replicas = 2;
+  options.root_replicas = 2;
+  options.node.security.act_for_tenant = "alpha";
+  absl::StatusOr<std::unique_ptr<ClusterClient>> alpha = ClusterClient::Create(options);
+  ASSERT_TRUE(alpha.ok()) << alpha.status();
+  std::vector<std::vector<BlockKey>> alpha_chains;
+  for (uint32_t seed = 0; seed < 8; ++seed) {
+    alpha_chains.push_back(TestChain(70000 + seed, kChainBlocks));
+    for (v1::PutOutcome o :
+         (*alpha)->Put(Ns(), BlockKey(), TestPayloads(alpha_chains.back(), kBlock))) {
+      ASSERT_EQ(o, v1::PUT_STORED);
+    }
+  }
+  ASSERT_TRUE(EveryBlockOnItsReplicas(2, &alpha_chains, "alpha"));
+
+  daemons_[1]->Kill();
+  ASSERT_TRUE(AwaitMembers(2, absl::Seconds(8)));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return EveryBlockOnItsReplicas(2) && EveryBlockOnItsReplicas(2, &alpha_chains, "alpha");
+      },
+      absl::Seconds(30)))
+      << "the survivors did not restore every tenant's second copies: " << RepairOf(0) << " | "
+      << RepairOf(2);
+  // Alpha's keys are alpha's alone, on every survivor.
+  for (int node : {0, 2}) {
+    for (const auto& chain : alpha_chains) {
+      for (const BlockKey& key : chain) {
+        EXPECT_FALSE(HeldBy(daemons_[node]->address(), key)) << "in the default tenant";
+      }
+    }
+  }
+  for (const auto& chain : alpha_chains) {
+    FetchResult got = FetchChecked(**alpha, Ns(), chain, kBlock, &wrong_);
+    EXPECT_EQ(got.blocks, chain.size()) << got.status;
+  }
   EXPECT_EQ(WholeChainsFetched(twice.get()), chains_.size());
   EXPECT_EQ(wrong_, 0u);
 }

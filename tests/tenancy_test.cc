@@ -136,6 +136,53 @@ TEST_F(SecurityTest, TenantsNeverSeeEachOthersBlocks) {
 // only 8 bits of each entry's hash, so unequal tuples collide all the time:
 // a tenant finds exactly the tuples it stored, with its own bytes, and never
 // one another tenant stored under the same namespace and key.
+// An admin may act for a tenant (replica repair does, copying each tenant's
+// blocks in that tenant), over gRPC and the data port; no one else may.
+TEST_F(SecurityTest, OnlyAnAdminActsForAnotherTenant) {
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(Options(true, false));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::vector<BlockKey> chain = TestChain(40, 3);
+  ChannelSecurity for_alpha = Security("admin-token");
+  for_alpha.act_for_tenant = "alpha";
+  auto admin = ClientOf(**daemon, for_alpha);
+  {
+    v1::HelloResponse hello;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(StubOf(**daemon, for_alpha)->Hello(&ctx, {}, &hello).ok());
+    EXPECT_EQ(hello.tenant(), "alpha");
+  }
+  auto put = admin->Put("ns", BlockKey(), TestPayloads(chain, kBlock));
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ((*put)[0], v1::PUT_STORED);
+  // It went over the data port, acting for alpha there too.
+  EXPECT_EQ(admin->counters().figures.at(ClientPath::kDataPort, ClientOp::kPut).requests, 1u);
+  // Alpha finds its blocks, byte-exact; the admin's own tenant does not.
+  uint64_t wrong = 0;
+  auto alpha = ClientOf(**daemon, Security("alpha-token"));
+  EXPECT_EQ(FetchChecked(*alpha, "ns", chain, kBlock, &wrong).blocks, chain.size());
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(ClientOf(**daemon, Security("admin-token"))->Lookup("ns", chain).hits, 0u);
+
+  // A writer of alpha acting for beta: refused on every path, nothing stored.
+  ChannelSecurity alpha_for_beta = Security("alpha-token");
+  alpha_for_beta.act_for_tenant = "beta";
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, alpha_for_beta), chain),
+            grpc::StatusCode::PERMISSION_DENIED);
+  const std::vector<BlockKey> other = TestChain(41, 1);
+  auto refused = ClientOf(**daemon, alpha_for_beta)->Put("ns", BlockKey(), TestPayloads(other, kBlock));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied) << refused.status();
+  EXPECT_EQ(ClientOf(**daemon, Security("beta-token"))->Lookup("ns", other).hits, 0u);
+  // Acting for its own tenant is just itself.
+  ChannelSecurity alpha_for_alpha = Security("alpha-token");
+  alpha_for_alpha.act_for_tenant = "alpha";
+  EXPECT_EQ(ClientOf(**daemon, alpha_for_alpha)->Lookup("ns", chain).hits, chain.size());
+  // A name no token file could hold.
+  ChannelSecurity for_nonsense = Security("admin-token");
+  for_nonsense.act_for_tenant = "no such/tenant";
+  EXPECT_EQ(LookupCode(*StubOf(**daemon, for_nonsense), chain),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(SecurityTest, RandomTuplesNeverCrossTenantsEvenWhenTheirHashesCollide) {
   DaemonOptions options = Options(false, false);
   options.store.index_hash_bits = 8;

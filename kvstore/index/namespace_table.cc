@@ -1,5 +1,7 @@
 #include "kvstore/index/namespace_table.h"
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 
 namespace kvcache {
@@ -46,6 +48,15 @@ std::vector<NamespaceId> NamespaceTable::IdsOfTenant(absl::string_view tenant) c
     if (names_[id].tenant == tenant) ids.push_back(id);
   }
   return ids;
+}
+
+std::vector<std::string> NamespaceTable::Tenants() const {
+  std::set<std::string> tenants;
+  {
+    MutexLock lock(&mu_);
+    for (const NamespaceName& n : names_) tenants.insert(n.tenant);
+  }
+  return {tenants.begin(), tenants.end()};
 }
 
 }  // namespace kvcache

@@ -40,6 +40,8 @@ class NamespaceTable {
   NamespaceName Name(NamespaceId id) const ABSL_LOCKS_EXCLUDED(mu_);
   // Ids of every namespace of `tenant`.
   std::vector<NamespaceId> IdsOfTenant(absl::string_view tenant) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Every tenant with a namespace, each once, sorted.
+  std::vector<std::string> Tenants() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   static std::string Combine(absl::string_view tenant, absl::string_view name);

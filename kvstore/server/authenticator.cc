@@ -55,6 +55,19 @@ absl::Status Permit(const Identity& who, Role needed) {
                                                   RoleName(needed)));
 }
 
+absl::StatusOr<Identity> ActFor(Identity caller, absl::string_view tenant) {
+  if (tenant.empty() || tenant == caller.tenant) return caller;
+  if (!ValidTenant(tenant)) {
+    return absl::InvalidArgumentError("the tenant to act for is not a tenant name");
+  }
+  if (caller.role != Role::kAdmin) {
+    return absl::PermissionDeniedError(absl::StrCat("tenant ", caller.tenant, " has the ",
+                                                    RoleName(caller.role),
+                                                    " role; acting for another tenant needs admin"));
+  }
+  return Identity{std::string(tenant), Role::kAdmin};
+}
+
 absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::Create(const Options& options) {
   std::unique_ptr<Authenticator> auth(new Authenticator(options));
   for (absl::string_view entry : absl::StrSplit(options.local_tenants, ',', absl::SkipWhitespace())) {

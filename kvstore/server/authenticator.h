@@ -49,6 +49,12 @@ inline constexpr char kDefaultTenant[] = "default";
 // PERMISSION_DENIED unless `who` may do what `needed` allows.
 absl::Status Permit(const Identity& who, Role needed);
 
+// The identity `caller` acts with when it asks to act for `tenant`
+// (ChannelSecurity::act_for_tenant): itself when `tenant` is empty or its
+// own, else an admin in `tenant`. PERMISSION_DENIED unless the caller is an
+// admin; INVALID_ARGUMENT for a name no token file could hold.
+absl::StatusOr<Identity> ActFor(Identity caller, absl::string_view tenant);
+
 class Authenticator {
  public:
   struct Options {

@@ -140,5 +140,20 @@ TEST_F(AuthenticatorTest, LocalPeersByUid) {
             absl::StatusCode::kInvalidArgument);  // needs authentication on
 }
 
+TEST(ActForTest, OnlyAnAdminActsForAnotherTenant) {
+  const Identity admin{"ops", Role::kAdmin};
+  absl::StatusOr<Identity> acting = ActFor(admin, "alpha");
+  ASSERT_TRUE(acting.ok()) << acting.status();
+  EXPECT_EQ(acting->tenant, "alpha");
+  EXPECT_EQ(acting->role, Role::kAdmin);
+  EXPECT_EQ(ActFor(admin, "")->tenant, "ops");
+  const Identity writer{"alpha", Role::kWrite};
+  EXPECT_EQ(ActFor(writer, "alpha")->role, Role::kWrite);  // itself
+  EXPECT_EQ(ActFor(writer, "beta").status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ActFor(admin, "a b").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ActFor(admin, std::string(200, 'x')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace kvcache

@@ -116,7 +116,9 @@ void DataPortServer::Serve(int raw_fd) {
 bool DataPortServer::ServeOne(Connection& c) {
   uint32_t head[2];
   if (!c.stream.ReadFull(head, sizeof(head))) return false;  // closed, idle or cut off
-  if (head[0] == kDataPortAuthMagic) return ServeAuth(c, head[1]);
+  if (head[0] == kDataPortAuthMagic || head[0] == kDataPortAuthForMagic) {
+    return ServeAuth(c, head[1], head[0] == kDataPortAuthForMagic);
+  }
   if (!c.who.has_value()) {
     refused_.fetch_add(1, std::memory_order_relaxed);
     return false;  // no identity yet: nothing is served
@@ -144,14 +146,22 @@ bool DataPortServer::ServeOne(Connection& c) {
   return keep;  // false too for anything not our protocol
 }
 
-bool DataPortServer::ServeAuth(Connection& c, uint32_t token_length) {
-  if (token_length > kMaxAuthTokenBytes) return false;
+bool DataPortServer::ServeAuth(Connection& c, uint32_t token_length, bool acting) {
+  uint32_t tenant_length = 0;
+  if (acting && !c.stream.ReadFull(&tenant_length, sizeof(tenant_length))) return false;
+  if (token_length > kMaxAuthTokenBytes || tenant_length > kMaxAuthTenantBytes) return false;
   std::string token(token_length, '\0');
-  if (!c.stream.ReadFull(token.data(), token.size())) return false;
+  std::string tenant(tenant_length, '\0');
+  if (!c.stream.ReadFull(token.data(), token.size()) ||
+      !c.stream.ReadFull(tenant.data(), tenant.size())) {
+    return false;
+  }
   absl::StatusOr<Identity> who = Identity{kDefaultTenant, Role::kAdmin};
   if (service_.auth != nullptr && service_.auth->enabled()) {
-    who = service_.auth->OfCaller(absl::StrCat("Bearer ", token), c.stream.PeerCommonName());
+    who = service_.auth->OfCaller(token.empty() ? "" : absl::StrCat("Bearer ", token),
+                                  c.stream.PeerCommonName());
   }
+  if (who.ok()) who = ActFor(*std::move(who), tenant);
   const std::string message(who.status().message().substr(0, kMaxEndMessageBytes));
   uint32_t head[3] = {kAuthResultFrame, static_cast<uint32_t>(who.status().code()),
                       static_cast<uint32_t>(message.size())};

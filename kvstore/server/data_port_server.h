@@ -76,7 +76,9 @@ class DataPortServer {
   void Serve(int fd);
   // Serves one request; false when the connection must close.
   bool ServeOne(Connection& c);
-  bool ServeAuth(Connection& c, uint32_t token_length);
+  // An auth frame (data_port_wire.h); `acting`: the kind that names a
+  // tenant to act for.
+  bool ServeAuth(Connection& c, uint32_t token_length, bool acting);
   // The connection is `who` from now on, with its share.
   void SetIdentity(Connection& c, Identity who);
   bool ServeFetch(Connection& c, uint32_t body_length);

@@ -1,16 +1,21 @@
 #include "kvstore/server/service_context.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/channel_security.h"
 
 namespace kvcache {
 
 absl::StatusOr<Identity> IdentityOf(const ServiceContext& service,
                                     const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  absl::string_view act_for;
+  if (auto it = metadata.find(kActForTenantHeader); it != metadata.end()) {
+    act_for = absl::string_view(it->second.data(), it->second.size());
+  }
   if (service.auth == nullptr || !service.auth->enabled()) {
-    return Identity{kDefaultTenant, Role::kAdmin};
+    return ActFor(Identity{kDefaultTenant, Role::kAdmin}, act_for);
   }
   absl::string_view authorization;
-  const auto& metadata = context.client_metadata();
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
     authorization = absl::string_view(it->second.data(), it->second.size());
   }
@@ -21,7 +26,9 @@ absl::StatusOr<Identity> IdentityOf(const ServiceContext& service,
       cn.assign(value.data(), value.size());
     }
   }
-  return service.auth->OfCaller(authorization, cn);
+  absl::StatusOr<Identity> caller = service.auth->OfCaller(authorization, cn);
+  if (!caller.ok()) return caller.status();
+  return ActFor(*std::move(caller), act_for);
 }
 
 std::shared_ptr<ConnectionShare> ShareOf(ServiceContext& service,

@@ -132,7 +132,10 @@ struct ServiceContext {
 
 // Who the caller of a gRPC call is (authenticator.h): the tenant and role
 // its token or client certificate maps to, or kDefaultTenant and admin while
-// authentication is off. UNAUTHENTICATED when it proves no one.
+// authentication is off; an admin that names a tenant to act for
+// (kActForTenantHeader) is an admin in that tenant (ActFor).
+// UNAUTHENTICATED when it proves no one; PERMISSION_DENIED for a non-admin
+// acting for another tenant.
 absl::StatusOr<Identity> IdentityOf(const ServiceContext& service,
                                     const grpc::CallbackServerContext& context);
 
