@@ -55,19 +55,33 @@ bool IsLoopback(const std::string& address) {
          absl::StartsWith(address, "ipv4:127.");
 }
 
+absl::StatusOr<std::string> FirstLineOf(const std::string& path, const std::string& flag) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  }
+  std::string trimmed(absl::StripAsciiWhitespace(line));
+  if (trimmed.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is empty"));
+  return trimmed;
+}
+
+absl::StatusOr<std::string> EtcdLoginFromFlags(const std::string& user,
+                                               const std::string& password_file) {
+  if (user.empty()) {
+    if (password_file.empty()) return std::string();
+    return absl::InvalidArgumentError("--etcd_password_file needs --etcd_user");
+  }
+  if (password_file.empty()) {
+    return absl::InvalidArgumentError("--etcd_user needs --etcd_password_file");
+  }
+  return FirstLineOf(password_file, "--etcd_password_file");
+}
+
 absl::StatusOr<std::string> TokenFromFlags(const std::string& token,
                                            const std::string& token_file) {
   if (!token.empty() || token_file.empty()) return token;
-  std::ifstream in(token_file);
-  std::string line;
-  if (!in || !std::getline(in, line)) {
-    return absl::InvalidArgumentError(absl::StrCat("--token_file: cannot read ", token_file));
-  }
-  std::string trimmed(absl::StripAsciiWhitespace(line));
-  if (trimmed.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("--token_file: ", token_file, " is empty"));
-  }
-  return trimmed;
+  return FirstLineOf(token_file, "--token_file");
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
@@ -89,9 +103,10 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
   if (!security.tls_cert.empty() || !security.tls_key.empty()) {
     return absl::InvalidArgumentError("a client certificate needs TLS (--tls_ca)");
   }
-  if (!security.token.empty() && !IsLoopback(address)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "refusing to send a token to ", address, " in the clear: add --tls_ca for TLS"));
+  if ((!security.token.empty() || !security.password.empty()) && !IsLoopback(address)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing to send a ", security.token.empty() ? "password" : "token", " to ",
+                     address, " in the clear: add --tls_ca for TLS"));
   }
   return grpc::InsecureChannelCredentials();
 }

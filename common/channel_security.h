@@ -31,6 +31,11 @@ struct ChannelSecurity {
   // replica repair copies each tenant's blocks in that tenant. Empty: the
   // token's own tenant.
   std::string act_for_tenant;
+  // etcd only: the user and password to log in with, for an etcd whose
+  // authentication is on (etcd's Authenticate; EtcdClient sends the token
+  // it returns with every call). Empty user: no login.
+  std::string user;
+  std::string password;
 
   bool tls() const { return !tls_ca.empty(); }
 };
@@ -48,6 +53,14 @@ bool IsLoopback(const std::string& address);
 // cannot be read or holds no token.
 absl::StatusOr<std::string> TokenFromFlags(const std::string& token,
                                            const std::string& token_file);
+// An etcd login's password from --etcd_password_file: "" without a user;
+// INVALID_ARGUMENT for a user without a password file, or a file that
+// cannot be read.
+absl::StatusOr<std::string> EtcdLoginFromFlags(const std::string& user,
+                                               const std::string& password_file);
+// The first line of `path` (whitespace trimmed): a secret kept in a file.
+// INVALID_ARGUMENT naming `flag` if it cannot be read or is empty.
+absl::StatusOr<std::string> FirstLineOf(const std::string& path, const std::string& flag);
 
 // The credentials MakeChannel uses (no token: that rides on the channel).
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(

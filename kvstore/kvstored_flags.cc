@@ -36,6 +36,12 @@ ABSL_FLAG(std::string, etcd_tls_ca, "",
 ABSL_FLAG(std::string, etcd_tls_cert, "",
           "PEM client certificate for etcd (etcd --client-cert-auth), with --etcd_tls_key.");
 ABSL_FLAG(std::string, etcd_tls_key, "", "PEM private key of --etcd_tls_cert.");
+ABSL_FLAG(std::string, etcd_user, "",
+          "The etcd user to log in as, for an etcd with its authentication on (etcdctl auth "
+          "enable); its role needs read and write on --etcd_prefix. With --etcd_password_file.");
+ABSL_FLAG(std::string, etcd_password_file, "",
+          "File whose first line is --etcd_user's password (a file, not a flag: a command line "
+          "is visible to every user of the host).");
 ABSL_FLAG(std::string, peer_tls_ca, "",
           "PEM CA of the other daemons' certificates: replica repair reaches its peers over "
           "TLS, presenting --tls_cert/--tls_key if they ask for one.");
@@ -302,13 +308,19 @@ absl::StatusOr<DaemonOptions> DaemonOptionsFromFlags() {
   d.join.etcd_security.tls_ca = absl::GetFlag(FLAGS_etcd_tls_ca);
   d.join.etcd_security.tls_cert = absl::GetFlag(FLAGS_etcd_tls_cert);
   d.join.etcd_security.tls_key = absl::GetFlag(FLAGS_etcd_tls_key);
+  absl::StatusOr<std::string> etcd_password =
+      EtcdLoginFromFlags(absl::GetFlag(FLAGS_etcd_user), absl::GetFlag(FLAGS_etcd_password_file));
+  if (!etcd_password.ok()) return etcd_password.status();
+  d.join.etcd_security.user = absl::GetFlag(FLAGS_etcd_user);
+  d.join.etcd_security.password = *std::move(etcd_password);
   d.join.peer_security.tls_ca = absl::GetFlag(FLAGS_peer_tls_ca);
   if (!d.join.peer_security.tls_ca.empty()) {
     d.join.peer_security.tls_cert = d.tls_cert;
     d.join.peer_security.tls_key = d.tls_key;
   }
-  absl::StatusOr<std::string> peer_token =
-      TokenFromFlags("", absl::GetFlag(FLAGS_peer_token_file));
+  const std::string peer_token_file = absl::GetFlag(FLAGS_peer_token_file);
+  absl::StatusOr<std::string> peer_token = std::string();
+  if (!peer_token_file.empty()) peer_token = FirstLineOf(peer_token_file, "--peer_token_file");
   if (!peer_token.ok()) return peer_token.status();
   d.join.peer_security.token = *std::move(peer_token);
   return d;

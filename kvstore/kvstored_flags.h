@@ -25,6 +25,8 @@ ABSL_DECLARE_FLAG(double, tenant_share);
 ABSL_DECLARE_FLAG(std::string, etcd_tls_ca);
 ABSL_DECLARE_FLAG(std::string, etcd_tls_cert);
 ABSL_DECLARE_FLAG(std::string, etcd_tls_key);
+ABSL_DECLARE_FLAG(std::string, etcd_user);
+ABSL_DECLARE_FLAG(std::string, etcd_password_file);
 ABSL_DECLARE_FLAG(std::string, peer_tls_ca);
 ABSL_DECLARE_FLAG(std::string, peer_token_file);
 ABSL_DECLARE_FLAG(int, data_port);

@@ -1,5 +1,6 @@
 #include "membership/etcd_client.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -41,19 +42,21 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(const std::string
   if (security.tls() && server_name.empty() && list.size() > 1) {
     server_name = list[0].substr(0, list[0].rfind(':'));
   }
-  return std::unique_ptr<EtcdClient>(new EtcdClient(endpoints, std::move(target), timeout,
-                                                    *std::move(credentials),
-                                                    std::move(server_name)));
+  return std::unique_ptr<EtcdClient>(
+      new EtcdClient(endpoints, std::move(target), timeout, *std::move(credentials),
+                     std::move(server_name), security.user, security.password));
 }
 
 EtcdClient::EtcdClient(std::string endpoints, std::string target, absl::Duration timeout,
                        std::shared_ptr<grpc::ChannelCredentials> credentials,
-                       std::string server_name)
+                       std::string server_name, std::string user, std::string password)
     : endpoints_(std::move(endpoints)),
       target_(std::move(target)),
       timeout_(timeout),
       credentials_(std::move(credentials)),
-      server_name_(std::move(server_name)) {
+      server_name_(std::move(server_name)),
+      user_(std::move(user)),
+      password_(std::move(password)) {
   MutexLock lock(&mu_);
   connection_ = Connect();
 }
@@ -75,6 +78,7 @@ std::shared_ptr<EtcdClient::Connection> EtcdClient::Connect() const {
   c->kv = etcdserverpb::KV::NewStub(c->channel);
   c->lease = etcdserverpb::Lease::NewStub(c->channel);
   c->watch = etcdserverpb::Watch::NewStub(c->channel);
+  c->auth = etcdserverpb::Auth::NewStub(c->channel);
   return c;
 }
 
@@ -85,6 +89,57 @@ std::shared_ptr<EtcdClient::Connection> EtcdClient::connection() const {
 
 void EtcdClient::SetDeadline(grpc::ClientContext* ctx) const {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+}
+
+absl::StatusOr<std::string> EtcdClient::LogIn() const {
+  etcdserverpb::AuthenticateRequest req;
+  req.set_name(user_);
+  req.set_password(password_);
+  etcdserverpb::AuthenticateResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  if (grpc::Status s = connection()->auth->Authenticate(&ctx, req, &resp); !s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        absl::StrCat("etcd login as ", user_, " at ", endpoints_, ": ",
+                                     s.error_message()));
+  }
+  return resp.token();
+}
+
+absl::Status EtcdClient::AddToken(grpc::ClientContext* ctx) {
+  if (user_.empty()) return absl::OkStatus();
+  std::string token;
+  {
+    MutexLock lock(&mu_);
+    token = token_;
+  }
+  if (token.empty()) {
+    absl::StatusOr<std::string> fresh = LogIn();
+    if (!fresh.ok()) return fresh.status();
+    token = *std::move(fresh);
+    MutexLock lock(&mu_);
+    token_ = token;
+  }
+  ctx->AddMetadata("token", token);
+  return absl::OkStatus();
+}
+
+grpc::Status EtcdClient::Call(const std::function<grpc::Status(grpc::ClientContext&)>& call) {
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    if (absl::Status added = AddToken(&ctx); !added.ok()) {
+      return grpc::Status(static_cast<grpc::StatusCode>(added.code()),
+                          std::string(added.message()));
+    }
+    grpc::Status s = call(ctx);
+    // etcd forgets simple tokens when it restarts, and after their TTL.
+    const bool stale = s.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+                       absl::StrContains(s.error_message(), "invalid auth token");
+    if (!stale || attempt > 0 || user_.empty()) return s;
+    MutexLock lock(&mu_);
+    token_.clear();
+  }
 }
 
 absl::Status EtcdClient::Failed(const char* call, const grpc::Status& s,
@@ -104,10 +159,11 @@ absl::StatusOr<EtcdRange> EtcdClient::RangePrefix(const std::string& prefix) {
   req.set_key(prefix);
   req.set_range_end(EtcdPrefixEnd(prefix));
   etcdserverpb::RangeResponse resp;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
   const auto c = connection();
-  if (grpc::Status s = c->kv->Range(&ctx, req, &resp); !s.ok()) return Failed("Range", s, c);
+  if (grpc::Status s = Call([&](grpc::ClientContext& ctx) { return c->kv->Range(&ctx, req, &resp); });
+      !s.ok()) {
+    return Failed("Range", s, c);
+  }
   EtcdRange range;
   range.revision = resp.header().revision();
   for (const auto& kv : resp.kvs())
@@ -121,10 +177,11 @@ absl::Status EtcdClient::Put(const std::string& key, const std::string& value, i
   req.set_value(value);
   req.set_lease(lease);
   etcdserverpb::PutResponse resp;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
   const auto c = connection();
-  if (grpc::Status s = c->kv->Put(&ctx, req, &resp); !s.ok()) return Failed("Put", s, c);
+  if (grpc::Status s = Call([&](grpc::ClientContext& ctx) { return c->kv->Put(&ctx, req, &resp); });
+      !s.ok()) {
+    return Failed("Put", s, c);
+  }
   return absl::OkStatus();
 }
 
@@ -132,10 +189,10 @@ absl::StatusOr<int64_t> EtcdClient::GrantLease(absl::Duration ttl) {
   etcdserverpb::LeaseGrantRequest req;
   req.set_ttl(std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(ttl, absl::Seconds(1)))));
   etcdserverpb::LeaseGrantResponse resp;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
   const auto c = connection();
-  if (grpc::Status s = c->lease->LeaseGrant(&ctx, req, &resp); !s.ok()) {
+  if (grpc::Status s = Call(
+          [&](grpc::ClientContext& ctx) { return c->lease->LeaseGrant(&ctx, req, &resp); });
+      !s.ok()) {
     return Failed("LeaseGrant", s, c);
   }
   if (!resp.error().empty()) {
@@ -149,10 +206,10 @@ absl::Status EtcdClient::RevokeLease(int64_t lease) {
   etcdserverpb::LeaseRevokeRequest req;
   req.set_id(lease);
   etcdserverpb::LeaseRevokeResponse resp;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
   const auto c = connection();
-  if (grpc::Status s = c->lease->LeaseRevoke(&ctx, req, &resp); !s.ok()) {
+  if (grpc::Status s = Call(
+          [&](grpc::ClientContext& ctx) { return c->lease->LeaseRevoke(&ctx, req, &resp); });
+      !s.ok()) {
     return Failed("LeaseRevoke", s, c);
   }
   return absl::OkStatus();
@@ -163,6 +220,7 @@ absl::StatusOr<absl::Duration> EtcdClient::KeepAliveOnce(int64_t lease) {
   // the caller, and renewals are seconds apart, so the cost does not matter.
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
+  if (absl::Status added = AddToken(&ctx); !added.ok()) return added;
   const auto c = connection();
   auto stream = c->lease->LeaseKeepAlive(&ctx);
   etcdserverpb::LeaseKeepAliveRequest req;

@@ -6,6 +6,7 @@
 #define KVCACHE_MEMBERSHIP_ETCD_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,7 +45,11 @@ class EtcdClient {
   // Connects lazily: an unreachable etcd shows as UNAVAILABLE on calls.
   // `security`: TLS to etcd (its CA) and a client certificate, for an etcd
   // started with --cert-file/--key-file (and --client-cert-auth); the
-  // default is plaintext. INVALID_ARGUMENT for PEM files that do not load.
+  // default is plaintext. With `security.user`, calls log in as that user
+  // (etcd's authentication on): the token etcd returns goes with every
+  // call, and a call refused for a stale token (etcd restarted, or the
+  // token expired) logs in again and is retried once. INVALID_ARGUMENT for
+  // PEM files that do not load, or a password for plaintext to another host.
   static absl::StatusOr<std::unique_ptr<EtcdClient>> Create(const std::string& endpoints,
                                                             absl::Duration timeout,
                                                             const ChannelSecurity& security = {});
@@ -67,6 +72,10 @@ class EtcdClient {
   // For long-lived Watch streams, which take no deadline. The stub keeps its
   // channel alive while the caller holds it.
   std::shared_ptr<etcdserverpb::Watch::Stub> watch_stub() const { return connection()->watch; }
+  // Adds the login token to the context of a stream the caller opens,
+  // logging in first if there is none. OK without a user; the login's error
+  // otherwise (UNAUTHENTICATED for a wrong user or password).
+  absl::Status AddToken(grpc::ClientContext* ctx) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // One channel and its stubs. Replaced whole after a transport failure: a
@@ -78,13 +87,21 @@ class EtcdClient {
     std::unique_ptr<etcdserverpb::KV::Stub> kv;
     std::unique_ptr<etcdserverpb::Lease::Stub> lease;
     std::shared_ptr<etcdserverpb::Watch::Stub> watch;
+    std::unique_ptr<etcdserverpb::Auth::Stub> auth;
   };
 
   EtcdClient(std::string endpoints, std::string target, absl::Duration timeout,
-             std::shared_ptr<grpc::ChannelCredentials> credentials, std::string server_name);
+             std::shared_ptr<grpc::ChannelCredentials> credentials, std::string server_name,
+             std::string user, std::string password);
   std::shared_ptr<Connection> Connect() const;
   std::shared_ptr<Connection> connection() const ABSL_LOCKS_EXCLUDED(mu_);
   void SetDeadline(grpc::ClientContext* ctx) const;
+  // Runs one unary call, `call(ctx)`, with a deadline and the login token,
+  // retrying once with a fresh login if etcd calls the token stale.
+  grpc::Status Call(const std::function<grpc::Status(grpc::ClientContext&)>& call)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The token of a login now (etcd's Authenticate).
+  absl::StatusOr<std::string> LogIn() const;
   // The call's error; after a transport failure the next call uses a fresh
   // connection instead of `used`.
   absl::Status Failed(const char* call, const grpc::Status& s,
@@ -95,8 +112,10 @@ class EtcdClient {
   const absl::Duration timeout_;
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   const std::string server_name_;  // the name etcd's certificate must carry ("": the target's)
+  const std::string user_, password_;  // "" user: etcd's authentication is off
   mutable Mutex mu_;
   std::shared_ptr<Connection> connection_ ABSL_GUARDED_BY(mu_);
+  std::string token_ ABSL_GUARDED_BY(mu_);  // of the last login; "" before one
 };
 
 }  // namespace kvcache

@@ -69,33 +69,37 @@ void EtcdMembers::WatchFrom(int64_t revision) {
     if (stopping_) return;
     watch_ctx_ = &ctx;
   }
-  const std::shared_ptr<etcdserverpb::Watch::Stub> stub = etcd_->watch_stub();
-  auto stream = stub->Watch(&ctx);
-  etcdserverpb::WatchRequest req;
-  etcdserverpb::WatchCreateRequest* create = req.mutable_create_request();
-  create->set_key(options_.prefix);
-  create->set_range_end(EtcdPrefixEnd(options_.prefix));
-  create->set_start_revision(revision + 1);
-  if (stream->Write(req)) {
-    etcdserverpb::WatchResponse resp;
-    while (stream->Read(&resp)) {
-      if (resp.canceled()) break;  // compacted past our revision: read afresh
-      if (resp.events_size() == 0) continue;
-      {
-        MutexLock lock(&mu_);
-        for (const etcdserverpb::Event& e : resp.events()) {
-          if (e.type() == etcdserverpb::Event::PUT && !e.kv().value().empty()) {
-            by_key_[e.kv().key()] = e.kv().value();
-          } else {
-            by_key_.erase(e.kv().key());
+  // A failed login (etcd away, or the user refused) is a failed watch: the
+  // caller reads afresh and watches again.
+  if (etcd_->AddToken(&ctx).ok()) {
+    const std::shared_ptr<etcdserverpb::Watch::Stub> stub = etcd_->watch_stub();
+    auto stream = stub->Watch(&ctx);
+    etcdserverpb::WatchRequest req;
+    etcdserverpb::WatchCreateRequest* create = req.mutable_create_request();
+    create->set_key(options_.prefix);
+    create->set_range_end(EtcdPrefixEnd(options_.prefix));
+    create->set_start_revision(revision + 1);
+    if (stream->Write(req)) {
+      etcdserverpb::WatchResponse resp;
+      while (stream->Read(&resp)) {
+        if (resp.canceled()) break;  // compacted past our revision: read afresh
+        if (resp.events_size() == 0) continue;
+        {
+          MutexLock lock(&mu_);
+          for (const etcdserverpb::Event& e : resp.events()) {
+            if (e.type() == etcdserverpb::Event::PUT && !e.kv().value().empty()) {
+              by_key_[e.kv().key()] = e.kv().value();
+            } else {
+              by_key_.erase(e.kv().key());
+            }
           }
         }
+        Publish();
       }
-      Publish();
     }
+    ctx.TryCancel();
+    (void)stream->Finish();
   }
-  ctx.TryCancel();
-  (void)stream->Finish();
   MutexLock lock(&mu_);
   watch_ctx_ = nullptr;
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "membership/etcd_client.h"
 #include "membership/etcd_registration.h"
@@ -230,6 +231,118 @@ TEST(EtcdTlsTest, MembershipOverTlsWithClientCertificates) {
   ChannelSecurity missing;
   missing.tls_ca = dir + "/no-such.pem";
   EXPECT_EQ(EtcdClient::Create((*etcd)->endpoint(), absl::Seconds(2), missing).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Turns etcd's authentication on: user root (its own role, as etcd wants
+// before it enables authentication) and `user`, whose role may read and
+// write the keys under `prefix` and nothing else.
+absl::Status TurnOnEtcdAuth(const std::string& endpoint, const std::string& user,
+                            const std::string& password, const std::string& prefix) {
+  auto auth = etcdserverpb::Auth::NewStub(
+      grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
+  const auto done = [](const char* step, const grpc::Status& s) {
+    return s.ok() ? absl::OkStatus()
+                  : absl::InternalError(absl::StrCat(step, ": ", s.error_message()));
+  };
+  for (const auto& [name, secret] : {std::pair{std::string("root"), std::string("root-pw")},
+                                     std::pair{user, password}}) {
+    etcdserverpb::AuthUserAddRequest add;
+    add.set_name(name);
+    add.set_password(secret);
+    etcdserverpb::AuthUserAddResponse added;
+    grpc::ClientContext c1;
+    if (absl::Status s = done("UserAdd", auth->UserAdd(&c1, add, &added)); !s.ok()) return s;
+    etcdserverpb::AuthRoleAddRequest role;
+    role.set_name(name);
+    etcdserverpb::AuthRoleAddResponse role_added;
+    grpc::ClientContext c2;
+    if (absl::Status s = done("RoleAdd", auth->RoleAdd(&c2, role, &role_added)); !s.ok()) return s;
+    etcdserverpb::AuthUserGrantRoleRequest grant;
+    grant.set_user(name);
+    grant.set_role(name);
+    etcdserverpb::AuthUserGrantRoleResponse granted;
+    grpc::ClientContext c3;
+    if (absl::Status s = done("UserGrantRole", auth->UserGrantRole(&c3, grant, &granted));
+        !s.ok()) {
+      return s;
+    }
+  }
+  etcdserverpb::AuthRoleGrantPermissionRequest perm;
+  perm.set_name(user);
+  perm.mutable_perm()->set_perm_type(etcdserverpb::Permission::READWRITE);
+  perm.mutable_perm()->set_key(prefix);
+  perm.mutable_perm()->set_range_end(EtcdPrefixEnd(prefix));
+  etcdserverpb::AuthRoleGrantPermissionResponse permitted;
+  grpc::ClientContext c4;
+  if (absl::Status s = done("RoleGrantPermission", auth->RoleGrantPermission(&c4, perm, &permitted));
+      !s.ok()) {
+    return s;
+  }
+  etcdserverpb::AuthEnableResponse enabled;
+  grpc::ClientContext c5;
+  return done("AuthEnable", auth->AuthEnable(&c5, {}, &enabled));
+}
+
+// etcd with its authentication on: membership logs in as a user allowed
+// its own prefix only; a wrong password, no user, or a key outside the
+// prefix is refused; when a token lapses, calls log in again by themselves.
+TEST(EtcdAuthTest, MembershipLogsInAsAUserLimitedToItsPrefix) {
+  // Tokens that lapse after a second unused.
+  absl::StatusOr<std::unique_ptr<EtcdProcess>> etcd =
+      EtcdProcess::Start(nullptr, {"--auth-token-ttl=1"});
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  const std::string endpoint = (*etcd)->endpoint();
+  ASSERT_TRUE(TurnOnEtcdAuth(endpoint, "kvcache", "s3cret", "/kvcache-auth/").ok());
+  ChannelSecurity login;
+  login.user = "kvcache";
+  login.password = "s3cret";
+
+  EtcdRegistrationOptions registration;
+  registration.etcd = endpoint;
+  registration.etcd_security = login;
+  registration.prefix = "/kvcache-auth/nodes/";
+  registration.address = "127.0.0.1:2002";
+  registration.ttl = absl::Seconds(2);
+  auto registered = EtcdRegistration::Create(registration);
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  EXPECT_TRUE((*registered)->registered()) << (*registered)->last_error();
+  EtcdMembersOptions members;
+  members.etcd = endpoint;
+  members.etcd_security = login;
+  members.prefix = "/kvcache-auth/nodes/";
+  auto watch = EtcdMembers::Create(members, [](const std::vector<std::string>&) {});
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  EXPECT_EQ((*watch)->members(), std::vector<std::string>{"127.0.0.1:2002"});
+
+  // A wrong password, or no user at all: nothing is read.
+  ChannelSecurity wrong = login;
+  wrong.password = "guess";
+  for (const ChannelSecurity& refused : {wrong, ChannelSecurity()}) {
+    auto client = EtcdClient::Create(endpoint, absl::Seconds(2), refused);
+    ASSERT_TRUE(client.ok()) << client.status();
+    absl::StatusOr<EtcdRange> range = (*client)->RangePrefix("/kvcache-auth/");
+    EXPECT_FALSE(range.ok()) << refused.user;
+  }
+  // The user's role covers its prefix only.
+  auto client = EtcdClient::Create(endpoint, absl::Seconds(2), login);
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_TRUE((*client)->Put("/kvcache-auth/x", "1", 0).ok());
+  EXPECT_EQ((*client)->Put("/elsewhere/x", "1", 0).code(), absl::StatusCode::kPermissionDenied);
+
+  // The client's token lapses unused: its next call is refused for it, logs
+  // in again and is answered.
+  absl::SleepFor(absl::Seconds(3));
+  absl::StatusOr<EtcdRange> after = (*client)->RangePrefix("/kvcache-auth/x");
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(after->kvs.size(), 1u);
+  EXPECT_EQ(after->kvs[0].value, "1");
+  // Membership kept going through the lapses of its own tokens.
+  EXPECT_TRUE((*registered)->registered()) << (*registered)->last_error();
+  EXPECT_EQ((*watch)->members(), std::vector<std::string>{"127.0.0.1:2002"});
+
+  // A password is not sent in the clear to another host.
+  EXPECT_EQ(EtcdClient::Create("10.1.2.3:2379", absl::Seconds(2), login).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 

@@ -182,6 +182,15 @@ TEST_F(KvctlTest, ClearErrors) {
   CliResult missing = Kvctl(server_ + "inspect --ns=x 00ff");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.out.find("not cached"), std::string::npos) << missing.out;
+  CliResult no_password = Kvctl("--etcd=127.0.0.1:1 --etcd_user=kvcache ls");
+  EXPECT_EQ(no_password.exit_code, 1);
+  EXPECT_NE(no_password.out.find("--etcd_user needs --etcd_password_file"), std::string::npos)
+      << no_password.out;
+  CliResult unreadable = Kvctl("--etcd=127.0.0.1:1 --etcd_user=kvcache --etcd_password_file=" +
+                               TmpPath("no-such-file") + " ls");
+  EXPECT_EQ(unreadable.exit_code, 1);
+  EXPECT_NE(unreadable.out.find("--etcd_password_file: cannot read"), std::string::npos)
+      << unreadable.out;
   ASSERT_EQ(daemon_->Stop(), 0);
   CliResult down = Kvctl(server_ + "stats");
   EXPECT_EQ(down.exit_code, 1);

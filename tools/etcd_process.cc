@@ -77,7 +77,8 @@ std::string FindEtcd() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(const Tls* tls) {
+absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(
+    const Tls* tls, std::vector<std::string> extra_flags) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   static int counter = 0;
   absl::Status last;
@@ -86,7 +87,7 @@ absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(const Tls* tls) 
     std::filesystem::remove_all(dir);
     std::unique_ptr<EtcdProcess> etcd(
         new EtcdProcess(dir, FreePort(), FreePort(), FreePort(),
-                        tls == nullptr ? std::nullopt : std::optional<Tls>(*tls)));
+                        tls == nullptr ? std::nullopt : std::optional<Tls>(*tls), extra_flags));
     last = etcd->Spawn();
     if (last.ok()) return etcd;
     if (absl::IsNotFound(last)) break;
@@ -123,6 +124,7 @@ absl::Status EtcdProcess::Spawn() {
     }
   }
   std::vector<char*> argv;
+  args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::filesystem::create_directories(data_dir_);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -22,7 +23,9 @@ class EtcdProcess {
   struct Tls {
     std::string cert, key, ca;
   };
-  static absl::StatusOr<std::unique_ptr<EtcdProcess>> Start(const Tls* tls = nullptr);
+  // `extra_flags` go to etcd as they are (--auth-token-ttl=1).
+  static absl::StatusOr<std::unique_ptr<EtcdProcess>> Start(
+      const Tls* tls = nullptr, std::vector<std::string> extra_flags = {});
   // Kills etcd if still running and removes its data directory.
   ~EtcdProcess();
 
@@ -35,12 +38,13 @@ class EtcdProcess {
 
  private:
   EtcdProcess(std::string data_dir, int client_port, int peer_port, int health_port,
-              std::optional<Tls> tls)
+              std::optional<Tls> tls, std::vector<std::string> extra_flags)
       : data_dir_(std::move(data_dir)),
         client_port_(client_port),
         peer_port_(peer_port),
         health_port_(health_port),
-        tls_(std::move(tls)) {}
+        tls_(std::move(tls)),
+        extra_flags_(std::move(extra_flags)) {}
   absl::Status Spawn();
 
   const std::string data_dir_;
@@ -48,6 +52,7 @@ class EtcdProcess {
   const int peer_port_;
   const int health_port_;  // plain HTTP /health (--listen-metrics-urls)
   const std::optional<Tls> tls_;
+  const std::vector<std::string> extra_flags_;
   pid_t pid_ = 0;
 };
 

@@ -460,9 +460,11 @@ int main(int argc, char** argv) {
   const bool cluster = !absl::GetFlag(FLAGS_peers).empty() || !absl::GetFlag(FLAGS_etcd).empty();
   std::vector<std::string> addresses = {absl::GetFlag(FLAGS_server)};
   if (cluster) {
+    absl::StatusOr<kvcache::ChannelSecurity> etcd_security = kvcache::EtcdSecurityFromFlags();
+    if (!etcd_security.ok()) return kvcache::Fail(std::string(etcd_security.status().message()));
     absl::StatusOr<std::vector<std::string>> members = kvcache::ClusterMembers(
         absl::GetFlag(FLAGS_peers), absl::GetFlag(FLAGS_etcd), absl::GetFlag(FLAGS_etcd_prefix),
-        absl::Seconds(absl::GetFlag(FLAGS_timeout_s)), kvcache::EtcdSecurityFromFlags());
+        absl::Seconds(absl::GetFlag(FLAGS_timeout_s)), *etcd_security);
     if (!members.ok()) return kvcache::Fail(std::string(members.status().message()));
     addresses = std::move(*members);
   }

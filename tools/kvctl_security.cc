@@ -17,6 +17,10 @@ ABSL_FLAG(std::string, token_file, "", "File whose first line is the bearer toke
 ABSL_FLAG(std::string, etcd_tls_ca, "", "With --etcd: PEM CA of etcd's certificate (TLS).");
 ABSL_FLAG(std::string, etcd_tls_cert, "", "With --etcd: PEM client certificate for etcd.");
 ABSL_FLAG(std::string, etcd_tls_key, "", "PEM private key of --etcd_tls_cert.");
+ABSL_FLAG(std::string, etcd_user, "",
+          "With --etcd: the etcd user to log in as (etcd's authentication on), with "
+          "--etcd_password_file.");
+ABSL_FLAG(std::string, etcd_password_file, "", "File whose first line is --etcd_user's password.");
 
 namespace kvcache {
 
@@ -33,11 +37,16 @@ absl::StatusOr<ChannelSecurity> SecurityFromFlags() {
   return security;
 }
 
-ChannelSecurity EtcdSecurityFromFlags() {
+absl::StatusOr<ChannelSecurity> EtcdSecurityFromFlags() {
   ChannelSecurity security;
   security.tls_ca = absl::GetFlag(FLAGS_etcd_tls_ca);
   security.tls_cert = absl::GetFlag(FLAGS_etcd_tls_cert);
   security.tls_key = absl::GetFlag(FLAGS_etcd_tls_key);
+  absl::StatusOr<std::string> password =
+      EtcdLoginFromFlags(absl::GetFlag(FLAGS_etcd_user), absl::GetFlag(FLAGS_etcd_password_file));
+  if (!password.ok()) return password.status();
+  security.user = absl::GetFlag(FLAGS_etcd_user);
+  security.password = *std::move(password);
   return security;
 }
 

@@ -12,8 +12,10 @@ namespace kvcache {
 // INVALID_ARGUMENT for a token file that cannot be read.
 absl::StatusOr<ChannelSecurity> SecurityFromFlags();
 
-// etcd's (--etcd_tls_ca, --etcd_tls_cert, --etcd_tls_key).
-ChannelSecurity EtcdSecurityFromFlags();
+// etcd's (--etcd_tls_ca, --etcd_tls_cert, --etcd_tls_key, --etcd_user,
+// --etcd_password_file). INVALID_ARGUMENT for a password file that cannot
+// be read, or a user without one.
+absl::StatusOr<ChannelSecurity> EtcdSecurityFromFlags();
 
 }  // namespace kvcache
 
