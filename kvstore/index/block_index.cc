@@ -448,10 +448,14 @@ EvictCount BlockIndex::EvictNamespaces(absl::Span<const NamespaceId> namespaces,
   return count;
 }
 
-absl::flat_hash_map<NamespaceId, NamespaceUsage> BlockIndex::UsageByNamespace() {
+absl::flat_hash_map<NamespaceId, NamespaceUsage> BlockIndex::UsageByNamespace()
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   absl::flat_hash_map<NamespaceId, NamespaceUsage> total;
+  // Every shard at once (in index order, as LookupSegment takes them): one
+  // instant's figures, never a block a commit dropped in one shard counted
+  // beside the one it inserted in another.
+  for (auto& shard : shards_) shard->mu.Lock();
   for (auto& shard : shards_) {
-    MutexLock lock(&shard->mu);
     for (const auto& [ns, u] : shard->usage) {
       NamespaceUsage& t = total[ns];
       t.blocks += u.blocks;
@@ -461,6 +465,7 @@ absl::flat_hash_map<NamespaceId, NamespaceUsage> BlockIndex::UsageByNamespace() 
       t.device_bytes += u.device_bytes;
     }
   }
+  for (auto& shard : shards_) shard->mu.Unlock();
   return total;
 }
 

@@ -271,7 +271,8 @@ class BlockIndex {
   }
   const DropRecord& drops() const { return drops_; }
   // Blocks and bytes cached per namespace, in all and per tier (namespaces
-  // that hold nothing are left out).
+  // that hold nothing are left out), as of one instant: every shard is
+  // locked while they are summed.
   absl::flat_hash_map<NamespaceId, NamespaceUsage> UsageByNamespace();
 
   std::optional<BlockView> Inspect(NamespaceId ns, const BlockKey& key);

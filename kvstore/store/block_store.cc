@@ -107,6 +107,7 @@ BlockStore::BlockStore(std::unique_ptr<HostArena> arena, const Options& options)
     : spill_high_(options.spill_high),
       spill_low_(options.spill_low),
       tenant_quotas_(options.tenant_quotas),
+      quota_locks_(QuotaLocks(options.tenant_quotas)),
       arena_(std::move(arena)),
       namespaces_(options.max_namespaces),
       index_(std::make_unique<BlockIndex>(options.index_shards, &pinned_bytes_,

@@ -171,8 +171,7 @@ class BlockStore {
   // its own coldest blocks make room first (Options::tenant_quotas).
   // RESOURCE_EXHAUSTED if they cannot (nothing is dropped then beyond what
   // was tried).
-  absl::StatusOr<InsertOutcome> CommitWithinQuota(const std::string& tenant, StagedBlock& staged)
-      ABSL_LOCKS_EXCLUDED(quota_mu_);
+  absl::StatusOr<InsertOutcome> CommitWithinQuota(const std::string& tenant, StagedBlock& staged);
   // What `tenant`'s blocks hold now, in all and per tier; and its quota
   // (no bounds: all 0).
   NamespaceUsage TenantUsage(absl::string_view tenant);
@@ -240,12 +239,11 @@ class BlockStore {
   // Before writing `bytes` of ns's block to NVMe, with `pending` more of its
   // tenant's bytes on their way there: drops the tenant's own coldest
   // NVMe-only leaves until they fit its NVMe bound. False if they cannot.
-  bool MakeNvmeRoom(NamespaceId ns, uint64_t bytes, uint64_t pending)
-      ABSL_LOCKS_EXCLUDED(quota_mu_);
+  bool MakeNvmeRoom(NamespaceId ns, uint64_t bytes, uint64_t pending);
   // After a copy came up to the host (a promotion from NVMe or the GPU):
   // moves the tenant's coldest host copies off the host while it is over
   // its host bound.
-  void TrimHostToQuota(NamespaceId ns) ABSL_LOCKS_EXCLUDED(quota_mu_);
+  void TrimHostToQuota(NamespaceId ns);
   // The tenants' GPU bounds, for the GPU tier (its TenantRoom); empty
   // without quotas.
   GpuTier::TenantRoom GpuTenantRoom();
@@ -253,9 +251,14 @@ class BlockStore {
 
   const double spill_high_, spill_low_;
   const TenantQuotas tenant_quotas_;
-  // Commits of tenants with a quota, one at a time: the room made and the
-  // insert that uses it go together.
-  Mutex quota_mu_;
+  // One per tenant with a quota, taken while its room is made and used (a
+  // commit, a spill to NVMe, a promotion's trim), so two of its commits
+  // cannot both count the same room; other tenants' run side by side. Made
+  // at construction and never changed.
+  const absl::flat_hash_map<std::string, std::unique_ptr<Mutex>> quota_locks_;
+  Mutex& QuotaLockOf(const std::string& tenant) const { return *quota_locks_.at(tenant); }
+  static absl::flat_hash_map<std::string, std::unique_ptr<Mutex>> QuotaLocks(
+      const TenantQuotas& quotas);
   std::atomic<uint64_t> pinned_bytes_{0};
   std::atomic<uint64_t> staged_bytes_{0};
   std::atomic<uint64_t> evicted_blocks_{0};

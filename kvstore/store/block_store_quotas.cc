@@ -41,6 +41,13 @@ std::pair<uint64_t, uint64_t> BoundAndUse(const TenantQuota& quota, const Namesp
 
 }  // namespace
 
+absl::flat_hash_map<std::string, std::unique_ptr<Mutex>> BlockStore::QuotaLocks(
+    const TenantQuotas& quotas) {
+  absl::flat_hash_map<std::string, std::unique_ptr<Mutex>> locks;
+  for (const auto& [tenant, quota] : quotas) locks[tenant] = std::make_unique<Mutex>();
+  return locks;
+}
+
 TenantQuota BlockStore::QuotaOf(absl::string_view tenant) const {
   auto it = tenant_quotas_.find(tenant);
   return it == tenant_quotas_.end() ? TenantQuota{} : it->second;
@@ -69,7 +76,7 @@ absl::StatusOr<InsertOutcome> BlockStore::CommitWithinQuota(const std::string& t
                                                        " bytes"));
     }
   }
-  MutexLock lock(&quota_mu_);
+  MutexLock lock(&QuotaLockOf(tenant));
   const std::function<bool(NamespaceId)> mine = TenantFilter(tenant);
   const auto cannot = [&](uint64_t used, uint64_t bound, const char* where) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -109,7 +116,7 @@ bool BlockStore::MakeNvmeRoom(NamespaceId ns, uint64_t bytes, uint64_t pending) 
   const uint64_t bound = QuotaOf(tenant).nvme;
   if (bound == 0) return true;
   if (bytes + pending > bound) return false;
-  MutexLock lock(&quota_mu_);
+  MutexLock lock(&QuotaLockOf(tenant));
   const std::function<bool(NamespaceId)> mine = TenantFilter(tenant);
   while (TenantUsage(tenant).nvme_bytes + pending + bytes > bound) {
     if (!index_->EvictOneLeafOf(LeafResidency::kNvmeOnly, mine).has_value()) return false;
@@ -123,7 +130,7 @@ void BlockStore::TrimHostToQuota(NamespaceId ns) {
   const std::string tenant = namespaces_.Name(ns).tenant;
   const uint64_t bound = QuotaOf(tenant).host;
   if (bound == 0) return;
-  MutexLock lock(&quota_mu_);
+  MutexLock lock(&QuotaLockOf(tenant));
   const std::function<bool(NamespaceId)> mine = TenantFilter(tenant);
   // Only copies that lose nothing by going: a read must not drop blocks.
   while (TenantUsage(tenant).host_bytes > bound && index_->DropColdestHostCopyOf(mine)) {
