@@ -211,8 +211,8 @@ PYBIND11_MODULE(_kvcache, m) {
            "(deadline_s, use_local_path, use_direct_reads, use_direct_lookups, use_data_port, "
            "verify_checksums, verify_local_fetches, fetch_streams, split_fetch_bytes, "
            "chunk_bytes, max_inflight_put_bytes), and for a daemon with TLS and tokens "
-           "tls_ca, tls_cert, tls_key, tls_server_name (PEM file paths, a name) and token. "
-           "Does not connect yet.")
+           "tls_ca, tls_cert, tls_key, tls_server_name (PEM file paths, a name) and token; "
+           "act_for_tenant (an admin's token only) acts in that tenant. Does not connect yet.")
       .def(
           "put_async",
           [](const ClientHandle& h, const std::string& ns, const py::object& parent,

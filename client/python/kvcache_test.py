@@ -314,7 +314,8 @@ def test_tls_and_tokens_scope_every_path_to_the_tokens_tenant(tmp_path):
              "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext", cwd=d)
     digest = lambda t: hashlib.sha256(t.encode()).hexdigest()
     (tmp_path / "tokens").write_text(f"{digest('a-secret')} team-a write\n"
-                                     f"{digest('b-secret')} team-b write\n")
+                                     f"{digest('b-secret')} team-b write\n"
+                                     f"{digest('ops-secret')} ops admin\n")
     flags = [f"--tls_cert={d}/server.pem", f"--tls_key={d}/server.key", f"--token_file={d}/tokens",
              "--host_capacity=64MiB", "--page_size=64KiB"]
     s = schema(weights_revision="tls")
@@ -331,6 +332,14 @@ def test_tls_and_tokens_scope_every_path_to_the_tokens_tenant(tmp_path):
         with kvcache.Client(daemon.address, token="b-secret", **tls) as b:
             assert b.lookup(s.namespace, keys).hits == 0
             assert b.fetch(s.namespace, keys, [bytearray(BLOCK)] * 2).blocks == 0
+        # An admin acts for team-a and sees its blocks; team-b may not.
+        with kvcache.Client(daemon.address, token="ops-secret", act_for_tenant="team-a",
+                            **tls) as ops:
+            assert ops.lookup(s.namespace, keys).hits == 2
+        with kvcache.Client(daemon.address, token="b-secret", act_for_tenant="team-a",
+                            **tls) as b_for_a:
+            refused = b_for_a.lookup(s.namespace, keys)
+            assert refused.hits == 0 and "needs admin" in refused.error
         with kvcache.Client(daemon.address, **tls) as anonymous:
             hit = anonymous.lookup(s.namespace, keys)
             assert hit.hits == 0 and "no credentials" in hit.error

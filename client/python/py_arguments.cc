@@ -111,6 +111,8 @@ ClientOptions OptionsFrom(const std::string& address, const py::kwargs& kw) {
       o.security.tls_server_name = py::cast<std::string>(value);
     } else if (name == "token") {
       o.security.token = py::cast<std::string>(value);
+    } else if (name == "act_for_tenant") {
+      o.security.act_for_tenant = py::cast<std::string>(value);
     } else {
       throw py::type_error(absl::StrCat("unknown client option '", name, "'"));
     }
