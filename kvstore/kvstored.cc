@@ -10,6 +10,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -87,6 +89,13 @@ int main(int argc, char** argv) {
       "  kvstored --host_capacity=16GiB --listen=127.0.0.1:7070\n"
       "  kvstored --nvme_dir=/var/lib/kvstored --nvme_capacity=500GiB   # with an NVMe tier\n\n"
       "Sizes take units: 4096, 256KiB, 64MiB, 16GiB (KiB=1024, KB=1000).");
+  // --help lists every flag of ours; they live in kvstored_flags.cc, which
+  // absl's default (the main file's flags only) would leave out.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "kvstore/kvstored");
+  };
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
   // Any client can make protobuf log (a string that is not UTF-8): at most
   // one such line per 10 s.

@@ -16,9 +16,9 @@ struct CliResult {
   std::string out;  // stdout and stderr
 };
 
-// `args` go to a shell after "tools/kvctl ".
-inline CliResult Kvctl(const std::string& args) {
-  const std::string cmd = "tools/kvctl " + args + " 2>&1";
+// `command` goes to a shell, its stderr with its stdout.
+inline CliResult RunCommand(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -27,6 +27,9 @@ inline CliResult Kvctl(const std::string& args) {
   const int status = pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+
+// `args` go to a shell after "tools/kvctl ".
+inline CliResult Kvctl(const std::string& args) { return RunCommand("tools/kvctl " + args); }
 
 // A path in the test's scratch directory.
 inline std::string TmpPath(const std::string& name) {

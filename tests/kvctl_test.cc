@@ -172,6 +172,20 @@ TEST_F(KvctlTest, TopPrintsARowPerInterval) {
   EXPECT_NE(bad.out.find("--interval_ms"), std::string::npos) << bad.out;
 }
 
+// --help answers with every flag, wherever it is defined: kvstored's live
+// in kvstored_flags.cc, kvctl's security ones in kvctl_security.cc.
+TEST_F(KvctlTest, HelpListsEveryFlag) {
+  CliResult kvctl = Kvctl("--help");
+  for (const char* flag : {"--server", "--token_file", "--tls_ca", "--etcd_user", "--tenant"}) {
+    EXPECT_NE(kvctl.out.find(flag), std::string::npos) << flag << "\n" << kvctl.out;
+  }
+  CliResult kvstored = RunCommand("kvstore/kvstored --help");
+  for (const char* flag : {"--host_capacity", "--tenant_quotas", "--token_file", "--etcd_user",
+                           "--etcd_password_file", "--peer_token_file"}) {
+    EXPECT_NE(kvstored.out.find(flag), std::string::npos) << flag << "\n" << kvstored.out;
+  }
+}
+
 TEST_F(KvctlTest, ClearErrors) {
   CliResult bad_key = Kvctl(server_ + "inspect --ns=x zz");
   EXPECT_EQ(bad_key.exit_code, 1);

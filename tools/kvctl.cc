@@ -8,6 +8,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -449,6 +451,13 @@ int main(int argc, char** argv) {
     }
   }
   absl::SetProgramUsageMessage(kvcache::kUsage);
+  // --help lists the flags of every kvctl file (security, top, cluster),
+  // not only this one's.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "tools/kvctl");
+  };
+  absl::SetFlagsUsageConfig(usage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   args.erase(args.begin());  // program name
   if (args.empty()) {
