@@ -152,12 +152,10 @@ class Bench {
                    Keys(1000000 + t * 100000 + next_[t]++ * 16, per_call);
                // Borrowed, as an engine puts its KV pages: no copy of ours
                // into the request is timed as the put's.
-               std::vector<PutBlock> blocks(keys.size());
-               for (size_t b = 0; b < keys.size(); ++b) {
-                 blocks[b].key = keys[b];
-                 blocks[b].borrowed = {reinterpret_cast<const uint8_t*>(payloads_[t].data()),
-                                       payloads_[t].size()};
-               }
+               const absl::Span<const uint8_t> payload(
+                   reinterpret_cast<const uint8_t*>(payloads_[t].data()), payloads_[t].size());
+               std::vector<PutBlock> blocks;
+               for (const BlockKey& key : keys) blocks.push_back({key, {}, payload});
                auto r = clients[t]->Put(put_ns, BlockKey(), blocks);
                return r.ok() ? per_call * block_ : 0;
              }) /
