@@ -1,5 +1,6 @@
 #include "key/checksum.h"
 
+#include <algorithm>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -65,6 +66,45 @@ TEST(ChecksumTest, CopyAndUpdateStreamingCopiesAndHashes) {
       EXPECT_EQ(s.Digest(), BlockChecksum(Bytes(data))) << step << " " << misalign;
     }
   }
+}
+
+// Every length around XXH3's internal sizes (240-byte short inputs, 64-byte
+// stripes, 1,024-byte blocks), each split in two at several points, by all
+// three ways of feeding a stream: each must give the one-shot checksum.
+TEST(ChecksumTest, EveryLengthAndSplitMatchesOneShot) {
+  std::string data(4200, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 2654435761u) >> 13);
+  std::string copy(data.size() + 1, '\0');
+  for (size_t len = 0; len <= data.size(); len += len < 2200 ? 1 : 97) {
+    const absl::Span<const uint8_t> input = Bytes(data).subspan(0, len);
+    const uint64_t want = BlockChecksum(input);
+    for (size_t split : {size_t{0}, std::min<size_t>(1, len), len / 3, len / 2, len > 64 ? len - 64 : 0,
+                         len > 0 ? len - 1 : 0, len}) {
+      for (int way = 0; way < 3; ++way) {
+        ChecksumStream s;
+        uint8_t* dst = reinterpret_cast<uint8_t*>(copy.data()) + 1;  // not 32-byte aligned
+        for (const auto piece : {input.subspan(0, split), input.subspan(split)}) {
+          if (way == 0) s.Update(piece);
+          if (way == 1) s.CopyAndUpdate(dst, piece);
+          if (way == 2) s.CopyAndUpdateStreaming(dst, piece);
+          dst += piece.size();
+        }
+        ASSERT_EQ(s.Digest(), want) << "length " << len << " split " << split << " way " << way;
+        if (way > 0) ASSERT_EQ(copy.substr(1, len), data.substr(0, len)) << len << " " << split;
+      }
+    }
+  }
+}
+
+// A digest leaves the stream as it was: more bytes may follow.
+TEST(ChecksumTest, DigestMidwayThenMore) {
+  std::string data(5000, 'k');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i % 253);
+  ChecksumStream s;
+  s.Update(Bytes(data).subspan(0, 3000));
+  EXPECT_EQ(s.Digest(), BlockChecksum(Bytes(data).subspan(0, 3000)));
+  s.Update(Bytes(data).subspan(3000));
+  EXPECT_EQ(s.Digest(), BlockChecksum(Bytes(data)));
 }
 
 }  // namespace
