@@ -28,7 +28,6 @@
 #include "absl/types/span.h"
 #include "client/block_directory_reader.h"
 #include "client/direct_read_reporter.h"
-#include "client/fan_out.h"
 #include "client/transport.h"
 #include "common/mutex.h"
 #include "common/range_allocator.h"
@@ -117,6 +116,16 @@ class LocalPathClient : public Transport {
   // Gives a lease back (one-way).
   void ReleaseLease(uint64_t lease_id) { Release(lease_id); }
 
+  // Put buffers (put_buffer.h): `bytes` of the staging space, held until
+  // FreeStaging(data, bytes). FAILED_PRECONDITION if the daemon takes no
+  // kPutStaged; RESOURCE_EXHAUSTED if put buffers would hold more than half
+  // of the space (the rest is for puts of other memory) or none is free.
+  absl::StatusOr<uint8_t*> ReserveStaging(size_t bytes) ABSL_LOCKS_EXCLUDED(staging_mu_);
+  void FreeStaging(uint8_t* data, size_t bytes) ABSL_LOCKS_EXCLUDED(staging_mu_);
+
+  // Blocks put from put buffers, read by the daemon where they lay.
+  uint64_t in_place_puts() const { return in_place_puts_.load(std::memory_order_relaxed); }
+
   // Whether the daemon's block directory is mapped, and the blocks copied
   // through it so far.
   bool has_directory() const { return directory_ != nullptr; }
@@ -168,18 +177,19 @@ class LocalPathClient : public Transport {
   // range this client took, and the request that names it; gives the range
   // back when destroyed (after the daemon's answer).
   class StagedPut;
-  // Takes a range for `block` and copies and hashes it there. With `wait`,
-  // waits for other puts on this connection to give ranges back; without,
-  // nullopt when none is free now. RESOURCE_EXHAUSTED for a block larger
-  // than the whole staging space.
-  absl::StatusOr<std::optional<StagedPut>> StageBlock(const std::string& ns,
-                                                      const std::string& parent,
-                                                      const PutBlock& block, bool wait)
-      ABSL_LOCKS_EXCLUDED(staging_mu_);
+  // Takes a range for `block` and copies and hashes it there, waiting for
+  // other puts on this connection to give ranges back. A block already in
+  // the staging space (a put buffer's) is only hashed, where it lies.
+  // OUT_OF_RANGE for a block larger than the whole staging space;
+  // RESOURCE_EXHAUSTED if it fits only where put buffers are (the caller
+  // sends it another way).
+  absl::StatusOr<StagedPut> StageBlock(const std::string& ns, const std::string& parent,
+                                       const PutBlock& block) ABSL_LOCKS_EXCLUDED(staging_mu_);
   // Sends one staged block and reads the daemon's answer into *outcome.
-  Outcome SendStaged(const StagedPut& put, v1::PutOutcome* outcome) ABSL_LOCKS_EXCLUDED(mu_);
-  // The blocks by kPutStaged, each block's copy into staging overlapped with
-  // the daemon's commit of the one before (when a second range is free).
+  // Asks the daemon to copy it on this CPU (whose caches hold it): this
+  // thread only waits meanwhile.
+  Outcome SendStaged(StagedPut& put, v1::PutOutcome* outcome) ABSL_LOCKS_EXCLUDED(mu_);
+  // The blocks by kPutStaged, one after another.
   Outcome PutAllStaged(const std::string& ns, const std::string& parent,
                        absl::Span<const PutBlock> blocks, std::vector<v1::PutOutcome>* outcomes);
   // Put by put lease (kPutBegin, kPutCommit): two round trips a block.
@@ -202,8 +212,8 @@ class LocalPathClient : public Transport {
   Mutex staging_mu_;
   std::unique_ptr<RangeAllocator> staging_ranges_ ABSL_GUARDED_BY(staging_mu_);
   CondVar staging_freed_;  // a staged put gave its range back
-  // Runs a block's commit while the caller stages the next.
-  FanOut put_overlap_;
+  uint64_t put_buffer_bytes_ ABSL_GUARDED_BY(staging_mu_) = 0;  // held by put buffers
+  int staged_ranges_held_ ABSL_GUARDED_BY(staging_mu_) = 0;      // by StagedPuts
 
   // Set once by Connect when the daemon shares its block directory.
   const uint8_t* directory_map_ = nullptr;  // mapped read-only
@@ -212,6 +222,7 @@ class LocalPathClient : public Transport {
   std::unique_ptr<DirectReadReporter> reporter_;
   std::unique_ptr<GpuPool> gpu_pool_;  // set once by Connect
   std::atomic<uint64_t> direct_reads_{0};
+  std::atomic<uint64_t> in_place_puts_{0};
   // The daemon's ids of namespaces (learned from fetch leases), which
   // directory slots carry; fixed for the daemon's life.
   Mutex ns_mu_;

@@ -136,8 +136,10 @@ class Bench {
   // that is dropped afterwards. At most half the arena is written per
   // measurement, so puts never evict the fetch and lookup sets.
   // `per_call` blocks per Put, as a chain (an engine puts a prefill's new
-  // blocks at once).
-  double PutGBps(int streams, absl::Duration d, Path path, size_t per_call = 1) {
+  // blocks at once). `from_put_buffer`: the payload lies in a put buffer
+  // (same host only), as where an engine gathers its KV into one.
+  double PutGBps(int streams, absl::Duration d, Path path, size_t per_call = 1,
+                 bool from_put_buffer = false) {
     const std::string put_ns = ns_ + "/puts";
     auto& clients = clients_[path];
     std::atomic<int64_t> budget{static_cast<int64_t>(kPutBudgetBytes)};
@@ -152,8 +154,11 @@ class Bench {
                    Keys(1000000 + t * 100000 + next_[t]++ * 16, per_call);
                // Borrowed, as an engine puts its KV pages: no copy of ours
                // into the request is timed as the put's.
-               const absl::Span<const uint8_t> payload(
-                   reinterpret_cast<const uint8_t*>(payloads_[t].data()), payloads_[t].size());
+               const absl::Span<const uint8_t> payload =
+                   from_put_buffer ? absl::Span<const uint8_t>(PutBufferOf(t), block_)
+                                   : absl::Span<const uint8_t>(
+                                         reinterpret_cast<const uint8_t*>(payloads_[t].data()),
+                                         payloads_[t].size());
                std::vector<PutBlock> blocks;
                for (const BlockKey& key : keys) blocks.push_back({key, {}, payload});
                auto r = clients[t]->Put(put_ns, BlockKey(), blocks);
@@ -166,6 +171,21 @@ class Bench {
     v1::EvictResponse evicted;
     (void)admin_->Evict(&ctx, evict, &evicted);
     return gbps;
+  }
+
+  // Stream t's put buffer: one block of its payload, in the daemon's
+  // staging space (made before any timing, by PreparePutBuffers).
+  const uint8_t* PutBufferOf(int t) const { return put_buffers_[t]->data(); }
+
+  absl::Status PreparePutBuffers() {
+    for (size_t t = 0; t < payloads_.size(); ++t) {
+      absl::StatusOr<std::unique_ptr<PutBuffer>> buffer =
+          clients_[Path::kSameHost][t]->NewPutBuffer(block_);
+      if (!buffer.ok()) return buffer.status();
+      std::memcpy((*buffer)->data(), payloads_[t].data(), block_);
+      put_buffers_.push_back(std::move(*buffer));
+    }
+    return absl::OkStatus();
   }
 
   absl::Status PrepareFetch() {
@@ -211,11 +231,13 @@ class Bench {
 
   // Same-host Put of `per_call`-block chains next to memcpy of as many
   // blocks, in alternating slices like the fetches; {put GB/s, memcpy GB/s}.
-  std::pair<double, double> PutSideBySide(int streams, absl::Duration d, size_t per_call) {
+  std::pair<double, double> PutSideBySide(int streams, absl::Duration d, size_t per_call,
+                                          bool from_put_buffer) {
     double put = 0, copy = 0;
     const absl::Duration slice = d / (2 * kSideBySideSlices);
     for (int i = 0; i < kSideBySideSlices; ++i) {
-      put += PutGBps(streams, slice, Path::kSameHost, per_call) / kSideBySideSlices;
+      put += PutGBps(streams, slice, Path::kSameHost, per_call, from_put_buffer) /
+             kSideBySideSlices;
       copy += MemcpyGBps(streams, slice, per_call) / kSideBySideSlices;
     }
     return {put, copy};
@@ -305,6 +327,7 @@ class Bench {
   std::map<Path, std::vector<std::unique_ptr<Client>>> clients_;
   std::unique_ptr<v1::KvCache::Stub> admin_;
   std::vector<std::string> payloads_;
+  std::vector<std::unique_ptr<PutBuffer>> put_buffers_;  // one per stream, made on first use
   // Fetch destinations and memcpy sources are page-aligned, as a worker's
   // pinned buffers and the arena's pages are. (glibc's memcpy picks its
   // method by the two pointers' offsets within a page; aligned to aligned is
@@ -347,6 +370,10 @@ int Run() {
     std::cerr << "kvbench: preparing lookup chain: " << s.message() << "\n";
     return 1;
   }
+  if (absl::Status s = bench.PreparePutBuffers(); !s.ok()) {
+    std::cerr << "kvbench: making put buffers: " << s.message() << "\n";
+    return 1;
+  }
   const std::string only = absl::GetFlag(FLAGS_only);
   auto wanted = [&](const char* group) {
     return only.empty() ||
@@ -378,8 +405,15 @@ int Run() {
         }
       }
       if (wanted("samehost") || wanted("put")) {
-        for (auto [name, per_call] : {std::pair{"", size_t{1}}, {"_chain", kPrefixBlocks}}) {
-          auto [put, copy] = bench.PutSideBySide(n, d, per_call);
+        struct Case {
+          const char* name;
+          size_t per_call;
+          bool from_put_buffer;
+        };
+        for (const Case& c : {Case{"", 1, false}, Case{"_chain", kPrefixBlocks, false},
+                              Case{"_buffer", 1, true}, Case{"_buffer_chain", kPrefixBlocks, true}}) {
+          const char* name = c.name;
+          auto [put, copy] = bench.PutSideBySide(n, d, c.per_call, c.from_put_buffer);
           samples[absl::StrCat("put_samehost", name, "_gbps", s)].push_back(put);
           samples[absl::StrCat("memcpy_for_put", name, "_gbps", s)].push_back(copy);
           samples[absl::StrCat("put_samehost", name, "_vs_memcpy", s)].push_back(put / copy);

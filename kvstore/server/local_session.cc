@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/cpu_visit.h"
 #include "common/socket_io.h"
 #include "kvcache/v1/local.pb.h"
 #include "kvstore/server/fetch_plan.h"
@@ -236,6 +237,8 @@ bool LocalSession::OnPutStaged(const std::string& body) {
   } else {
     absl::StatusOr<absl::Span<const uint8_t>> bytes =
         staging_->Bytes(request.staging_offset(), request.header().size());
+    // The client sleeps until we answer: copy on its CPU, from its caches.
+    const CpuVisit visit(request.has_waiting_cpu() ? request.waiting_cpu() : -1);
     absl::StatusOr<v1::PutOutcome> outcome =
         bytes.ok()
             ? PutStagedBytes(service_, options_.identity.tenant, share_.get(), request.header(), *bytes)
