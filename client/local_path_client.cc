@@ -16,6 +16,7 @@
 #include "key/checksum.h"
 #include "client/put_header.h"
 #include "common/bulk_copy.h"
+#include "common/cpu_pin.h"
 #include "common/huge_pages.h"
 #include "common/socket_io.h"
 #include "proto/local_message_io.h"
@@ -135,6 +136,7 @@ absl::StatusOr<std::unique_ptr<LocalPathClient>> LocalPathClient::Connect(
   std::unique_ptr<LocalPathClient> client(
       new LocalPathClient(options, fd, static_cast<const uint8_t*>(arena), welcome->arena_bytes(),
                           static_cast<uint8_t*>(staging), welcome->staging_bytes()));
+  client->follows_cpu_ = welcome->follows_cpu();
   if (welcome->put_staged()) {
     client->put_staged_ = true;
     MutexLock lock(&client->staging_mu_);
@@ -240,11 +242,13 @@ LocalPathClient::Outcome LocalPathClient::Call(LocalMessage type,
                                                LocalMessage expect,
                                                google::protobuf::Message* reply) {
   MutexLock lock(&mu_);
+  std::optional<CurrentCpuPin> pin;
+  if (follows_cpu_) pin.emplace();
   uint32_t got = 0;
   std::string bytes;
   errno = 0;  // so that EAGAIN below can only be this exchange's timeout
-  const bool answered =
-      WriteLocalMessage(fd_, type, body) && ReadMessage(fd_, &got, &bytes, nullptr);
+  const bool answered = WriteLocalMessage(fd_, type, body, pin.has_value() ? pin->cpu() : -1) &&
+                        ReadMessage(fd_, &got, &bytes, nullptr);
   if (!answered || static_cast<LocalMessage>(got) != expect || !reply->ParseFromString(bytes)) {
     const bool timed_out = !answered && (errno == EAGAIN || errno == EWOULDBLOCK);
     shutdown(fd_, SHUT_RDWR);  // out of step now: no later call may use it

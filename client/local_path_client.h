@@ -140,7 +140,9 @@ class LocalPathClient : public Transport {
         arena_size_(arena_size),
         staging_(staging),
         staging_size_(staging_size) {}
-  // Sends one request and reads its reply (of type `expect`).
+  // Sends one request and reads its reply (of type `expect`). Where the
+  // daemon follows CPUs, this thread stays on its CPU meanwhile and the
+  // request says which (common/cpu_pin.h).
   Outcome Call(LocalMessage type, const google::protobuf::Message& body, LocalMessage expect,
                google::protobuf::Message* reply) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(uint64_t lease_id) ABSL_LOCKS_EXCLUDED(mu_);
@@ -186,9 +188,7 @@ class LocalPathClient : public Transport {
   absl::StatusOr<StagedPut> StageBlock(const std::string& ns, const std::string& parent,
                                        const PutBlock& block) ABSL_LOCKS_EXCLUDED(staging_mu_);
   // Sends one staged block and reads the daemon's answer into *outcome.
-  // Asks the daemon to copy it on this CPU (whose caches hold it): this
-  // thread only waits meanwhile.
-  Outcome SendStaged(StagedPut& put, v1::PutOutcome* outcome) ABSL_LOCKS_EXCLUDED(mu_);
+  Outcome SendStaged(const StagedPut& put, v1::PutOutcome* outcome) ABSL_LOCKS_EXCLUDED(mu_);
   // The blocks by kPutStaged, one after another.
   Outcome PutAllStaged(const std::string& ns, const std::string& parent,
                        absl::Span<const PutBlock> blocks, std::vector<v1::PutOutcome>* outcomes);
@@ -209,6 +209,7 @@ class LocalPathClient : public Transport {
   // picks the staging ranges itself (concurrent puts on one connection
   // each take their own).
   bool put_staged_ = false;
+  bool follows_cpu_ = false;  // set once by Connect: as the welcome said
   Mutex staging_mu_;
   std::unique_ptr<RangeAllocator> staging_ranges_ ABSL_GUARDED_BY(staging_mu_);
   CondVar staging_freed_;  // a staged put gave its range back

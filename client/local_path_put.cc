@@ -5,8 +5,6 @@
 
 #include <sched.h>
 #include <cstdlib>
-#include <sched.h>
-
 #include <optional>
 #include <utility>
 
@@ -95,10 +93,9 @@ absl::StatusOr<LocalPathClient::StagedPut> LocalPathClient::StageBlock(const std
   return put;
 }
 
-LocalPathClient::Outcome LocalPathClient::SendStaged(StagedPut& put, v1::PutOutcome* outcome) {
+LocalPathClient::Outcome LocalPathClient::SendStaged(const StagedPut& put,
+                                                     v1::PutOutcome* outcome) {
   v1::LocalResult result;
-  const int cpu = sched_getcpu();
-  if (cpu >= 0) put.request.set_waiting_cpu(cpu);
   const Outcome call = Call(LocalMessage::kPutStaged, put.request, LocalMessage::kResult, &result);
   if (!call.status.ok()) return call;
   if (result.status_code() != 0) {

@@ -197,6 +197,7 @@ absl::Status Daemon::StartLocalPath(const DaemonOptions& options) {
   local.instance_id = context_->instance_id;
   local.lease_ttl = options.lease_ttl;
   local.stall_timeout = options.stall_timeout;
+  local.follow_cpu = options.local_follow_cpu;
   local.staging_bytes = options.local_staging_bytes;
   if (local.staging_bytes < options.limits.max_block_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -73,6 +73,7 @@ struct DaemonOptions {
   ClusterJoinOptions join;
   std::string repair_rate_text;  // as the operator wrote it, for the banner
   bool local_direct_reads = true;  // as asked, for the banner
+  bool local_follow_cpu = true;    // LocalPathServer::Options::follow_cpu
 };
 
 class Daemon {

@@ -85,6 +85,11 @@ ABSL_FLAG(bool, local_direct_reads, true,
           "who then copy them from the arena with no request at all (they report the reads "
           "afterwards, for LRU order and Stats). Off: every same-host fetch takes a lease, one "
           "round trip.");
+ABSL_FLAG(bool, local_follow_cpu, true,
+          "Serve each same-host request on the CPU its client waits on (the client pins itself "
+          "there for the request), so neither end wakes on an idle CPU and a put's bytes are read "
+          "from the cache that holds them: 1.25-1.3x the speed of 2 MiB puts and lease fetches "
+          "on a 2-vCPU VM. Off: the scheduler places both.");
 ABSL_FLAG(int, lease_ttl_s, 30,
           "Seconds a same-host lease (of host arena pages, or of GPU pool pages a worker copies "
           "device to device) may be held before the daemon takes its pages back.");
@@ -292,6 +297,7 @@ absl::StatusOr<DaemonOptions> DaemonOptionsFromFlags() {
   d.local_allowed_uids = absl::GetFlag(FLAGS_local_allowed_uids);
   d.local_allowed_gids = absl::GetFlag(FLAGS_local_allowed_gids);
   d.local_direct_reads = absl::GetFlag(FLAGS_local_direct_reads);
+  d.local_follow_cpu = absl::GetFlag(FLAGS_local_follow_cpu);
   d.data_port = absl::GetFlag(FLAGS_data_port);
   d.data_port_max_connections = absl::GetFlag(FLAGS_data_port_max_connections);
   d.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);

@@ -35,6 +35,7 @@ ABSL_DECLARE_FLAG(std::string, local_socket);
 ABSL_DECLARE_FLAG(std::string, local_allowed_uids);
 ABSL_DECLARE_FLAG(std::string, local_allowed_gids);
 ABSL_DECLARE_FLAG(bool, local_direct_reads);
+ABSL_DECLARE_FLAG(bool, local_follow_cpu);
 ABSL_DECLARE_FLAG(int, lease_ttl_s);
 ABSL_DECLARE_FLAG(std::string, local_staging);
 ABSL_DECLARE_FLAG(std::string, host_capacity);

@@ -9,9 +9,10 @@
 
 namespace kvcache {
 
-bool WriteLocalMessage(int fd, LocalMessage type, const google::protobuf::Message& body) {
+bool WriteLocalMessage(int fd, LocalMessage type, const google::protobuf::Message& body,
+                       int waiting_cpu) {
   const std::string bytes = body.SerializeAsString();
-  uint32_t head[2] = {static_cast<uint32_t>(type), static_cast<uint32_t>(bytes.size())};
+  uint32_t head[2] = {LocalTypeWord(type, waiting_cpu), static_cast<uint32_t>(bytes.size())};
   iovec iov[2] = {{head, sizeof(head)}, {const_cast<char*>(bytes.data()), bytes.size()}};
   return WriteFullV(fd, iov, bytes.empty() ? 1 : 2);
 }

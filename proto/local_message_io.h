@@ -12,7 +12,10 @@ namespace kvcache {
 
 // False if the socket took less than the whole message (an error or its
 // timeout): the stream is then out of step.
-bool WriteLocalMessage(int fd, LocalMessage type, const google::protobuf::Message& body);
+// `waiting_cpu`: the CPU the sender waits on for the answer (local_wire.h);
+// -1: not said.
+bool WriteLocalMessage(int fd, LocalMessage type, const google::protobuf::Message& body,
+                       int waiting_cpu = -1);
 
 }  // namespace kvcache
 

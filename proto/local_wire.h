@@ -1,5 +1,8 @@
 // Framing of the same-host path (proto/kvcache/v1/local.proto): every message
 // on the Unix-domain socket is u32 type | u32 length | body, little-endian.
+// A request's type word may carry, in its high 16 bits, the CPU its sender
+// waits on for the answer, plus one (0: not said); only to a daemon whose
+// welcome set follows_cpu (common/cpu_pin.h says why).
 #ifndef KVCACHE_PROTO_LOCAL_WIRE_H_
 #define KVCACHE_PROTO_LOCAL_WIRE_H_
 
@@ -22,6 +25,16 @@ enum class LocalMessage : uint32_t {
 };
 
 inline constexpr uint32_t kMaxLocalMessageBytes = 4u << 20;
+
+// The type word of a message of `type` whose sender waits on `waiting_cpu`
+// (-1, or one past 65534: not said).
+inline uint32_t LocalTypeWord(LocalMessage type, int waiting_cpu) {
+  const uint32_t cpu = waiting_cpu >= 0 && waiting_cpu < 0xffff ? waiting_cpu + 1 : 0;
+  return static_cast<uint32_t>(type) | cpu << 16;
+}
+inline LocalMessage LocalTypeOf(uint32_t word) { return static_cast<LocalMessage>(word & 0xffff); }
+// -1 if the word says none.
+inline int LocalWaitingCpuOf(uint32_t word) { return static_cast<int>(word >> 16) - 1; }
 
 }  // namespace kvcache
 

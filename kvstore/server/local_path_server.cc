@@ -166,6 +166,7 @@ void LocalPathServer::Serve(int fd) {
   session.lease_ttl = options_.lease_ttl;
   session.stall_timeout = options_.stall_timeout;
   session.gpu_shared = gpu_share_.has_value();
+  session.follow_cpu = options_.follow_cpu;
   LocalSession(service_, session, fd, *std::move(staging)).Run();
 }
 
@@ -177,6 +178,7 @@ v1::LocalWelcome LocalPathServer::Welcome(const StagingSpace& staging) const {
   welcome.set_page_bytes(arena.page_bytes());
   welcome.set_staging_bytes(staging.size());
   welcome.set_put_staged(true);
+  welcome.set_follows_cpu(options_.follow_cpu);
   if (const BlockDirectory* directory = service_.store.directory(); directory != nullptr) {
     welcome.set_directory_bytes(directory->bytes());
   }

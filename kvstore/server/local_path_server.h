@@ -66,6 +66,9 @@ class LocalPathServer {
     // closed and its leases and staging freed.
     absl::Duration stall_timeout = absl::Seconds(10);
     std::string instance_id;
+    // Each connection's thread runs on the CPU its client says it waits on
+    // (common/cpu_pin.h).
+    bool follow_cpu = true;
   };
 
   // FAILED_PRECONDITION if the arena cannot be shared read-only (no sealed

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/cpu_visit.h"
+#include "common/cpu_pin.h"
 #include "common/socket_io.h"
 #include "kvcache/v1/local.pb.h"
 #include "kvstore/server/fetch_plan.h"
@@ -84,6 +84,7 @@ void LocalSession::Run() {
   // them): the thread serves all of this connection's leases.
   timeval stall = absl::ToTimeval(options_.stall_timeout);
   setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
+  CpuFollower cpu;  // this thread's
   while (true) {
     pollfd p{fd_, POLLIN, 0};
     const int ready = poll(&p, 1, 1000);
@@ -94,7 +95,9 @@ void LocalSession::Run() {
     if (ready < 0 || !ReadFull(fd_, head, sizeof(head)) || head[1] > kMaxLocalMessageBytes) return;
     std::string body(head[1], '\0');
     if (!ReadFull(fd_, body.data(), body.size())) return;
-    const LocalMessage type = static_cast<LocalMessage>(head[0]);
+    const LocalMessage type = LocalTypeOf(head[0]);
+    // The client waits on that CPU: answer from there (common/cpu_pin.h).
+    if (options_.follow_cpu) cpu.Follow(LocalWaitingCpuOf(head[0]));
     bool go_on = false;
     switch (type) {
       case LocalMessage::kFetchLease: go_on = OnFetchLease(body, now); break;
@@ -237,8 +240,6 @@ bool LocalSession::OnPutStaged(const std::string& body) {
   } else {
     absl::StatusOr<absl::Span<const uint8_t>> bytes =
         staging_->Bytes(request.staging_offset(), request.header().size());
-    // The client sleeps until we answer: copy on its CPU, from its caches.
-    const CpuVisit visit(request.has_waiting_cpu() ? request.waiting_cpu() : -1);
     absl::StatusOr<v1::PutOutcome> outcome =
         bytes.ok()
             ? PutStagedBytes(service_, options_.identity.tenant, share_.get(), request.header(), *bytes)

@@ -26,6 +26,9 @@ class LocalSession {
     absl::Duration lease_ttl = absl::Seconds(30);
     absl::Duration stall_timeout = absl::Seconds(10);  // inside one message
     bool gpu_shared = false;  // the welcome shared the GPU page pool
+    // Run on the CPU each request says its client waits on (the welcome
+    // set follows_cpu).
+    bool follow_cpu = true;
     // Who the peer is (by its uid): every request is scoped to its tenant,
     // and a put needs the write role.
     Identity identity{kDefaultTenant, Role::kAdmin};
