@@ -58,6 +58,7 @@ inline void Block(Stream& s, const uint8_t* src, uint8_t* dst) {
   __m256i d0, d1;
   for (size_t i = 0; i < kStripesPerBlock; ++i) {
     const auto* in = reinterpret_cast<const __m256i*>(src + i * kStripe);
+    _mm_prefetch(reinterpret_cast<const char*>(src + i * kStripe + 384), _MM_HINT_T0);
     d0 = _mm256_loadu_si256(in);
     d1 = _mm256_loadu_si256(in + 1);
     if constexpr (kCopy) {
