@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "client/cluster_client.h"
+#include "client/put_buffer.h"
 #include "key/block_key.h"
 #include "key/key_schema.h"
 #include "client/python/py_arguments.h"
@@ -252,6 +253,26 @@ PYBIND11_MODULE(_kvcache, m) {
           "lookup_misses and fetch_misses by reason (not_cached, node_down, deadline, error), "
           "and paths[path][op] with requests, blocks, bytes and latency (client_metrics.h).");
   BindDataCalls<ClientHandle>(client);
+  py::class_<PutBuffer>(m, "PutBuffer", py::buffer_protocol(),
+                        "Writable memory in the same-host daemon's staging space "
+                        "(client/put_buffer.h): a put of bytes in it skips the client's copy. "
+                        "Supports the buffer protocol (memoryview, numpy.frombuffer, "
+                        "torch.frombuffer); held until the object is freed.")
+      .def_buffer([](PutBuffer& b) {
+        return py::buffer_info(b.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(b.size())}, {1});
+      })
+      .def_property_readonly(
+          "address", [](const PutBuffer& b) { return reinterpret_cast<uintptr_t>(b.data()); },
+          "Its first byte's address, for put_from.")
+      .def("__len__", &PutBuffer::size);
+  client.def(
+      "new_put_buffer",
+      [](const ClientHandle& h, size_t bytes) { return OrRaise(h.Get()->NewPutBuffer(bytes)); },
+      py::arg("bytes"),
+      "new_put_buffer(bytes) -> PutBuffer: memory the same-host daemon reads puts from where "
+      "they lie; write blocks into it, then put (or put_from) them from it. ValueError without "
+      "a same-host path, or past half of the daemon's --local_staging.");
   client.def(
       "_fetch_loop_seconds",
       [](const ClientHandle& h, const std::string& ns, const std::vector<py::bytes>& keys,

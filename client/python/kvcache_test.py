@@ -262,6 +262,30 @@ def test_put_async_and_flush(daemon):
         assert [bytes(b) for b in out] == data
 
 
+def test_put_buffers_are_put_from_where_they_lie(daemon):
+    s = schema(weights_revision="put-buffer")
+    keys = kvcache.chain_keys(s, list(range(16 * 2)))
+    data = payloads(2, seed=5)
+    with kvcache.Client(daemon.address) as c:
+        buffer = c.new_put_buffer(2 * BLOCK)
+        assert len(buffer) == 2 * BLOCK
+        view = np.frombuffer(buffer, dtype=np.uint8)  # writable, no copy
+        view[:BLOCK] = np.frombuffer(data[0], dtype=np.uint8)
+        view[BLOCK:] = np.frombuffer(data[1], dtype=np.uint8)
+        put = c.put_from(s.namespace, None, keys, [buffer.address, buffer.address + BLOCK],
+                         [BLOCK, BLOCK])
+        assert put.stored == 2
+        view[:] = 0  # the daemon holds its own copy
+        out = [bytearray(BLOCK), bytearray(BLOCK)]
+        assert c.fetch(s.namespace, keys, out).blocks == 2
+        assert [bytes(b) for b in out] == data
+        with pytest.raises(ValueError, match="half"):
+            c.new_put_buffer(1 << 40)
+    with kvcache.Client(daemon.address, use_local_path=False) as remote:
+        with pytest.raises(ValueError, match="same-host"):
+            remote.new_put_buffer(BLOCK)
+
+
 def test_bad_arguments_raise_before_anything_is_sent(daemon):
     s = schema(weights_revision="bad")
     ns = s.namespace
