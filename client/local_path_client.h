@@ -118,8 +118,9 @@ class LocalPathClient : public Transport {
 
   // Put buffers (put_buffer.h): `bytes` of the staging space, held until
   // FreeStaging(data, bytes). FAILED_PRECONDITION if the daemon takes no
-  // kPutStaged; RESOURCE_EXHAUSTED if put buffers would hold more than half
-  // of the space (the rest is for puts of other memory) or none is free.
+  // kPutStaged; INVALID_ARGUMENT for 0 bytes; RESOURCE_EXHAUSTED if put
+  // buffers would hold more than half of the space (the rest is for puts of
+  // other memory) or none is free.
   absl::StatusOr<uint8_t*> ReserveStaging(size_t bytes) ABSL_LOCKS_EXCLUDED(staging_mu_);
   void FreeStaging(uint8_t* data, size_t bytes) ABSL_LOCKS_EXCLUDED(staging_mu_);
 

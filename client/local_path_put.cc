@@ -3,9 +3,7 @@
 // else by put lease.
 #include "client/local_path_client.h"
 
-#include <sched.h>
-#include <cstdlib>
-#include <optional>
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -47,12 +45,13 @@ absl::StatusOr<LocalPathClient::StagedPut> LocalPathClient::StageBlock(const std
                                                                        const std::string& parent,
                                                                        const PutBlock& block) {
   const absl::string_view bytes = block.bytes();
-  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  if (!bytes.empty() && data >= staging_ && bytes.size() <= staging_size_ &&
-      static_cast<size_t>(data - staging_) <= staging_size_ - bytes.size()) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(bytes.data());
+  const uintptr_t base = reinterpret_cast<uintptr_t>(staging_);
+  if (!bytes.empty() && at >= base && bytes.size() <= staging_size_ &&
+      at - base <= staging_size_ - bytes.size()) {
     // In a put buffer: the daemon reads it where it lies.
     in_place_puts_.fetch_add(1, std::memory_order_relaxed);
-    StagedPut put(this, static_cast<uint64_t>(data - staging_), /*length=*/0);
+    StagedPut put(this, at - base, /*length=*/0);
     *put.request.mutable_header() = MakePutHeader(ns, parent, block, /*with_checksum=*/true);
     return put;
   }
@@ -142,8 +141,9 @@ absl::StatusOr<uint8_t*> LocalPathClient::ReserveStaging(size_t bytes) {
   if (!put_staged_) {
     return absl::FailedPreconditionError("the daemon takes no puts from its staging space");
   }
+  if (bytes == 0) return absl::InvalidArgumentError("a put buffer of 0 bytes");
   MutexLock lock(&staging_mu_);
-  if (bytes == 0 || put_buffer_bytes_ + bytes > staging_size_ / 2) {
+  if (put_buffer_bytes_ + bytes > staging_size_ / 2) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "put buffers may hold half of the ", staging_size_, "-byte staging space (",
         put_buffer_bytes_, " bytes held, ", bytes, " asked for; kvstored --local_staging)"));

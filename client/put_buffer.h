@@ -29,6 +29,7 @@ class PutBuffer {
  public:
   // `bytes` of `local`'s staging space, held until destroyed.
   // FAILED_PRECONDITION if the daemon takes no puts from staging;
+  // INVALID_ARGUMENT for 0 bytes;
   // RESOURCE_EXHAUSTED if put buffers would then hold more than half of the
   // staging space (kvstored --local_staging), which the client's other puts
   // need.
