@@ -6,18 +6,10 @@
 
 namespace kvcache {
 
-absl::StatusOr<BlockKey> BlockKey::FromBytes(absl::string_view bytes) {
-  if (bytes.empty()) {
-    return absl::InvalidArgumentError("block key is empty");
-  }
-  if (bytes.size() > kMaxBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("block key is ", bytes.size(), " bytes; at most ", kMaxBytes, " allowed"));
-  }
-  BlockKey key;
-  key.size_ = static_cast<uint8_t>(bytes.size());
-  std::memcpy(key.bytes_.data(), bytes.data(), bytes.size());
-  return key;
+absl::Status BlockKey::BadSize(size_t size) {
+  if (size == 0) return absl::InvalidArgumentError("block key is empty");
+  return absl::InvalidArgumentError(
+      absl::StrCat("block key is ", size, " bytes; at most ", kMaxBytes, " allowed"));
 }
 
 absl::StatusOr<BlockKey> BlockKey::FromHex(absl::string_view hex) {

@@ -90,7 +90,9 @@ TEST(ChecksumTest, EveryLengthAndSplitMatchesOneShot) {
           dst += piece.size();
         }
         ASSERT_EQ(s.Digest(), want) << "length " << len << " split " << split << " way " << way;
-        if (way > 0) ASSERT_EQ(copy.substr(1, len), data.substr(0, len)) << len << " " << split;
+        if (way > 0) {
+          ASSERT_EQ(copy.substr(1, len), data.substr(0, len)) << len << " " << split;
+        }
       }
     }
   }
