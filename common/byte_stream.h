@@ -4,6 +4,11 @@
 // way, and errno says why a call failed as for the plain socket (EAGAIN: a
 // timeout; 0: the peer closed).
 //
+// The plain stream reads small messages ahead: one recv takes a request's
+// head and body (or a reply's frame and message) together, where reading
+// them apart took two. Bulk payloads still go straight from the socket into
+// the caller's memory.
+//
 // Thread safety: one thread at a time per stream.
 #ifndef KVCACHE_COMMON_BYTE_STREAM_H_
 #define KVCACHE_COMMON_BYTE_STREAM_H_
@@ -13,6 +18,8 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+
+#include "absl/time/time.h"
 
 namespace kvcache {
 
@@ -32,16 +39,47 @@ class ByteStream {
   // timeout.
   virtual bool WriteFullV(iovec* iov, size_t count);
   // Whether bytes already arrived that this stream holds and the socket no
-  // longer shows (TLS reads whole records ahead), so polling the fd alone
-  // would wait for nothing.
-  virtual bool Buffered() const { return false; }
+  // longer shows (read ahead), so polling the fd alone would wait for
+  // nothing.
+  virtual bool Buffered() const { return buffered_ > 0; }
   // The verified client certificate's common name (TLS with client
   // certificates), else "".
   virtual std::string PeerCommonName() const { return ""; }
 
+  // The SO_RCVTIMEO of the reads that follow. The socket option is set only
+  // when a read must wait on the socket, so a request whose bytes arrived
+  // together costs no system call for it.
+  void SetReadTimeout(absl::Duration timeout);
+
+  // Returns once bytes are here to read (held, or shown by the socket), the
+  // peer closed or failed, or `spin` has passed, whichever is first; it
+  // reads nothing. A caller that expects a reply within microseconds spins
+  // here before its blocking read, so the reply finds it running: on a VM a
+  // sleeping thread's wake-up costs more than a small request's work.
+  // Yields the CPU between looks, so a spinner never holds back a thread
+  // that is ready on its CPU.
+  void AwaitReadable(absl::Duration spin);
+
+ protected:
+  // Sets SO_RCVTIMEO to the wanted timeout if it is not so already.
+  void ApplyReadTimeout();
+
  private:
+  // Reads into the read-ahead buffer whatever has arrived (at least one
+  // byte, waiting for it); false on EOF, error or timeout.
+  bool Fill();
+
+  static constexpr size_t kReadAheadBytes = 16 << 10;
+
   const int fd_;
   const bool owns_fd_;
+  std::unique_ptr<char[]> read_ahead_;  // kReadAheadBytes, made on first use
+  size_t offset_ = 0;    // first unread byte in read_ahead_
+  size_t buffered_ = 0;  // unread bytes from offset_
+  absl::Duration want_timeout_ = absl::InfiniteDuration();
+  absl::Duration set_timeout_ = absl::InfiniteDuration();
+  bool timeout_known_ = true;  // the socket's SO_RCVTIMEO is set_timeout_
+  bool wants_timeout_ = false;  // SetReadTimeout was called
 };
 
 }  // namespace kvcache

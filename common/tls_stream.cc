@@ -84,6 +84,7 @@ class TlsStream final : public ByteStream {
   ~TlsStream() override { SSL_free(ssl_); }
 
   bool ReadFull(void* buf, size_t n) override {
+    ApplyReadTimeout();  // SSL_read may wait on the socket even with bytes held
     auto* p = static_cast<uint8_t*>(buf);
     while (n > 0) {
       const int r = SSL_read(ssl_, p, static_cast<int>(std::min<size_t>(n, INT_MAX)));

@@ -100,7 +100,7 @@ void DataPortServer::Serve(int raw_fd) {
   } else {
     stream = std::make_unique<ByteStream>(raw_fd, /*owns_fd=*/false);  // ConnectionThreads closes it
   }
-  SetTimeout(raw_fd, SO_RCVTIMEO, options_.idle_timeout);
+  stream->SetReadTimeout(options_.idle_timeout);
   Connection connection{*stream, nullptr, std::nullopt};
   if (service_.auth == nullptr || !service_.auth->enabled()) {
     SetIdentity(connection, Identity{kDefaultTenant, Role::kAdmin});
@@ -125,8 +125,7 @@ bool DataPortServer::ServeOne(Connection& c) {
   }
   // Inside a request the client may pause only briefly: a put staged
   // halfway holds pages. Between requests the idle timeout applies.
-  const int fd = c.stream.fd();
-  SetTimeout(fd, SO_RCVTIMEO, options_.stall_timeout);
+  c.stream.SetReadTimeout(options_.stall_timeout);
   bool keep = false;
   const absl::Time start = absl::Now();
   if (head[0] == kDataPortMagic) {
@@ -142,7 +141,7 @@ bool DataPortServer::ServeOne(Connection& c) {
     service_.counters.RecordLatency(RequestPath::kDataPort, RequestOp::kLookup,
                                     absl::Now() - start);
   }
-  SetTimeout(fd, SO_RCVTIMEO, options_.idle_timeout);
+  c.stream.SetReadTimeout(options_.idle_timeout);
   return keep;  // false too for anything not our protocol
 }
 
