@@ -75,6 +75,7 @@ Client::Client(const ClientOptions& options, std::shared_ptr<GrpcTransport> grpc
   paths.local.verify = options.verify_local_fetches;
   paths.use_data_port = options.use_data_port;
   paths.verify_checksums = options.verify_checksums;
+  paths.lookup_spin = options.lookup_spin;
   paths.max_idle_connections = static_cast<size_t>(options.fetch_streams) * 2;
   fast_paths_ = std::make_unique<FastPaths>(paths, std::move(grpc));
   put_thread_ = std::thread([this] { PutLoop(); });

@@ -66,6 +66,13 @@ struct ClientOptions {
   // Fetch and put over the daemon's bulk data port (learned from Hello) when
   // it has one, falling back to gRPC on any transport error.
   bool use_data_port = true;
+  // How long a data-port Lookup waits for its reply spinning (looking at
+  // the socket and yielding the CPU between looks) before it sleeps in a
+  // blocking read. A cached chain's answer comes within tens of
+  // microseconds, and on a VM waking a sleeping thread costs about as much
+  // again: spinning took a 64-key lookup's p50 from 68 to 27 us on the
+  // benchmark VM (docs/BENCHMARKS.md). Zero: never spin.
+  absl::Duration lookup_spin = absl::Microseconds(100);
   // On the daemon's host: map its arena (read-only) and fetch and put by
   // lease (memory speed), falling back to the data port and gRPC on any
   // error. Only for trusted workers: the mapping exposes every cached block.

@@ -199,6 +199,7 @@ Transport::Outcome DataPortClient::ExchangeLookup(std::string* wire,
   std::memcpy(wire->data(), head, sizeof(head));
   iovec request_iov = {wire->data(), wire->size()};
   if (!stream->WriteFullV(&request_iov, 1)) return Failed(std::move(stream), "request not sent");
+  stream->AwaitReadable(options_.lookup_spin);
   uint32_t frame[3];
   if (!stream->ReadFull(frame, kLookupResultFrameHeaderBytes)) return Failed(std::move(stream), "no reply");
   const auto code = static_cast<absl::StatusCode>(frame[1]);

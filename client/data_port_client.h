@@ -32,6 +32,9 @@ class DataPortClient : public Transport {
     size_t max_idle = 8;           // idle connections kept for later calls
     bool verify_checksums = true;  // of whole fetched blocks
     bool serves_lookup = false;    // the daemon's Hello says data_port_lookup
+    // A lookup spins this long for its reply before a blocking read
+    // (ByteStream::AwaitReadable).
+    absl::Duration lookup_spin = absl::ZeroDuration();
     // TLS on every connection (null: plaintext), checking the daemon's
     // certificate names `server_name`.
     std::shared_ptr<const TlsContext> tls;

@@ -81,6 +81,7 @@ std::shared_ptr<DataPortClient> FastPaths::MakeDataPort(uint32_t port, bool serv
   data_port.max_idle = options_.max_idle_connections;
   data_port.verify_checksums = options_.verify_checksums;
   data_port.serves_lookup = serves_lookup;
+  data_port.lookup_spin = options_.lookup_spin;
   data_port.tls = options_.tls;
   data_port.server_name = options_.tls_server_name.empty() ? host : options_.tls_server_name;
   data_port.token = options_.token;

@@ -33,6 +33,7 @@ class FastPaths {
     LocalPathClient::Options local;  // with the local path (ClientOptions)
     bool use_data_port = true;
     bool verify_checksums = true;  // of blocks fetched over the data port
+    absl::Duration lookup_spin;    // a data-port lookup's spin for its reply
     size_t max_idle_connections = 8;
     // The data port's TLS (null: plaintext) and token, as gRPC's.
     std::shared_ptr<const TlsContext> tls;

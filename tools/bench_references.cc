@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/byte_stream.h"
 #include "common/socket_io.h"
 #include "tools/bench_rate.h"
 
@@ -224,7 +225,7 @@ absl::StatusOr<double> RedisExistsKeysPerSecond(int port, const std::vector<std:
 }
 
 absl::StatusOr<double> RedisExistsP50Micros(int port, const std::vector<std::string>& keys,
-                                            absl::Duration duration) {
+                                            absl::Duration duration, absl::Duration spin) {
   absl::StatusOr<std::pair<std::string, std::string>> exists = PrepareExists(port, keys);
   if (!exists.ok()) return exists.status();
   // Named, not a structured binding: lambdas capture these (clang 14 cannot
@@ -235,10 +236,13 @@ absl::StatusOr<double> RedisExistsP50Micros(int port, const std::vector<std::str
   if (fd < 0) return absl::UnavailableError("cannot connect to redis");
   std::string buffer(reply.size(), '\0');
   std::vector<double> micros;
+  ByteStream waiter(fd, /*owns_fd=*/false);  // for its AwaitReadable alone
   const absl::Time end = absl::Now() + duration;
   while (absl::Now() < end || micros.size() < 10) {
     const absl::Time start = absl::Now();
-    if (!WriteAll(fd, cmd.data(), cmd.size()) || !ReadExactly(fd, buffer.data(), reply.size()) ||
+    const bool sent = WriteAll(fd, cmd.data(), cmd.size());
+    if (sent) waiter.AwaitReadable(spin);
+    if (!sent || !ReadExactly(fd, buffer.data(), reply.size()) ||
         buffer != reply) {
       close(fd);
       return absl::InternalError("redis EXISTS failed");

@@ -46,9 +46,13 @@ absl::StatusOr<double> RedisGetGBps(int port, size_t value_bytes, int connection
 absl::StatusOr<double> RedisExistsKeysPerSecond(int port, const std::vector<std::string>& keys,
                                                 int connections, absl::Duration duration);
 
-// The median microseconds of one such EXISTS over one connection.
+// The median microseconds of one such EXISTS over one connection. With
+// `spin`, the client waits for each reply as kvcache's data-port Lookup
+// does (ByteStream::AwaitReadable), so the two daemons compare like for
+// like; without it, it sleeps in its read, as redis-benchmark does.
 absl::StatusOr<double> RedisExistsP50Micros(int port, const std::vector<std::string>& keys,
-                                            absl::Duration duration);
+                                            absl::Duration duration,
+                                            absl::Duration spin = absl::ZeroDuration());
 
 }  // namespace kvcache
 

@@ -454,6 +454,11 @@ int Run() {
       if (redis) {
         samples["redis_exists64_p50_us"].push_back(
             RedisExistsP50Micros(redis->port(), bench.RedisKeys(64), d / 2).value_or(0));
+        // The same client wait as our Lookup's: the daemons side by side.
+        samples["redis_exists64_spin_p50_us"].push_back(
+            RedisExistsP50Micros(redis->port(), bench.RedisKeys(64), d / 2,
+                                 ClientOptions().lookup_spin)
+                .value_or(0));
       }
     }
     progress.Update(run + 1);
