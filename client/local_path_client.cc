@@ -43,15 +43,15 @@ constexpr size_t kReportMaxBlocks = 256;
 // daemon's own reservations do.
 constexpr uint64_t kStagingAlign = 4096;
 
-// Reads one framed message; with `fds_out`, also takes up to kWelcomeFds
-// SCM_RIGHTS fds (any others are closed), leaving -1 where none came.
 constexpr size_t kWelcomeFds = LocalPathClient::kWelcomeFds;
 
-bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[kWelcomeFds]) {
+// Reads the welcome, a framed message, with up to kWelcomeFds SCM_RIGHTS
+// fds in `fds_out` (any others are closed), leaving -1 where none came.
+// Later replies go through the client's read-ahead (ReadReply); nothing is
+// read ahead before this one, whose fds ride with its first byte.
+bool ReadWelcomeMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[kWelcomeFds]) {
   uint32_t head[2];
-  if (fds_out == nullptr) {
-    if (!ReadFull(fd, head, sizeof(head))) return false;
-  } else {
+  {
     alignas(cmsghdr) char control[CMSG_SPACE((kWelcomeFds + 1) * sizeof(int))] = {};
     iovec iov = {head, sizeof(head)};
     msghdr msg{};
@@ -87,6 +87,14 @@ bool ReadMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[kWelc
 }
 
 }  // namespace
+
+bool LocalPathClient::ReadReply(uint32_t* type, std::string* body) {
+  uint32_t head[2];
+  if (!replies_.ReadFull(head, sizeof(head)) || head[1] > kMaxLocalMessageBytes) return false;
+  *type = head[0];
+  body->resize(head[1]);
+  return replies_.ReadFull(body->data(), body->size());
+}
 
 absl::Status LocalPathClient::StatusOf(int32_t code, const std::string& message) {
   return absl::Status(static_cast<absl::StatusCode>(code), message);
@@ -178,7 +186,7 @@ absl::StatusOr<v1::LocalWelcome> LocalPathClient::ReadWelcome(int fd,
                                                               int (*fds)[kWelcomeFds]) {
   uint32_t type = 0;
   std::string body;
-  if (!ReadMessage(fd, &type, &body, fds)) {
+  if (!ReadWelcomeMessage(fd, &type, &body, fds)) {
     return absl::UnavailableError("no welcome on the local socket");
   }
   if (static_cast<LocalMessage>(type) == LocalMessage::kRefused) {
@@ -242,13 +250,18 @@ LocalPathClient::Outcome LocalPathClient::Call(LocalMessage type,
                                                LocalMessage expect,
                                                google::protobuf::Message* reply) {
   MutexLock lock(&mu_);
+  // The daemon answers from the CPU this thread waits on; a put's thread
+  // stays there until the answer (common/cpu_pin.h says why only a put's).
   std::optional<CurrentCpuPin> pin;
-  if (follows_cpu_) pin.emplace();
+  if (follows_cpu_ && (type == LocalMessage::kPutStaged || type == LocalMessage::kPutCommit)) {
+    pin.emplace();
+  }
+  const int cpu = !follows_cpu_ ? -1 : pin.has_value() ? pin->cpu() : sched_getcpu();
   uint32_t got = 0;
   std::string bytes;
   errno = 0;  // so that EAGAIN below can only be this exchange's timeout
-  const bool answered = WriteLocalMessage(fd_, type, body, pin.has_value() ? pin->cpu() : -1) &&
-                        ReadMessage(fd_, &got, &bytes, nullptr);
+  const bool answered = WriteLocalMessage(fd_, type, body, cpu) &&
+                        ReadReply(&got, &bytes);
   if (!answered || static_cast<LocalMessage>(got) != expect || !reply->ParseFromString(bytes)) {
     const bool timed_out = !answered && (errno == EAGAIN || errno == EWOULDBLOCK);
     shutdown(fd_, SHUT_RDWR);  // out of step now: no later call may use it

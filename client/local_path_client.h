@@ -29,6 +29,7 @@
 #include "client/block_directory_reader.h"
 #include "client/direct_read_reporter.h"
 #include "client/transport.h"
+#include "common/byte_stream.h"
 #include "common/mutex.h"
 #include "common/range_allocator.h"
 #include "kvcache/v1/local.pb.h"
@@ -137,16 +138,19 @@ class LocalPathClient : public Transport {
                   uint8_t* staging, size_t staging_size)
       : options_(options),
         fd_(fd),
+        replies_(fd, /*owns_fd=*/false),
         arena_(arena),
         arena_size_(arena_size),
         staging_(staging),
         staging_size_(staging_size) {}
   // Sends one request and reads its reply (of type `expect`). Where the
-  // daemon follows CPUs, this thread stays on its CPU meanwhile and the
-  // request says which (common/cpu_pin.h).
+  // daemon follows CPUs, the request says which CPU this thread is on, and
+  // a put's thread stays there until the answer (common/cpu_pin.h).
   Outcome Call(LocalMessage type, const google::protobuf::Message& body, LocalMessage expect,
                google::protobuf::Message* reply) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(uint64_t lease_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Reads one reply from the daemon; false on EOF, error or timeout.
+  bool ReadReply(uint32_t* type, std::string* body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the directory may answer now: the daemon's heartbeat in it is
   // fresh (a hung daemon) and its end of our socket is still open (a daemon
   // that exited: seen at once, with one poll(2) of no wait).
@@ -202,6 +206,8 @@ class LocalPathClient : public Transport {
   const Options options_;
   Mutex mu_;  // one request at a time on fd_
   const int fd_;
+  // Reads the daemon's replies on fd_: a reply's head and body in one recv.
+  ByteStream replies_ ABSL_GUARDED_BY(mu_);
   const uint8_t* const arena_;  // mapped read-only, MAP_SHARED
   const size_t arena_size_;
   uint8_t* const staging_;  // this connection's, mapped writable

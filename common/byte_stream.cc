@@ -73,6 +73,8 @@ bool ByteStream::WriteFullV(iovec* iov, size_t count) {
   return kvcache::WriteFullV(fd_, iov, count);
 }
 
+bool ByteStream::AwaitBytes() { return Buffered() || Fill(); }
+
 void ByteStream::AwaitReadable(absl::Duration spin) {
   if (spin <= absl::ZeroDuration()) return;
   const absl::Time until = absl::Now() + spin;

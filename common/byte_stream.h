@@ -60,6 +60,12 @@ class ByteStream {
   // that is ready on its CPU.
   void AwaitReadable(absl::Duration spin);
 
+  // Waits, under the read timeout, until at least one byte is held (plain
+  // stream: read ahead); false on EOF (errno 0), error or timeout (EAGAIN)
+  // with nothing held. A server waits here between requests, so a quiet
+  // connection's timeout is told apart from one that stalls mid-request.
+  virtual bool AwaitBytes();
+
  protected:
   // Sets SO_RCVTIMEO to the wanted timeout if it is not so already.
   void ApplyReadTimeout();

@@ -132,6 +132,26 @@ TEST_F(ByteStreamTest, ReadTimeoutIsSetOnlyWhenAReadMustWait) {
   EXPECT_EQ(SocketReadTimeout(), absl::Milliseconds(300));
 }
 
+TEST_F(ByteStreamTest, AwaitBytesTellsAQuietTimeoutFromBytesAndFromTheEnd) {
+  ByteStream stream(reader_);
+  stream.SetReadTimeout(absl::Milliseconds(100));
+  errno = 0;
+  EXPECT_FALSE(stream.AwaitBytes()) << "nothing came within the timeout";
+  EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << errno;
+  Send("ab");
+  ASSERT_TRUE(stream.AwaitBytes());
+  EXPECT_TRUE(stream.Buffered());
+  EXPECT_TRUE(stream.AwaitBytes()) << "held bytes need no wait";
+  char buf[2];
+  ASSERT_TRUE(stream.ReadFull(buf, 2));
+  EXPECT_EQ(std::string(buf, 2), "ab");
+  close(writer_);
+  writer_ = -1;
+  errno = EINVAL;
+  EXPECT_FALSE(stream.AwaitBytes());
+  EXPECT_EQ(errno, 0) << "the peer closed";
+}
+
 TEST_F(ByteStreamTest, AwaitReadableReturnsOnBytesOnCloseOrWhenTheSpinIsOver) {
   ByteStream stream(reader_);
   // Nothing arrives: it spins for about the time given, then returns.

@@ -115,6 +115,13 @@ class TlsStream final : public ByteStream {
 
   bool Buffered() const override { return SSL_has_pending(ssl_) == 1; }
 
+  bool AwaitBytes() override {
+    ApplyReadTimeout();
+    char byte;
+    const int r = SSL_peek(ssl_, &byte, 1);
+    return r > 0 || Failed(r);
+  }
+
   std::string PeerCommonName() const override {
     X509* peer = SSL_get0_peer_certificate(ssl_);
     if (peer == nullptr || SSL_get_verify_result(ssl_) != X509_V_OK) return "";

@@ -86,8 +86,8 @@ ABSL_FLAG(bool, local_direct_reads, true,
           "afterwards, for LRU order and Stats). Off: every same-host fetch takes a lease, one "
           "round trip.");
 ABSL_FLAG(bool, local_follow_cpu, true,
-          "Serve each same-host request on the CPU its client waits on (the client pins itself "
-          "there for the request), so neither end wakes on an idle CPU and a put's bytes are read "
+          "Serve each same-host request on the CPU its client waits on (the request says which), "
+          "so neither end wakes on an idle CPU and a put's bytes are read "
           "from the cache that holds them: 1.25-1.3x the speed of 2 MiB puts and lease fetches "
           "on a 2-vCPU VM. Off: the scheduler places both.");
 ABSL_FLAG(int, lease_ttl_s, 30,

@@ -1,6 +1,5 @@
 #include "kvstore/server/local_session.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -18,6 +17,9 @@
 
 namespace kvcache {
 namespace {
+
+// How often a quiet connection's thread wakes to expire its leases.
+constexpr absl::Duration kLeaseExpiryTick = absl::Seconds(1);
 
 // LocalLease and LocalResult both carry a status.
 template <typename Message>
@@ -66,6 +68,7 @@ LocalSession::LocalSession(ServiceContext& service, const Options& options, int 
     : service_(service),
       options_(options),
       fd_(fd),
+      stream_(fd, /*owns_fd=*/false),
       staging_(std::move(staging)),
       share_(service.shares != nullptr ? service.shares->ForOne(options.identity.tenant) : nullptr) {}
 
@@ -80,21 +83,25 @@ LocalSession::Lease& LocalSession::NewLease(absl::Time now, uint64_t* id) {
 }
 
 void LocalSession::Run() {
-  // A client may pause only briefly inside a message (poll waits between
-  // them): the thread serves all of this connection's leases.
-  timeval stall = absl::ToTimeval(options_.stall_timeout);
-  setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
+  // Between messages the thread wakes at least once a second to expire
+  // leases; inside one the client may pause only briefly. The socket's
+  // timeout changes only when a read must wait (ByteStream), so a message
+  // that came whole costs one recv and no other system call.
   CpuFollower cpu;  // this thread's
   while (true) {
-    pollfd p{fd_, POLLIN, 0};
-    const int ready = poll(&p, 1, 1000);
+    stream_.SetReadTimeout(kLeaseExpiryTick);
+    const bool ready = stream_.AwaitBytes();
     const absl::Time now = absl::Now();
     absl::erase_if(leases_, [now](const auto& entry) { return entry.second->expires < now; });
-    if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+    if (!ready) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;  // quiet
+      return;  // gone or broken
+    }
+    stream_.SetReadTimeout(options_.stall_timeout);
     uint32_t head[2];
-    if (ready < 0 || !ReadFull(fd_, head, sizeof(head)) || head[1] > kMaxLocalMessageBytes) return;
+    if (!stream_.ReadFull(head, sizeof(head)) || head[1] > kMaxLocalMessageBytes) return;
     std::string body(head[1], '\0');
-    if (!ReadFull(fd_, body.data(), body.size())) return;
+    if (!stream_.ReadFull(body.data(), body.size())) return;
     const LocalMessage type = LocalTypeOf(head[0]);
     // The client waits on that CPU: answer from there (common/cpu_pin.h).
     if (options_.follow_cpu) cpu.Follow(LocalWaitingCpuOf(head[0]));

@@ -13,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "common/byte_stream.h"
 #include "kvstore/store/connection_share.h"
 #include "kvstore/server/service_context.h"
 #include "kvstore/store/staging_space.h"
@@ -61,6 +62,9 @@ class LocalSession {
   ServiceContext& service_;
   const Options options_;
   const int fd_;
+  // Reads fd_ (not owned): a message's head and body, and often the next
+  // message, come in one recv.
+  ByteStream stream_;
   // Declared before the leases, whose ranges point into it and which charge
   // the share: destroyed after them.
   const std::unique_ptr<StagingSpace> staging_;
