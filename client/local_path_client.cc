@@ -51,34 +51,32 @@ constexpr size_t kWelcomeFds = LocalPathClient::kWelcomeFds;
 // read ahead before this one, whose fds ride with its first byte.
 bool ReadWelcomeMessage(int fd, uint32_t* type, std::string* body, int (*fds_out)[kWelcomeFds]) {
   uint32_t head[2];
-  {
-    alignas(cmsghdr) char control[CMSG_SPACE((kWelcomeFds + 1) * sizeof(int))] = {};
-    iovec iov = {head, sizeof(head)};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    const ssize_t r = recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
-    if (r <= 0) return false;
-    size_t taken = 0;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < n; ++i) {
-        int got;
-        std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (taken < kWelcomeFds) {
-          (*fds_out)[taken++] = got;
-        } else {
-          close(got);
-        }
+  alignas(cmsghdr) char control[CMSG_SPACE((kWelcomeFds + 1) * sizeof(int))] = {};
+  iovec iov = {head, sizeof(head)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  const ssize_t r = recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+  if (r <= 0) return false;
+  size_t taken = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; ++i) {
+      int got;
+      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (taken < kWelcomeFds) {
+        (*fds_out)[taken++] = got;
+      } else {
+        close(got);
       }
     }
-    if (static_cast<size_t>(r) < sizeof(head) &&
-        !ReadFull(fd, reinterpret_cast<char*>(head) + r, sizeof(head) - r)) {
-      return false;
-    }
+  }
+  if (static_cast<size_t>(r) < sizeof(head) &&
+      !ReadFull(fd, reinterpret_cast<char*>(head) + r, sizeof(head) - r)) {
+    return false;
   }
   if (head[1] > kMaxLocalMessageBytes) return false;
   *type = head[0];
