@@ -18,19 +18,12 @@ ByteStream::~ByteStream() {
   if (owns_fd_) close(fd_);
 }
 
-void ByteStream::SetReadTimeout(absl::Duration timeout) {
-  want_timeout_ = timeout;
-  if (!wants_timeout_) timeout_known_ = false;  // whatever the fd had before
-  wants_timeout_ = true;
-}
+void ByteStream::SetReadTimeout(absl::Duration timeout) { want_timeout_ = timeout; }
 
 void ByteStream::ApplyReadTimeout() {
-  if (!wants_timeout_ || (timeout_known_ && set_timeout_ == want_timeout_)) return;
-  const timeval tv = absl::ToTimeval(want_timeout_);
-  if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0) {
-    set_timeout_ = want_timeout_;
-    timeout_known_ = true;
-  }
+  if (!want_timeout_.has_value() || set_timeout_ == want_timeout_) return;
+  const timeval tv = absl::ToTimeval(*want_timeout_);
+  if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0) set_timeout_ = want_timeout_;
 }
 
 bool ByteStream::Fill() {

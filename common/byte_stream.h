@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -82,10 +83,8 @@ class ByteStream {
   std::unique_ptr<char[]> read_ahead_;  // kReadAheadBytes, made on first use
   size_t offset_ = 0;    // first unread byte in read_ahead_
   size_t buffered_ = 0;  // unread bytes from offset_
-  absl::Duration want_timeout_ = absl::InfiniteDuration();
-  absl::Duration set_timeout_ = absl::InfiniteDuration();
-  bool timeout_known_ = true;  // the socket's SO_RCVTIMEO is set_timeout_
-  bool wants_timeout_ = false;  // SetReadTimeout was called
+  std::optional<absl::Duration> want_timeout_;  // none: leave the socket's as it is
+  std::optional<absl::Duration> set_timeout_;   // none: not set by this stream
 };
 
 }  // namespace kvcache
