@@ -1,5 +1,6 @@
 #include "common/byte_stream.h"
 
+#include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -7,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/time/clock.h"
@@ -64,6 +66,17 @@ bool ByteStream::ReadFull(void* buf, size_t n) {
 
 bool ByteStream::WriteFullV(iovec* iov, size_t count) {
   return kvcache::WriteFullV(fd_, iov, count);
+}
+
+bool ByteStream::WaitReadable(absl::Duration timeout) {
+  if (Buffered()) return true;
+  pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+  // Rounded up, so a short timeout still waits rather than spins.
+  const int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(timeout, absl::Milliseconds(1)));
+  const int r = poll(&p, 1, static_cast<int>(std::clamp<int64_t>(ms, 0, INT32_MAX)));
+  if (r > 0) return true;
+  if (r == 0) errno = EAGAIN;
+  return false;
 }
 
 bool ByteStream::AwaitBytes() { return Buffered() || Fill(); }

@@ -152,6 +152,44 @@ TEST_F(ByteStreamTest, AwaitBytesTellsAQuietTimeoutFromBytesAndFromTheEnd) {
   EXPECT_EQ(errno, 0) << "the peer closed";
 }
 
+TEST_F(ByteStreamTest, WaitReadableWakesForBytesAndTheEndButNotForThePeerReading) {
+  ByteStream stream(reader_);
+  // The peer takes in what this end sent while it waits: still a timeout.
+  ASSERT_EQ(write(reader_, "out", 3), 3);
+  std::thread peer([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    char got[3];
+    ASSERT_EQ(read(writer_, got, 3), 3);
+  });
+  errno = 0;
+  absl::Time start = absl::Now();
+  EXPECT_FALSE(stream.WaitReadable(absl::Milliseconds(150)));
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(140));
+  peer.join();
+  // Bytes arrive: it returns with them unread, and held ones need no wait.
+  std::thread sender([&] {
+    absl::SleepFor(absl::Milliseconds(5));
+    Send("ab");
+  });
+  EXPECT_TRUE(stream.WaitReadable(absl::Seconds(30)));
+  sender.join();
+  char c = 0;
+  ASSERT_TRUE(stream.ReadFull(&c, 1));
+  EXPECT_EQ(c, 'a');
+  EXPECT_TRUE(stream.WaitReadable(absl::ZeroDuration())) << "'b' is held";
+  ASSERT_TRUE(stream.ReadFull(&c, 1));
+  // The peer closes: it returns at once, and the read then says so.
+  close(writer_);
+  writer_ = -1;
+  start = absl::Now();
+  EXPECT_TRUE(stream.WaitReadable(absl::Seconds(30)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  errno = EINVAL;
+  EXPECT_FALSE(stream.ReadFull(&c, 1));
+  EXPECT_EQ(errno, 0);
+}
+
 TEST_F(ByteStreamTest, AwaitReadableReturnsOnBytesOnCloseOrWhenTheSpinIsOver) {
   ByteStream stream(reader_);
   // Nothing arrives: it spins for about the time given, then returns.

@@ -83,21 +83,19 @@ LocalSession::Lease& LocalSession::NewLease(absl::Time now, uint64_t* id) {
 }
 
 void LocalSession::Run() {
-  // Between messages the thread wakes at least once a second to expire
-  // leases; inside one the client may pause only briefly. The socket's
-  // timeout changes only when a read must wait (ByteStream), so a message
-  // that came whole costs one recv and no other system call.
+  // Between messages the thread waits in poll (ByteStream::WaitReadable says
+  // why not in recv), waking at least once a second to expire leases; inside
+  // one the client may pause only briefly.
   CpuFollower cpu;  // this thread's
+  stream_.SetReadTimeout(options_.stall_timeout);
   while (true) {
-    stream_.SetReadTimeout(kLeaseExpiryTick);
-    const bool ready = stream_.AwaitBytes();
+    const bool ready = stream_.WaitReadable(kLeaseExpiryTick);
     const absl::Time now = absl::Now();
     absl::erase_if(leases_, [now](const auto& entry) { return entry.second->expires < now; });
     if (!ready) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;  // quiet
       return;  // gone or broken
     }
-    stream_.SetReadTimeout(options_.stall_timeout);
     uint32_t head[2];
     if (!stream_.ReadFull(head, sizeof(head)) || head[1] > kMaxLocalMessageBytes) return;
     std::string body(head[1], '\0');
