@@ -233,7 +233,9 @@ void LocalPathClient::MapGpuPool(const v1::LocalWelcome& welcome, int fd) {
 }
 
 LocalPathClient::~LocalPathClient() {
-  reporter_.reset();  // sends the last report while the socket is open
+  // Both send what they still hold while the socket is open.
+  reporter_.reset();
+  owed_releases_.reset();
   if (directory_map_ != nullptr) munmap(const_cast<uint8_t*>(directory_map_), directory_size_);
   if (gpu_pool_ != nullptr && gpu_pool_->host_mapping != nullptr) {
     munmap(const_cast<uint8_t*>(gpu_pool_->host_mapping), gpu_pool_->bytes);
@@ -258,7 +260,8 @@ LocalPathClient::Outcome LocalPathClient::Call(LocalMessage type,
   uint32_t got = 0;
   std::string bytes;
   errno = 0;  // so that EAGAIN below can only be this exchange's timeout
-  const bool answered = WriteLocalMessage(fd_, type, body, cpu) &&
+  const std::string releases = owed_releases_->Take();
+  const bool answered = WriteLocalMessage(fd_, type, body, cpu, releases) &&
                         ReadReply(&got, &bytes);
   if (!answered || static_cast<LocalMessage>(got) != expect || !reply->ParseFromString(bytes)) {
     const bool timed_out = !answered && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -305,12 +308,19 @@ void LocalPathClient::Release(uint64_t lease_id) {
   v1::LocalRelease release;
   release.set_lease_id(lease_id);
   MutexLock lock(&mu_);
-  WriteLocalMessage(fd_, LocalMessage::kRelease, release);  // one-way
+  // One-way: a failed write shows at the next request.
+  WriteLocalMessage(fd_, LocalMessage::kRelease, release, -1, owed_releases_->Take());
+}
+
+void LocalPathClient::SendReleases(const std::string& framed) {
+  MutexLock lock(&mu_);
+  iovec iov = {const_cast<char*>(framed.data()), framed.size()};
+  if (!WriteFullV(fd_, &iov, 1)) shutdown(fd_, SHUT_RDWR);  // out of step
 }
 
 void LocalPathClient::SendReport(const v1::DirectReadReport& report) {
   MutexLock lock(&mu_);
-  if (!WriteLocalMessage(fd_, LocalMessage::kDirectReads, report)) {
+  if (!WriteLocalMessage(fd_, LocalMessage::kDirectReads, report, -1, owed_releases_->Take())) {
     shutdown(fd_, SHUT_RDWR);  // a partial message: the stream is out of step
   }
 }
@@ -450,7 +460,8 @@ Transport::Outcome LocalPathClient::Fetch(const FetchCall& call,
       break;
     }
   }
-  Release(lease.lease_id());
+  // The daemon reads it with our next request (owed_releases.h).
+  owed_releases_->Add(lease.lease_id());
   return outcome;
 }
 

@@ -5,6 +5,9 @@
 #ifndef KVCACHE_PROTO_LOCAL_MESSAGE_IO_H_
 #define KVCACHE_PROTO_LOCAL_MESSAGE_IO_H_
 
+#include <string>
+
+#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "proto/local_wire.h"
 
@@ -14,8 +17,14 @@ namespace kvcache {
 // timeout): the stream is then out of step.
 // `waiting_cpu`: the CPU the sender waits on for the answer (local_wire.h);
 // -1: not said.
+// `ahead`: whole framed messages (AppendLocalMessage) written first, in the
+// same writev, so that the daemon takes them in with the same wake-up.
 bool WriteLocalMessage(int fd, LocalMessage type, const google::protobuf::Message& body,
-                       int waiting_cpu = -1);
+                       int waiting_cpu = -1, absl::string_view ahead = {});
+
+// Appends one framed message (no waiting CPU) to `*out`, to be written later
+// ahead of another.
+void AppendLocalMessage(LocalMessage type, const google::protobuf::Message& body, std::string* out);
 
 }  // namespace kvcache
 
