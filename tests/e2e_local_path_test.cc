@@ -126,6 +126,31 @@ TEST_F(E2eLocalPathTest, AHungDaemonCostsALeaseFetchOneDeadline) {
   EXPECT_EQ(out, PayloadFor(chain[0], 5000));
 }
 
+TEST_F(E2eLocalPathTest, FetchLeasesAreReleasedWithTheNextRequestAndWhenTheClientGoesQuiet) {
+  Start({});
+  ClientOptions options = TestClientOptions(daemon_->address());
+  options.use_direct_reads = false;  // every fetch asks the daemon for a lease
+  auto client = Client::Create(options);
+  const std::vector<BlockKey> chain = TestChain(13, 2);
+  ASSERT_TRUE((*client)->Put(ns_, BlockKey(), TestPayloads(chain, 5000)).ok());
+  std::string out(5000, '\0');
+  for (int i = 0; i < 50; ++i) {
+    FetchTarget target{chain[i % 2],
+                       absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), out.size())};
+    ASSERT_EQ((*client)->Fetch(ns_, {&target, 1}).blocks, 1u);
+    ASSERT_EQ(out, PayloadFor(chain[i % 2], 5000));
+  }
+  // Each fetch's request carried the release of the one before, and the
+  // daemon read it first: only the last lease can still be held.
+  EXPECT_LE(Stats().leases_held(), 1u);
+  EXPECT_LE(Stats().pinned_bytes(), 5000u);
+  // With the client alive but quiet, the last release goes alone.
+  const v1::StatsResponse quiet = AwaitNothingPinnedOrStaged(*stub_);
+  EXPECT_EQ(quiet.leases_held(), 0u);
+  EXPECT_EQ(quiet.pinned_bytes(), 0u);
+  EXPECT_EQ((*client)->counters().local_path_fallbacks, 0u);
+}
+
 TEST_F(E2eLocalPathTest, RehashedLocalFetchesAreByteExactToo) {
   Start({});
   ClientOptions options = TestClientOptions(daemon_->address());
